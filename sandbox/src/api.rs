@@ -1,0 +1,132 @@
+//! The path every API request takes: fault rules, then the real answer, then the log.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::faults::FaultKind;
+use crate::reply::Reply;
+use crate::requests::RequestMeta;
+use crate::server::ConnHandle;
+use crate::zoom::errors;
+use crate::Shared;
+
+/// Query string or form pairs; a repeated key keeps its last value.
+pub(crate) fn parse_pairs(input: &[u8]) -> BTreeMap<String, String> {
+    form_urlencoded::parse(input).into_owned().collect()
+}
+
+/// Answers `meta` with `real` unless a fault rule says otherwise. `real` gets
+/// the days to move the response's `from` by (the `ClampFrom` fault).
+pub(crate) async fn respond<F, Fut>(
+    state: &Shared,
+    meta: RequestMeta,
+    conn: Option<ConnHandle>,
+    real: F,
+) -> Response
+where
+    F: FnOnce(Option<u32>) -> Fut,
+    Fut: Future<Output = Reply>,
+{
+    let fault = state.faults.pick(&meta);
+    let mut clamp = None;
+    match &fault {
+        None | Some(FaultKind::TruncatedBody) | Some(FaultKind::MalformedJson) => {}
+        Some(FaultKind::ClampFrom { days }) => clamp = Some(*days),
+        Some(FaultKind::Delay { ms }) => {
+            // Shutting down answers at once rather than holding the server up.
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(*ms)) => {}
+                () = state.shutdown.cancelled() => {}
+            }
+        }
+        Some(FaultKind::Hang) => {
+            log(state, &meta, 0, fault.as_ref());
+            // Ends when the client goes away (hyper drops this future) or at shutdown.
+            state.shutdown.cancelled().await;
+            return abandon(conn).await;
+        }
+        Some(FaultKind::DropConnection) => {
+            log(state, &meta, 0, fault.as_ref());
+            return abandon(conn).await;
+        }
+        Some(FaultKind::Status { status, body }) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return finish(
+                state,
+                &meta,
+                Reply::raw(status, body.clone()),
+                fault.as_ref(),
+            );
+        }
+        Some(FaultKind::ServerError) => {
+            return finish(state, &meta, errors::server_error(), fault.as_ref());
+        }
+        Some(FaultKind::RateLimitQps { headers }) => {
+            return finish(
+                state,
+                &meta,
+                errors::rate_limit_qps(*headers),
+                fault.as_ref(),
+            );
+        }
+        Some(FaultKind::RateLimitDaily { retry_after }) => {
+            let reply = errors::rate_limit_daily(*retry_after);
+            return finish(state, &meta, reply, fault.as_ref());
+        }
+        Some(FaultKind::ExpiredPageToken) => {
+            return finish(state, &meta, errors::page_token_invalid(), fault.as_ref());
+        }
+    }
+    let mut reply = real(clamp).await;
+    match fault {
+        Some(FaultKind::TruncatedBody) => {
+            reply.body = reply.body.slice(..reply.body.len() / 2);
+        }
+        Some(FaultKind::MalformedJson) => {
+            // What a misbehaving proxy in front of the API might send.
+            reply = Reply::raw(
+                StatusCode::OK,
+                Bytes::from_static(b"<html><body><h1>502 Bad Gateway</h1></body></html>"),
+            );
+        }
+        _ => {}
+    }
+    finish(state, &meta, reply, fault.as_ref())
+}
+
+fn finish(state: &Shared, meta: &RequestMeta, reply: Reply, fault: Option<&FaultKind>) -> Response {
+    let seq = log(state, meta, reply.status.as_u16(), fault);
+    let mut response = reply.into_response();
+    // Zoom's support asks for this header; it also ties a response to its log record.
+    if let Ok(v) = HeaderValue::from_str(&format!("sbx-{seq}")) {
+        response.headers_mut().insert("x-zm-trackingid", v);
+    }
+    response
+}
+
+fn log(state: &Shared, meta: &RequestMeta, status: u16, fault: Option<&FaultKind>) -> u64 {
+    let seq = state.log.push(meta, status);
+    tracing::debug!(
+        seq,
+        endpoint = ?meta.endpoint,
+        account = meta.account_id.as_deref().unwrap_or("-"),
+        page = ?meta.page,
+        status,
+        fault = ?fault,
+        "api request"
+    );
+    seq
+}
+
+/// Closes the connection without a response and never returns.
+async fn abandon(conn: Option<ConnHandle>) -> Response {
+    if let Some(conn) = conn {
+        conn.kill();
+    }
+    std::future::pending().await
+}

@@ -1,0 +1,220 @@
+//! Scripted faults: rules that replace or distort the answer to matching requests.
+
+use std::sync::Mutex;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{hash, unit};
+use crate::lock;
+use crate::requests::{Endpoint, RequestMeta};
+use crate::zoom::ReportType;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FaultRule {
+    /// `None` matches every endpoint; likewise for the other filters.
+    #[serde(default)]
+    pub endpoint: Option<Endpoint>,
+    #[serde(default)]
+    pub account_id: Option<String>,
+    #[serde(default)]
+    pub report_type: Option<ReportType>,
+    /// The report page: 1 = a request without `next_page_token`, n = the nth page of a walk.
+    #[serde(default)]
+    pub page: Option<u32>,
+    /// How many times the rule fires; `None` = until cleared.
+    #[serde(default)]
+    pub times: Option<u32>,
+    /// Chance that a matching request fires the rule, drawn from the seed, so a
+    /// run with the same seed and request order fails the same requests.
+    #[serde(default)]
+    pub probability: Option<f64>,
+    pub kind: FaultKind,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// An arbitrary response (`application/json` content type).
+    Status { status: u16, body: String },
+    /// 500 `{"code":500,"message":"Internal server error"}`.
+    ServerError,
+    /// 429 with the per-second body; Zoom's rate-limit headers only when `headers`.
+    RateLimitQps { headers: bool },
+    /// 429 with the daily body and `X-RateLimit-Type: Daily-limit`; `Retry-After`
+    /// (an absolute ISO-8601 time, as Zoom sends it) unless `None`.
+    RateLimitDaily {
+        #[serde(default)]
+        retry_after: Option<chrono::DateTime<Utc>>,
+    },
+    /// The real body cut in half, with the Content-Length of the cut body.
+    TruncatedBody,
+    /// 200 with a body that is not JSON.
+    MalformedJson,
+    /// 400 `{"code":300,"message":"The next page token is invalid or expired."}`.
+    ExpiredPageToken,
+    /// The real page, with the response's `from` moved `days` later, as Zoom
+    /// does when it silently clamps a range.
+    ClampFrom { days: u32 },
+    /// Answers normally after the delay.
+    Delay { ms: u64 },
+    /// Never answers (until the client goes away or the server shuts down).
+    Hang,
+    /// Closes the connection without a response.
+    DropConnection,
+}
+
+struct ActiveRule {
+    rule: FaultRule,
+    /// Stable identity of the rule for the probability draw.
+    id: u64,
+    /// Matching requests seen so far, the other input of the draw.
+    draws: u64,
+}
+
+pub(crate) struct FaultSet {
+    seed: u64,
+    inner: Mutex<FaultInner>,
+}
+
+#[derive(Default)]
+struct FaultInner {
+    next_id: u64,
+    rules: Vec<ActiveRule>,
+}
+
+impl FaultSet {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            inner: Mutex::default(),
+        }
+    }
+
+    pub fn add(&self, rule: FaultRule) {
+        let mut inner = lock(&self.inner);
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.rules.push(ActiveRule { rule, id, draws: 0 });
+    }
+
+    pub fn clear(&self) {
+        lock(&self.inner).rules.clear();
+    }
+
+    pub fn list(&self) -> Vec<FaultRule> {
+        lock(&self.inner)
+            .rules
+            .iter()
+            .map(|r| r.rule.clone())
+            .collect()
+    }
+
+    /// The fault to apply to this request, if any: the first matching rule with
+    /// `times` left (and whose draw succeeds) fires and uses up one of its times.
+    pub fn pick(&self, meta: &RequestMeta) -> Option<FaultKind> {
+        let mut inner = lock(&self.inner);
+        for active in inner.rules.iter_mut() {
+            let rule = &active.rule;
+            if rule.times == Some(0) || !matches(rule, meta) {
+                continue;
+            }
+            if let Some(p) = rule.probability {
+                let draw = unit(hash(&[self.seed, active.id, active.draws, 0x0fa1_7]));
+                active.draws += 1;
+                if draw >= p {
+                    continue;
+                }
+            }
+            if let Some(times) = active.rule.times.as_mut() {
+                *times -= 1;
+            }
+            return Some(active.rule.kind.clone());
+        }
+        None
+    }
+}
+
+fn matches(rule: &FaultRule, meta: &RequestMeta) -> bool {
+    fn ok<T: PartialEq>(want: &Option<T>, got: &Option<T>) -> bool {
+        want.is_none() || want == got
+    }
+    rule.endpoint.is_none_or(|e| e == meta.endpoint)
+        && ok(&rule.account_id, &meta.account_id)
+        && ok(&rule.report_type, &meta.report_type)
+        && ok(&rule.page, &meta.page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn meta(page: u32) -> RequestMeta {
+        RequestMeta {
+            endpoint: Endpoint::ReportUsers,
+            account_id: Some("a".into()),
+            report_type: Some(ReportType::Active),
+            query: BTreeMap::new(),
+            page: Some(page),
+        }
+    }
+
+    fn rule(page: Option<u32>, times: Option<u32>, probability: Option<f64>) -> FaultRule {
+        FaultRule {
+            endpoint: Some(Endpoint::ReportUsers),
+            account_id: None,
+            report_type: None,
+            page,
+            times,
+            probability,
+            kind: FaultKind::ServerError,
+        }
+    }
+
+    #[test]
+    fn times_and_page_are_honoured() {
+        let set = FaultSet::new(0);
+        set.add(rule(Some(2), Some(2), None));
+        assert!(set.pick(&meta(1)).is_none());
+        assert!(set.pick(&meta(2)).is_some());
+        assert!(set.pick(&meta(2)).is_some());
+        assert!(set.pick(&meta(2)).is_none());
+    }
+
+    #[test]
+    fn probability_is_deterministic() {
+        let run = || {
+            let set = FaultSet::new(42);
+            set.add(rule(None, None, Some(0.3)));
+            (0..200)
+                .map(|_| set.pick(&meta(1)).is_some())
+                .collect::<Vec<_>>()
+        };
+        let a = run();
+        assert_eq!(a, run());
+        let fired = a.iter().filter(|&&f| f).count();
+        assert!((30..90).contains(&fired), "{fired}");
+    }
+
+    #[test]
+    fn kinds_round_trip_as_json() {
+        let json = r#"{"endpoint":"report_users","page":3,"times":1,
+            "kind":{"type":"rate_limit_daily","retry_after":"2024-06-02T00:00:00Z"}}"#;
+        let rule: FaultRule = serde_json::from_str(json).unwrap();
+        assert!(matches!(
+            rule.kind,
+            FaultKind::RateLimitDaily {
+                retry_after: Some(_)
+            }
+        ));
+        let rule: FaultRule =
+            serde_json::from_str(r#"{"kind":{"type":"rate_limit_daily"}}"#).unwrap();
+        assert!(matches!(
+            rule.kind,
+            FaultKind::RateLimitDaily { retry_after: None }
+        ));
+        let rule: FaultRule = serde_json::from_str(r#"{"kind":{"type":"hang"}}"#).unwrap();
+        assert!(matches!(rule.kind, FaultKind::Hang));
+    }
+}

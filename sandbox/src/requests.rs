@@ -1,0 +1,115 @@
+//! The log of API requests the sandbox received, which tests assert on.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::lock;
+
+/// The API endpoints the sandbox serves (control routes are not logged).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    OauthToken,
+    ReportUsers,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RequestRecord {
+    /// Increases by one per request and is never reset, not even by `clear_requests`.
+    pub seq: u64,
+    pub endpoint: Endpoint,
+    /// OAuth: the `account_id` asked for; API calls: the account of the bearer token.
+    pub account_id: Option<String>,
+    /// Query parameters (and, for OAuth, the form body); a repeated key keeps its last value.
+    pub query: BTreeMap<String, String>,
+    /// 1 = first page (no `next_page_token`); `None` for OAuth or an unreadable token.
+    pub page: Option<u32>,
+    /// The status sent; 0 when the request was hung or its connection dropped.
+    pub status: u16,
+}
+
+/// What a request looked like before it was answered.
+#[derive(Clone, Debug)]
+pub(crate) struct RequestMeta {
+    pub endpoint: Endpoint,
+    pub account_id: Option<String>,
+    pub report_type: Option<crate::zoom::ReportType>,
+    pub query: BTreeMap<String, String>,
+    pub page: Option<u32>,
+}
+
+#[derive(Default)]
+pub(crate) struct RequestLog {
+    inner: Mutex<LogInner>,
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct LogInner {
+    next_seq: u64,
+    records: Vec<RequestRecord>,
+}
+
+impl RequestLog {
+    pub fn push(&self, meta: &RequestMeta, status: u16) -> u64 {
+        let seq = {
+            let mut inner = lock(&self.inner);
+            let seq = inner.next_seq;
+            inner.next_seq += 1;
+            inner.records.push(RequestRecord {
+                seq,
+                endpoint: meta.endpoint,
+                account_id: meta.account_id.clone(),
+                query: meta.query.clone(),
+                page: meta.page,
+                status,
+            });
+            seq
+        };
+        self.notify.notify_waiters();
+        seq
+    }
+
+    pub fn all(&self) -> Vec<RequestRecord> {
+        lock(&self.inner).records.clone()
+    }
+
+    pub fn clear(&self) {
+        lock(&self.inner).records.clear();
+    }
+
+    pub async fn wait_for(
+        &self,
+        pred: impl Fn(&RequestRecord) -> bool,
+        timeout: Duration,
+    ) -> Option<RequestRecord> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut scanned_up_to = 0_u64;
+        loop {
+            // Registered before scanning, so a record pushed between the scan
+            // and the wait still wakes us.
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let inner = lock(&self.inner);
+                if let Some(found) = inner
+                    .records
+                    .iter()
+                    .filter(|r| r.seq >= scanned_up_to)
+                    .find(|r| pred(r))
+                {
+                    return Some(found.clone());
+                }
+                scanned_up_to = inner.next_seq;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+}

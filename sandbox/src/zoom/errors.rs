@@ -1,0 +1,93 @@
+//! Zoom-shaped error bodies (see research/zoom-api.md §1 "Errors", §3a, §4).
+
+use axum::http::StatusCode;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
+
+use crate::reply::Reply;
+
+pub(crate) fn zoom_error(status: StatusCode, code: u32, message: &str) -> Reply {
+    Reply::json(status, &json!({ "code": code, "message": message }))
+}
+
+/// Zoom's validation failure: code 300 plus the offending field.
+pub(crate) fn invalid_field(field: &str, message: &str) -> Reply {
+    Reply::json(
+        StatusCode::BAD_REQUEST,
+        &json!({
+            "code": 300,
+            "message": "Invalid field.",
+            "errors": [{ "field": field, "message": message }],
+        }),
+    )
+}
+
+pub(crate) fn bad_request(message: &str) -> Reply {
+    zoom_error(StatusCode::BAD_REQUEST, 300, message)
+}
+
+pub(crate) fn invalid_access_token() -> Reply {
+    zoom_error(StatusCode::UNAUTHORIZED, 124, "Invalid access token.")
+}
+
+pub(crate) fn expired_access_token() -> Reply {
+    zoom_error(StatusCode::UNAUTHORIZED, 124, "Access token is expired.")
+}
+
+pub(crate) fn page_token_invalid() -> Reply {
+    bad_request("The next page token is invalid or expired.")
+}
+
+pub(crate) fn outside_horizon() -> Reply {
+    bad_request("Only provide report in recent 6 months")
+}
+
+pub(crate) fn server_error() -> Reply {
+    zoom_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        500,
+        "Internal server error",
+    )
+}
+
+/// OAuth errors use a different shape from the REST API's.
+pub(crate) fn oauth_error(status: StatusCode, error: &str, reason: &str) -> Reply {
+    Reply::json(status, &json!({ "reason": reason, "error": error }))
+}
+
+pub(crate) fn rate_limit_qps(headers: bool) -> Reply {
+    let reply = zoom_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        429,
+        "You have reached the maximum per-second rate limit for this API. Try again later.",
+    );
+    if !headers {
+        return reply;
+    }
+    reply
+        .with_header("x-ratelimit-category", "Heavy")
+        .with_header("x-ratelimit-type", "QPS")
+        .with_header("x-ratelimit-limit", "10")
+        .with_header("x-ratelimit-remaining", "0")
+}
+
+pub(crate) fn rate_limit_daily(retry_after: Option<DateTime<Utc>>) -> Reply {
+    let reply = zoom_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        429,
+        "You have reached the maximum daily rate limit for this API. Refer to the response \
+         header for details on when you can make another request.",
+    )
+    .with_header("x-ratelimit-category", "Heavy")
+    .with_header("x-ratelimit-type", "Daily-limit")
+    .with_header("x-ratelimit-limit", "30000")
+    .with_header("x-ratelimit-remaining", "0");
+    match retry_after {
+        // An absolute time, not seconds: Zoom's format (research §4).
+        Some(at) => reply.with_header(
+            "retry-after",
+            &at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        ),
+        None => reply,
+    }
+}

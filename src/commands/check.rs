@@ -1,0 +1,52 @@
+//! `rollcall check`: proves the config and every credential against the API without writing anything.
+
+use crate::collector::zoom_clients;
+use crate::config::Config;
+use crate::http::{build_client, ApiError};
+use std::time::Duration;
+
+/// One line per thing checked; `Err` lines make the command exit 1.
+pub async fn run(config: &Config) -> Vec<Result<String, String>> {
+    let mut lines = Vec::new();
+    let pool = crate::store::pool(&config.database.url, 1);
+    lines.push(match pool {
+        Ok(pool) => match sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(&pool)
+            .await
+        {
+            Ok(_) => Ok("database: reachable".to_string()),
+            Err(err) => Err(format!(
+                "database.url: PostgreSQL does not answer ({})",
+                db_error(&err)
+            )),
+        },
+        Err(err) => Err(err.to_string()),
+    });
+    let http = match build_client(Duration::from_secs(config.http.timeout_secs)) {
+        Ok(http) => http,
+        Err(err) => {
+            lines.push(Err(err.to_string()));
+            return lines;
+        }
+    };
+    for (i, client) in zoom_clients(config, &http) {
+        let name = &config.zoom[i].name;
+        lines.push(match client.verify_credentials().await {
+            Ok(()) => Ok(format!("zoom[{i}] \"{name}\": credentials accepted")),
+            Err(err @ ApiError::AuthRejected { .. }) => Err(format!("zoom[{i}] \"{name}\": {err}")),
+            Err(err) => Err(format!(
+                "zoom[{i}] \"{name}\": cannot verify credentials: {err}"
+            )),
+        });
+    }
+    lines
+}
+
+fn db_error(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => "timed out".into(),
+        _ => "connection failed".into(),
+    }
+}

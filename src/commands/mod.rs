@@ -1,0 +1,5 @@
+//! The subcommands that are more than a call into the collector.
+
+pub mod check;
+pub mod demo;
+pub mod status;

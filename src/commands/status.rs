@@ -1,0 +1,98 @@
+//! `rollcall status`: windows per account and stream, for people (a table) and scripts (`--json`).
+
+use crate::store::StoreError;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use std::fmt::Write;
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct StreamStatus {
+    pub account: String,
+    pub stream: String,
+    pub complete: i64,
+    pub running: i64,
+    pub pending: i64,
+    pub failed: i64,
+    pub unreachable: i64,
+    pub final_windows: i64,
+    pub rows: i64,
+    pub oldest_complete: Option<NaiveDate>,
+    pub newest_complete: Option<NaiveDate>,
+    pub last_completed_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub paused_until: Option<DateTime<Utc>>,
+}
+
+pub async fn load(pool: &PgPool) -> Result<Vec<StreamStatus>, StoreError> {
+    let rows = sqlx::query_as::<_, StreamStatus>(
+        "SELECT w.account, w.stream,
+                count(*) FILTER (WHERE state = 'complete') AS complete,
+                count(*) FILTER (WHERE state = 'running') AS running,
+                count(*) FILTER (WHERE state = 'pending') AS pending,
+                count(*) FILTER (WHERE state = 'failed') AS failed,
+                count(*) FILTER (WHERE state = 'unreachable') AS unreachable,
+                count(*) FILTER (WHERE is_final) AS final_windows,
+                coalesce(sum(rows) FILTER (WHERE state = 'complete'), 0)::bigint AS rows,
+                min(window_start) FILTER (WHERE state = 'complete') AS oldest_complete,
+                max(window_end) FILTER (WHERE state = 'complete') AS newest_complete,
+                max(completed_at) AS last_completed_at,
+                (array_agg(last_error ORDER BY updated_at DESC)
+                   FILTER (WHERE last_error IS NOT NULL AND state IN ('failed', 'running', 'pending')))[1]
+                   AS last_error,
+                (SELECT until FROM rollcall.account_pauses p WHERE p.account = w.account AND until > now())
+                   AS paused_until
+           FROM rollcall.collection_windows w
+          GROUP BY w.account, w.stream
+          ORDER BY w.account, w.stream",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+pub fn render_table(rows: &[StreamStatus]) -> String {
+    if rows.is_empty() {
+        return "no windows yet: run `rollcall collect`\n".into();
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:<24} {:>8} {:>7} {:>7} {:>6} {:>11} {:>10}  {:<23}  last error",
+        "ACCOUNT",
+        "STREAM",
+        "COMPLETE",
+        "RUNNING",
+        "PENDING",
+        "FAILED",
+        "UNREACHABLE",
+        "ROWS",
+        "HELD"
+    );
+    for r in rows {
+        let held = match (r.oldest_complete, r.newest_complete) {
+            (Some(a), Some(b)) => format!("{a}..{b}"),
+            _ => "-".into(),
+        };
+        let mut note = r.last_error.clone().unwrap_or_default();
+        if let Some(until) = r.paused_until {
+            note = format!("PAUSED until {until}; {note}");
+        }
+        let note: String = note.chars().take(120).collect();
+        let _ = writeln!(
+            out,
+            "{:<16} {:<24} {:>8} {:>7} {:>7} {:>6} {:>11} {:>10}  {:<23}  {}",
+            r.account,
+            r.stream,
+            r.complete,
+            r.running,
+            r.pending,
+            r.failed,
+            r.unreachable,
+            r.rows,
+            held,
+            note
+        );
+    }
+    out
+}

@@ -1,0 +1,901 @@
+use std::io::Write;
+use std::path::Path;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../config/rollcall.example.toml");
+
+const MINIMAL: &str = r#"
+[database]
+url = "postgres://rollcall:dbpass-1234@127.0.0.1/rollcall"
+
+[[zoom]]
+name = "main"
+account_id = "acc"
+client_id = "cid"
+client_secret = "zoom-secret-1234"
+
+[[videosdk]]
+name = "sdk"
+api_key = "key"
+api_secret = "sdk-secret-1234"
+
+[[rocketchat]]
+name = "chat"
+url = "https://chat.example.com/"
+user_id = "uid"
+auth_token = "rc-token-1234"
+"#;
+
+const SECRETS: &[&str] = &[
+    "dbpass-1234",
+    "zoom-secret-1234",
+    "sdk-secret-1234",
+    "rc-token-1234",
+];
+
+fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    vars.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml_str(text, Vec::new())
+}
+
+fn problems(text: &str, vars: &[(&str, &str)]) -> Vec<String> {
+    match Config::from_toml_str(text, env(vars)) {
+        Ok(config) => panic!("expected problems, got {config:?}"),
+        Err(ConfigError::Invalid { problems }) => problems,
+        Err(other) => panic!("expected Invalid, got {other}"),
+    }
+}
+
+/// Asserts that `text` fails with exactly `expected` among its problems.
+fn assert_problem(text: &str, vars: &[(&str, &str)], expected: &str) {
+    let found = problems(text, vars);
+    assert!(
+        found.iter().any(|p| p == expected),
+        "expected {expected:?} in {found:#?}"
+    );
+}
+
+fn temp_file(content: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(content.as_bytes()).unwrap();
+    file
+}
+
+#[test]
+fn minimal_file_loads_with_defaults() {
+    let file = temp_file(MINIMAL);
+    let config = Config::load_with_env(file.path(), Vec::new()).unwrap();
+
+    assert_eq!(
+        config.database.url.expose_secret(),
+        "postgres://rollcall:dbpass-1234@127.0.0.1/rollcall"
+    );
+    assert_eq!(config.database.max_connections, 8);
+    assert_eq!(
+        config.schedule,
+        ScheduleConfig {
+            cron: "0 15 3 * * *".into(),
+            run_on_start: true
+        }
+    );
+    assert_eq!(config.http.listen, "127.0.0.1:9187".parse().unwrap());
+    assert_eq!(config.http.timeout_secs, 30);
+    assert_eq!(
+        config.log,
+        LogConfig {
+            format: LogFormat::Auto,
+            level: "info".into()
+        }
+    );
+    assert_eq!(
+        config.collector,
+        CollectorConfig {
+            lease_secs: 60,
+            max_retries: 4,
+            retry_base_ms: 500
+        }
+    );
+
+    let zoom = &config.zoom[0];
+    assert_eq!(
+        (
+            zoom.name.as_str(),
+            zoom.account_id.as_str(),
+            zoom.client_id.as_str()
+        ),
+        ("main", "acc", "cid")
+    );
+    assert_eq!(zoom.client_secret.expose_secret(), "zoom-secret-1234");
+    assert_eq!(zoom.api_url, "https://api.zoom.us/v2");
+    assert_eq!(zoom.oauth_url, "https://zoom.us/oauth/token");
+    assert_eq!(
+        (
+            zoom.plan,
+            zoom.page_size,
+            zoom.settle_days,
+            zoom.horizon_days
+        ),
+        (Plan::Pro, 300, 2, None)
+    );
+    assert_eq!(zoom.limits, ZoomLimits::default());
+
+    let sdk = &config.videosdk[0];
+    assert_eq!(sdk.api_secret.expose_secret(), "sdk-secret-1234");
+    assert_eq!(
+        (
+            sdk.api_url.as_str(),
+            sdk.plan,
+            sdk.page_size,
+            sdk.settle_days
+        ),
+        (DEFAULT_ZOOM_API_URL, Plan::Pro, 300, 2)
+    );
+
+    let chat = &config.rocketchat[0];
+    assert_eq!(
+        chat.url, "https://chat.example.com",
+        "trailing slash removed"
+    );
+    assert_eq!(chat.auth_token.expose_secret(), "rc-token-1234");
+    assert_eq!(chat.timezone, chrono_tz::UTC);
+    assert_eq!(
+        (chat.window_days, chat.lookback_days, chat.retention_days),
+        (7, 4, 44)
+    );
+    assert_eq!(chat.requests_per_minute, None);
+}
+
+#[test]
+fn every_key_set_explicitly() {
+    let text = r#"
+        [database]
+        url = "postgresql://db/rollcall"
+        max_connections = 3
+        [schedule]
+        cron = "0 */5 * * * *"
+        run_on_start = false
+        [http]
+        listen = "0.0.0.0:8080"
+        timeout_secs = 5
+        [log]
+        format = "json"
+        level = "rollcall=debug,info"
+        [collector]
+        lease_secs = 3
+        max_retries = 0
+        retry_base_ms = 10
+        [[zoom]]
+        name = "a.b-c_1"
+        account_id = "x"
+        client_id = "y"
+        client_secret = "z"
+        api_url = "http://127.0.0.1:8081/v2/"
+        oauth_url = "http://127.0.0.1:8081/oauth/token"
+        plan = "business"
+        page_size = 1
+        settle_days = 0
+        horizon_days = 30
+        heavy_per_second = 0
+        resource_intensive_per_minute = 5
+        daily_requests = 100
+        [[rocketchat]]
+        name = "chat"
+        url = "http://127.0.0.1:3000"
+        user_id = "u"
+        auth_token = "t"
+        timezone = "America/Sao_Paulo"
+        window_days = 31
+        lookback_days = 0
+        retention_days = 45
+        requests_per_minute = 0
+    "#;
+    let config = parse(text).unwrap();
+    assert_eq!(config.database.max_connections, 3);
+    assert_eq!(
+        config.schedule,
+        ScheduleConfig {
+            cron: "0 */5 * * * *".into(),
+            run_on_start: false
+        }
+    );
+    assert_eq!(
+        config.http,
+        HttpConfig {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            timeout_secs: 5
+        }
+    );
+    assert_eq!(
+        config.log,
+        LogConfig {
+            format: LogFormat::Json,
+            level: "rollcall=debug,info".into()
+        }
+    );
+    assert_eq!(
+        config.collector,
+        CollectorConfig {
+            lease_secs: 3,
+            max_retries: 0,
+            retry_base_ms: 10
+        }
+    );
+    let zoom = &config.zoom[0];
+    assert_eq!(zoom.api_url, "http://127.0.0.1:8081/v2");
+    assert_eq!(
+        (
+            zoom.plan,
+            zoom.page_size,
+            zoom.settle_days,
+            zoom.horizon_days
+        ),
+        (Plan::Business, 1, 0, Some(30))
+    );
+    assert_eq!(
+        zoom.limits.resolve(zoom.plan),
+        ResolvedLimits {
+            heavy_per_second: 0,
+            resource_intensive_per_minute: 5,
+            daily_requests: 100
+        }
+    );
+    let chat = &config.rocketchat[0];
+    assert_eq!(chat.timezone, chrono_tz::America::Sao_Paulo);
+    assert_eq!(
+        (chat.window_days, chat.lookback_days, chat.retention_days),
+        (31, 0, 45)
+    );
+    assert_eq!(chat.requests_per_minute, Some(0));
+}
+
+#[test]
+fn example_file_is_valid_and_documents_every_key() {
+    let config = parse(EXAMPLE).unwrap();
+    assert_eq!(
+        (
+            config.zoom.len(),
+            config.videosdk.len(),
+            config.rocketchat.len()
+        ),
+        (1, 1, 1)
+    );
+    let keys = [
+        "url",
+        "url_file",
+        "max_connections",
+        "cron",
+        "run_on_start",
+        "listen",
+        "timeout_secs",
+        "format",
+        "level",
+        "lease_secs",
+        "max_retries",
+        "retry_base_ms",
+        "name",
+        "account_id",
+        "client_id",
+        "client_secret",
+        "client_secret_file",
+        "api_url",
+        "oauth_url",
+        "plan",
+        "page_size",
+        "settle_days",
+        "horizon_days",
+        "heavy_per_second",
+        "resource_intensive_per_minute",
+        "daily_requests",
+        "api_key",
+        "api_secret",
+        "api_secret_file",
+        "user_id",
+        "auth_token",
+        "auth_token_file",
+        "timezone",
+        "window_days",
+        "lookback_days",
+        "retention_days",
+        "requests_per_minute",
+    ];
+    for key in keys {
+        assert!(
+            EXAMPLE.contains(&format!("{key} = ")),
+            "the example does not document {key}"
+        );
+    }
+}
+
+#[test]
+fn no_accounts_is_valid() {
+    let config = parse("[database]\nurl = \"postgres://localhost/rollcall\"\n").unwrap();
+    assert!(config.zoom.is_empty() && config.videosdk.is_empty() && config.rocketchat.is_empty());
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let vars = [
+        ("ROLLCALL__SCHEDULE__RUN_ON_START", "false"),
+        ("ROLLCALL__COLLECTOR__LEASE_SECS", "30"),
+        ("ROLLCALL__ZOOM__0__CLIENT_SECRET", "0123456789"),
+        ("ROLLCALL__ZOOM__0__PLAN", "business"),
+        ("ROLLCALL__ZOOM__0__HORIZON_DAYS", "90"),
+        ("ROLLCALL__ROCKETCHAT__0__TIMEZONE", "Europe/Berlin"),
+        ("ROLLCALL__DATABASE__URL", "postgres://loses/x"),
+        ("DATABASE_URL", "postgres://wins/y"),
+        ("ROLLCALL__LOG__LEVEL", ""), // empty counts as unset
+        ("ROLLCALL_CONFIG", "ignored.toml"),
+        ("HOME", "/root"),
+    ];
+    let config = Config::from_toml_str(MINIMAL, env(&vars)).unwrap();
+    assert!(!config.schedule.run_on_start);
+    assert_eq!(config.collector.lease_secs, 30);
+    assert_eq!(
+        config.zoom[0].client_secret.expose_secret(),
+        "0123456789",
+        "digits stay a string"
+    );
+    assert_eq!(config.zoom[0].plan, Plan::Business);
+    assert_eq!(config.zoom[0].horizon_days, Some(90));
+    assert_eq!(config.rocketchat[0].timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(config.database.url.expose_secret(), "postgres://wins/y");
+    assert_eq!(config.log.level, "info");
+}
+
+#[test]
+fn environment_can_add_entries_and_sections() {
+    let vars = [
+        ("ROLLCALL__DATABASE__URL", "postgres://db/x"),
+        ("ROLLCALL__ROCKETCHAT__0__NAME", "chat"),
+        ("ROLLCALL__ROCKETCHAT__0__URL", "https://chat.example.com"),
+        ("ROLLCALL__ROCKETCHAT__0__USER_ID", "u"),
+        ("ROLLCALL__ROCKETCHAT__0__AUTH_TOKEN", "t"),
+        ("ROLLCALL__ZOOM__1__NAME", "second"),
+        ("ROLLCALL__ZOOM__1__ACCOUNT_ID", "a"),
+        ("ROLLCALL__ZOOM__1__CLIENT_ID", "c"),
+        ("ROLLCALL__ZOOM__1__CLIENT_SECRET", "s"),
+    ];
+    let text = r#"
+        [[zoom]]
+        name = "first"
+        account_id = "a"
+        client_id = "c"
+        client_secret = "s"
+    "#;
+    let config = Config::from_toml_str(text, env(&vars)).unwrap();
+    assert_eq!(config.database.url.expose_secret(), "postgres://db/x");
+    assert_eq!(config.rocketchat[0].name, "chat");
+    assert_eq!(
+        config
+            .zoom
+            .iter()
+            .map(|z| z.name.as_str())
+            .collect::<Vec<_>>(),
+        ["first", "second"]
+    );
+}
+
+#[test]
+fn environment_problems_name_the_variable() {
+    assert_problem(
+        MINIMAL,
+        &[("ROLLCALL__COLLECTOR__LEASE_SECS", "abc")],
+        r#"collector.lease_secs: expected an integer, got "abc" (from ROLLCALL__COLLECTOR__LEASE_SECS)"#,
+    );
+    assert_problem(
+        MINIMAL,
+        &[("ROLLCALL__SCHEDULE__RUN_ON_START", "yes")],
+        r#"schedule.run_on_start: expected true or false, got "yes" (from ROLLCALL__SCHEDULE__RUN_ON_START)"#,
+    );
+    assert_problem(
+        MINIMAL,
+        &[("ROLLCALL__ZOOM__0__CLINET_ID", "x")],
+        "zoom[0].clinet_id: unknown key (from ROLLCALL__ZOOM__0__CLINET_ID)",
+    );
+    assert_problem(
+        MINIMAL,
+        &[("ROLLCALL__ZOOM__X__NAME", "x")],
+        r#"ROLLCALL__ZOOM__X__NAME: zoom is an array: expected an index (0, 1, ...) after it, got "x""#,
+    );
+    assert_problem(
+        MINIMAL,
+        &[("ROLLCALL__DATABASE__0", "x")],
+        "ROLLCALL__DATABASE__0: database is a table, not an array: cannot index it with 0",
+    );
+    assert_problem(
+        MINIMAL,
+        &[("ROLLCALL__ZOOM__100__NAME", "x")],
+        "ROLLCALL__ZOOM__100__NAME: index 100 is too large (at most 99)",
+    );
+    assert_problem(
+        MINIMAL,
+        &[("ROLLCALL____X", "1")],
+        "ROLLCALL____X: malformed name (expected ROLLCALL__SECTION__KEY)",
+    );
+    // A gap left by an index past the end is reported under its own index.
+    assert_problem(
+        MINIMAL,
+        &[("ROLLCALL__ZOOM__2__NAME", "z")],
+        "zoom[1].name: missing (in an entry created by ROLLCALL__ZOOM__2__NAME)",
+    );
+    assert_problem(
+        MINIMAL,
+        &[("ROLLCALL__ZOOM__2__NAME", "z")],
+        "zoom[2].account_id: missing (in an entry created by ROLLCALL__ZOOM__2__NAME)",
+    );
+}
+
+#[test]
+fn secrets_from_files() {
+    let zoom = temp_file("from-file\n\n");
+    let token = temp_file("token\r\n");
+    let database = temp_file("postgres://u:p@db/x");
+    let text = format!(
+        r#"
+        [database]
+        url_file = "{}"
+        [[zoom]]
+        name = "main"
+        account_id = "a"
+        client_id = "c"
+        client_secret_file = "{}"
+        [[rocketchat]]
+        name = "chat"
+        url = "https://chat.example.com"
+        user_id = "u"
+        auth_token_file = "{}"
+        "#,
+        database.path().display(),
+        zoom.path().display(),
+        token.path().display()
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(config.database.url.expose_secret(), "postgres://u:p@db/x");
+    assert_eq!(
+        config.zoom[0].client_secret.expose_secret(),
+        "from-file\n",
+        "only one newline is trimmed"
+    );
+    assert_eq!(config.rocketchat[0].auth_token.expose_secret(), "token");
+
+    // An environment variable for the secret replaces the file's `_file`, and the other way round.
+    let vars = [("ROLLCALL__ZOOM__0__CLIENT_SECRET", "from-env")];
+    let config = Config::from_toml_str(&text, env(&vars)).unwrap();
+    assert_eq!(config.zoom[0].client_secret.expose_secret(), "from-env");
+    let path = zoom.path().display().to_string();
+    let vars = [("ROLLCALL__ZOOM__0__CLIENT_SECRET_FILE", path.as_str())];
+    let config = Config::from_toml_str(MINIMAL, env(&vars)).unwrap();
+    assert_eq!(config.zoom[0].client_secret.expose_secret(), "from-file\n");
+    let vars = [("DATABASE_URL", "postgres://env/x")];
+    let config = Config::from_toml_str(&text, env(&vars)).unwrap();
+    assert_eq!(config.database.url.expose_secret(), "postgres://env/x");
+}
+
+#[test]
+fn secret_file_problems() {
+    let both = MINIMAL.replace(
+        "client_secret = \"zoom-secret-1234\"",
+        "client_secret = \"zoom-secret-1234\"\nclient_secret_file = \"/run/secrets/zoom\"",
+    );
+    assert_problem(
+        &both,
+        &[],
+        "zoom[0].client_secret: set together with zoom[0].client_secret_file; keep one",
+    );
+
+    let missing = MINIMAL.replace(
+        "auth_token = \"rc-token-1234\"",
+        "auth_token_file = \"/nonexistent/rc-token\"",
+    );
+    let found = problems(&missing, &[]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0]
+            .starts_with(r#"rocketchat[0].auth_token_file: cannot read "/nonexistent/rc-token": "#),
+        "{found:#?}"
+    );
+
+    let empty = temp_file("\n");
+    let text = MINIMAL.replace(
+        "api_secret = \"sdk-secret-1234\"",
+        &format!("api_secret_file = \"{}\"", empty.path().display()),
+    );
+    assert_problem(
+        &text,
+        &[],
+        &format!(
+            "videosdk[0].api_secret_file: \"{}\" is empty",
+            empty.path().display()
+        ),
+    );
+
+    // The content of an unreadable-as-text file is not echoed either.
+    let binary = temp_file("");
+    std::fs::write(binary.path(), b"zoom-secret-1234\xff").unwrap();
+    let text = MINIMAL.replace(
+        "client_secret = \"zoom-secret-1234\"",
+        &format!("client_secret_file = \"{}\"", binary.path().display()),
+    );
+    let found = problems(&text, &[]).join("\n");
+    assert!(
+        found.contains("zoom[0].client_secret_file: ") && found.contains("is not valid UTF-8"),
+        "{found}"
+    );
+    assert!(!found.contains("zoom-secret-1234"), "{found}");
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let err =
+        Config::load_with_env(Path::new("/nonexistent/rollcall.toml"), Vec::new()).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(
+        err.to_string()
+            .starts_with("cannot read config file /nonexistent/rollcall.toml: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn each_problem_names_its_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "client_id = \"cid\"",
+            "client_id = \"cid\"\nplan = \"gold\"",
+            r#"zoom[0].plan: expected "pro" or "business", got "gold""#,
+        ),
+        (
+            "client_secret = \"zoom-secret-1234\"",
+            "",
+            "zoom[0].client_secret: missing (set it or client_secret_file)",
+        ),
+        (
+            "client_secret = \"zoom-secret-1234\"",
+            "client_secret = \"\"",
+            "zoom[0].client_secret: missing (set it or client_secret_file)",
+        ),
+        (
+            "account_id = \"acc\"",
+            "account_id = \"\"",
+            "zoom[0].account_id: missing",
+        ),
+        (
+            "client_id = \"cid\"",
+            "clinet_id = \"cid\"",
+            "zoom[0].clinet_id: unknown key",
+        ),
+        (
+            "user_id = \"uid\"",
+            "user_id = \"uid\"\ntimezone = \"Mars/Base\"",
+            r#"rocketchat[0].timezone: unknown time zone "Mars/Base""#,
+        ),
+        (
+            "user_id = \"uid\"",
+            "user_id = \"uid\"\nwindow_days = 0",
+            "rocketchat[0].window_days: must be between 1 and 31, got 0",
+        ),
+        (
+            "user_id = \"uid\"",
+            "user_id = \"uid\"\nretention_days = 46",
+            "rocketchat[0].retention_days: must be between 1 and 45, got 46",
+        ),
+        (
+            "user_id = \"uid\"",
+            "user_id = \"uid\"\nlookback_days = 10\nretention_days = 10",
+            "rocketchat[0].lookback_days: must be less than retention_days (10), got 10",
+        ),
+        (
+            "user_id = \"uid\"",
+            "user_id = \"uid\"\nrequests_per_minute = -1",
+            "rocketchat[0].requests_per_minute: must be at least 0, got -1",
+        ),
+        (
+            "url = \"https://chat.example.com/\"",
+            "url = \"ftp://chat.example.com\"",
+            r#"rocketchat[0].url: expected an http(s) URL, got "ftp://chat.example.com""#,
+        ),
+        (
+            "url = \"https://chat.example.com/\"",
+            "url = \"\"",
+            "rocketchat[0].url: missing",
+        ),
+        (
+            "url = \"https://chat.example.com/\"",
+            "url = \"https://chat.example.com/?x=1\"",
+            r#"rocketchat[0].url: must not have a query or fragment, got "https://chat.example.com/?x=1""#,
+        ),
+        (
+            "api_key = \"key\"",
+            "api_key = \"key\"\napi_url = \"not a url\"",
+            r#"videosdk[0].api_url: expected an http(s) URL, got "not a url" (relative URL without a base)"#,
+        ),
+        (
+            "api_key = \"key\"",
+            "api_key = \"key\"\npage_size = 301",
+            "videosdk[0].page_size: must be between 1 and 300, got 301",
+        ),
+        (
+            "api_key = \"key\"",
+            "api_key = \"key\"\nsettle_days = \"2\"",
+            r#"videosdk[0].settle_days: expected an integer, got "2""#,
+        ),
+        (
+            "api_key = \"key\"",
+            "api_key = 42",
+            "videosdk[0].api_key: expected a string, got 42",
+        ),
+        (
+            "name = \"sdk\"",
+            "name = \"my sdk\"",
+            r#"videosdk[0].name: expected only letters, digits, "_", "." and "-", got "my sdk""#,
+        ),
+        (
+            "name = \"sdk\"",
+            "name = \"main\"",
+            r#"videosdk[0].name: "main" is already used by zoom[0].name"#,
+        ),
+        (
+            "name = \"chat\"",
+            "name = \"main\"",
+            r#"rocketchat[0].name: "main" is already used by zoom[0].name"#,
+        ),
+        ("name = \"chat\"", "", "rocketchat[0].name: missing"),
+        (
+            "[database]",
+            "[database]\nmax_connections = 0",
+            "database.max_connections: must be between 1 and 1000, got 0",
+        ),
+        (
+            "[database]",
+            "[database]\nurl_file = \"/x\"",
+            "database.url: set together with database.url_file; keep one",
+        ),
+        (
+            "[database]",
+            "[schedule]\ncron = \"0 3 * * *\"\n[database]",
+            "schedule.cron: expected 6 fields (seconds first), got 5",
+        ),
+        (
+            "[database]",
+            "[schedule]\ncron = \"0 61 3 * * *\"\n[database]",
+            r#"schedule.cron: cannot parse "0 61 3 * * *" (fields: second minute hour day-of-month month day-of-week)"#,
+        ),
+        (
+            "[database]",
+            "[schedule]\nrun_on_start = \"true\"\n[database]",
+            r#"schedule.run_on_start: expected true or false, got "true""#,
+        ),
+        (
+            "[database]",
+            "[http]\nlisten = \"localhost:80\"\n[database]",
+            r#"http.listen: expected an IP address and port such as "127.0.0.1:9187", got "localhost:80""#,
+        ),
+        (
+            "[database]",
+            "[http]\ntimeout_secs = 601\n[database]",
+            "http.timeout_secs: must be between 1 and 600, got 601",
+        ),
+        (
+            "[database]",
+            "[log]\nformat = \"xml\"\n[database]",
+            r#"log.format: expected "auto", "text" or "json", got "xml""#,
+        ),
+        (
+            "[database]",
+            "[log]\nlevel = \"rollcall=loud\"\n[database]",
+            r#"log.level: expected a filter such as "info" or "rollcall=debug,info", got "rollcall=loud""#,
+        ),
+        (
+            "[database]",
+            "[collector]\nlease_secs = \"abc\"\n[database]",
+            r#"collector.lease_secs: expected an integer, got "abc""#,
+        ),
+        (
+            "[database]",
+            "[collector]\nlease_secs = 2\n[database]",
+            "collector.lease_secs: must be between 3 and 86400, got 2",
+        ),
+        (
+            "[database]",
+            "[collector]\nlease_secs = 1.5\n[database]",
+            "collector.lease_secs: expected an integer, got 1.5",
+        ),
+        (
+            "[database]",
+            "[collectr]\n[database]",
+            "collectr: unknown key",
+        ),
+        (
+            "[database]",
+            "[http]\nport = 80\n[database]",
+            "http.port: unknown key",
+        ),
+        (
+            "[database]",
+            "http = 80\n[database]",
+            "http: expected a table ([http]), got 80",
+        ),
+        (
+            "[[zoom]]",
+            "[zoom]",
+            "zoom: expected an array of tables ([[zoom]]), got a table",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        assert!(MINIMAL.contains(from), "{from}");
+        assert_problem(&MINIMAL.replacen(from, to, 1), &[], expected);
+    }
+}
+
+#[test]
+fn database_url_problems_do_not_show_it() {
+    let text = MINIMAL.replace("postgres://rollcall:", "mysql://rollcall:");
+    assert_eq!(
+        problems(&text, &[]),
+        ["database.url: expected a postgres:// or postgresql:// URL"]
+    );
+    assert_eq!(
+        problems("", &[]),
+        ["database.url: missing (set it, url_file or DATABASE_URL)"]
+    );
+    let text = MINIMAL.replace(
+        "url = \"postgres://rollcall:dbpass-1234@127.0.0.1/rollcall\"",
+        "url = 1234",
+    );
+    assert_eq!(
+        problems(&text, &[]),
+        ["database.url: expected a string, got an integer"]
+    );
+}
+
+#[test]
+fn all_problems_reported_at_once() {
+    let text = r#"
+        [database]
+        url = "postgres://u:dbpass-1234@db/x"
+        typo = 1
+        [schedule]
+        cron = "* * * * *"
+        [collector]
+        lease_secs = "abc"
+        [[zoom]]
+        name = "main"
+        account_id = "a"
+        client_id = "c"
+        client_secret = "zoom-secret-1234"
+        [[zoom]]
+        name = "main"
+        account_id = "a"
+        client_id = "c"
+        plan = "gold"
+        [[rocketchat]]
+        name = "chat"
+        url = "https://chat.example.com"
+        user_id = "u"
+        auth_token = "rc-token-1234"
+        timezone = "Mars/Base"
+    "#;
+    let found = problems(text, &[]);
+    assert_eq!(
+        found,
+        [
+            "database.typo: unknown key",
+            "schedule.cron: expected 6 fields (seconds first), got 5",
+            r#"collector.lease_secs: expected an integer, got "abc""#,
+            "zoom[1].client_secret: missing (set it or client_secret_file)",
+            r#"zoom[1].plan: expected "pro" or "business", got "gold""#,
+            r#"rocketchat[0].timezone: unknown time zone "Mars/Base""#,
+            r#"zoom[1].name: "main" is already used by zoom[0].name"#,
+        ]
+    );
+    let message = ConfigError::Invalid { problems: found }.to_string();
+    assert_eq!(message.lines().count(), 7);
+}
+
+#[test]
+fn secrets_never_appear_in_errors_or_debug() {
+    let config = parse(MINIMAL).unwrap();
+    let debug = format!("{config:?}");
+    for secret in SECRETS {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+
+    // Everything about every secret wrong except its value: types, unknown siblings, bad URLs.
+    let bad = MINIMAL
+        .replace(
+            "client_secret = \"zoom-secret-1234\"",
+            "client_secret = \"zoom-secret-1234\"\nclient_secret_file = \"/x\"",
+        )
+        .replace(
+            "auth_token = \"rc-token-1234\"",
+            "auth_token = [\"rc-token-1234\"]",
+        )
+        .replace(
+            "postgres://rollcall:dbpass-1234@127.0.0.1/rollcall",
+            "mysql://rollcall:dbpass-1234@127.0.0.1/rollcall",
+        )
+        .replace(
+            "api_key = \"key\"",
+            "api_key = \"key\"\napi_url = \"https://user:sdk-secret-1234@example.com\"",
+        );
+    let err = Config::from_toml_str(&bad, Vec::new()).unwrap_err();
+    let shown = format!("{err}\n{err:?}");
+    assert!(
+        shown.contains("videosdk[0].api_url: must not contain credentials"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("rocketchat[0].auth_token: expected a string, got an array"),
+        "{shown}"
+    );
+    for secret in SECRETS {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+
+    // From the environment, with the wrong type.
+    let vars = [
+        ("ROLLCALL__ZOOM__0__CLIENT_SECRET", "zoom-secret-1234"),
+        ("ROLLCALL__ZOOM__0__CLIENT_SECRET_FILE", "/x"),
+    ];
+    let err = Config::from_toml_str(MINIMAL, env(&vars))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("zoom[0].client_secret: set together with zoom[0].client_secret_file"),
+        "{err}"
+    );
+    assert!(!err.contains("zoom-secret-1234"), "{err}");
+
+    // A syntax error on a secret's line shows the position, not the line.
+    let broken = MINIMAL.replace(
+        "client_secret = \"zoom-secret-1234\"",
+        "client_secret = \"zoom-secret-1234",
+    );
+    let err = Config::from_toml_str(&broken, Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("<config>:9:"), "{err}");
+    assert!(!err.contains("zoom-secret-1234"), "{err}");
+}
+
+#[test]
+fn limits_resolve_against_the_plan() {
+    let none = ZoomLimits::default();
+    assert_eq!(
+        none.resolve(Plan::Pro),
+        ResolvedLimits {
+            heavy_per_second: 10,
+            resource_intensive_per_minute: 10,
+            daily_requests: 30_000
+        }
+    );
+    assert_eq!(
+        none.resolve(Plan::Business),
+        ResolvedLimits {
+            heavy_per_second: 40,
+            resource_intensive_per_minute: 20,
+            daily_requests: 60_000
+        }
+    );
+    let some = ZoomLimits {
+        heavy_per_second: Some(0),
+        resource_intensive_per_minute: None,
+        daily_requests: Some(5),
+    };
+    assert_eq!(
+        some.resolve(Plan::Business),
+        ResolvedLimits {
+            heavy_per_second: 0,
+            resource_intensive_per_minute: 20,
+            daily_requests: 5
+        }
+    );
+}

@@ -1,0 +1,185 @@
+//! `rollcall run`: migrate, serve `/healthz` and `/metrics`, collect on the cron schedule until SIGTERM.
+//!
+//! tokio-cron-scheduler is only the trigger: it has no overlap guard (research/rust-anchors.md §2), so a
+//! flag here skips a tick that comes while a collection still runs, and the leases in PostgreSQL keep
+//! replicas apart.
+
+use crate::collector::{self, Selection};
+use crate::config::Config;
+use crate::store::{self, StoreError};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use sqlx::PgPool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for the page in flight before giving up on it (systemd and docker send SIGKILL
+/// after 10 s by default; the uncommitted page is simply walked again).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("schedule.cron: {0}")]
+    Schedule(String),
+    #[error("http.listen: cannot listen on {addr}: {message}")]
+    Listen { addr: String, message: String },
+}
+
+struct Shared {
+    pool: PgPool,
+    scheduler_alive: AtomicBool,
+}
+
+pub async fn run(config: Arc<Config>, cancel: CancellationToken) -> Result<(), DaemonError> {
+    let pool = store::pool(&config.database.url, config.database.max_connections)?;
+    store::wait_until_reachable(&pool, Duration::from_secs(60)).await?;
+    store::migrate(&pool).await?;
+    let shared = Arc::new(Shared {
+        pool: pool.clone(),
+        scheduler_alive: AtomicBool::new(false),
+    });
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|e| DaemonError::Listen {
+            addr: config.http.listen.to_string(),
+            message: e.to_string(),
+        })?;
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(shared.clone());
+    let server_cancel = cancel.clone();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_cancel.cancelled().await })
+            .await;
+    });
+
+    let tracker = TaskTracker::new();
+    let collecting = Arc::new(AtomicBool::new(false));
+    let trigger = {
+        let (config, pool, cancel, tracker, collecting) = (
+            config.clone(),
+            pool.clone(),
+            cancel.clone(),
+            tracker.clone(),
+            collecting.clone(),
+        );
+        move |reason: &'static str| {
+            if cancel.is_cancelled() {
+                return;
+            }
+            if collecting.swap(true, Ordering::SeqCst) {
+                tracing::warn!(
+                    reason,
+                    "schedule tick skipped: the previous collection is still running"
+                );
+                return;
+            }
+            let (config, pool, cancel, collecting) = (
+                config.clone(),
+                pool.clone(),
+                cancel.clone(),
+                collecting.clone(),
+            );
+            tracker.spawn(async move {
+                tracing::info!(reason, "collection started");
+                match collector::run_once(&pool, &config, &Selection::default(), cancel).await {
+                    Ok(report) => tracing::info!(
+                        complete = report.all_complete(),
+                        incomplete_windows = report.incomplete,
+                        "collection finished"
+                    ),
+                    Err(err) => tracing::error!(error = %err, "collection failed"),
+                }
+                collecting.store(false, Ordering::SeqCst);
+            });
+        }
+    };
+    let trigger = Arc::new(trigger);
+
+    let mut scheduler = JobScheduler::new()
+        .await
+        .map_err(|e| DaemonError::Schedule(e.to_string()))?;
+    let tick = trigger.clone();
+    let job = Job::new_async(config.schedule.cron.as_str(), move |_, _| {
+        let tick = tick.clone();
+        Box::pin(async move { tick("schedule") })
+    })
+    .map_err(|e| DaemonError::Schedule(e.to_string()))?;
+    scheduler
+        .add(job)
+        .await
+        .map_err(|e| DaemonError::Schedule(e.to_string()))?;
+    scheduler
+        .start()
+        .await
+        .map_err(|e| DaemonError::Schedule(e.to_string()))?;
+    shared.scheduler_alive.store(true, Ordering::SeqCst);
+    tracing::info!(cron = %config.schedule.cron, listen = %config.http.listen, "rollcall is running");
+    if config.schedule.run_on_start {
+        trigger("start");
+    }
+
+    cancel.cancelled().await;
+    tracing::info!("shutting down: no new windows are claimed");
+    shared.scheduler_alive.store(false, Ordering::SeqCst);
+    let _ = scheduler.shutdown().await;
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the page in flight did not finish in time; it is walked again next run");
+    }
+    let _ = server.await;
+    Ok(())
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {
+    let db = tokio::time::timeout(
+        Duration::from_secs(3),
+        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&shared.pool),
+    )
+    .await;
+    match (db, shared.scheduler_alive.load(Ordering::SeqCst)) {
+        (Ok(Ok(_)), true) => (StatusCode::OK, "ok\n"),
+        (_, false) => (StatusCode::SERVICE_UNAVAILABLE, "scheduler stopped\n"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database not answering\n"),
+    }
+}
+
+/// Window states per account and stream, from the database, so every replica reports the same truth.
+async fn metrics(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
+    let rows: Result<Vec<(String, String, String, i64)>, _> = sqlx::query_as(
+        "SELECT account, stream, state, count(*) FROM rollcall.collection_windows
+          GROUP BY account, stream, state ORDER BY 1, 2, 3",
+    )
+    .fetch_all(&shared.pool)
+    .await;
+    match rows {
+        Ok(rows) => {
+            let mut out = String::from(
+                "# HELP rollcall_windows Collection windows by account, stream and state.\n# TYPE rollcall_windows gauge\n",
+            );
+            for (account, stream, state, n) in rows {
+                out.push_str(&format!(
+                    "rollcall_windows{{account=\"{account}\",stream=\"{stream}\",state=\"{state}\"}} {n}\n"
+                ));
+            }
+            (StatusCode::OK, out)
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "# database not answering\n".into(),
+        ),
+    }
+}

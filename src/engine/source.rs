@@ -1,0 +1,67 @@
+use crate::http::ApiError;
+use crate::store::windows::{PlannedWindow, Window};
+use crate::store::StoreError;
+use sqlx::{Postgres, Transaction};
+use std::future::Future;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub type Tx = Transaction<'static, Postgres>;
+
+/// What the engine needs to know about a fetched page before it writes anything.
+#[derive(Clone, Debug)]
+pub struct PageMeta {
+    /// `None` ends the walk: Zoom's `""`, `null` and a missing token all mean "last page".
+    pub next_page_token: Option<String>,
+    /// The total the API announces for the whole window, when it gives one.
+    pub expected_total: Option<i64>,
+}
+
+/// One stream of one account. The engine knows nothing of Zoom or Rocket.Chat: a source plans its windows,
+/// fetches a page, checks it, writes it, and at the end verifies the walk and makes the window a mirror of it.
+pub trait Source: Send + Sync + 'static {
+    type Page: Send + Sync;
+
+    /// The configured account name; every row and window carries it.
+    fn account(&self) -> &str;
+
+    /// The stream name, as in `collection_windows.stream` and `--stream`.
+    fn stream(&self) -> &'static str;
+
+    /// The windows that should exist today, reachable or not.
+    fn plan(&self) -> Vec<PlannedWindow>;
+
+    /// Whether a window completed now can never change upstream again.
+    fn is_final(&self, window: &Window) -> bool;
+
+    fn fetch(
+        &self,
+        window: &Window,
+        page_token: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<Self::Page, ApiError>> + Send;
+
+    /// Checks a page against its request. `Err` names why the page cannot be trusted (a clamped range, a body
+    /// that contradicts itself); nothing of it is written and the window fails.
+    fn inspect(&self, window: &Window, page: &Self::Page) -> Result<PageMeta, String>;
+
+    /// Upserts the page's rows in the page's transaction and returns how many it held.
+    fn write_page(
+        &self,
+        tx: &mut Tx,
+        window: &Window,
+        walk_id: Uuid,
+        page: &Self::Page,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Runs in the last page's transaction: verifies the whole walk (totals), deletes the window's rows this
+    /// walk did not see, and writes any per-window summary. `Ok(Err(reason))` leaves the window failed.
+    fn finish(
+        &self,
+        tx: &mut Tx,
+        window: &Window,
+        walk_id: Uuid,
+        last_page: &Self::Page,
+        is_final: bool,
+    ) -> impl Future<Output = Result<Result<i64, String>, StoreError>> + Send;
+}

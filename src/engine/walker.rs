@@ -1,0 +1,342 @@
+use super::{Source, MAX_RESTARTS_PER_RUN, PAGE_TOKEN_TRUST};
+use crate::http::ApiError;
+use crate::store::windows::{self, Checkpoint, LeaseOwner, Window};
+use crate::store::{pauses, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// One collection run: every source shares the pool, the lease identity and the shutdown signal.
+pub struct Engine {
+    pool: PgPool,
+    owner: LeaseOwner,
+    cancel: CancellationToken,
+    run_started: DateTime<Utc>,
+}
+
+/// What a run did for one (account, stream).
+#[derive(Debug, Default, Clone)]
+pub struct StreamOutcome {
+    pub account: String,
+    pub stream: String,
+    pub completed: u32,
+    pub failed: u32,
+    pub rows: i64,
+    /// Set when the account can do nothing more this run (rejected credentials, daily limit, pause).
+    pub stopped: Option<String>,
+    pub interrupted: bool,
+}
+
+enum WalkEnd {
+    Complete { rows: i64 },
+    Failed { error: ApiErrorOrReason },
+    Interrupted,
+}
+
+enum ApiErrorOrReason {
+    Api(ApiError),
+    Reason(String),
+}
+
+impl std::fmt::Display for ApiErrorOrReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiErrorOrReason::Api(e) => e.fmt(f),
+            ApiErrorOrReason::Reason(r) => f.write_str(r),
+        }
+    }
+}
+
+impl Engine {
+    pub fn new(pool: PgPool, owner: LeaseOwner, cancel: CancellationToken) -> Engine {
+        Engine {
+            pool,
+            owner,
+            cancel,
+            run_started: Utc::now(),
+        }
+    }
+
+    /// Walks every due window of one source. Store errors abort the stream (the database is gone or
+    /// refused a write; nothing half-written survives because every write is transactional).
+    pub async fn run_source<S: Source>(
+        self: Arc<Self>,
+        source: Arc<S>,
+    ) -> Result<StreamOutcome, StoreError> {
+        let mut outcome = StreamOutcome {
+            account: source.account().to_string(),
+            stream: source.stream().to_string(),
+            ..StreamOutcome::default()
+        };
+        let (account, stream) = (source.account(), source.stream());
+        windows::plan(&self.pool, account, stream, &source.plan()).await?;
+        if let Some(pause) = pauses::active(&self.pool, account).await? {
+            tracing::warn!(account, stream, until = %pause.until, reason = %pause.reason,
+                "account paused by a daily API limit; skipping it this run");
+            outcome.stopped = Some(format!("paused until {}", pause.until));
+            return Ok(outcome);
+        }
+        let mut attempted: Vec<i64> = Vec::new();
+        while !self.cancel.is_cancelled() {
+            let Some(window) = self.next_window(account, stream, &attempted).await? else {
+                break;
+            };
+            attempted.push(window.id);
+            match self.walk(source.as_ref(), window).await? {
+                WalkEnd::Complete { rows } => {
+                    outcome.completed += 1;
+                    outcome.rows += rows;
+                }
+                WalkEnd::Interrupted => {
+                    outcome.interrupted = true;
+                    break;
+                }
+                WalkEnd::Failed { error } => {
+                    outcome.failed += 1;
+                    if let ApiErrorOrReason::Api(api) = &error {
+                        if let ApiError::DailyLimit { until, .. } = api {
+                            pauses::pause(&self.pool, account, *until, &api.to_string()).await?;
+                        }
+                        if api.stops_account() {
+                            outcome.stopped = Some(api.to_string());
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        outcome.interrupted |= self.cancel.is_cancelled();
+        Ok(outcome)
+    }
+
+    /// The next window to walk: a free one, or one whose owner died on this host, or, when every remaining
+    /// window is leased by a live process, the first to be released after waiting for it.
+    async fn next_window(
+        &self,
+        account: &str,
+        stream: &str,
+        attempted: &[i64],
+    ) -> Result<Option<Window>, StoreError> {
+        loop {
+            let claimed = windows::claim_next(
+                &self.pool,
+                account,
+                stream,
+                &self.owner,
+                self.run_started,
+                attempted,
+            )
+            .await?;
+            if claimed.is_some() {
+                return Ok(claimed);
+            }
+            let leased = windows::leased_elsewhere(
+                &self.pool,
+                account,
+                stream,
+                &self.owner,
+                self.run_started,
+                attempted,
+            )
+            .await?;
+            if leased.is_empty() {
+                return Ok(None);
+            }
+            for (id, holder, _) in &leased {
+                if LeaseOwner::is_dead_local(holder) {
+                    if let Some(window) =
+                        windows::take_over(&self.pool, *id, holder, &self.owner).await?
+                    {
+                        tracing::info!(account, stream, window_id = id, dead_owner = %holder,
+                            "took over the window of a process that no longer exists");
+                        return Ok(Some(window));
+                    }
+                }
+            }
+            let soonest = leased.iter().map(|(_, _, until)| *until).min();
+            let wait = soonest
+                .and_then(|until| (until - Utc::now()).to_std().ok())
+                .unwrap_or_default()
+                .clamp(Duration::from_millis(200), Duration::from_secs(5));
+            tracing::debug!(
+                account,
+                stream,
+                windows = leased.len(),
+                "waiting for windows leased by another process"
+            );
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Ok(None),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn walk<S: Source>(&self, source: &S, window: Window) -> Result<WalkEnd, StoreError> {
+        let walk_cancel = self.cancel.child_token();
+        let heartbeat = self.spawn_heartbeat(window.id, walk_cancel.clone());
+        let end = self.walk_pages(source, &window, &walk_cancel).await;
+        heartbeat.abort();
+        let end = end?;
+        match &end {
+            WalkEnd::Interrupted => {
+                windows::release(&self.pool, window.id, &self.owner).await?;
+                tracing::info!(account = %window.account, stream = %window.stream, scope = %window.scope,
+                    window = %span_of(&window), "walk interrupted; it resumes from its checkpoint next run");
+            }
+            WalkEnd::Complete { rows } => {
+                tracing::info!(account = %window.account, stream = %window.stream, scope = %window.scope,
+                    window = %span_of(&window), rows, "window complete");
+            }
+            WalkEnd::Failed { error } => {
+                tracing::warn!(account = %window.account, stream = %window.stream, scope = %window.scope,
+                    window = %span_of(&window), error = %error, "window failed; retried next run");
+            }
+        }
+        Ok(end)
+    }
+
+    /// Renews the lease at a third of its length; losing it cancels the walk, and the fenced writes make
+    /// sure a late page of ours can never land after another process took over.
+    fn spawn_heartbeat(
+        &self,
+        id: i64,
+        walk_cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let pool = self.pool.clone();
+        let owner = self.owner.clone();
+        let period = Duration::from_secs(owner.lease_secs.max(3) / 3);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                match windows::renew(&pool, id, &owner).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(window_id = id, "lease lost to another process");
+                        walk_cancel.cancel();
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!(window_id = id, error = %err, "could not renew lease")
+                    }
+                }
+            }
+        })
+    }
+
+    async fn walk_pages<S: Source>(
+        &self,
+        source: &S,
+        window: &Window,
+        cancel: &CancellationToken,
+    ) -> Result<WalkEnd, StoreError> {
+        let resumable = window.state == "running"
+            && window.walk_id.is_some()
+            && window.next_page_token.is_some()
+            && window
+                .token_issued_at
+                .is_some_and(|at| Utc::now() - at < PAGE_TOKEN_TRUST);
+        let (mut walk_id, mut token) = match (resumable, window.walk_id) {
+            (true, Some(walk_id)) => {
+                tracing::debug!(window_id = window.id, pages = window.pages, "resuming walk");
+                (walk_id, window.next_page_token.clone())
+            }
+            _ => {
+                let walk_id = Uuid::new_v4();
+                windows::begin_walk(&self.pool, window.id, &self.owner, walk_id).await?;
+                (walk_id, None)
+            }
+        };
+        let mut restarts = 0;
+        loop {
+            if cancel.is_cancelled() {
+                return Ok(WalkEnd::Interrupted);
+            }
+            let requested_at = Utc::now();
+            let fetched = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Ok(WalkEnd::Interrupted),
+                page = source.fetch(window, token.as_deref(), cancel) => page,
+            };
+            let page = match fetched {
+                Ok(page) => page,
+                Err(ApiError::Cancelled) => return Ok(WalkEnd::Interrupted),
+                Err(ApiError::PageTokenExpired { .. })
+                    if token.is_some() && restarts < MAX_RESTARTS_PER_RUN =>
+                {
+                    restarts += 1;
+                    tracing::info!(
+                        window_id = window.id,
+                        restarts,
+                        "page token refused; walking the window again from page 1"
+                    );
+                    walk_id = Uuid::new_v4();
+                    windows::begin_walk(&self.pool, window.id, &self.owner, walk_id).await?;
+                    token = None;
+                    continue;
+                }
+                Err(err) => {
+                    let mut tx = self.pool.begin().await?;
+                    windows::fail(&mut tx, window.id, &self.owner, &err.to_string()).await?;
+                    tx.commit().await?;
+                    return Ok(WalkEnd::Failed {
+                        error: ApiErrorOrReason::Api(err),
+                    });
+                }
+            };
+            let mut tx = self.pool.begin().await?;
+            let meta = match source.inspect(window, &page) {
+                Ok(meta) => meta,
+                Err(reason) => {
+                    windows::fail(&mut tx, window.id, &self.owner, &reason).await?;
+                    tx.commit().await?;
+                    return Ok(WalkEnd::Failed {
+                        error: ApiErrorOrReason::Reason(reason),
+                    });
+                }
+            };
+            let page_rows = source.write_page(&mut tx, window, walk_id, &page).await?;
+            windows::checkpoint(
+                &mut tx,
+                window.id,
+                &self.owner,
+                &Checkpoint {
+                    page_rows,
+                    next_page_token: meta.next_page_token.as_deref(),
+                    token_issued_at: requested_at,
+                    expected_total: meta.expected_total,
+                },
+            )
+            .await?;
+            if meta.next_page_token.is_some() {
+                tx.commit().await?;
+                token = meta.next_page_token;
+                continue;
+            }
+            let is_final = source.is_final(window);
+            let end = match source
+                .finish(&mut tx, window, walk_id, &page, is_final)
+                .await?
+            {
+                Ok(rows) => {
+                    windows::complete(&mut tx, window.id, &self.owner, is_final, rows).await?;
+                    WalkEnd::Complete { rows }
+                }
+                Err(reason) => {
+                    windows::fail(&mut tx, window.id, &self.owner, &reason).await?;
+                    WalkEnd::Failed {
+                        error: ApiErrorOrReason::Reason(reason),
+                    }
+                }
+            };
+            tx.commit().await?;
+            return Ok(end);
+        }
+    }
+}
+
+fn span_of(window: &Window) -> String {
+    format!("{}..{}", window.window_start, window.window_end)
+}

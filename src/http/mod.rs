@@ -1,0 +1,53 @@
+//! HTTP plumbing shared by every source: one client with timeouts, a bounded retry loop for transient
+//! failures, and the error vocabulary the engine uses to decide between "retry", "restart the window" and
+//! "give up on this account".
+
+mod error;
+mod retry;
+
+pub use error::{ApiError, ErrorBody};
+pub use retry::{with_retries, RetryPolicy};
+
+use std::time::Duration;
+
+/// Builds the one client a process uses. Redirects are refused because reqwest strips `Authorization` on a
+/// cross-host redirect, which would turn a moved endpoint into a confusing 401 (research/zoom-api.md §6.10).
+pub fn build_client(timeout: Duration) -> Result<reqwest::Client, ApiError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("rollcall/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(16)
+        .build()
+        .map_err(|e| ApiError::Transport {
+            what: "building the HTTP client".into(),
+            message: e.to_string(),
+        })
+}
+
+/// Describes a transport error without echoing the URL: query strings can carry page tokens.
+pub fn describe_transport_error(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else if err.is_body() || err.is_decode() {
+        "the response body was cut off"
+    } else if err.is_request() {
+        "the request failed"
+    } else {
+        "transport error"
+    };
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        detail = cause.to_string();
+        source = cause.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind} ({detail})")
+    }
+}

@@ -1,0 +1,281 @@
+//! CLI wiring only: parse arguments, load the config, hand over to the library, map outcomes to exit codes
+//! (0 all complete, 1 something incomplete or failed, 2 config or usage error).
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use rollcall::collector::{self, Selection, STREAMS};
+use rollcall::commands::{check, demo, status};
+use rollcall::config::Config;
+use rollcall::{daemon, store, telemetry};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "rollcall",
+    version,
+    about = "Keeps the usage history that Zoom and Rocket.Chat throw away"
+)]
+struct Cli {
+    /// Config file (TOML); any key can be overridden by ROLLCALL__SECTION__KEY, the database by DATABASE_URL.
+    #[arg(long, env = "ROLLCALL_CONFIG", default_value = "config/rollcall.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The daemon: migrate, serve /healthz and /metrics, collect on the cron schedule until SIGTERM.
+    Run,
+    /// Walk every due window once and exit: 0 all complete, 1 some not complete, 2 config or usage error.
+    Collect {
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Plan and walk older windows, refusing what the API can no longer serve.
+    Backfill {
+        /// First day to collect (YYYY-MM-DD); its whole month is planned.
+        #[arg(long, value_parser = parse_date)]
+        from: NaiveDate,
+        /// Last day to collect (YYYY-MM-DD); default today.
+        #[arg(long, value_parser = parse_date)]
+        to: Option<NaiveDate>,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Windows per account and stream: complete, running, failed, unreachable, rows, last error.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the config and each credential against the API; writes nothing.
+    Check,
+    /// Apply the database migrations.
+    Migrate,
+    /// Serve the fake Zoom and Rocket.Chat APIs.
+    Sandbox {
+        /// Sandbox config (TOML).
+        #[arg(long = "config", default_value = "config/sandbox.toml")]
+        sandbox_config: PathBuf,
+    },
+    /// Newcomer path: sandbox + PostgreSQL + one collection + a summary. Needs no credentials.
+    Demo,
+}
+
+#[derive(clap::Args)]
+struct Filter {
+    /// Only this stream.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(STREAMS))]
+    stream: Option<String>,
+    /// Only this account (its configured `name`).
+    #[arg(long)]
+    account: Option<String>,
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("expected a date as YYYY-MM-DD, got \"{text}\""))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(dispatch(cli))
+}
+
+async fn dispatch(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Sandbox { sandbox_config } => {
+            telemetry::init_default();
+            return report(
+                serve_sandbox(sandbox_config)
+                    .await
+                    .map(|_| ExitCode::SUCCESS),
+            );
+        }
+        Command::Demo => {
+            telemetry::init_default();
+            return report(demo::run().await);
+        }
+        _ => {}
+    }
+    let config = match Config::load(&cli.config) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{}: invalid configuration:\n{err}", cli.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&config.log);
+    let cancel = shutdown_signal();
+    let outcome = match cli.command {
+        Command::Run => daemon::run(Arc::new(config), cancel)
+            .await
+            .map(|_| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
+        Command::Collect { filter } => collect(&config, filter, None, None, cancel).await,
+        Command::Backfill { from, to, filter } => {
+            collect(&config, filter, Some(from), to, cancel).await
+        }
+        Command::Status { json } => show_status(&config, json).await,
+        Command::Check => {
+            let lines = check::run(&config).await;
+            let mut ok = true;
+            for line in lines {
+                match line {
+                    Ok(text) => println!("ok    {text}"),
+                    Err(text) => {
+                        ok = false;
+                        println!("FAIL  {text}");
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Migrate => migrate(&config).await,
+        Command::Sandbox { .. } | Command::Demo => Ok(ExitCode::SUCCESS),
+    };
+    report(outcome)
+}
+
+fn report(outcome: anyhow::Result<ExitCode>) -> ExitCode {
+    outcome.unwrap_or_else(|err| {
+        eprintln!("error: {err:#}");
+        ExitCode::from(1)
+    })
+}
+
+/// SIGTERM (systemd, docker stop) and SIGINT (a terminal) both mean: stop claiming, finish or abandon the
+/// page in flight, release the leases.
+fn shutdown_signal() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        }
+        token.cancel();
+    });
+    cancel
+}
+
+async fn collect(
+    config: &Config,
+    filter: Filter,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    cancel: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    if let Some(account) = &filter.account {
+        let known = account_names(config);
+        if !known.iter().any(|name| name == account) {
+            eprintln!(
+                "--account: no account named \"{account}\" in the config (configured: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+            return Ok(ExitCode::from(2));
+        }
+    }
+    if let (Some(from), Some(to)) = (from, to) {
+        if from > to {
+            eprintln!("--from {from} is after --to {to}");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let pool = store::pool(&config.database.url, config.database.max_connections)?;
+    store::wait_until_reachable(&pool, std::time::Duration::from_secs(30)).await?;
+    store::migrate(&pool).await?;
+    let selection = Selection {
+        stream: filter.stream,
+        account: filter.account,
+        from,
+        to,
+    };
+    let report = collector::run_once(&pool, config, &selection, cancel).await?;
+    for o in &report.outcomes {
+        if let Some(why) = &o.stopped {
+            eprintln!("{} {}: stopped: {why}", o.account, o.stream);
+        }
+    }
+    if report.all_complete() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{} window(s) not complete; they are retried on the next run (see `rollcall status`)",
+            report.incomplete
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+async fn show_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let pool = store::pool(&config.database.url, 2)?;
+    store::migrate(&pool).await?;
+    let rows = status::load(&pool).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", status::render_table(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
+    let pool = store::pool(&config.database.url, 2)?;
+    store::wait_until_reachable(&pool, std::time::Duration::from_secs(30)).await?;
+    store::migrate(&pool).await?;
+    println!("migrations applied");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve_sandbox(path: PathBuf) -> anyhow::Result<()> {
+    let config = rollcall_sandbox::SandboxConfig::from_toml_file(&path)
+        .with_context(|| format!("reading the sandbox config {}", path.display()))?;
+    let sandbox = rollcall_sandbox::spawn(config).await?;
+    println!("sandbox listening on {}", sandbox.base_url());
+    println!("  Zoom API:   {}", sandbox.zoom_api_url());
+    println!("  Zoom OAuth: {}", sandbox.zoom_oauth_url());
+    let cancel = shutdown_signal();
+    tokio::select! {
+        result = sandbox.wait() => result,
+        _ = cancel.cancelled() => Ok(()),
+    }
+}
+
+fn account_names(config: &Config) -> Vec<String> {
+    let zoom = config.zoom.iter().map(|a| a.name.clone());
+    let sdk = config.videosdk.iter().map(|a| a.name.clone());
+    let chat = config.rocketchat.iter().map(|a| a.name.clone());
+    zoom.chain(sdk).chain(chat).collect()
+}

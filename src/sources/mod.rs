@@ -1,0 +1,3 @@
+//! One module per platform; each stream is one [`crate::engine::Source`].
+
+pub mod zoom;

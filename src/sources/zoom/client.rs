@@ -1,0 +1,224 @@
+//! A Zoom REST client for one account: bearer auth with one re-mint on 401, retries of transient failures,
+//! and Zoom's error vocabulary mapped onto [`ApiError`].
+
+use super::auth::S2sAuth;
+use crate::http::{describe_transport_error, with_retries, ApiError, ErrorBody, RetryPolicy};
+use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, Utc};
+use reqwest::header::HeaderMap;
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+pub struct ZoomClient {
+    pub account_name: String,
+    api_url: String,
+    http: reqwest::Client,
+    auth: S2sAuth,
+    retry: RetryPolicy,
+}
+
+impl ZoomClient {
+    pub fn new(
+        account_name: String,
+        api_url: String,
+        http: reqwest::Client,
+        auth: S2sAuth,
+        retry: RetryPolicy,
+    ) -> ZoomClient {
+        ZoomClient {
+            account_name,
+            api_url: api_url.trim_end_matches('/').to_string(),
+            http,
+            auth,
+            retry,
+        }
+    }
+
+    /// Mints (or reuses) a token: what `rollcall check` uses to prove the credentials.
+    pub async fn verify_credentials(&self) -> Result<(), ApiError> {
+        self.auth.token().await.map(|_| ())
+    }
+
+    /// GETs `path` (relative to `api_url`, already percent-encoded) and parses the JSON body.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        cancel: &CancellationToken,
+    ) -> Result<T, ApiError> {
+        let what = format!("zoom account \"{}\": GET {path}", self.account_name);
+        let url = format!("{}{path}", self.api_url);
+        with_retries(self.retry, cancel, || self.attempt(&url, query, &what)).await
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        what: &str,
+    ) -> Result<T, ApiError> {
+        let mut reminted = false;
+        loop {
+            let token = self.auth.token().await?;
+            let response = self
+                .http
+                .get(url)
+                .query(query)
+                .bearer_auth(token.value.expose_secret())
+                .send()
+                .await
+                .map_err(|e| ApiError::Transport {
+                    what: what.to_string(),
+                    message: describe_transport_error(&e),
+                })?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(|e| ApiError::Transport {
+                what: what.to_string(),
+                message: describe_transport_error(&e),
+            })?;
+            if (200..300).contains(&status) {
+                return serde_json::from_slice(&body).map_err(|e| ApiError::Malformed {
+                    what: what.to_string(),
+                    message: e.to_string(),
+                });
+            }
+            let error = ErrorBody::parse(&body);
+            if status == 401 && !reminted {
+                // An expired or revoked token: mint once more and retry, as Zoom advises; a second 401 is real.
+                reminted = true;
+                self.auth.invalidate(&token).await;
+                continue;
+            }
+            if let Some(track) = headers.get("x-zm-trackingid").and_then(|v| v.to_str().ok()) {
+                tracing::debug!(tracking_id = track, status, "Zoom error response");
+            }
+            return Err(classify(what, status, &headers, &error, &body));
+        }
+    }
+}
+
+fn classify(
+    what: &str,
+    status: u16,
+    headers: &HeaderMap,
+    error: &ErrorBody,
+    body: &[u8],
+) -> ApiError {
+    let code = error.code();
+    let message = error.message(body);
+    let what = what.to_string();
+    match status {
+        429 => {
+            let limit_type = header(headers, "x-ratelimit-type").unwrap_or_default();
+            let retry_at = header(headers, "retry-after").and_then(parse_retry_after);
+            if limit_type.eq_ignore_ascii_case("daily-limit") {
+                ApiError::DailyLimit {
+                    what,
+                    until: retry_at.unwrap_or_else(next_utc_midnight),
+                }
+            } else {
+                ApiError::Status {
+                    what,
+                    status,
+                    code,
+                    message,
+                    retry_after: retry_at.and_then(|at| (at - Utc::now()).to_std().ok()),
+                }
+            }
+        }
+        400 | 404 if code == Some(300) && message.to_ascii_lowercase().contains("token") => {
+            ApiError::PageTokenExpired { what }
+        }
+        401 => ApiError::Rejected {
+            what,
+            message: format!(
+                "HTTP 401{}: {message}; the app's token was refused twice: check that the Server-to-Server OAuth app is activated and has the report:read:admin scope",
+                code.map(|c| format!(" (code {c})")).unwrap_or_default()
+            ),
+        },
+        400 if code == Some(200) => ApiError::Rejected {
+            what,
+            message: format!("{message} (Zoom code 200: the account needs a Pro or higher plan and the app the report:read:admin scope)"),
+        },
+        404 => ApiError::Rejected {
+            what,
+            message: format!("HTTP 404: {message}; check api_url"),
+        },
+        s if s >= 500 || s == 408 => ApiError::Status {
+            what,
+            status,
+            code,
+            message,
+            retry_after: None,
+        },
+        _ => ApiError::Rejected {
+            what,
+            message: format!(
+                "HTTP {status}{}: {message}",
+                code.map(|c| format!(" (code {c})")).unwrap_or_default()
+            ),
+        },
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+}
+
+/// Zoom sends `Retry-After` as an absolute ISO-8601 time; plain seconds are accepted too.
+fn parse_retry_after(value: String) -> Option<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(&value) {
+        return Some(at.with_timezone(&Utc));
+    }
+    value
+        .parse::<i64>()
+        .ok()
+        .map(|secs| Utc::now() + ChronoDuration::seconds(secs))
+}
+
+fn next_utc_midnight() -> DateTime<Utc> {
+    let tomorrow = Utc::now().date_naive() + ChronoDuration::days(1);
+    tomorrow.and_time(NaiveTime::MIN).and_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_iso_and_seconds() {
+        let at = parse_retry_after("2020-05-31T00:00:00Z".into());
+        assert_eq!(
+            at.map(|a| a.to_rfc3339()),
+            Some("2020-05-31T00:00:00+00:00".into())
+        );
+        assert!(parse_retry_after("30".into()).is_some());
+        assert!(parse_retry_after("soon".into()).is_none());
+    }
+
+    #[test]
+    fn daily_limit_without_headers_pauses_until_midnight_utc() {
+        let err = classify("t", 429, &HeaderMap::new(), &ErrorBody::default(), b"");
+        assert!(matches!(err, ApiError::Status { status: 429, .. }));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-type", "Daily-limit".parse().unwrap());
+        match classify("t", 429, &headers, &ErrorBody::default(), b"") {
+            ApiError::DailyLimit { until, .. } => assert_eq!(until, next_utc_midnight()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn code_300_about_the_token_restarts_the_window() {
+        let body = br#"{"code":300,"message":"The next page token is invalid or expired."}"#;
+        let err = classify("t", 400, &HeaderMap::new(), &ErrorBody::parse(body), body);
+        assert!(matches!(err, ApiError::PageTokenExpired { .. }));
+        let body = br#"{"code":300,"message":"Only provide report in recent 6 months"}"#;
+        let err = classify("t", 400, &HeaderMap::new(), &ErrorBody::parse(body), body);
+        assert!(matches!(err, ApiError::Rejected { .. }));
+    }
+}

@@ -1,0 +1,426 @@
+//! Zoom active/inactive host reports (`GET /report/users`): one calendar-month window per report type.
+
+use super::client::ZoomClient;
+use super::months;
+use crate::engine::{PageMeta, Source, Tx};
+use crate::http::ApiError;
+use crate::store::text::{clean_json, clean_str};
+use crate::store::windows::{PlannedWindow, Window};
+use crate::store::StoreError;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const STREAM: &str = "zoom_host_report";
+pub const REPORT_TYPES: [&str; 2] = ["active", "inactive"];
+
+pub struct HostReports {
+    pub client: Arc<ZoomClient>,
+    pub account: String,
+    pub page_size: u32,
+    pub settle_days: u32,
+    pub horizon_days: Option<u32>,
+    /// The oldest month to plan; by default the month of the horizon (so it is recorded as unreachable).
+    pub plan_from: Option<NaiveDate>,
+    /// The newest month to plan (backfill --to); by default the current month.
+    pub plan_to: Option<NaiveDate>,
+}
+
+/// A page as fetched, with the request it answers so `inspect` can check Zoom did not clamp the range.
+pub struct ReportPage {
+    requested_from: NaiveDate,
+    requested_to: NaiveDate,
+    body: ReportBody,
+    users: Result<Vec<HostUser>, String>,
+}
+
+#[derive(Deserialize)]
+struct ReportBody {
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    total_records: Option<Value>,
+    #[serde(default)]
+    total_meetings: Option<Value>,
+    #[serde(default)]
+    total_participants: Option<Value>,
+    #[serde(default)]
+    total_meeting_minutes: Option<Value>,
+    #[serde(default)]
+    next_page_token: Option<Value>,
+    #[serde(default)]
+    users: Option<Vec<Value>>,
+}
+
+/// One report row, typed for the columns analysts query; the served JSON is kept whole in `raw`.
+pub struct HostUser {
+    user_id: String,
+    email: Option<String>,
+    user_name: Option<String>,
+    user_type: Option<i32>,
+    dept: Option<String>,
+    meetings: Option<i64>,
+    participants: Option<i64>,
+    meeting_minutes: Option<i64>,
+    custom_attributes: Option<Value>,
+    create_time: Option<DateTime<Utc>>,
+    last_login_time: Option<DateTime<Utc>>,
+    last_client_version: Option<String>,
+    raw: Value,
+}
+
+impl HostUser {
+    fn from_raw(mut raw: Value, index: usize) -> Result<HostUser, String> {
+        clean_json(&mut raw);
+        let field = |name: &str| raw.get(name).filter(|v| !v.is_null());
+        let user_id = match field("id") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(format!("users[{index}] has no id")),
+        };
+        Ok(HostUser {
+            email: text(field("email")),
+            user_name: text(field("user_name")),
+            user_type: int(field("type")).and_then(|t| i32::try_from(t).ok()),
+            dept: text(field("dept")),
+            meetings: int(field("meetings")),
+            participants: int(field("participants")),
+            meeting_minutes: int(field("meeting_minutes")),
+            custom_attributes: field("custom_attributes").cloned(),
+            create_time: timestamp(field("create_time")),
+            last_login_time: timestamp(field("last_login_time")),
+            last_client_version: text(field("last_client_version")),
+            user_id,
+            raw,
+        })
+    }
+}
+
+/// Text as served; a number or bool where text was documented is kept as its JSON text, never dropped.
+fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(clean_str(s).into_owned()),
+        other @ (Value::Number(_) | Value::Bool(_)) => Some(other.to_string()),
+        _ => None,
+    }
+}
+
+/// Integers may come as numbers or numeric strings; anything else is NULL (the raw row keeps it).
+fn int(value: Option<&Value>) -> Option<i64> {
+    match value? {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                .map(|f| f as i64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn timestamp(value: Option<&Value>) -> Option<DateTime<Utc>> {
+    match value? {
+        Value::String(s) => DateTime::parse_from_rfc3339(s.trim())
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+        _ => None,
+    }
+}
+
+/// Zoom ends a walk with `""`, `null` or no token at all.
+fn next_token(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+impl HostReports {
+    fn today(&self) -> NaiveDate {
+        Utc::now().date_naive()
+    }
+}
+
+impl Source for HostReports {
+    type Page = ReportPage;
+
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn stream(&self) -> &'static str {
+        STREAM
+    }
+
+    fn plan(&self) -> Vec<PlannedWindow> {
+        let today = self.today();
+        let horizon = months::horizon(today, self.horizon_days);
+        let oldest = self.plan_from.unwrap_or(horizon);
+        let mut planned = months::plan_months(today, oldest, horizon, &REPORT_TYPES);
+        if let Some(newest) = self.plan_to {
+            planned.retain(|w| w.start <= newest);
+        }
+        planned
+    }
+
+    fn is_final(&self, window: &Window) -> bool {
+        months::is_final(window.window_end, self.today(), self.settle_days)
+    }
+
+    async fn fetch(
+        &self,
+        window: &Window,
+        page_token: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<ReportPage, ApiError> {
+        let from = window.window_start;
+        let to = months::request_to(window.window_end, self.today());
+        let (from_text, to_text, page_size) =
+            (from.to_string(), to.to_string(), self.page_size.to_string());
+        let mut query = vec![
+            ("type", window.scope.as_str()),
+            ("from", from_text.as_str()),
+            ("to", to_text.as_str()),
+            ("page_size", page_size.as_str()),
+        ];
+        if let Some(token) = page_token {
+            query.push(("next_page_token", token));
+        }
+        let mut body: ReportBody = self
+            .client
+            .get_json("/report/users", &query, cancel)
+            .await?;
+        let users = body
+            .users
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| HostUser::from_raw(raw, i))
+            .collect();
+        Ok(ReportPage {
+            requested_from: from,
+            requested_to: to,
+            body,
+            users,
+        })
+    }
+
+    fn inspect(&self, _window: &Window, page: &ReportPage) -> Result<PageMeta, String> {
+        let served = (page.body.from.as_deref(), page.body.to.as_deref());
+        let asked = (
+            page.requested_from.to_string(),
+            page.requested_to.to_string(),
+        );
+        if served != (Some(asked.0.as_str()), Some(asked.1.as_str())) {
+            return Err(format!(
+                "Zoom answered for from={} to={} but {}..{} was requested (the range was clamped); the month stays incomplete",
+                served.0.unwrap_or("(missing)"),
+                served.1.unwrap_or("(missing)"),
+                asked.0,
+                asked.1
+            ));
+        }
+        if let Err(problem) = &page.users {
+            return Err(format!("malformed report page: {problem}"));
+        }
+        let expected_total = int(page.body.total_records.as_ref());
+        if expected_total.is_none() {
+            return Err("malformed report page: total_records is missing".into());
+        }
+        Ok(PageMeta {
+            next_page_token: next_token(page.body.next_page_token.as_ref()),
+            expected_total,
+        })
+    }
+
+    async fn write_page(
+        &self,
+        tx: &mut Tx,
+        window: &Window,
+        walk_id: Uuid,
+        page: &ReportPage,
+    ) -> Result<i64, StoreError> {
+        let Ok(users) = &page.users else {
+            return Ok(0);
+        };
+        upsert_users(tx, &self.account, window, walk_id, users).await
+    }
+
+    async fn finish(
+        &self,
+        tx: &mut Tx,
+        window: &Window,
+        walk_id: Uuid,
+        last_page: &ReportPage,
+        is_final: bool,
+    ) -> Result<Result<i64, String>, StoreError> {
+        let seen: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM rollcall.zoom_host_report_users
+              WHERE account = $1 AND month = $2 AND report_type = $3 AND walk_id = $4",
+        )
+        .bind(&self.account)
+        .bind(window.window_start)
+        .bind(&window.scope)
+        .bind(walk_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let total = int(last_page.body.total_records.as_ref()).unwrap_or(-1);
+        if seen != total {
+            return Ok(Err(format!(
+                "Zoom announced total_records={total} but the walk saw {seen} distinct users; the month is walked again next run"
+            )));
+        }
+        sqlx::query(
+            "DELETE FROM rollcall.zoom_host_report_users
+              WHERE account = $1 AND month = $2 AND report_type = $3 AND walk_id <> $4",
+        )
+        .bind(&self.account)
+        .bind(window.window_start)
+        .bind(&window.scope)
+        .bind(walk_id)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO rollcall.zoom_host_reports
+               (account, month, report_type, from_date, to_date, total_records, total_meetings,
+                total_participants, total_meeting_minutes, is_final, collected_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
+             ON CONFLICT (account, month, report_type) DO UPDATE
+               SET from_date = EXCLUDED.from_date, to_date = EXCLUDED.to_date,
+                   total_records = EXCLUDED.total_records, total_meetings = EXCLUDED.total_meetings,
+                   total_participants = EXCLUDED.total_participants,
+                   total_meeting_minutes = EXCLUDED.total_meeting_minutes, is_final = EXCLUDED.is_final,
+                   collected_at = EXCLUDED.collected_at",
+        )
+        .bind(&self.account)
+        .bind(window.window_start)
+        .bind(&window.scope)
+        .bind(last_page.requested_from)
+        .bind(last_page.requested_to)
+        .bind(total)
+        .bind(int(last_page.body.total_meetings.as_ref()))
+        .bind(int(last_page.body.total_participants.as_ref()))
+        .bind(int(last_page.body.total_meeting_minutes.as_ref()))
+        .bind(is_final)
+        .execute(&mut **tx)
+        .await?;
+        Ok(Ok(seen))
+    }
+}
+
+/// One UNNEST upsert per page: one statement, one round trip, whatever the page size. A user served twice
+/// in one page keeps its last occurrence, since PostgreSQL refuses to update a row twice in one statement.
+async fn upsert_users(
+    tx: &mut Tx,
+    account: &str,
+    window: &Window,
+    walk_id: Uuid,
+    users: &[HostUser],
+) -> Result<i64, StoreError> {
+    let mut last_index: HashMap<&str, usize> = HashMap::with_capacity(users.len());
+    for (i, user) in users.iter().enumerate() {
+        last_index.insert(user.user_id.as_str(), i);
+    }
+    let unique: Vec<&HostUser> = users
+        .iter()
+        .enumerate()
+        .filter(|(i, u)| last_index.get(u.user_id.as_str()) == Some(i))
+        .map(|(_, u)| u)
+        .collect();
+    if unique.is_empty() {
+        return Ok(0);
+    }
+    let column =
+        |f: fn(&HostUser) -> Option<String>| unique.iter().map(|u| f(u)).collect::<Vec<_>>();
+    let ids: Vec<String> = unique.iter().map(|u| u.user_id.clone()).collect();
+    let emails = column(|u| u.email.clone());
+    let names = column(|u| u.user_name.clone());
+    let depts = column(|u| u.dept.clone());
+    let versions = column(|u| u.last_client_version.clone());
+    let types: Vec<Option<i32>> = unique.iter().map(|u| u.user_type).collect();
+    let meetings: Vec<Option<i64>> = unique.iter().map(|u| u.meetings).collect();
+    let participants: Vec<Option<i64>> = unique.iter().map(|u| u.participants).collect();
+    let minutes: Vec<Option<i64>> = unique.iter().map(|u| u.meeting_minutes).collect();
+    let attributes: Vec<Option<Value>> =
+        unique.iter().map(|u| u.custom_attributes.clone()).collect();
+    let created: Vec<Option<DateTime<Utc>>> = unique.iter().map(|u| u.create_time).collect();
+    let logins: Vec<Option<DateTime<Utc>>> = unique.iter().map(|u| u.last_login_time).collect();
+    let raws: Vec<Value> = unique.iter().map(|u| u.raw.clone()).collect();
+    sqlx::query(
+        "INSERT INTO rollcall.zoom_host_report_users
+           (account, month, report_type, user_id, email, user_name, user_type, dept, meetings, participants,
+            meeting_minutes, custom_attributes, create_time, last_login_time, last_client_version, raw,
+            first_seen_at, last_seen_at, walk_id)
+         SELECT $1, $2, $3, u.*, now(), now(), $4
+           FROM UNNEST($5::text[], $6::text[], $7::text[], $8::int4[], $9::text[], $10::int8[], $11::int8[],
+                       $12::int8[], $13::jsonb[], $14::timestamptz[], $15::timestamptz[], $16::text[],
+                       $17::jsonb[]) AS u
+         ON CONFLICT (account, month, report_type, user_id) DO UPDATE
+           SET email = EXCLUDED.email, user_name = EXCLUDED.user_name, user_type = EXCLUDED.user_type,
+               dept = EXCLUDED.dept, meetings = EXCLUDED.meetings, participants = EXCLUDED.participants,
+               meeting_minutes = EXCLUDED.meeting_minutes, custom_attributes = EXCLUDED.custom_attributes,
+               create_time = EXCLUDED.create_time, last_login_time = EXCLUDED.last_login_time,
+               last_client_version = EXCLUDED.last_client_version, raw = EXCLUDED.raw,
+               last_seen_at = EXCLUDED.last_seen_at, walk_id = EXCLUDED.walk_id",
+    )
+    .bind(account)
+    .bind(window.window_start)
+    .bind(&window.scope)
+    .bind(walk_id)
+    .bind(&ids)
+    .bind(&emails)
+    .bind(&names)
+    .bind(&types)
+    .bind(&depts)
+    .bind(&meetings)
+    .bind(&participants)
+    .bind(&minutes)
+    .bind(&attributes)
+    .bind(&created)
+    .bind(&logins)
+    .bind(&versions)
+    .bind(&raws)
+    .execute(&mut **tx)
+    .await?;
+    Ok(unique.len() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn rows_are_typed_leniently_and_raw_is_kept() {
+        let raw = json!({"id": "u1", "email": "a@b.c", "type": "2", "meetings": 3.0, "participants": null,
+            "custom_attributes": [{"key": "k", "name": "n", "value": "v"}], "create_time": "2019-09-13T16:20:30Z",
+            "dept": "R&D\u{0}", "extra": {"kept": true}});
+        let user = HostUser::from_raw(raw, 0).unwrap();
+        assert_eq!(user.user_type, Some(2));
+        assert_eq!(user.meetings, Some(3));
+        assert_eq!(user.participants, None);
+        assert_eq!(user.dept.as_deref(), Some("R&D\u{FFFD}"));
+        assert!(user.custom_attributes.unwrap().is_array());
+        assert!(user.create_time.is_some());
+        assert_eq!(user.raw["extra"]["kept"], json!(true));
+        assert_eq!(user.raw["dept"], json!("R&D\u{FFFD}"));
+        assert!(HostUser::from_raw(json!({"email": "x"}), 4)
+            .unwrap_err()
+            .contains("users[4]"));
+    }
+
+    #[test]
+    fn empty_null_and_missing_tokens_end_the_walk() {
+        assert_eq!(next_token(None), None);
+        assert_eq!(next_token(Some(&json!(null))), None);
+        assert_eq!(next_token(Some(&json!(""))), None);
+        assert_eq!(next_token(Some(&json!("abc"))), Some("abc".into()));
+    }
+}

@@ -1,0 +1,131 @@
+//! Zoom's calendar-month windows, horizon and finality (DESIGN §3). "Today" is always the UTC date.
+
+use crate::store::windows::{PlannedWindow, Reach};
+use chrono::{Datelike, Duration, Months, NaiveDate};
+
+pub fn first_of_month(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).unwrap_or(day)
+}
+
+pub fn last_of_month(day: NaiveDate) -> NaiveDate {
+    let first = first_of_month(day);
+    first
+        .checked_add_months(Months::new(1))
+        .and_then(|next| next.pred_opt())
+        .unwrap_or(first)
+}
+
+/// The oldest day Zoom still serves: today minus six calendar months (day clamped to the month's length)
+/// plus one day, or today minus `horizon_days` when configured.
+pub fn horizon(today: NaiveDate, horizon_days: Option<u32>) -> NaiveDate {
+    match horizon_days {
+        Some(days) => today - Duration::days(i64::from(days)),
+        None => today
+            .checked_sub_months(Months::new(6))
+            .map(|d| d + Duration::days(1))
+            .unwrap_or(today),
+    }
+}
+
+/// The day to send as `to`: the month's last day, or today for the current month.
+pub fn request_to(window_end: NaiveDate, today: NaiveDate) -> NaiveDate {
+    window_end.min(today)
+}
+
+/// A month is final once it ended more than `settle_days` ago: Zoom can no longer change it.
+pub fn is_final(window_end: NaiveDate, today: NaiveDate, settle_days: u32) -> bool {
+    (today - window_end).num_days() > i64::from(settle_days)
+}
+
+/// Month windows from `oldest` (any day in it) to the current month, one per scope. Months starting before
+/// the horizon are unreachable and never requested.
+pub fn plan_months(
+    today: NaiveDate,
+    oldest: NaiveDate,
+    horizon: NaiveDate,
+    scopes: &[&str],
+) -> Vec<PlannedWindow> {
+    let mut planned = Vec::new();
+    let mut month = first_of_month(oldest.min(today));
+    while month <= today {
+        let end = last_of_month(month);
+        let reach = if month < horizon {
+            Reach::Unreachable(format!(
+                "Zoom serves only the last six months: {month} is before the API horizon {horizon}"
+            ))
+        } else {
+            Reach::Reachable
+        };
+        for scope in scopes {
+            planned.push(PlannedWindow {
+                scope: (*scope).to_string(),
+                start: month,
+                end,
+                reach: reach.clone(),
+            });
+        }
+        match month.checked_add_months(Months::new(1)) {
+            Some(next) => month = next,
+            None => break,
+        }
+    }
+    planned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn horizon_is_six_calendar_months_plus_a_day_with_clamping() {
+        assert_eq!(horizon(d("2026-11-24"), None), d("2026-05-25"));
+        // 31 August minus six months clamps to 28 February.
+        assert_eq!(horizon(d("2026-08-31"), None), d("2026-03-01"));
+        assert_eq!(horizon(d("2026-11-24"), Some(30)), d("2026-10-25"));
+    }
+
+    #[test]
+    fn months_before_the_horizon_are_unreachable() {
+        let today = d("2026-11-24");
+        let plan = plan_months(
+            today,
+            horizon(today, None),
+            horizon(today, None),
+            &["active"],
+        );
+        let reachable: Vec<_> = plan
+            .iter()
+            .filter(|w| w.reach == Reach::Reachable)
+            .map(|w| w.start.to_string())
+            .collect();
+        assert_eq!(
+            reachable,
+            [
+                "2026-06-01",
+                "2026-07-01",
+                "2026-08-01",
+                "2026-09-01",
+                "2026-10-01",
+                "2026-11-01"
+            ]
+        );
+        assert_eq!(plan[0].start, d("2026-05-01"));
+        assert!(matches!(plan[0].reach, Reach::Unreachable(_)));
+        assert_eq!(plan.last().map(|w| w.end), Some(d("2026-11-30")));
+    }
+
+    #[test]
+    fn finality_needs_settle_days_past_the_month_end() {
+        assert!(!is_final(d("2026-10-31"), d("2026-11-02"), 2));
+        assert!(is_final(d("2026-10-31"), d("2026-11-03"), 2));
+        assert_eq!(
+            request_to(d("2026-11-30"), d("2026-11-24")),
+            d("2026-11-24")
+        );
+        assert_eq!(last_of_month(d("2028-02-10")), d("2028-02-29"));
+    }
+}

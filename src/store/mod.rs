@@ -1,0 +1,80 @@
+//! Everything rollcall keeps in PostgreSQL: the pool, the migrations, the window checkpoints, the leases and
+//! the account pauses. Stream-specific row upserts live with their source.
+
+pub mod pauses;
+pub mod text;
+pub mod windows;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database.url is not a valid PostgreSQL URL: {0}")]
+    BadUrl(String),
+    #[error("cannot reach PostgreSQL: {0}")]
+    Connect(String),
+    #[error("applying migrations failed: {0}")]
+    Migrate(String),
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("the lease on the window was lost to another process; abandoning this walk")]
+    LeaseLost,
+}
+
+/// Opens a pool without holding a connection yet, so `check` and config errors surface before the database
+/// is touched, and a restarting PostgreSQL does not kill the process at start.
+pub fn pool(url: &SecretString, max_connections: u32) -> Result<PgPool, StoreError> {
+    // The parse error of sqlx may quote the URL, password included, so only its kind is reported.
+    let options = PgConnectOptions::from_str(url.expose_secret())
+        .map_err(|_| StoreError::BadUrl("expected postgres://user@host:port/database".into()))?
+        .application_name("rollcall");
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections.max(2))
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_lazy_with(options))
+}
+
+/// Waits (bounded) for the database to answer, so a collector started alongside PostgreSQL by compose or
+/// systemd does not fail on its first second.
+pub async fn wait_until_reachable(pool: &PgPool, patience: Duration) -> Result<(), StoreError> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(pool)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(err) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %redact(&err), "PostgreSQL is not answering yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => return Err(StoreError::Connect(redact(&err))),
+        }
+    }
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| StoreError::Migrate(e.to_string()))
+}
+
+/// sqlx connection errors can echo connection parameters; keep only the message kind.
+fn redact(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
+        sqlx::Error::Tls(_) => "TLS error".into(),
+        other => other.to_string(),
+    }
+}

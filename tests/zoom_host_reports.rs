@@ -1,0 +1,373 @@
+//! Zoom host reports end to end: the real `rollcall` binary, the real sandbox over HTTP, a real PostgreSQL.
+
+mod common;
+
+use common::*;
+use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, ReportType};
+use std::time::Duration;
+
+fn fault(kind: FaultKind) -> FaultRule {
+    FaultRule {
+        endpoint: Some(Endpoint::ReportUsers),
+        account_id: None,
+        report_type: None,
+        page: None,
+        times: None,
+        probability: None,
+        kind,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_collection_mirrors_the_sandbox_and_a_second_run_changes_nothing() {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 730), zoom_account("empty", 0)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &specs, 100);
+
+    let first = run(&config.path, &["collect"]).await;
+    assert_eq!(first.code, 0, "first collect: {}", first.output());
+    for spec in &specs {
+        assert_mirror(&db.pool, &control, spec).await;
+    }
+    let walked_pages = control
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.endpoint == Endpoint::ReportUsers && r.account_id.as_deref() == Some("acme-account")
+        })
+        .count();
+    assert!(
+        walked_pages > reachable_months().len() * 2,
+        "several pages per month were walked"
+    );
+    assert!(control
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::ReportUsers)
+        .all(|r| r.query.get("type").is_some()
+            && r.query.get("page_size").map(String::as_str) == Some("100")));
+    assert!(
+        control.token_mints("acme-account") <= 1,
+        "one cached token serves the whole run"
+    );
+
+    let before: Vec<(String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT account, user_id, first_seen_at FROM rollcall.zoom_host_report_users ORDER BY 1, 2, 3",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let finals: Vec<(chrono::NaiveDate,)> = sqlx::query_as(
+        "SELECT DISTINCT window_start FROM rollcall.collection_windows WHERE is_final AND state = 'complete'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(!finals.is_empty(), "past months are final after their walk");
+    control.clear_requests();
+
+    let second = run(&config.path, &["collect"]).await;
+    assert_eq!(second.code, 0, "second collect: {}", second.output());
+    for spec in &specs {
+        assert_mirror(&db.pool, &control, spec).await;
+    }
+    let after: Vec<(String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT account, user_id, first_seen_at FROM rollcall.zoom_host_report_users ORDER BY 1, 2, 3",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(before, after, "rows and their first_seen_at are unchanged");
+    for request in control
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::ReportUsers)
+    {
+        let from = request.query.get("from").cloned().unwrap_or_default();
+        assert!(
+            !finals.iter().any(|(month,)| month.to_string() == from),
+            "final month {from} was requested again"
+        );
+    }
+
+    let status = run(&config.path, &["status", "--json"]).await;
+    assert_eq!(status.code, 0, "{}", status.output());
+    let parsed: serde_json::Value =
+        serde_json::from_str(&status.stdout).expect("status --json is JSON");
+    assert!(parsed
+        .as_array()
+        .is_some_and(|rows| rows.iter().any(|r| r["account"] == "acme")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_window_then_rerun_is_exact() {
+    sigkill_then_rerun(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_window_with_an_expired_page_token_is_exact() {
+    sigkill_then_rerun(true).await;
+}
+
+async fn sigkill_then_rerun(expire_tokens: bool) {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 900)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &specs, 50);
+    control.add_fault(FaultRule {
+        page: Some(3),
+        times: Some(1),
+        ..fault(FaultKind::Hang)
+    });
+
+    let mut child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
+    let hung = control
+        .wait_for_request(
+            |r| r.endpoint == Endpoint::ReportUsers && r.page == Some(3),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(hung.is_some(), "rollcall reached page 3");
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+
+    let (state, pages): (String, i32) = sqlx::query_as(
+        "SELECT state, pages FROM rollcall.collection_windows WHERE account = 'acme' AND state = 'running'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("one window is left running");
+    assert_eq!(
+        (state.as_str(), pages),
+        ("running", 2),
+        "two pages were checkpointed"
+    );
+
+    control.clear_faults();
+    if expire_tokens {
+        control.expire_page_tokens();
+    }
+    let rerun = run(&config.path, &["collect"]).await;
+    assert_eq!(rerun.code, 0, "rerun: {}", rerun.output());
+    assert_mirror(&db.pool, &control, &specs[0]).await;
+    if expire_tokens {
+        assert!(control
+            .requests()
+            .iter()
+            .any(|r| r.endpoint == Endpoint::ReportUsers && r.status == 400));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_500_on_a_middle_page_leaves_the_window_incomplete_until_the_next_run() {
+    fault_on_middle_page(FaultKind::ServerError, "500").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_truncated_body_on_a_middle_page_leaves_the_window_incomplete_until_the_next_run() {
+    fault_on_middle_page(FaultKind::TruncatedBody, "malformed").await;
+}
+
+async fn fault_on_middle_page(kind: FaultKind, error_mentions: &str) {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 500)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &specs, 100);
+    control.add_fault(FaultRule {
+        page: Some(2),
+        report_type: Some(ReportType::Inactive),
+        ..fault(kind)
+    });
+
+    let first = run(&config.path, &["collect"]).await;
+    assert_eq!(first.code, 1, "{}", first.output());
+    let states = window_states(&db.pool, "acme").await;
+    let inactive: Vec<_> = states
+        .iter()
+        .filter(|(start, scope, _, _)| scope == "inactive" && reachable_months().contains(start))
+        .collect();
+    assert!(!inactive.is_empty());
+    for (start, _, state, error) in &inactive {
+        assert_eq!(state, "failed", "{start}");
+        let error = error.clone().unwrap_or_default();
+        assert!(error.contains(error_mentions), "{start}: {error}");
+    }
+    let completed_inactive: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.zoom_host_reports WHERE account = 'acme' AND report_type = 'inactive'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        completed_inactive, 0,
+        "no failed month has its totals written"
+    );
+
+    control.clear_faults();
+    let second = run(&config.path, &["collect"]).await;
+    assert_eq!(second.code, 0, "{}", second.output());
+    assert_mirror(&db.pool, &control, &specs[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clamped_from_leaves_the_window_failed() {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 50)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &specs, 300);
+    control.add_fault(FaultRule {
+        report_type: Some(ReportType::Active),
+        ..fault(FaultKind::ClampFrom { days: 3 })
+    });
+    let outcome = run(&config.path, &["collect"]).await;
+    assert_eq!(outcome.code, 1, "{}", outcome.output());
+    for (start, scope, state, error) in window_states(&db.pool, "acme").await {
+        if !reachable_months().contains(&start) {
+            continue;
+        }
+        if scope == "active" {
+            assert_eq!(state, "failed", "{start}");
+            assert!(error.unwrap_or_default().contains("clamped"));
+        } else {
+            assert_eq!(state, "complete", "{start}");
+        }
+    }
+    let active_rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.zoom_host_report_users WHERE report_type = 'active'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(active_rows, 0, "nothing of a clamped page is written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_who_becomes_active_ends_only_under_active() {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 120)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &specs, 50);
+    let first = run(&config.path, &["collect"]).await;
+    assert_eq!(first.code, 0, "{}", first.output());
+
+    let month = *reachable_months().last().expect("current month");
+    let inactive = control.report_truth("acme-account", month, ReportType::Inactive);
+    let mover = (0..120u64)
+        .find(|i| {
+            let id = control.user_id("acme-account", *i);
+            inactive.users.iter().any(|u| u["id"] == id.as_str())
+        })
+        .expect("an inactive user this month");
+    let mover_id = control.user_id("acme-account", mover);
+    assert!(stored_users(&db.pool, "acme", month, "inactive")
+        .await
+        .contains_key(&mover_id));
+
+    control.set_user_type("acme-account", month, mover, ReportType::Active);
+    let second = run(&config.path, &["collect"]).await;
+    assert_eq!(second.code, 0, "{}", second.output());
+    assert!(stored_users(&db.pool, "acme", month, "active")
+        .await
+        .contains_key(&mover_id));
+    assert!(!stored_users(&db.pool, "acme", month, "inactive")
+        .await
+        .contains_key(&mover_id));
+    assert_mirror(&db.pool, &control, &specs[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_credential_fails_only_its_account() {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 60), zoom_account("other", 60)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let mut wrong = specs.clone();
+    wrong[1].client_secret = "not-the-secret".into();
+    let config = write_config(&db, &sandbox, &wrong, 300);
+    let outcome = run(&config.path, &["collect"]).await;
+    assert_eq!(outcome.code, 1, "{}", outcome.output());
+    assert!(
+        outcome.output().contains("zoom[1].client_id"),
+        "{}",
+        outcome.output()
+    );
+    assert!(!outcome.output().contains("not-the-secret"));
+    assert_mirror(&db.pool, &control, &specs[0]).await;
+    let other_rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.zoom_host_report_users WHERE account = 'other'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(other_rows, 0);
+
+    let check = run(&config.path, &["check"]).await;
+    assert_eq!(check.code, 1, "{}", check.output());
+    assert!(check.stdout.contains("ok    zoom[0]"), "{}", check.stdout);
+    assert!(check.stdout.contains("FAIL  zoom[1]"), "{}", check.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_and_tokens_never_reach_the_output() {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 40)];
+    let sandbox = sandbox(specs.clone()).await;
+    let config = write_config(&db, &sandbox, &specs, 300);
+    let mut cmd = rollcall(&config.path, &["collect"]);
+    cmd.env("RUST_LOG", "trace");
+    let outcome = finish(cmd.spawn().expect("spawn")).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.output());
+    let output = outcome.output();
+    assert!(
+        !output.contains(&specs[0].client_secret),
+        "client secret leaked"
+    );
+    assert!(!output.contains("sbx."), "an access token leaked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_configs_exit_2_name_the_key_and_write_nothing() {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 10)];
+    let sandbox = sandbox(specs.clone()).await;
+    let config = write_config_with(
+        &db,
+        &sandbox,
+        &specs,
+        300,
+        "[[zoom]]\nname = \"second\"\naccount_id = \"a\"\nclient_id = \"b\"\nclient_secret = \"hunter2-secret\"\nplan = \"gold\"\nclinet_id = \"typo\"\n",
+    );
+    for command in [&["collect"][..], &["migrate"], &["status"], &["check"]] {
+        let outcome = run(&config.path, command).await;
+        assert_eq!(outcome.code, 2, "{command:?}: {}", outcome.output());
+        assert!(
+            outcome.stderr.contains("zoom[1].plan"),
+            "{}",
+            outcome.stderr
+        );
+        assert!(
+            outcome.stderr.contains("zoom[1].clinet_id"),
+            "{}",
+            outcome.stderr
+        );
+        assert!(!outcome.output().contains("hunter2-secret"));
+    }
+    assert!(!db.has_schema().await, "nothing was written");
+
+    let bad_args = run(&config.path, &["collect", "--stream", "zoom_everything"]).await;
+    assert_eq!(bad_args.code, 2);
+    let bad_date = run(&config.path, &["backfill", "--from", "2026-13-01"]).await;
+    assert_eq!(bad_date.code, 2);
+    assert!(
+        bad_date.stderr.contains("2026-13-01"),
+        "{}",
+        bad_date.stderr
+    );
+    assert!(!db.has_schema().await, "nothing was written");
+}
