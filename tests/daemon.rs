@@ -53,7 +53,11 @@ async fn ticks_during_a_collection_are_skipped_and_sigterm_exits_cleanly() {
     })
     .await
     .unwrap_or(false);
-    assert!(saw_skip, "a tick during a collection is skipped: {}", log.join("\n"));
+    assert!(
+        saw_skip,
+        "a tick during a collection is skipped: {}",
+        log.join("\n")
+    );
 
     let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
         .await

@@ -46,7 +46,7 @@ async fn full_collection_mirrors_the_sandbox_and_a_second_run_changes_nothing() 
         .requests()
         .iter()
         .filter(|r| r.endpoint == Endpoint::ReportUsers)
-        .all(|r| r.query.get("type").is_some()
+        .all(|r| r.query.contains_key("type")
             && r.query.get("page_size").map(String::as_str) == Some("100")));
     assert!(
         control.token_mints("acme-account") <= 1,

@@ -138,19 +138,16 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// Parses a JSON body with an error that names the problem (axum's `Json`
-/// rejection is plain text).
-fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body)
-        .map_err(|err| problem(StatusCode::BAD_REQUEST, format!("invalid JSON body: {err}")))
+/// Parses a JSON body; the error names the problem (axum's `Json` rejection
+/// is plain text, and the control routes answer JSON).
+fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|err| format!("invalid JSON body: {err}"))
 }
 
 fn parse_query<T: for<'de> Deserialize<'de>>(
     query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
-) -> Result<T, Response> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|err| problem(StatusCode::BAD_REQUEST, err.body_text()))
+) -> Result<T, String> {
+    query.map(|Query(q)| q).map_err(|err| err.body_text())
 }
 
 async fn add_fault(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
@@ -159,7 +156,7 @@ async fn add_fault(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
             control(state).add_fault(rule);
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(response) => response,
+        Err(message) => problem(StatusCode::BAD_REQUEST, message),
     }
 }
 
@@ -217,7 +214,7 @@ async fn truth(
 ) -> Response {
     let q = match parse_query(query) {
         Ok(q) => q,
-        Err(response) => return response,
+        Err(message) => return problem(StatusCode::BAD_REQUEST, message),
     };
     let Some(month) = parse_month(&q.month) else {
         return problem(StatusCode::BAD_REQUEST, "month: expected YYYY-MM-01");
@@ -251,7 +248,7 @@ struct UserTypeBody {
 async fn set_user_type(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
     let body = match parse_body::<UserTypeBody>(&body) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(message) => return problem(StatusCode::BAD_REQUEST, message),
     };
     let Some(month) = parse_month(&body.month) else {
         return problem(StatusCode::BAD_REQUEST, "month: expected YYYY-MM-01");
@@ -290,7 +287,7 @@ async fn token_mints(
             let mints = control(state).token_mints(&q.account_id);
             Json(json!({ "account_id": q.account_id, "mints": mints })).into_response()
         }
-        Err(response) => response,
+        Err(message) => problem(StatusCode::BAD_REQUEST, message),
     }
 }
 
@@ -310,6 +307,6 @@ async fn get_user_id(
             Json(json!({ "account_id": q.account_id, "user_index": q.user_index, "id": id }))
                 .into_response()
         }
-        Err(response) => response,
+        Err(message) => problem(StatusCode::BAD_REQUEST, message),
     }
 }

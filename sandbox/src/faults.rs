@@ -120,7 +120,7 @@ impl FaultSet {
                 continue;
             }
             if let Some(p) = rule.probability {
-                let draw = unit(hash(&[self.seed, active.id, active.draws, 0x0fa1_7]));
+                let draw = unit(hash(&[self.seed, active.id, active.draws, 0xfa17]));
                 active.draws += 1;
                 if draw >= p {
                     continue;

@@ -85,6 +85,7 @@ pub(crate) async fn serve(
         });
     }
     drop(listener);
+    tracing::debug!("stopped accepting");
     tracker.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
         .await
@@ -92,5 +93,6 @@ pub(crate) async fn serve(
     {
         tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; stopping anyway");
     }
+    tracing::debug!("server stopped");
     Ok(())
 }

@@ -45,7 +45,14 @@ async fn oauth_mints_tokens_from_the_body_or_the_query() {
         .unwrap()
         .to_owned();
     let (status, _) = h
-        .report_json(&token, &[("type", "active"), ("from", "2024-06-01"), ("to", "2024-06-30")])
+        .report_json(
+            &token,
+            &[
+                ("type", "active"),
+                ("from", "2024-06-01"),
+                ("to", "2024-06-30"),
+            ],
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(control.token_mints(ACME), 2);
@@ -59,11 +66,20 @@ async fn oauth_mints_tokens_from_the_body_or_the_query() {
         assert_eq!(body["error"], "invalid_client");
         assert_eq!(body["reason"], "Invalid client_id or client_secret");
     }
-    let no_auth = h.client.post(h.sandbox.zoom_oauth_url()).form(&grant).send().await.unwrap();
+    let no_auth = h
+        .client
+        .post(h.sandbox.zoom_oauth_url())
+        .form(&grant)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_auth.status(), 401);
 
     for form in [
-        vec![("grant_type", "account_credentials"), ("account_id", "nope")],
+        vec![
+            ("grant_type", "account_credentials"),
+            ("account_id", "nope"),
+        ],
         vec![("grant_type", "account_credentials"), ("account_id", EMPTY)],
         vec![("grant_type", "client_credentials"), ("account_id", ACME)],
         vec![("account_id", ACME)],
@@ -77,8 +93,9 @@ async fn oauth_mints_tokens_from_the_body_or_the_query() {
     assert_eq!(control.token_mints(ACME), 2);
 
     let records = control.requests();
-    assert!(records.iter().all(|r| r.endpoint == Endpoint::OauthToken
-        || r.endpoint == Endpoint::ReportUsers));
+    assert!(records
+        .iter()
+        .all(|r| r.endpoint == Endpoint::OauthToken || r.endpoint == Endpoint::ReportUsers));
     assert_eq!(records[0].account_id.as_deref(), Some(ACME));
     assert_eq!(records[0].query["grant_type"], "account_credentials");
     assert_eq!(records[0].status, 200);
@@ -92,8 +109,13 @@ async fn a_full_walk_returns_exactly_the_truth() {
     let control = h.sandbox.control();
     let token = h.mint("acme").await;
     let mut all_ids = HashSet::new();
-    for (t, name) in [(ReportType::Active, "active"), (ReportType::Inactive, "inactive")] {
-        let pages = h.walk(&token, name, "2024-06-01", "2024-06-30", "300").await;
+    for (t, name) in [
+        (ReportType::Active, "active"),
+        (ReportType::Inactive, "inactive"),
+    ] {
+        let pages = h
+            .walk(&token, name, "2024-06-01", "2024-06-30", "300")
+            .await;
         let truth = control.report_truth(ACME, date(2024, 6, 1), t);
         let users = users_of(&pages);
         assert_eq!(users, truth.users);
@@ -135,7 +157,9 @@ async fn a_full_walk_returns_exactly_the_truth() {
         .collect();
     assert_eq!(pages[0].page, Some(1));
     assert_eq!(pages[1].page, Some(2));
-    assert!(pages.iter().all(|r| r.query.contains_key("type") && r.status == 200));
+    assert!(pages
+        .iter()
+        .all(|r| r.query.contains_key("type") && r.status == 200));
     assert!(pages.iter().all(|r| r.account_id.as_deref() == Some(ACME)));
 }
 
@@ -150,15 +174,25 @@ async fn page_sizes_the_current_month_and_an_empty_account() {
     assert_eq!(body["page_size"], 30);
     assert_eq!(body["users"].as_array().unwrap().len(), 30);
     // `type` missing means active.
-    let truth = h.sandbox.control().report_truth(ACME, date(2024, 8, 1), ReportType::Active);
+    let truth = h
+        .sandbox
+        .control()
+        .report_truth(ACME, date(2024, 8, 1), ReportType::Active);
     assert_eq!(body["total_records"], truth.total_records);
 
-    let (_, body) = h.report_json(&token, &[month[0], month[1], ("page_size", "1000")]).await;
+    let (_, body) = h
+        .report_json(&token, &[month[0], month[1], ("page_size", "1000")])
+        .await;
     assert_eq!(body["page_size"], 300);
     assert_eq!(body["users"].as_array().unwrap().len(), 300);
 
-    let pages = h.walk(&token, "inactive", "2024-08-01", "2024-08-15", "7").await;
-    let truth = h.sandbox.control().report_truth(ACME, date(2024, 8, 1), ReportType::Inactive);
+    let pages = h
+        .walk(&token, "inactive", "2024-08-01", "2024-08-15", "7")
+        .await;
+    let truth = h
+        .sandbox
+        .control()
+        .report_truth(ACME, date(2024, 8, 1), ReportType::Inactive);
     assert_eq!(users_of(&pages), truth.users);
 
     let empty = h.mint("empty").await;
@@ -174,7 +208,11 @@ async fn page_sizes_the_current_month_and_an_empty_account() {
 #[tokio::test]
 async fn bad_missing_and_expired_access_tokens_get_401() {
     let h = Harness::start().await;
-    let params = [("type", "active"), ("from", "2024-06-01"), ("to", "2024-06-30")];
+    let params = [
+        ("type", "active"),
+        ("from", "2024-06-01"),
+        ("to", "2024-06-30"),
+    ];
 
     let response = h
         .client
@@ -244,23 +282,42 @@ async fn dates_ranges_and_the_horizon_are_validated() {
         ("2024-06-15", "2024-07-14", "active", None),
     ] {
         let (status, body) = get(from, to, t).await;
-        assert_eq!((status, code_of(&body)), (400, 300), "{from} {to} {t}: {body}");
+        assert_eq!(
+            (status, code_of(&body)),
+            (400, 300),
+            "{from} {to} {t}: {body}"
+        );
         if let Some(field) = field {
             assert_eq!(body["message"], "Invalid field.");
             assert_eq!(body["errors"][0]["field"], field, "{body}");
         }
     }
-    let (status, body) = h.report_json(&token, &[("type", "active"), ("to", "2024-06-30")]).await;
-    assert_eq!((status, body["errors"][0]["field"].as_str()), (400, Some("from")));
     let (status, body) = h
-        .report_json(&token, &[("from", "2024-06-01"), ("to", "2024-06-30"), ("page_size", "x")])
+        .report_json(&token, &[("type", "active"), ("to", "2024-06-30")])
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (400, Some("from"))
+    );
+    let (status, body) = h
+        .report_json(
+            &token,
+            &[
+                ("from", "2024-06-01"),
+                ("to", "2024-06-30"),
+                ("page_size", "x"),
+            ],
+        )
         .await;
     assert_eq!((status, code_of(&body)), (400, 300));
 
     // A partial month is served from that month's data.
     let (status, body) = get("2024-06-10", "2024-06-20", "active").await;
     assert_eq!(status, 200);
-    let truth = h.sandbox.control().report_truth(ACME, date(2024, 6, 1), ReportType::Active);
+    let truth = h
+        .sandbox
+        .control()
+        .report_truth(ACME, date(2024, 6, 1), ReportType::Active);
     assert_eq!(body["total_records"], truth.total_records);
 }
 
@@ -268,7 +325,12 @@ async fn dates_ranges_and_the_horizon_are_validated() {
 async fn page_tokens_are_bound_to_their_query_and_expire() {
     let h = Harness::start().await;
     let token = h.mint("acme").await;
-    let base = [("type", "active"), ("from", "2024-06-01"), ("to", "2024-06-30"), ("page_size", "100")];
+    let base = [
+        ("type", "active"),
+        ("from", "2024-06-01"),
+        ("to", "2024-06-30"),
+        ("page_size", "100"),
+    ];
     let (_, page1) = h.report_json(&token, &base).await;
     let next = page1["next_page_token"].as_str().unwrap().to_owned();
     assert!(!next.is_empty());
@@ -293,21 +355,39 @@ async fn page_tokens_are_bound_to_their_query_and_expire() {
     ] {
         let (status, body) = h.report_json(&token, &with(&changed)).await;
         assert_eq!((status, code_of(&body)), (400, 300), "{changed:?}");
-        assert_eq!(body["message"], "The next page token is invalid or expired.");
+        assert_eq!(
+            body["message"],
+            "The next page token is invalid or expired."
+        );
     }
     // Another account's token cannot continue this walk.
     let other = h.mint("empty").await;
     let (status, _) = h.report_json(&other, &with(&base)).await;
     assert_eq!(status, 400);
-    let (status, _) = h.report_json(&token, &[base[0], base[1], base[2], ("next_page_token", "forged")]).await;
+    let (status, _) = h
+        .report_json(
+            &token,
+            &[base[0], base[1], base[2], ("next_page_token", "forged")],
+        )
+        .await;
     assert_eq!(status, 400);
 
     h.sandbox.control().expire_page_tokens();
     let (status, body) = h.report_json(&token, &with(&base)).await;
     assert_eq!((status, code_of(&body)), (400, 300));
-    assert_eq!(body["message"], "The next page token is invalid or expired.");
+    assert_eq!(
+        body["message"],
+        "The next page token is invalid or expired."
+    );
     // A new walk gets fresh tokens.
-    assert_eq!(h.walk(&token, "active", "2024-06-01", "2024-06-30", "100").await.len(), 4);
+    let truth = h
+        .sandbox
+        .control()
+        .report_truth(ACME, date(2024, 6, 1), ReportType::Active);
+    let walk = h
+        .walk(&token, "active", "2024-06-01", "2024-06-30", "100")
+        .await;
+    assert_eq!(users_of(&walk), truth.users);
 
     // TTL 0: every token is expired when it comes back.
     let h = Harness::with(SandboxConfig {
@@ -319,7 +399,16 @@ async fn page_tokens_are_bound_to_their_query_and_expire() {
     let (_, page1) = h.report_json(&token, &base).await;
     let next = page1["next_page_token"].as_str().unwrap();
     let (status, body) = h
-        .report_json(&token, &[base[0], base[1], base[2], base[3], ("next_page_token", next)])
+        .report_json(
+            &token,
+            &[
+                base[0],
+                base[1],
+                base[2],
+                base[3],
+                ("next_page_token", next),
+            ],
+        )
         .await;
     assert_eq!((status, code_of(&body)), (400, 300));
 }
@@ -336,7 +425,9 @@ async fn set_user_type_moves_a_user_between_walks() {
             .map(|u| u["id"].as_str().unwrap().to_owned())
             .collect()
     };
-    let before = h.walk(&token, "active", "2024-06-01", "2024-06-30", "300").await;
+    let before = h
+        .walk(&token, "active", "2024-06-01", "2024-06-30", "300")
+        .await;
     let active_before = ids(&before);
     let index = (0..2500)
         .find(|&i| active_before.contains(&control.user_id(ACME, i)))
@@ -345,27 +436,45 @@ async fn set_user_type_moves_a_user_between_walks() {
 
     // Any day names the month.
     control.set_user_type(ACME, date(2024, 6, 17), index, ReportType::Inactive);
-    let active = h.walk(&token, "active", "2024-06-01", "2024-06-30", "300").await;
-    let inactive = h.walk(&token, "inactive", "2024-06-01", "2024-06-30", "300").await;
+    let active = h
+        .walk(&token, "active", "2024-06-01", "2024-06-30", "300")
+        .await;
+    let inactive = h
+        .walk(&token, "inactive", "2024-06-01", "2024-06-30", "300")
+        .await;
     assert!(!ids(&active).contains(&moved));
     assert!(ids(&inactive).contains(&moved));
     assert_eq!(
         active[0]["total_records"].as_u64().unwrap() + 1,
         before[0]["total_records"].as_u64().unwrap()
     );
-    assert_eq!(users_of(&active), control.report_truth(ACME, june, ReportType::Active).users);
+    assert_eq!(
+        users_of(&active),
+        control.report_truth(ACME, june, ReportType::Active).users
+    );
     let truth = control.report_truth(ACME, june, ReportType::Inactive);
     assert_eq!(users_of(&inactive), truth.users);
     assert_eq!(inactive[0]["total_records"], truth.total_records);
-    let row = truth.users.iter().find(|u| u["id"] == moved.as_str()).unwrap();
-    assert_eq!((row["meetings"].as_u64(), row["meeting_minutes"].as_u64()), (Some(0), Some(0)));
+    let row = truth
+        .users
+        .iter()
+        .find(|u| u["id"] == moved.as_str())
+        .unwrap();
+    assert_eq!(
+        (row["meetings"].as_u64(), row["meeting_minutes"].as_u64()),
+        (Some(0), Some(0))
+    );
 
     // Other months are untouched, and the move can be undone.
     let july = control.report_truth(ACME, date(2024, 7, 1), ReportType::Active);
-    let july_pages = h.walk(&token, "active", "2024-07-01", "2024-07-31", "300").await;
+    let july_pages = h
+        .walk(&token, "active", "2024-07-01", "2024-07-31", "300")
+        .await;
     assert_eq!(users_of(&july_pages), july.users);
     control.set_user_type(ACME, june, index, ReportType::Active);
-    let again = h.walk(&token, "active", "2024-06-01", "2024-06-30", "300").await;
+    let again = h
+        .walk(&token, "active", "2024-06-01", "2024-06-30", "300")
+        .await;
     assert_eq!(users_of(&again), users_of(&before));
     assert_eq!(again[0]["total_meetings"], before[0]["total_meetings"]);
 }
@@ -381,16 +490,29 @@ async fn a_million_users_are_paged_lazily() {
 
     // Page 1 of the 99% report: only ~300 users are generated for it.
     let (status, page) = h
-        .report_json(&token, &[("type", "inactive"), ("from", "2024-07-01"), ("to", "2024-07-31"), ("page_size", "300")])
+        .report_json(
+            &token,
+            &[
+                ("type", "inactive"),
+                ("from", "2024-07-01"),
+                ("to", "2024-07-31"),
+                ("page_size", "300"),
+            ],
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(page["users"].as_array().unwrap().len(), 300);
     let inactive_total = page["total_records"].as_u64().unwrap();
-    assert!((985_000..995_000).contains(&inactive_total), "{inactive_total}");
+    assert!(
+        (985_000..995_000).contains(&inactive_total),
+        "{inactive_total}"
+    );
 
     // The 1% report: a walk of ~34 pages whose last page sits at the end of
     // the account; each page scans ~30,000 users.
-    let pages = h.walk(&token, "active", "2024-07-01", "2024-07-31", "300").await;
+    let pages = h
+        .walk(&token, "active", "2024-07-01", "2024-07-31", "300")
+        .await;
     let users = users_of(&pages);
     let total = pages[0]["total_records"].as_u64().unwrap();
     assert_eq!(total + inactive_total, 1_000_000);

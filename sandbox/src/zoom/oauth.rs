@@ -29,11 +29,14 @@ pub(crate) async fn token(
     // Zoom accepts the parameters in the query string or the form body; both are in use.
     let mut params = parse_pairs(query.as_deref().unwrap_or_default().as_bytes());
     params.extend(parse_pairs(&body));
+    let mut logged = params.clone();
+    // Some OAuth clients put the secret in the body; the log must not keep it.
+    logged.remove("client_secret");
     let meta = RequestMeta {
         endpoint: Endpoint::OauthToken,
         account_id: params.get("account_id").cloned(),
         report_type: None,
-        query: params.clone(),
+        query: logged,
         page: None,
     };
     api::respond(&state, meta, conn.map(|c| c.0), |_| async {

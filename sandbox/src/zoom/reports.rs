@@ -95,12 +95,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Zoom's dates are exactly `yyyy-mm-dd`; chrono alone would accept `2024-6-1`.
-fn parse_date(field: &str, query: &BTreeMap<String, String>) -> Result<NaiveDate, Reply> {
+/// The error is the message for Zoom's "Invalid field." body.
+fn parse_date(field: &str, query: &BTreeMap<String, String>) -> Result<NaiveDate, String> {
     let Some(s) = query.get(field) else {
-        return Err(invalid_field(
-            field,
-            &format!("Required field '{field}' is missing."),
-        ));
+        return Err(format!("Required field '{field}' is missing."));
     };
     let shaped = s.len() == 10
         && s.bytes().enumerate().all(|(i, b)| match i {
@@ -110,12 +108,7 @@ fn parse_date(field: &str, query: &BTreeMap<String, String>) -> Result<NaiveDate
     shaped
         .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
         .flatten()
-        .ok_or_else(|| {
-            invalid_field(
-                field,
-                &format!("Invalid date '{s}': expected the format yyyy-mm-dd."),
-            )
-        })
+        .ok_or_else(|| format!("Invalid date '{s}': expected the format yyyy-mm-dd."))
 }
 
 /// The earliest `from` Zoom serves: six calendar months back (day clamped to
@@ -148,8 +141,8 @@ async fn serve(
             )
         })?,
     };
-    let from = parse_date("from", query)?;
-    let to = parse_date("to", query)?;
+    let from = parse_date("from", query).map_err(|m| invalid_field("from", &m))?;
+    let to = parse_date("to", query).map_err(|m| invalid_field("to", &m))?;
     let page_size = match query.get("page_size") {
         None => DEFAULT_PAGE_SIZE,
         Some(s) => match s.parse::<u32>() {

@@ -77,7 +77,10 @@ impl Harness {
             .mint_raw(
                 &format!("{name}-client"),
                 &format!("{name}-secret"),
-                &[("grant_type", "account_credentials"), ("account_id", &account_id)],
+                &[
+                    ("grant_type", "account_credentials"),
+                    ("account_id", &account_id),
+                ],
             )
             .await;
         assert_eq!(response.status(), 200);

@@ -59,6 +59,7 @@ struct ReportBody {
 }
 
 /// One report row, typed for the columns analysts query; the served JSON is kept whole in `raw`.
+#[derive(Debug)]
 pub struct HostUser {
     user_id: String,
     email: Option<String>,
