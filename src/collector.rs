@@ -3,9 +3,10 @@
 
 use crate::config::Config;
 use crate::engine::{Engine, Source, StreamOutcome};
+use crate::http::pacing::ZoomPacer;
 use crate::http::{build_client, ApiError, RetryPolicy};
 use crate::sources::zoom::auth::{S2sAuth, S2sCredentials};
-use crate::sources::zoom::client::ZoomClient;
+use crate::sources::zoom::client::{ZoomAuth, ZoomClient};
 use crate::sources::zoom::host_reports::{self, HostReports};
 use crate::store::windows::{self, LeaseOwner};
 use crate::store::StoreError;
@@ -96,7 +97,8 @@ pub fn zoom_clients(config: &Config, http: &reqwest::Client) -> Vec<(usize, Arc<
                 account.name.clone(),
                 account.api_url.clone(),
                 http.clone(),
-                auth,
+                ZoomAuth::S2s(auth),
+                ZoomPacer::new(account.limits.resolve(account.plan)),
                 retry,
             );
             (i, Arc::new(client))

@@ -89,10 +89,8 @@ fn demo_sandbox() -> SandboxConfig {
     SandboxConfig {
         listen: "127.0.0.1:0".into(),
         seed: 2026,
-        page_token_ttl_secs: 900,
-        access_token_ttl_secs: 3600,
-        today: None,
         zoom: vec![account("acme", 2500), account("globex", 400)],
+        ..SandboxConfig::default()
     }
 }
 

@@ -3,6 +3,7 @@
 //! "give up on this account".
 
 mod error;
+pub mod pacing;
 mod retry;
 
 pub use error::{ApiError, ErrorBody};

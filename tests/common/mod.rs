@@ -103,10 +103,8 @@ pub async fn sandbox(accounts: Vec<ZoomAccountSpec>) -> Sandbox {
     let config = SandboxConfig {
         listen: "127.0.0.1:0".into(),
         seed: 7,
-        page_token_ttl_secs: 900,
-        access_token_ttl_secs: 3600,
-        today: None,
         zoom: accounts,
+        ..SandboxConfig::default()
     };
     rollcall_sandbox::spawn(config)
         .await

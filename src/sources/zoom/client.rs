@@ -1,7 +1,8 @@
 //! A Zoom REST client for one account: bearer auth with one re-mint on 401, retries of transient failures,
 //! and Zoom's error vocabulary mapped onto [`ApiError`].
 
-use super::auth::S2sAuth;
+use super::auth::{AccessToken, S2sAuth};
+use crate::http::pacing::{Category, ZoomPacer};
 use crate::http::{describe_transport_error, with_retries, ApiError, ErrorBody, RetryPolicy};
 use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, Utc};
 use reqwest::header::HeaderMap;
@@ -9,11 +10,32 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+/// How a Zoom account proves itself: S2S OAuth for the Meeting API (host reports); the Video SDK API's
+/// locally signed JWT is the other variant.
+pub enum ZoomAuth {
+    S2s(S2sAuth),
+}
+
+impl ZoomAuth {
+    async fn token(&self) -> Result<AccessToken, ApiError> {
+        match self {
+            ZoomAuth::S2s(auth) => auth.token().await,
+        }
+    }
+
+    async fn invalidate(&self, rejected: &AccessToken) {
+        match self {
+            ZoomAuth::S2s(auth) => auth.invalidate(rejected).await,
+        }
+    }
+}
+
 pub struct ZoomClient {
     pub account_name: String,
     api_url: String,
     http: reqwest::Client,
-    auth: S2sAuth,
+    auth: ZoomAuth,
+    pacer: ZoomPacer,
     retry: RetryPolicy,
 }
 
@@ -22,7 +44,8 @@ impl ZoomClient {
         account_name: String,
         api_url: String,
         http: reqwest::Client,
-        auth: S2sAuth,
+        auth: ZoomAuth,
+        pacer: ZoomPacer,
         retry: RetryPolicy,
     ) -> ZoomClient {
         ZoomClient {
@@ -30,6 +53,7 @@ impl ZoomClient {
             api_url: api_url.trim_end_matches('/').to_string(),
             http,
             auth,
+            pacer,
             retry,
         }
     }
@@ -39,27 +63,35 @@ impl ZoomClient {
         self.auth.token().await.map(|_| ())
     }
 
-    /// GETs `path` (relative to `api_url`, already percent-encoded) and parses the JSON body.
+    /// GETs `path` (relative to `api_url`, already percent-encoded) and parses the JSON body. Every
+    /// attempt, retries included, waits for a slot of `category` first.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, &str)],
+        category: Category,
         cancel: &CancellationToken,
     ) -> Result<T, ApiError> {
         let what = format!("zoom account \"{}\": GET {path}", self.account_name);
         let url = format!("{}{path}", self.api_url);
-        with_retries(self.retry, cancel, || self.attempt(&url, query, &what)).await
+        with_retries(self.retry, cancel, || {
+            self.attempt(&url, query, category, &what, cancel)
+        })
+        .await
     }
 
     async fn attempt<T: DeserializeOwned>(
         &self,
         url: &str,
         query: &[(&str, &str)],
+        category: Category,
         what: &str,
+        cancel: &CancellationToken,
     ) -> Result<T, ApiError> {
         let mut reminted = false;
         loop {
             let token = self.auth.token().await?;
+            self.pacer.acquire(category, what, cancel).await?;
             let response = self
                 .http
                 .get(url)

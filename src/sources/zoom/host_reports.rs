@@ -3,6 +3,7 @@
 use super::client::ZoomClient;
 use super::months;
 use crate::engine::{PageMeta, Source, Tx};
+use crate::http::pacing::Category;
 use crate::http::ApiError;
 use crate::store::text::{clean_json, clean_str};
 use crate::store::windows::{PlannedWindow, Window};
@@ -195,7 +196,7 @@ impl Source for HostReports {
         }
         let mut body: ReportBody = self
             .client
-            .get_json("/report/users", &query, cancel)
+            .get_json("/report/users", &query, Category::Heavy, cancel)
             .await?;
         let users = body
             .users

@@ -1,0 +1,131 @@
+//! Client-side pacing below the platforms' limits (DESIGN §1.5), so a normal run draws no 429 of its own
+//! making. Limiters allow no burst: Zoom and Rocket.Chat count in windows we cannot see, and a burst that
+//! fits a token bucket can still overflow their window.
+
+use super::ApiError;
+use crate::config::ResolvedLimits;
+use chrono::{Duration as ChronoDuration, NaiveDate, NaiveTime, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Zoom's rate-limit categories (research/zoom-api.md §4); calls are counted per category and account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// `/report/users`, `/videosdk/sessions/{id}/users`.
+    Heavy,
+    /// `/videosdk/sessions`.
+    ResourceIntensive,
+}
+
+/// One request per `period`, no burst; `None` when the configured rate is 0 (no limit).
+pub fn steady_limiter(requests: u32, per: Duration) -> Option<DefaultDirectRateLimiter> {
+    let requests = NonZeroU32::new(requests)?;
+    let period = per / requests.get();
+    let quota =
+        Quota::with_period(period.max(Duration::from_micros(1)))?.allow_burst(NonZeroU32::MIN);
+    Some(RateLimiter::direct(quota))
+}
+
+/// The pacing of one Zoom account: a limiter per category and the daily pool they share.
+pub struct ZoomPacer {
+    heavy: Option<DefaultDirectRateLimiter>,
+    resource_intensive: Option<DefaultDirectRateLimiter>,
+    daily: Option<DailyBudget>,
+}
+
+struct DailyBudget {
+    limit: u32,
+    used: Mutex<(NaiveDate, u32)>,
+}
+
+impl ZoomPacer {
+    pub fn new(limits: ResolvedLimits) -> ZoomPacer {
+        ZoomPacer {
+            heavy: steady_limiter(limits.heavy_per_second, Duration::from_secs(1)),
+            resource_intensive: steady_limiter(
+                limits.resource_intensive_per_minute,
+                Duration::from_secs(60),
+            ),
+            daily: (limits.daily_requests > 0).then(|| DailyBudget {
+                limit: limits.daily_requests,
+                used: Mutex::new((Utc::now().date_naive(), 0)),
+            }),
+        }
+    }
+
+    /// Waits for the category's next slot and counts the request against the daily pool. When the pool is
+    /// spent, the account is treated as daily-limited until 00:00 UTC without sending anything.
+    pub async fn acquire(
+        &self,
+        category: Category,
+        what: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), ApiError> {
+        let limiter = match category {
+            Category::Heavy => self.heavy.as_ref(),
+            Category::ResourceIntensive => self.resource_intensive.as_ref(),
+        };
+        if let Some(limiter) = limiter {
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(ApiError::Cancelled),
+                _ = limiter.until_ready() => {}
+            }
+        }
+        if let Some(daily) = &self.daily {
+            let today = Utc::now().date_naive();
+            let mut used = daily
+                .used
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if used.0 != today {
+                *used = (today, 0);
+            }
+            if used.1 >= daily.limit {
+                return Err(ApiError::DailyLimit {
+                    what: format!(
+                        "{what} (rollcall's own count of the daily pool of {})",
+                        daily.limit
+                    ),
+                    until: (today + ChronoDuration::days(1))
+                        .and_time(NaiveTime::MIN)
+                        .and_utc(),
+                });
+            }
+            used.1 += 1;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_daily_pool_stops_requests_once_spent() {
+        let pacer = ZoomPacer::new(ResolvedLimits {
+            heavy_per_second: 0,
+            resource_intensive_per_minute: 0,
+            daily_requests: 2,
+        });
+        let cancel = CancellationToken::new();
+        assert!(pacer.acquire(Category::Heavy, "t", &cancel).await.is_ok());
+        assert!(pacer
+            .acquire(Category::ResourceIntensive, "t", &cancel)
+            .await
+            .is_ok());
+        assert!(matches!(
+            pacer.acquire(Category::Heavy, "t", &cancel).await,
+            Err(ApiError::DailyLimit { .. })
+        ));
+    }
+
+    #[test]
+    fn zero_means_no_limit() {
+        assert!(steady_limiter(0, Duration::from_secs(1)).is_none());
+        assert!(steady_limiter(10, Duration::from_secs(60)).is_some());
+    }
+}
