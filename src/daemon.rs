@@ -6,11 +6,13 @@
 
 use crate::collector::{self, Selection};
 use crate::config::Config;
+use crate::observe;
 use crate::store::{self, StoreError};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,6 +38,7 @@ pub enum DaemonError {
 struct Shared {
     pool: PgPool,
     scheduler_alive: AtomicBool,
+    metrics: Option<PrometheusHandle>,
 }
 
 pub async fn run(config: Arc<Config>, cancel: CancellationToken) -> Result<(), DaemonError> {
@@ -45,6 +48,7 @@ pub async fn run(config: Arc<Config>, cancel: CancellationToken) -> Result<(), D
     let shared = Arc::new(Shared {
         pool: pool.clone(),
         scheduler_alive: AtomicBool::new(false),
+        metrics: observe::install(),
     });
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -124,6 +128,7 @@ pub async fn run(config: Arc<Config>, cancel: CancellationToken) -> Result<(), D
         .await
         .map_err(|e| DaemonError::Schedule(e.to_string()))?;
     shared.scheduler_alive.store(true, Ordering::SeqCst);
+    notify_systemd(&cancel);
     tracing::info!(cron = %config.schedule.cron, listen = %config.http.listen, "rollcall is running");
     if config.schedule.run_on_start {
         trigger("start");
@@ -157,29 +162,41 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str
     }
 }
 
-/// Window states per account and stream, from the database, so every replica reports the same truth.
 async fn metrics(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
-    let rows: Result<Vec<(String, String, String, i64)>, _> = sqlx::query_as(
-        "SELECT account, stream, state, count(*) FROM rollcall.collection_windows
-          GROUP BY account, stream, state ORDER BY 1, 2, 3",
-    )
-    .fetch_all(&shared.pool)
-    .await;
-    match rows {
-        Ok(rows) => {
-            let mut out = String::from(
-                "# HELP rollcall_windows Collection windows by account, stream and state.\n# TYPE rollcall_windows gauge\n",
-            );
-            for (account, stream, state, n) in rows {
-                out.push_str(&format!(
-                    "rollcall_windows{{account=\"{account}\",stream=\"{stream}\",state=\"{state}\"}} {n}\n"
-                ));
-            }
-            (StatusCode::OK, out)
-        }
+    let Some(handle) = &shared.metrics else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "# metrics recorder not installed\n".into(),
+        );
+    };
+    match observe::refresh_from_db(&shared.pool).await {
+        Ok(()) => (StatusCode::OK, handle.render()),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "# database not answering\n".into(),
+            format!("# database not answering\n{}", handle.render()),
         ),
     }
+}
+
+/// READY=1 once migrations ran and the database answered (the caller's order guarantees both), and
+/// WATCHDOG=1 at half the interval systemd asks for. Without NOTIFY_SOCKET these are no-ops.
+fn notify_systemd(cancel: &CancellationToken) {
+    if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::debug!(error = %err, "sd_notify READY failed");
+    }
+    let Some(interval) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval / 2);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }
+        }
+    });
 }

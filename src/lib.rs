@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod http;
+pub mod observe;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

@@ -62,6 +62,9 @@ enum Command {
         /// Sandbox config (TOML).
         #[arg(long = "config", default_value = "config/sandbox.toml")]
         sandbox_config: PathBuf,
+        /// Address to listen on, overriding the sandbox config's `listen` (e.g. 0.0.0.0:8090 in a container).
+        #[arg(long)]
+        listen: Option<String>,
     },
     /// Newcomer path: sandbox + PostgreSQL + one collection + a summary. Needs no credentials.
     Demo,
@@ -99,10 +102,13 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Sandbox { sandbox_config } => {
+        Command::Sandbox {
+            sandbox_config,
+            listen,
+        } => {
             telemetry::init_default();
             return report(
-                serve_sandbox(sandbox_config)
+                serve_sandbox(sandbox_config, listen)
                     .await
                     .map(|_| ExitCode::SUCCESS),
             );
@@ -259,9 +265,12 @@ async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve_sandbox(path: PathBuf) -> anyhow::Result<()> {
-    let config = rollcall_sandbox::SandboxConfig::from_toml_file(&path)
+async fn serve_sandbox(path: PathBuf, listen: Option<String>) -> anyhow::Result<()> {
+    let mut config = rollcall_sandbox::SandboxConfig::from_toml_file(&path)
         .with_context(|| format!("reading the sandbox config {}", path.display()))?;
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
     let sandbox = rollcall_sandbox::spawn(config).await?;
     println!("sandbox listening on {}", sandbox.base_url());
     println!("  Zoom API:   {}", sandbox.zoom_api_url());

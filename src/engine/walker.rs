@@ -1,5 +1,6 @@
 use super::{Source, MAX_RESTARTS_PER_RUN, PAGE_TOKEN_TRUST};
 use crate::http::ApiError;
+use crate::observe;
 use crate::store::windows::{self, Checkpoint, LeaseOwner, Window};
 use crate::store::{pauses, StoreError};
 use chrono::{DateTime, Utc};
@@ -187,10 +188,12 @@ impl Engine {
                     window = %span_of(&window), "walk interrupted; it resumes from its checkpoint next run");
             }
             WalkEnd::Complete { rows } => {
+                observe::window_finished(&window.account, &window.stream, "complete");
                 tracing::info!(account = %window.account, stream = %window.stream, scope = %window.scope,
                     window = %span_of(&window), rows, "window complete");
             }
             WalkEnd::Failed { error } => {
+                observe::window_finished(&window.account, &window.stream, "failed");
                 tracing::warn!(account = %window.account, stream = %window.stream, scope = %window.scope,
                     window = %span_of(&window), error = %error, "window failed; retried next run");
             }
@@ -298,6 +301,7 @@ impl Engine {
                 }
             };
             let page_rows = source.write_page(&mut tx, window, walk_id, &page).await?;
+            observe::rows_upserted(&window.account, &window.stream, page_rows);
             windows::checkpoint(
                 &mut tx,
                 window.id,

@@ -20,6 +20,15 @@ pub enum Category {
     ResourceIntensive,
 }
 
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Heavy => "heavy",
+            Category::ResourceIntensive => "resource_intensive",
+        }
+    }
+}
+
 /// One request per `period`, no burst; `None` when the configured rate is 0 (no limit).
 pub fn steady_limiter(requests: u32, per: Duration) -> Option<DefaultDirectRateLimiter> {
     let requests = NonZeroU32::new(requests)?;

@@ -2,8 +2,10 @@
 //! and Zoom's error vocabulary mapped onto [`ApiError`].
 
 use super::auth::{AccessToken, S2sAuth};
+use super::videosdk::jwt::JwtAuth;
 use crate::http::pacing::{Category, ZoomPacer};
 use crate::http::{describe_transport_error, with_retries, ApiError, ErrorBody, RetryPolicy};
+use crate::observe;
 use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, Utc};
 use reqwest::header::HeaderMap;
 use secrecy::ExposeSecret;
@@ -14,18 +16,38 @@ use tokio_util::sync::CancellationToken;
 /// locally signed JWT is the other variant.
 pub enum ZoomAuth {
     S2s(S2sAuth),
+    Jwt(JwtAuth),
 }
 
 impl ZoomAuth {
     async fn token(&self) -> Result<AccessToken, ApiError> {
         match self {
             ZoomAuth::S2s(auth) => auth.token().await,
+            ZoomAuth::Jwt(auth) => auth.token(),
         }
     }
 
     async fn invalidate(&self, rejected: &AccessToken) {
         match self {
             ZoomAuth::S2s(auth) => auth.invalidate(rejected).await,
+            ZoomAuth::Jwt(auth) => auth.invalidate(rejected),
+        }
+    }
+
+    /// A JWT is only checked by the API itself, so a second 401 is the account's credentials being wrong:
+    /// the error must stop the account and name the keys to fix, as a refused S2S mint does.
+    fn rejected(&self, what: &str, status: u16, error: &ErrorBody, body: &[u8]) -> Option<ApiError> {
+        match self {
+            ZoomAuth::S2s(_) => None,
+            ZoomAuth::Jwt(auth) => Some(ApiError::AuthRejected {
+                what: what.to_string(),
+                key: auth.config_keys().to_string(),
+                message: format!(
+                    "HTTP {status}{}: {}; the API JWT signed with the API secret was refused twice",
+                    error.code().map(|c| format!(" (code {c})")).unwrap_or_default(),
+                    error.message(body)
+                ),
+            }),
         }
     }
 }
@@ -99,11 +121,19 @@ impl ZoomClient {
                 .bearer_auth(token.value.expose_secret())
                 .send()
                 .await
-                .map_err(|e| ApiError::Transport {
-                    what: what.to_string(),
-                    message: describe_transport_error(&e),
+                .map_err(|e| {
+                    observe::request(&self.account_name, category.as_str(), "transport");
+                    ApiError::Transport {
+                        what: what.to_string(),
+                        message: describe_transport_error(&e),
+                    }
                 })?;
             let status = response.status().as_u16();
+            observe::request(
+                &self.account_name,
+                category.as_str(),
+                observe::status_outcome(status),
+            );
             let headers = response.headers().clone();
             let body = response.bytes().await.map_err(|e| ApiError::Transport {
                 what: what.to_string(),
@@ -121,6 +151,11 @@ impl ZoomClient {
                 reminted = true;
                 self.auth.invalidate(&token).await;
                 continue;
+            }
+            if status == 401 {
+                if let Some(rejected) = self.auth.rejected(what, status, &error, &body) {
+                    return Err(rejected);
+                }
             }
             if let Some(track) = headers.get("x-zm-trackingid").and_then(|v| v.to_str().ok()) {
                 tracing::debug!(tracking_id = track, status, "Zoom error response");

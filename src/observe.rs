@@ -1,0 +1,74 @@
+//! Prometheus metrics (DESIGN §6): every name is prefixed `rollcall_`, and labels stay low-cardinality
+//! (account, stream, category, outcome; never user or session ids). Without an installed recorder (plain
+//! `collect`) the calls are no-ops.
+
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sqlx::PgPool;
+
+pub fn install() -> Option<PrometheusHandle> {
+    match PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => Some(handle),
+        Err(err) => {
+            tracing::warn!(error = %err, "metrics recorder not installed");
+            None
+        }
+    }
+}
+
+/// One API response (or transport failure) per call; `outcome` is the status class or `transport`.
+pub fn request(account: &str, category: &'static str, outcome: &'static str) {
+    counter!("rollcall_requests_total", "account" => account.to_string(), "category" => category, "outcome" => outcome)
+        .increment(1);
+}
+
+pub fn status_outcome(status: u16) -> &'static str {
+    match status {
+        200..=299 => "ok",
+        429 => "rate_limited",
+        400..=499 => "client_error",
+        500..=599 => "server_error",
+        _ => "other",
+    }
+}
+
+pub fn rows_upserted(account: &str, stream: &str, rows: i64) {
+    counter!("rollcall_rows_upserted_total", "account" => account.to_string(), "stream" => stream.to_string())
+        .increment(rows.max(0) as u64);
+}
+
+pub fn window_finished(account: &str, stream: &str, outcome: &'static str) {
+    counter!("rollcall_windows_finished_total", "account" => account.to_string(), "stream" => stream.to_string(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// Gauges read from PostgreSQL at scrape time, so every replica reports the same shared truth.
+pub async fn refresh_from_db(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let states: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT account, stream, state, count(*) FROM rollcall.collection_windows GROUP BY 1, 2, 3",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (account, stream, state, n) in states {
+        gauge!("rollcall_windows", "account" => account, "stream" => stream, "state" => state)
+            .set(n as f64);
+    }
+    let successes: Vec<(String, String, f64)> = sqlx::query_as(
+        "SELECT account, stream, extract(epoch FROM max(completed_at))::float8
+           FROM rollcall.collection_windows WHERE completed_at IS NOT NULL GROUP BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (account, stream, at) in successes {
+        gauge!("rollcall_last_success_timestamp_seconds", "account" => account, "stream" => stream)
+            .set(at);
+    }
+    let pauses: Vec<(String, bool)> =
+        sqlx::query_as("SELECT account, until > now() FROM rollcall.account_pauses")
+            .fetch_all(pool)
+            .await?;
+    for (account, paused) in pauses {
+        gauge!("rollcall_account_paused", "account" => account).set(if paused { 1.0 } else { 0.0 });
+    }
+    Ok(())
+}
