@@ -26,6 +26,17 @@ pub struct AccessToken {
     expires_at: Instant,
 }
 
+impl AccessToken {
+    /// A bearer value minted elsewhere (the Video SDK JWT), valid until `expires_at`.
+    pub fn new(value: SecretString, expires_at: Instant) -> AccessToken {
+        AccessToken { value, expires_at }
+    }
+
+    pub fn expires_at(&self) -> Instant {
+        self.expires_at
+    }
+}
+
 impl std::fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AccessToken([redacted])")

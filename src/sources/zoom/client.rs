@@ -36,18 +36,26 @@ impl ZoomAuth {
 
     /// A JWT is only checked by the API itself, so a second 401 is the account's credentials being wrong:
     /// the error must stop the account and name the keys to fix, as a refused S2S mint does.
-    fn rejected(&self, what: &str, status: u16, error: &ErrorBody, body: &[u8]) -> Option<ApiError> {
+    fn rejected(
+        &self,
+        what: &str,
+        status: u16,
+        error: &ErrorBody,
+        body: &[u8],
+    ) -> Option<ApiError> {
         match self {
             ZoomAuth::S2s(_) => None,
-            ZoomAuth::Jwt(auth) => Some(ApiError::AuthRejected {
-                what: what.to_string(),
-                key: auth.config_keys().to_string(),
-                message: format!(
+            ZoomAuth::Jwt(auth) => {
+                Some(ApiError::AuthRejected {
+                    what: what.to_string(),
+                    key: auth.config_keys().to_string(),
+                    message: format!(
                     "HTTP {status}{}: {}; the API JWT signed with the API secret was refused twice",
                     error.code().map(|c| format!(" (code {c})")).unwrap_or_default(),
                     error.message(body)
                 ),
-            }),
+                })
+            }
         }
     }
 }

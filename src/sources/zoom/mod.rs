@@ -1,6 +1,8 @@
-//! Zoom: Server-to-Server OAuth and the active/inactive host reports.
+//! Zoom: Server-to-Server OAuth and the active/inactive host reports; the Video SDK's JWT, past sessions
+//! and session users.
 
 pub mod auth;
 pub mod client;
 pub mod host_reports;
 pub mod months;
+pub mod videosdk;

@@ -1,0 +1,119 @@
+//! Ground truth and steering for the Video SDK fake, in-process and under `/_sandbox/`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::api::{month_truth, users_truth};
+use crate::control::Control;
+use crate::lock;
+use crate::Shared;
+
+impl Control {
+    /// The sessions a full `type=past` walk of that month returns now (any day names the month).
+    pub fn sdk_sessions(&self, api_key: &str, month: NaiveDate) -> Vec<Value> {
+        match self.state.videosdk.account_by_key(api_key) {
+            Some(a) => month_truth(&self.state, a, month),
+            None => Vec::new(),
+        }
+    }
+
+    /// The users (one object per join) a full walk of that session returns now.
+    pub fn sdk_session_users(&self, api_key: &str, session_id: &str) -> Vec<Value> {
+        match self.state.videosdk.account_by_key(api_key) {
+            Some(a) => users_truth(&self.state, a, session_id),
+            None => Vec::new(),
+        }
+    }
+
+    /// Serves the session as still running (no `end_time`) or as ended again. False for unknown ids.
+    pub fn set_sdk_session_open(&self, api_key: &str, session_id: &str, open: bool) -> bool {
+        let sdk = &self.state.videosdk;
+        let Some(a) = sdk.account_by_key(api_key) else {
+            return false;
+        };
+        if sdk.accounts[a].parse_session_id(session_id).is_none() {
+            return false;
+        }
+        let mut set = lock(&sdk.open);
+        if open {
+            set.insert((a, session_id.to_owned()));
+        } else {
+            set.remove(&(a, session_id.to_owned()));
+        }
+        true
+    }
+}
+
+pub(crate) fn control_routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/truth/videosdk/sessions", get(sessions))
+        .route("/truth/videosdk/session_users", get(session_users))
+        .route("/videosdk/session_open", post(session_open))
+}
+
+fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+#[derive(Deserialize)]
+struct MonthQuery {
+    api_key: String,
+    month: NaiveDate,
+}
+
+async fn sessions(
+    State(state): State<Arc<Shared>>,
+    query: Result<Query<MonthQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(q)) => Json(Control { state }.sdk_sessions(&q.api_key, q.month)).into_response(),
+        Err(err) => problem(StatusCode::BAD_REQUEST, err.body_text()),
+    }
+}
+
+#[derive(Deserialize)]
+struct SessionQuery {
+    api_key: String,
+    session_id: String,
+}
+
+async fn session_users(
+    State(state): State<Arc<Shared>>,
+    query: Result<Query<SessionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(q)) => {
+            Json(Control { state }.sdk_session_users(&q.api_key, &q.session_id)).into_response()
+        }
+        Err(err) => problem(StatusCode::BAD_REQUEST, err.body_text()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenBody {
+    api_key: String,
+    session_id: String,
+    open: bool,
+}
+
+async fn session_open(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
+    let body: OpenBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(err) => return problem(StatusCode::BAD_REQUEST, format!("invalid JSON body: {err}")),
+    };
+    if (Control { state }).set_sdk_session_open(&body.api_key, &body.session_id, body.open) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        problem(StatusCode::NOT_FOUND, "no such account or session")
+    }
+}

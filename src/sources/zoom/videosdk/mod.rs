@@ -1,0 +1,156 @@
+//! Zoom Video SDK: past sessions per calendar month and, for every ended session, its users.
+//!
+//! Two streams. `zoom_sdk_sessions` walks the session list of a month; each list page upserts its
+//! sessions and, in the same transaction, plans one `zoom_sdk_session_users` window per ended session
+//! (scope = session id, the month's bounds). A crash can therefore never leave a stored session without
+//! its pending child. A month is complete when its list window and every child window are complete
+//! (view `rollcall.zoom_sdk_months`); until then `collect` exits 1, because the children are due windows
+//! of their own stream and are counted with the list's.
+
+pub mod fields;
+pub mod jwt;
+pub mod path;
+pub mod session_users;
+pub mod sessions;
+
+use super::client::{ZoomAuth, ZoomClient};
+use crate::config::VideoSdkAccount;
+use crate::http::pacing::{Category, ZoomPacer};
+use crate::http::{ApiError, RetryPolicy};
+use chrono::Utc;
+use jwt::{JwtAuth, JwtCredentials};
+use serde_json::Value;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// The client of `videosdk[index]`: JWT auth and the account's own pacer.
+pub fn client(
+    index: usize,
+    account: &VideoSdkAccount,
+    http: &reqwest::Client,
+    retry: RetryPolicy,
+) -> Arc<ZoomClient> {
+    let auth = JwtAuth::new(JwtCredentials {
+        api_key: account.api_key.clone(),
+        api_secret: account.api_secret.clone(),
+        config_keys: format!("videosdk[{index}].api_key and videosdk[{index}].api_secret"),
+        account_name: account.name.clone(),
+    });
+    Arc::new(ZoomClient::new(
+        account.name.clone(),
+        account.api_url.clone(),
+        http.clone(),
+        ZoomAuth::Jwt(auth),
+        ZoomPacer::new(account.limits.resolve(account.plan)),
+        retry,
+    ))
+}
+
+/// `rollcall check`: a JWT is only judged by the API, so one request proves it. The smallest one that
+/// needs the credentials: today's past sessions, one per page. Nothing is written.
+pub async fn verify(client: &ZoomClient) -> Result<(), ApiError> {
+    let today = Utc::now().date_naive().to_string();
+    let query = [
+        ("type", "past"),
+        ("from", today.as_str()),
+        ("to", today.as_str()),
+        ("page_size", "1"),
+    ];
+    client
+        .get_json::<Value>(
+            "/videosdk/sessions",
+            &query,
+            Category::ResourceIntensive,
+            &CancellationToken::new(),
+        )
+        .await
+        .map(|_| ())
+}
+
+/// The two sources of `videosdk[index]`, sharing one client (one JWT cache, one pacer).
+pub fn sources(
+    config: &crate::config::Config,
+    index: usize,
+    http: &reqwest::Client,
+    plan_from: Option<chrono::NaiveDate>,
+    plan_to: Option<chrono::NaiveDate>,
+) -> Option<(
+    Arc<sessions::SdkSessions>,
+    Arc<session_users::SdkSessionUsers>,
+)> {
+    let account = config.videosdk.get(index)?;
+    let retry = RetryPolicy::new(
+        config.collector.max_retries,
+        std::time::Duration::from_millis(config.collector.retry_base_ms),
+    );
+    let client = client(index, account, http, retry);
+    let list = sessions::SdkSessions {
+        client: client.clone(),
+        account: account.name.clone(),
+        page_size: account.page_size,
+        settle_days: account.settle_days,
+        horizon_days: account.horizon_days,
+        plan_from,
+        plan_to,
+    };
+    let users = session_users::SdkSessionUsers {
+        client,
+        account: account.name.clone(),
+        page_size: account.page_size,
+        settle_days: account.settle_days,
+    };
+    Some((Arc::new(list), Arc::new(users)))
+}
+
+/// Before the children run: those of months past the horizon are never requested.
+pub async fn prepare_children(
+    pool: &sqlx::PgPool,
+    account: &VideoSdkAccount,
+) -> Result<(), crate::store::StoreError> {
+    let horizon = super::months::horizon(Utc::now().date_naive(), account.horizon_days);
+    session_users::retire_beyond_horizon(
+        pool,
+        &account.name,
+        super::months::first_of_month(horizon),
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Plan, ZoomLimits};
+    use crate::http::pacing::{Category, ZoomPacer};
+    use std::time::{Duration, Instant};
+    use tokio_util::sync::CancellationToken;
+
+    /// The list is Resource-intensive: a Pro account's pacer lets 10 a minute through, one every 6 s, so a
+    /// normal run cannot draw a 429 from `/videosdk/sessions`. Shown at 600 a minute to stay fast.
+    #[tokio::test]
+    async fn the_session_list_is_paced_per_minute() {
+        assert_eq!(
+            ZoomLimits::default()
+                .resolve(Plan::Pro)
+                .resource_intensive_per_minute,
+            10
+        );
+        let limits = ZoomLimits {
+            resource_intensive_per_minute: Some(600),
+            heavy_per_second: Some(0),
+            daily_requests: Some(0),
+        };
+        let pacer = ZoomPacer::new(limits.resolve(Plan::Pro));
+        let cancel = CancellationToken::new();
+        let started = Instant::now();
+        for _ in 0..4 {
+            pacer
+                .acquire(Category::ResourceIntensive, "t", &cancel)
+                .await
+                .unwrap();
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(290),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}

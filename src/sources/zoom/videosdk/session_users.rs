@@ -1,0 +1,396 @@
+//! `GET /videosdk/sessions/{id}/users?type=past`: one child window per ended session (scope = the session
+//! id, the parent month's bounds), planned by the session list in the page that stored the session.
+//! Heavy. Rows are keyed `(account, session_id, user_id, join_time)`, so a rejoin is a row of its own.
+
+use super::fields::{field, id, next_token, text, timestamp};
+use super::path::session_segment;
+use crate::engine::{PageMeta, Source, Tx};
+use crate::http::pacing::Category;
+use crate::http::ApiError;
+use crate::sources::zoom::client::ZoomClient;
+use crate::sources::zoom::months;
+use crate::store::text::clean_json;
+use crate::store::windows::{PlannedWindow, Window};
+use crate::store::StoreError;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const STREAM: &str = "zoom_sdk_session_users";
+
+pub struct SdkSessionUsers {
+    pub client: Arc<ZoomClient>,
+    pub account: String,
+    pub page_size: u32,
+    pub settle_days: u32,
+}
+
+pub struct UsersPage {
+    body: UsersBody,
+    users: Result<Vec<SessionUser>, String>,
+}
+
+#[derive(Deserialize)]
+struct UsersBody {
+    #[serde(default)]
+    next_page_token: Option<Value>,
+    #[serde(default)]
+    users: Option<Vec<Value>>,
+}
+
+#[derive(Debug)]
+struct SessionUser {
+    user_id: String,
+    /// `None` when Zoom left it out; the key then uses the session's start (see `key_join_time`).
+    join_time: Option<DateTime<Utc>>,
+    texts: [Option<String>; 13],
+    leave_time: Option<DateTime<Utc>>,
+    audio_call: Option<Value>,
+    raw: Value,
+}
+
+/// The text columns, in the order of `SessionUser::texts` and of the INSERT below.
+const TEXT_FIELDS: [&str; 13] = [
+    "name",
+    "user_key",
+    "participant_uuid",
+    "device",
+    "ip_address",
+    "location",
+    "network_type",
+    "microphone",
+    "speaker",
+    "camera",
+    "data_center",
+    "connection_type",
+    "client",
+];
+
+impl SessionUser {
+    fn from_raw(mut raw: Value, index: usize) -> Result<SessionUser, String> {
+        clean_json(&mut raw);
+        // `id` is per join in Zoom's webhooks; `participant_uuid` is the documented fallback identity.
+        let Some(user_id) = id(field(&raw, "id")).or_else(|| id(field(&raw, "participant_uuid")))
+        else {
+            return Err(format!(
+                "users[{index}] has neither id nor participant_uuid"
+            ));
+        };
+        Ok(SessionUser {
+            user_id,
+            join_time: timestamp(field(&raw, "join_time")),
+            texts: TEXT_FIELDS.map(|name| text(field(&raw, name))),
+            leave_time: timestamp(field(&raw, "leave_time")),
+            audio_call: field(&raw, "audio_call").cloned(),
+            raw,
+        })
+    }
+}
+
+impl Source for SdkSessionUsers {
+    type Page = UsersPage;
+
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn stream(&self) -> &'static str {
+        STREAM
+    }
+
+    /// Children are planned by the session list, in the transaction that stores their session.
+    fn plan(&self) -> Vec<PlannedWindow> {
+        Vec::new()
+    }
+
+    /// The parent month's rule: children of a final month are final.
+    fn is_final(&self, window: &Window) -> bool {
+        months::is_final(window.window_end, Utc::now().date_naive(), self.settle_days)
+    }
+
+    async fn fetch(
+        &self,
+        window: &Window,
+        page_token: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<UsersPage, ApiError> {
+        let path = format!(
+            "/videosdk/sessions/{}/users",
+            session_segment(&window.scope)
+        );
+        let page_size = self.page_size.to_string();
+        let mut query = vec![("type", "past"), ("page_size", page_size.as_str())];
+        if let Some(token) = page_token {
+            query.push(("next_page_token", token));
+        }
+        let mut body: UsersBody = self
+            .client
+            .get_json(&path, &query, Category::Heavy, cancel)
+            .await?;
+        let users = body
+            .users
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| SessionUser::from_raw(raw, i))
+            .collect();
+        Ok(UsersPage { body, users })
+    }
+
+    fn inspect(&self, _window: &Window, page: &UsersPage) -> Result<PageMeta, String> {
+        if let Err(problem) = &page.users {
+            return Err(format!("malformed session users page: {problem}"));
+        }
+        Ok(PageMeta {
+            next_page_token: next_token(page.body.next_page_token.as_ref()),
+            expected_total: None,
+        })
+    }
+
+    async fn write_page(
+        &self,
+        tx: &mut Tx,
+        window: &Window,
+        walk_id: Uuid,
+        page: &UsersPage,
+    ) -> Result<i64, StoreError> {
+        let Ok(users) = &page.users else {
+            return Ok(0);
+        };
+        if users.is_empty() {
+            return Ok(0);
+        }
+        let fallback = key_join_time(tx, &self.account, window).await?;
+        upsert_users(tx, &self.account, &window.scope, walk_id, users, fallback).await
+    }
+
+    async fn finish(
+        &self,
+        tx: &mut Tx,
+        window: &Window,
+        walk_id: Uuid,
+        _last_page: &UsersPage,
+        _is_final: bool,
+    ) -> Result<Result<i64, String>, StoreError> {
+        sqlx::query(
+            "DELETE FROM rollcall.zoom_sdk_session_users
+              WHERE account = $1 AND session_id = $2 AND walk_id <> $3",
+        )
+        .bind(&self.account)
+        .bind(&window.scope)
+        .bind(walk_id)
+        .execute(&mut **tx)
+        .await?;
+        let seen: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM rollcall.zoom_sdk_session_users
+              WHERE account = $1 AND session_id = $2 AND walk_id = $3",
+        )
+        .bind(&self.account)
+        .bind(&window.scope)
+        .bind(walk_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(Ok(seen))
+    }
+}
+
+/// The key's `join_time` when Zoom leaves it out: the session's start (a real instant of that session,
+/// unlike an epoch sentinel), or the month's first instant if the session has none. `raw` shows it was
+/// absent.
+async fn key_join_time(
+    tx: &mut Tx,
+    account: &str,
+    window: &Window,
+) -> Result<DateTime<Utc>, StoreError> {
+    let start: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT start_time FROM rollcall.zoom_sdk_sessions WHERE account = $1 AND session_id = $2",
+    )
+    .bind(account)
+    .bind(&window.scope)
+    .fetch_optional(&mut **tx)
+    .await?
+    .flatten();
+    Ok(start.unwrap_or_else(|| window.window_start.and_time(NaiveTime::MIN).and_utc()))
+}
+
+async fn upsert_users(
+    tx: &mut Tx,
+    account: &str,
+    session_id: &str,
+    walk_id: Uuid,
+    users: &[SessionUser],
+    fallback_join: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    // One statement may not update a row twice: a join served twice keeps its last copy.
+    let mut last: HashMap<(&str, DateTime<Utc>), usize> = HashMap::with_capacity(users.len());
+    for (i, u) in users.iter().enumerate() {
+        last.insert(
+            (u.user_id.as_str(), u.join_time.unwrap_or(fallback_join)),
+            i,
+        );
+    }
+    let unique: Vec<&SessionUser> = users
+        .iter()
+        .enumerate()
+        .filter(|(i, u)| {
+            last.get(&(u.user_id.as_str(), u.join_time.unwrap_or(fallback_join))) == Some(i)
+        })
+        .map(|(_, u)| u)
+        .collect();
+    let ids: Vec<String> = unique.iter().map(|u| u.user_id.clone()).collect();
+    let joins: Vec<DateTime<Utc>> = unique
+        .iter()
+        .map(|u| u.join_time.unwrap_or(fallback_join))
+        .collect();
+    let column = |k: usize| {
+        unique
+            .iter()
+            .map(|u| u.texts[k].clone())
+            .collect::<Vec<_>>()
+    };
+    let leaves: Vec<Option<DateTime<Utc>>> = unique.iter().map(|u| u.leave_time).collect();
+    let audio: Vec<Option<Value>> = unique.iter().map(|u| u.audio_call.clone()).collect();
+    let raws: Vec<Value> = unique.iter().map(|u| u.raw.clone()).collect();
+    let mut query = sqlx::query(
+        "INSERT INTO rollcall.zoom_sdk_session_users
+           (account, session_id, user_id, join_time, name, user_key, participant_uuid, device, ip_address,
+            location, network_type, microphone, speaker, camera, data_center, connection_type, client,
+            leave_time, audio_call, raw, collected_at, walk_id)
+         SELECT $1, $2, u.*, now(), $3
+           FROM UNNEST($4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[],
+                       $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                       $16::text[], $17::text[], $18::text[], $19::timestamptz[], $20::jsonb[],
+                       $21::jsonb[]) AS u
+         ON CONFLICT (account, session_id, user_id, join_time) DO UPDATE
+           SET name = EXCLUDED.name, user_key = EXCLUDED.user_key,
+               participant_uuid = EXCLUDED.participant_uuid, device = EXCLUDED.device,
+               ip_address = EXCLUDED.ip_address, location = EXCLUDED.location,
+               network_type = EXCLUDED.network_type, microphone = EXCLUDED.microphone,
+               speaker = EXCLUDED.speaker, camera = EXCLUDED.camera, data_center = EXCLUDED.data_center,
+               connection_type = EXCLUDED.connection_type, client = EXCLUDED.client,
+               leave_time = EXCLUDED.leave_time, audio_call = EXCLUDED.audio_call, raw = EXCLUDED.raw,
+               collected_at = EXCLUDED.collected_at, walk_id = EXCLUDED.walk_id",
+    )
+    .bind(account)
+    .bind(session_id)
+    .bind(walk_id)
+    .bind(&ids)
+    .bind(&joins);
+    for k in 0..TEXT_FIELDS.len() {
+        query = query.bind(column(k));
+    }
+    query
+        .bind(&leaves)
+        .bind(&audio)
+        .bind(&raws)
+        .execute(&mut **tx)
+        .await?;
+    Ok(unique.len() as i64)
+}
+
+/// Plans a users window for each ended session of a list page, in the page's transaction. Existing
+/// windows keep their state: a non-final one is walked again by the next run anyway.
+pub async fn plan_children(
+    tx: &mut Tx,
+    account: &str,
+    month: &Window,
+    session_ids: &[String],
+) -> Result<(), StoreError> {
+    if session_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end)
+         SELECT $1, $2, scope, $3, $4 FROM UNNEST($5::text[]) AS scope
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(account)
+    .bind(STREAM)
+    .bind(month.window_start)
+    .bind(month.window_end)
+    .bind(session_ids)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The mirror of a month's list: sessions Zoom no longer lists lose their users and their child windows.
+pub async fn forget_sessions(
+    tx: &mut Tx,
+    account: &str,
+    month: &Window,
+    session_ids: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM rollcall.zoom_sdk_session_users WHERE account = $1 AND session_id = ANY($2)",
+    )
+    .bind(account)
+    .bind(session_ids)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM rollcall.collection_windows
+          WHERE account = $1 AND stream = $2 AND scope = ANY($3) AND window_start = $4 AND window_end = $5",
+    )
+    .bind(account)
+    .bind(STREAM)
+    .bind(session_ids)
+    .bind(month.window_start)
+    .bind(month.window_end)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Children are not planned by their own stream, so the horizon rule that makes old months unreachable
+/// is applied to them here: a child of a month Zoom no longer serves is never requested.
+pub async fn retire_beyond_horizon(
+    pool: &PgPool,
+    account: &str,
+    horizon: NaiveDate,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE rollcall.collection_windows
+            SET state = 'unreachable', next_page_token = NULL, updated_at = now(),
+                last_error = 'Zoom serves only the last six months: the session''s month is before the API horizon ' || $3
+          WHERE account = $1 AND stream = $2 AND window_start < $3 AND state NOT IN ('complete', 'unreachable')
+            AND (lease_until IS NULL OR lease_until < now())",
+    )
+    .bind(account)
+    .bind(STREAM)
+    .bind(horizon)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn users_keep_every_field_and_the_extras() {
+        let raw = json!({"id": "u1", "name": "Zoë", "device": "Mac", "join_time": "2021-12-07T05:42:28Z",
+            "leave_time": "2021-12-07T06:00:00Z", "participant_uuid": "p-1", "client": "web",
+            "audio_call": [{"call_number": "1", "call_type": "in", "zoom_number": "2"}], "version": "1.2"});
+        let u = SessionUser::from_raw(raw, 0).unwrap();
+        assert_eq!(u.user_id, "u1");
+        assert_eq!(u.texts[0].as_deref(), Some("Zoë"));
+        assert_eq!(u.texts[2].as_deref(), Some("p-1"));
+        assert_eq!(u.texts[12].as_deref(), Some("web"));
+        assert!(u.audio_call.as_ref().is_some_and(Value::is_array));
+        assert_eq!(u.raw["version"], json!("1.2"));
+        let no_id = SessionUser::from_raw(json!({"participant_uuid": "p-9"}), 0).unwrap();
+        assert_eq!((no_id.user_id.as_str(), no_id.join_time), ("p-9", None));
+        assert!(SessionUser::from_raw(json!({"name": "x"}), 3)
+            .unwrap_err()
+            .contains("users[3]"));
+    }
+}

@@ -1,0 +1,370 @@
+//! `GET /videosdk/sessions?type=past&from&to`: one calendar-month window per account (scope `''`).
+//! Resource-intensive (10 requests a minute on Pro), paced by the account's `ZoomPacer`.
+
+use super::fields::{boolean, field, id, int, next_token, text, timestamp};
+use super::session_users;
+use crate::engine::{PageMeta, Source, Tx};
+use crate::http::pacing::Category;
+use crate::http::ApiError;
+use crate::sources::zoom::client::ZoomClient;
+use crate::sources::zoom::months;
+use crate::store::text::clean_json;
+use crate::store::windows::{PlannedWindow, Window};
+use crate::store::StoreError;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const STREAM: &str = "zoom_sdk_sessions";
+
+pub struct SdkSessions {
+    pub client: Arc<ZoomClient>,
+    pub account: String,
+    pub page_size: u32,
+    pub settle_days: u32,
+    pub horizon_days: Option<u32>,
+    pub plan_from: Option<NaiveDate>,
+    pub plan_to: Option<NaiveDate>,
+}
+
+pub struct SessionsPage {
+    requested_from: NaiveDate,
+    requested_to: NaiveDate,
+    body: SessionsBody,
+    sessions: Result<Vec<SdkSession>, String>,
+}
+
+#[derive(Deserialize)]
+struct SessionsBody {
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    next_page_token: Option<Value>,
+    #[serde(default)]
+    sessions: Option<Vec<Value>>,
+}
+
+#[derive(Debug)]
+pub struct SdkSession {
+    pub session_id: String,
+    session_name: Option<String>,
+    session_key: Option<String>,
+    start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    duration: Option<String>,
+    user_count: Option<i64>,
+    has_voip: Option<bool>,
+    has_video: Option<bool>,
+    has_screen_share: Option<bool>,
+    has_recording: Option<bool>,
+    has_pstn: Option<bool>,
+    has_session_summary: Option<bool>,
+    raw: Value,
+}
+
+impl SdkSession {
+    pub fn from_raw(mut raw: Value, index: usize) -> Result<SdkSession, String> {
+        clean_json(&mut raw);
+        let Some(session_id) = id(field(&raw, "id")) else {
+            return Err(format!("sessions[{index}] has no id"));
+        };
+        let f = |name| field(&raw, name);
+        Ok(SdkSession {
+            session_name: text(f("session_name")),
+            session_key: text(f("session_key")),
+            start_time: timestamp(f("start_time")),
+            end_time: timestamp(f("end_time")),
+            duration: text(f("duration")),
+            user_count: int(f("user_count")),
+            has_voip: boolean(f("has_voip")),
+            has_video: boolean(f("has_video")),
+            has_screen_share: boolean(f("has_screen_share")),
+            has_recording: boolean(f("has_recording")),
+            has_pstn: boolean(f("has_pstn")),
+            has_session_summary: boolean(f("has_session_summary")),
+            session_id,
+            raw,
+        })
+    }
+
+    /// Derived from the timestamps, because the served `duration` is text ("30:00", "01:02:03").
+    fn duration_seconds(&self) -> Option<i64> {
+        Some((self.end_time? - self.start_time?).num_seconds())
+    }
+}
+
+impl SdkSessions {
+    fn today(&self) -> NaiveDate {
+        Utc::now().date_naive()
+    }
+}
+
+impl Source for SdkSessions {
+    type Page = SessionsPage;
+
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn stream(&self) -> &'static str {
+        STREAM
+    }
+
+    fn plan(&self) -> Vec<PlannedWindow> {
+        let today = self.today();
+        let horizon = months::horizon(today, self.horizon_days);
+        let oldest = self.plan_from.unwrap_or(horizon);
+        let mut planned = months::plan_months(today, oldest, horizon, &[""]);
+        if let Some(newest) = self.plan_to {
+            planned.retain(|w| w.start <= newest);
+        }
+        planned
+    }
+
+    fn is_final(&self, window: &Window) -> bool {
+        months::is_final(window.window_end, self.today(), self.settle_days)
+    }
+
+    async fn fetch(
+        &self,
+        window: &Window,
+        page_token: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<SessionsPage, ApiError> {
+        let from = window.window_start;
+        let to = months::request_to(window.window_end, self.today());
+        let (from_text, to_text, page_size) =
+            (from.to_string(), to.to_string(), self.page_size.to_string());
+        let mut query = vec![
+            ("type", "past"),
+            ("from", from_text.as_str()),
+            ("to", to_text.as_str()),
+            ("page_size", page_size.as_str()),
+        ];
+        if let Some(token) = page_token {
+            query.push(("next_page_token", token));
+        }
+        let mut body: SessionsBody = self
+            .client
+            .get_json(
+                "/videosdk/sessions",
+                &query,
+                Category::ResourceIntensive,
+                cancel,
+            )
+            .await?;
+        let sessions = body
+            .sessions
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| SdkSession::from_raw(raw, i))
+            .collect();
+        Ok(SessionsPage {
+            requested_from: from,
+            requested_to: to,
+            body,
+            sessions,
+        })
+    }
+
+    fn inspect(&self, _window: &Window, page: &SessionsPage) -> Result<PageMeta, String> {
+        let served = (page.body.from.as_deref(), page.body.to.as_deref());
+        let asked = (
+            page.requested_from.to_string(),
+            page.requested_to.to_string(),
+        );
+        if served != (Some(asked.0.as_str()), Some(asked.1.as_str())) {
+            return Err(format!(
+                "Zoom answered for from={} to={} but {}..{} was requested (the range was clamped); the month stays incomplete",
+                served.0.unwrap_or("(missing)"),
+                served.1.unwrap_or("(missing)"),
+                asked.0,
+                asked.1
+            ));
+        }
+        if let Err(problem) = &page.sessions {
+            return Err(format!("malformed session list page: {problem}"));
+        }
+        // The list announces no total (research/zoom-api.md §2a): the last page is the only proof.
+        Ok(PageMeta {
+            next_page_token: next_token(page.body.next_page_token.as_ref()),
+            expected_total: None,
+        })
+    }
+
+    async fn write_page(
+        &self,
+        tx: &mut Tx,
+        window: &Window,
+        walk_id: Uuid,
+        page: &SessionsPage,
+    ) -> Result<i64, StoreError> {
+        let Ok(sessions) = &page.sessions else {
+            return Ok(0);
+        };
+        let unique = last_of_each(sessions);
+        upsert_sessions(tx, &self.account, window, walk_id, &unique).await?;
+        let ended: Vec<String> = unique
+            .iter()
+            .filter(|s| s.end_time.is_some())
+            .map(|s| s.session_id.clone())
+            .collect();
+        session_users::plan_children(tx, &self.account, window, &ended).await?;
+        Ok(unique.len() as i64)
+    }
+
+    async fn finish(
+        &self,
+        tx: &mut Tx,
+        window: &Window,
+        walk_id: Uuid,
+        _last_page: &SessionsPage,
+        is_final: bool,
+    ) -> Result<Result<i64, String>, StoreError> {
+        let (seen, open): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE end_time IS NULL) FROM rollcall.zoom_sdk_sessions
+              WHERE account = $1 AND month = $2 AND walk_id = $3",
+        )
+        .bind(&self.account)
+        .bind(window.window_start)
+        .bind(walk_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        if is_final && open > 0 {
+            // A final month is never listed again, so a session without end_time would never get its
+            // users: the month stays open until every session has ended.
+            return Ok(Err(format!(
+                "{open} session(s) of this settled month have no end_time yet; the month is listed again next run so their users are collected once they end"
+            )));
+        }
+        let vanished: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM rollcall.zoom_sdk_sessions
+              WHERE account = $1 AND month = $2 AND walk_id <> $3
+          RETURNING session_id",
+        )
+        .bind(&self.account)
+        .bind(window.window_start)
+        .bind(walk_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        if !vanished.is_empty() {
+            tracing::info!(account = %self.account, month = %window.window_start, sessions = vanished.len(),
+                "sessions no longer listed by Zoom were removed with their users");
+            session_users::forget_sessions(tx, &self.account, window, &vanished).await?;
+        }
+        Ok(Ok(seen))
+    }
+}
+
+/// PostgreSQL refuses to update one row twice in a statement: a session served twice keeps its last copy.
+fn last_of_each(sessions: &[SdkSession]) -> Vec<&SdkSession> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(sessions.len());
+    for (i, s) in sessions.iter().enumerate() {
+        last.insert(s.session_id.as_str(), i);
+    }
+    sessions
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| last.get(s.session_id.as_str()) == Some(i))
+        .map(|(_, s)| s)
+        .collect()
+}
+
+async fn upsert_sessions(
+    tx: &mut Tx,
+    account: &str,
+    window: &Window,
+    walk_id: Uuid,
+    sessions: &[&SdkSession],
+) -> Result<(), StoreError> {
+    if sessions.is_empty() {
+        return Ok(());
+    }
+    let texts =
+        |f: fn(&SdkSession) -> Option<String>| sessions.iter().map(|s| f(s)).collect::<Vec<_>>();
+    let bools =
+        |f: fn(&SdkSession) -> Option<bool>| sessions.iter().map(|s| f(s)).collect::<Vec<_>>();
+    let times = |f: fn(&SdkSession) -> Option<DateTime<Utc>>| {
+        sessions.iter().map(|s| f(s)).collect::<Vec<_>>()
+    };
+    let ids: Vec<String> = sessions.iter().map(|s| s.session_id.clone()).collect();
+    let seconds: Vec<Option<i64>> = sessions.iter().map(|s| s.duration_seconds()).collect();
+    let counts: Vec<Option<i64>> = sessions.iter().map(|s| s.user_count).collect();
+    let raws: Vec<Value> = sessions.iter().map(|s| s.raw.clone()).collect();
+    sqlx::query(
+        "INSERT INTO rollcall.zoom_sdk_sessions
+           (account, month, session_id, session_name, session_key, start_time, end_time, duration,
+            duration_seconds, user_count, has_voip, has_video, has_screen_share, has_recording, has_pstn,
+            has_session_summary, raw, collected_at, walk_id)
+         SELECT $1, $2, s.*, now(), $3
+           FROM UNNEST($4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[],
+                       $10::int8[], $11::int8[], $12::bool[], $13::bool[], $14::bool[], $15::bool[],
+                       $16::bool[], $17::bool[], $18::jsonb[]) AS s
+         ON CONFLICT (account, session_id) DO UPDATE
+           SET month = EXCLUDED.month, session_name = EXCLUDED.session_name,
+               session_key = EXCLUDED.session_key, start_time = EXCLUDED.start_time,
+               end_time = EXCLUDED.end_time, duration = EXCLUDED.duration,
+               duration_seconds = EXCLUDED.duration_seconds, user_count = EXCLUDED.user_count,
+               has_voip = EXCLUDED.has_voip, has_video = EXCLUDED.has_video,
+               has_screen_share = EXCLUDED.has_screen_share, has_recording = EXCLUDED.has_recording,
+               has_pstn = EXCLUDED.has_pstn, has_session_summary = EXCLUDED.has_session_summary,
+               raw = EXCLUDED.raw, collected_at = EXCLUDED.collected_at, walk_id = EXCLUDED.walk_id",
+    )
+    .bind(account)
+    .bind(window.window_start)
+    .bind(walk_id)
+    .bind(&ids)
+    .bind(texts(|s| s.session_name.clone()))
+    .bind(texts(|s| s.session_key.clone()))
+    .bind(times(|s| s.start_time))
+    .bind(times(|s| s.end_time))
+    .bind(texts(|s| s.duration.clone()))
+    .bind(&seconds)
+    .bind(&counts)
+    .bind(bools(|s| s.has_voip))
+    .bind(bools(|s| s.has_video))
+    .bind(bools(|s| s.has_screen_share))
+    .bind(bools(|s| s.has_recording))
+    .bind(bools(|s| s.has_pstn))
+    .bind(bools(|s| s.has_session_summary))
+    .bind(&raws)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sessions_keep_raw_and_derive_seconds_from_the_timestamps() {
+        let raw = json!({"id": "/ab//c+d==", "session_name": "Daily\u{0}", "start_time": "2021-12-07T05:42:28Z",
+            "end_time": "2021-12-07T06:12:28Z", "duration": "30:00", "user_count": "3", "has_voip": true,
+            "has_video": "false", "room": {"kept": 1}});
+        let s = SdkSession::from_raw(raw, 0).unwrap();
+        assert_eq!(s.session_id, "/ab//c+d==");
+        assert_eq!(s.duration_seconds(), Some(1800));
+        assert_eq!(s.duration.as_deref(), Some("30:00"));
+        assert_eq!(s.user_count, Some(3));
+        assert_eq!(s.has_video, Some(false));
+        assert_eq!(s.session_name.as_deref(), Some("Daily\u{FFFD}"));
+        assert_eq!(s.raw["room"]["kept"], json!(1));
+        let open =
+            SdkSession::from_raw(json!({"id": "x", "start_time": "2021-12-07T05:42:28Z"}), 0)
+                .unwrap();
+        assert_eq!((open.end_time, open.duration_seconds()), (None, None));
+        assert!(SdkSession::from_raw(json!({"session_name": "n"}), 2)
+            .unwrap_err()
+            .contains("sessions[2]"));
+    }
+}

@@ -1,0 +1,328 @@
+//! Zoom Video SDK sessions and session users end to end: the real binary, the real sandbox, PostgreSQL.
+
+mod common;
+
+use common::*;
+use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
+use std::time::Duration;
+
+async fn sdk_months(pool: &sqlx::PgPool, account: &str) -> Vec<(chrono::NaiveDate, String, bool)> {
+    sqlx::query_as(
+        "SELECT month, list_state, complete FROM rollcall.zoom_sdk_months WHERE account = $1 ORDER BY month",
+    )
+    .bind(account)
+    .fetch_all(pool)
+    .await
+    .expect("query zoom_sdk_months")
+}
+
+fn config(
+    db: &TestDb,
+    sandbox: &rollcall_sandbox::Sandbox,
+    sdk: &[rollcall_sandbox::VideoSdkAccountSpec],
+    page_size: u32,
+) -> RollcallConfig {
+    write_config_with(
+        db,
+        sandbox,
+        &[],
+        page_size,
+        &sdk_sections(sandbox, sdk, page_size),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_and_their_users_are_mirrored_exactly_and_a_rerun_adds_nothing() {
+    let db = TestDb::create().await;
+    let specs = vec![sdk_account("studio", 11)];
+    let sandbox = sdk_sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = config(&db, &sandbox, &specs, 4);
+
+    let first = run(&config.path, &["collect"]).await;
+    assert_eq!(first.code, 0, "first collect: {}", first.output());
+    let (sessions, users) = assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+    assert!(
+        reachable_months().len() >= 2 && sessions > 20 && users > sessions,
+        "{sessions} sessions, {users} users"
+    );
+    for (month, state, complete) in sdk_months(&db.pool, "studio").await {
+        if reachable_months().contains(&month) {
+            assert!(state == "complete" && complete, "{month}: {state}");
+        }
+    }
+
+    let requests = control.requests();
+    assert!(requests
+        .iter()
+        .filter(|r| matches!(
+            r.endpoint,
+            Endpoint::SdkSessions | Endpoint::SdkSessionUsers
+        ))
+        .all(|r| r.query.get("type").map(String::as_str) == Some("past") && r.status == 200));
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.endpoint == Endpoint::SdkSessions && r.page == Some(2)),
+        "lists were paged"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.endpoint == Endpoint::SdkSessionUsers && r.page == Some(2)),
+        "users were paged"
+    );
+
+    // Ids like `/ab//c+d==` made it through the double encoding and back.
+    let awkward: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT u.session_id) FROM rollcall.zoom_sdk_session_users u
+          WHERE u.session_id LIKE '/%' AND u.session_id LIKE '%//%' AND u.session_id LIKE '%+%'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(
+        awkward > 0,
+        "sessions shaped like /ab//c+d== have their users"
+    );
+    let rejoins: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT 1 FROM rollcall.zoom_sdk_session_users
+          GROUP BY account, session_id, user_id HAVING count(*) > 1) r",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(rejoins > 0, "a user who left and rejoined is two rows");
+    let derived: (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE duration_seconds = extract(epoch FROM end_time - start_time)::bigint
+                                            AND duration_seconds > 0 AND raw ? 'duration')
+           FROM rollcall.zoom_sdk_sessions",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        derived.0, derived.1,
+        "duration_seconds is derived for every session"
+    );
+    let extras: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.zoom_sdk_session_users
+          WHERE participant_uuid IS NOT NULL AND client IS NOT NULL AND jsonb_typeof(audio_call) = 'array'
+            AND raw ? 'sdk_version'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(
+        extras > 0,
+        "participant_uuid, client, audio_call and unknown fields are kept"
+    );
+
+    let count = || async {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT (SELECT count(*) FROM rollcall.zoom_sdk_sessions), (SELECT count(*) FROM rollcall.zoom_sdk_session_users)",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    let before = count().await;
+    control.clear_requests();
+    let second = run(&config.path, &["collect"]).await;
+    assert_eq!(second.code, 0, "second collect: {}", second.output());
+    assert_eq!(count().await, before, "a replayed walk adds no rows");
+    assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+    let finals: Vec<(chrono::NaiveDate,)> = sqlx::query_as(
+        "SELECT window_start FROM rollcall.collection_windows WHERE stream = 'zoom_sdk_sessions' AND is_final",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(!finals.is_empty());
+    for request in control
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::SdkSessions)
+    {
+        let from = request.query.get("from").cloned().unwrap_or_default();
+        assert!(
+            !finals.iter().any(|(month,)| month.to_string() == from),
+            "final month {from} was listed again"
+        );
+    }
+
+    let status = run(&config.path, &["status"]).await;
+    assert!(
+        status.stdout.contains("zoom_sdk_session_users"),
+        "{}",
+        status.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_between_a_session_list_and_its_users_then_rerun_is_exact() {
+    let db = TestDb::create().await;
+    let specs = vec![sdk_account("studio", 9)];
+    let sandbox = sdk_sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = config(&db, &sandbox, &specs, 300);
+    control.add_fault(FaultRule {
+        endpoint: Some(Endpoint::SdkSessionUsers),
+        account_id: None,
+        report_type: None,
+        page: None,
+        times: Some(1),
+        probability: None,
+        kind: FaultKind::Hang,
+    });
+
+    let mut child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
+    let hung = control
+        .wait_for_request(
+            |r| r.endpoint == Endpoint::SdkSessionUsers,
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(hung.is_some(), "rollcall reached the users of a session");
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+
+    let (sessions, pending): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM rollcall.zoom_sdk_sessions),
+                (SELECT count(*) FROM rollcall.collection_windows
+                  WHERE stream = 'zoom_sdk_session_users' AND state <> 'complete')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(
+        sessions > 0 && pending > 0,
+        "{sessions} sessions stored, {pending} users windows pending"
+    );
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.zoom_sdk_sessions s
+          WHERE s.end_time IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM rollcall.collection_windows w
+             WHERE w.stream = 'zoom_sdk_session_users' AND w.account = s.account AND w.scope = s.session_id)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        orphans, 0,
+        "every stored ended session has its users window"
+    );
+    assert!(
+        sdk_months(&db.pool, "studio")
+            .await
+            .iter()
+            .any(|(_, _, complete)| !complete),
+        "a month whose users are missing is not complete"
+    );
+
+    control.clear_faults();
+    let rerun = run(&config.path, &["collect"]).await;
+    assert_eq!(rerun.code, 0, "rerun: {}", rerun.output());
+    assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+    let incomplete: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.zoom_sdk_months WHERE account = 'studio' AND list_state = 'complete' AND NOT complete",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(incomplete, 0, "no month is left without its users");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_without_end_time_gets_its_users_once_it_has_ended() {
+    let db = TestDb::create().await;
+    let specs = vec![sdk_account("studio", 6)];
+    let sandbox = sdk_sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = config(&db, &sandbox, &specs, 300);
+    let month = *reachable_months().last().expect("current month");
+    let open = control.sdk_sessions("studio-key", month)[0]["id"]
+        .as_str()
+        .expect("a session this month")
+        .to_string();
+    assert!(control.set_sdk_session_open("studio-key", &open, true));
+
+    let first = run(&config.path, &["collect"]).await;
+    assert_eq!(first.code, 0, "{}", first.output());
+    let windows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.collection_windows WHERE stream = 'zoom_sdk_session_users' AND scope = $1",
+    )
+    .bind(&open)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(windows, 0, "a running session gets no users window yet");
+    assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+
+    assert!(control.set_sdk_session_open("studio-key", &open, false));
+    let second = run(&config.path, &["collect"]).await;
+    assert_eq!(second.code, 0, "{}", second.output());
+    assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+    let users: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE session_id = $1",
+    )
+    .bind(&open)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(users > 0, "its users were collected once it ended");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_api_secret_fails_only_that_account_and_names_it() {
+    let db = TestDb::create().await;
+    let specs = vec![sdk_account("studio", 4), sdk_account("other", 4)];
+    let sandbox = sdk_sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let mut wrong = specs.clone();
+    wrong[1].api_secret = "not-the-api-secret".into();
+    let config = config(&db, &sandbox, &wrong, 300);
+
+    let outcome = run(&config.path, &["collect"]).await;
+    assert_eq!(outcome.code, 1, "{}", outcome.output());
+    assert!(
+        outcome.output().contains("videosdk[1].api_secret"),
+        "{}",
+        outcome.output()
+    );
+    assert!(!outcome.output().contains("not-the-api-secret"));
+    assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+    let other: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.zoom_sdk_sessions WHERE account = 'other'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(other, 0);
+    let rejected = control
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.endpoint == Endpoint::SdkSessions && r.account_id.as_deref() == Some("other-key")
+        })
+        .map(|r| r.status)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        rejected,
+        [401, 401],
+        "one re-signed retry, then the account stops"
+    );
+
+    let check = run(&config.path, &["check"]).await;
+    assert_eq!(check.code, 1, "{}", check.output());
+    assert!(
+        check.stdout.contains("ok    videosdk[0]"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("FAIL  videosdk[1]"),
+        "{}",
+        check.stdout
+    );
+}
