@@ -1,0 +1,428 @@
+//! Rocket.Chat daily active users (`GET /api/v1/engagement-dashboard/users/active-users`): one request
+//! per window of local days, checked whole before anything is written, then the window's days that are not
+//! yet final are replaced exactly in the transaction that completes the window.
+
+use super::client::RocketChatClient;
+use super::days;
+use crate::config::RocketChatWorkspace;
+use crate::engine::{PageMeta, Source, Tx};
+use crate::http::ApiError;
+use crate::store::text::clean_str;
+use crate::store::windows::{PlannedWindow, Window};
+use crate::store::StoreError;
+use chrono::{Duration, NaiveDate, Utc};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const STREAM: &str = "rc_active_users";
+
+pub struct ActiveUsers {
+    pub client: Arc<RocketChatClient>,
+    pub account: String,
+    pub timezone: chrono_tz::Tz,
+    pub window_days: u32,
+    pub lookback_days: u32,
+    pub retention_days: u32,
+    /// Backfill bounds (`--from`, `--to`); by default the server's retention .. yesterday.
+    pub plan_from: Option<NaiveDate>,
+    pub plan_to: Option<NaiveDate>,
+    /// A refusal no retry or other window can fix (permission, license, URL): later windows of this run
+    /// fail with it without another request.
+    refused: Mutex<Option<String>>,
+}
+
+/// One window's answer. `span` is `None` when nothing of the window may be requested any more.
+pub struct DaysPage {
+    span: Option<(NaiveDate, NaiveDate)>,
+    today: NaiveDate,
+    body: Value,
+}
+
+/// One day of a checked answer.
+struct Day {
+    day: NaiveDate,
+    users: Vec<String>,
+}
+
+impl ActiveUsers {
+    /// `plan_from`/`plan_to` are the backfill bounds; `None` means retention .. yesterday.
+    pub fn new(
+        client: Arc<RocketChatClient>,
+        workspace: &RocketChatWorkspace,
+        plan_from: Option<NaiveDate>,
+        plan_to: Option<NaiveDate>,
+    ) -> ActiveUsers {
+        ActiveUsers {
+            client,
+            account: workspace.name.clone(),
+            timezone: workspace.timezone,
+            window_days: workspace.window_days,
+            lookback_days: workspace.lookback_days,
+            retention_days: workspace.retention_days,
+            plan_from,
+            plan_to,
+            refused: Mutex::new(None),
+        }
+    }
+
+    fn today(&self) -> NaiveDate {
+        Utc::now().with_timezone(&self.timezone).date_naive()
+    }
+
+    fn refused(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Source for ActiveUsers {
+    type Page = DaysPage;
+
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn stream(&self) -> &'static str {
+        STREAM
+    }
+
+    fn plan(&self) -> Vec<PlannedWindow> {
+        days::plan(
+            self.today(),
+            self.window_days,
+            self.retention_days,
+            self.plan_from,
+            self.plan_to,
+        )
+    }
+
+    fn is_final(&self, window: &Window) -> bool {
+        days::day_is_final(window.window_end, self.today(), self.lookback_days)
+    }
+
+    async fn fetch(
+        &self,
+        window: &Window,
+        _page_token: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<DaysPage, ApiError> {
+        let today = self.today();
+        let span = days::request_span(
+            window.window_start,
+            window.window_end,
+            today,
+            self.retention_days,
+        );
+        let Some((first, last)) = span else {
+            // Every day of the window is past retention (or not yet over): nothing to ask, nothing to
+            // write; the window completes so that it can become final.
+            return Ok(DaysPage {
+                span,
+                today,
+                body: Value::Null,
+            });
+        };
+        if let Some(message) = self.refused().clone() {
+            return Err(ApiError::Rejected {
+                what: format!("rocketchat workspace \"{}\"", self.account),
+                message: format!("not requested: {message}"),
+            });
+        }
+        let (start, end) = days::request_bounds(first, last, self.timezone);
+        let body = match self.client.active_users(&start, &end, cancel).await {
+            Ok(body) => body,
+            Err(ApiError::Rejected { what, message }) => {
+                *self.refused() = Some(message.clone());
+                return Err(ApiError::Rejected { what, message });
+            }
+            Err(other) => return Err(other),
+        };
+        Ok(DaysPage { span, today, body })
+    }
+
+    fn inspect(&self, _window: &Window, page: &DaysPage) -> Result<PageMeta, String> {
+        let days = check(page)?;
+        Ok(PageMeta {
+            next_page_token: None,
+            expected_total: Some(days.iter().map(|d| d.users.len() as i64).sum()),
+        })
+    }
+
+    async fn write_page(
+        &self,
+        tx: &mut Tx,
+        _window: &Window,
+        _walk_id: Uuid,
+        page: &DaysPage,
+    ) -> Result<i64, StoreError> {
+        let Some((first, last)) = page.span else {
+            return Ok(0);
+        };
+        // inspect() accepted this page, so the check cannot fail here; a failure writes nothing.
+        let Ok(served) = check(page) else {
+            return Ok(0);
+        };
+        replace_days(
+            tx,
+            &self.account,
+            (first, last),
+            served,
+            page.today,
+            self.lookback_days,
+        )
+        .await
+    }
+
+    async fn finish(
+        &self,
+        tx: &mut Tx,
+        _window: &Window,
+        _walk_id: Uuid,
+        last_page: &DaysPage,
+        _is_final: bool,
+    ) -> Result<Result<i64, String>, StoreError> {
+        let Some((first, last)) = last_page.span else {
+            return Ok(Ok(0));
+        };
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM rollcall.rc_active_user_days
+              WHERE account = $1 AND day BETWEEN $2 AND $3",
+        )
+        .bind(&self.account)
+        .bind(first)
+        .bind(last)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(Ok(held))
+    }
+}
+
+/// Checks the body against the request: `success` true, a `month` array whose entries each name a valid
+/// date inside the requested days, `users == usersList.len()`, no day twice, no id twice in a day. The
+/// order of entries is not relied on.
+fn check(page: &DaysPage) -> Result<Vec<Day>, String> {
+    let Some((first, last)) = page.span else {
+        return Ok(Vec::new());
+    };
+    let body = &page.body;
+    if body.get("success") != Some(&Value::Bool(true)) {
+        return Err(format!(
+            "malformed active-users body: success is {}, not true",
+            body.get("success")
+                .map_or("missing".into(), Value::to_string)
+        ));
+    }
+    let entries = body
+        .get("month")
+        .and_then(Value::as_array)
+        .ok_or("malformed active-users body: month is not an array")?;
+    let mut seen_days = HashSet::new();
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let field = |name: &str| entry.get(name).and_then(Value::as_i64);
+        let (Some(year), Some(month), Some(day)) = (field("year"), field("month"), field("day"))
+        else {
+            return Err(format!(
+                "malformed active-users body: month[{i}] lacks an integer year, month or day"
+            ));
+        };
+        let date = i32::try_from(year)
+            .ok()
+            .zip(u32::try_from(month).ok())
+            .zip(u32::try_from(day).ok())
+            .and_then(|((y, m), d)| NaiveDate::from_ymd_opt(y, m, d))
+            .ok_or_else(|| {
+                format!(
+                    "malformed active-users body: month[{i}] is not a date ({year}-{month}-{day})"
+                )
+            })?;
+        if date < first || date > last {
+            return Err(format!(
+                "active-users answered for {date}, outside the requested days {first}..{last}"
+            ));
+        }
+        if !seen_days.insert(date) {
+            return Err(format!("active-users listed {date} twice"));
+        }
+        let list = entry
+            .get("usersList")
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("malformed active-users body: {date} has no usersList array"))?;
+        let mut users = Vec::with_capacity(list.len());
+        let mut ids = HashSet::with_capacity(list.len());
+        for id in list {
+            let id = match id.as_str() {
+                Some(s) if !s.is_empty() => clean_str(s).into_owned(),
+                _ => {
+                    return Err(format!(
+                        "malformed active-users body: {date} has a user id that is not a non-empty string"
+                    ))
+                }
+            };
+            if !ids.insert(id.clone()) {
+                return Err(format!("active-users listed user {id} twice on {date}"));
+            }
+            users.push(id);
+        }
+        let count = entry.get("users").and_then(Value::as_i64);
+        if count != Some(users.len() as i64) {
+            return Err(format!(
+                "active-users says users={} for {date} but usersList holds {}",
+                count.map_or("(missing)".into(), |c| c.to_string()),
+                users.len()
+            ));
+        }
+        out.push(Day { day: date, users });
+    }
+    Ok(out)
+}
+
+/// Replaces the requested days that are not yet stored as final: their user rows are deleted and
+/// inserted again, their count upserted (0 for a day the answer left out). Days stored as final are left
+/// exactly as they are, even if the server now says otherwise (it may have expired them). Returns the user
+/// rows written.
+async fn replace_days(
+    tx: &mut Tx,
+    account: &str,
+    (first, last): (NaiveDate, NaiveDate),
+    served: Vec<Day>,
+    today: NaiveDate,
+    lookback_days: u32,
+) -> Result<i64, StoreError> {
+    let frozen: Vec<NaiveDate> = sqlx::query_scalar(
+        "SELECT day FROM rollcall.rc_active_users
+          WHERE account = $1 AND day BETWEEN $2 AND $3 AND is_final",
+    )
+    .bind(account)
+    .bind(first)
+    .bind(last)
+    .fetch_all(&mut **tx)
+    .await?;
+    let frozen: HashSet<NaiveDate> = frozen.into_iter().collect();
+    let mut by_day: BTreeMap<NaiveDate, Vec<String>> =
+        served.into_iter().map(|d| (d.day, d.users)).collect();
+    let mut open_days = Vec::new();
+    let mut counts = Vec::new();
+    let mut finals = Vec::new();
+    let (mut user_days, mut user_ids) = (Vec::new(), Vec::new());
+    let mut day = first;
+    while day <= last {
+        if !frozen.contains(&day) {
+            let users = by_day.remove(&day).unwrap_or_default();
+            open_days.push(day);
+            counts.push(users.len() as i32);
+            finals.push(days::day_is_final(day, today, lookback_days));
+            user_days.extend(std::iter::repeat_n(day, users.len()));
+            user_ids.extend(users);
+        }
+        day += Duration::days(1);
+    }
+    if open_days.is_empty() {
+        return Ok(0);
+    }
+    sqlx::query("DELETE FROM rollcall.rc_active_user_days WHERE account = $1 AND day = ANY($2)")
+        .bind(account)
+        .bind(&open_days)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO rollcall.rc_active_user_days (account, day, user_id)
+         SELECT $1, u.day, u.user_id FROM UNNEST($2::date[], $3::text[]) AS u(day, user_id)",
+    )
+    .bind(account)
+    .bind(&user_days)
+    .bind(&user_ids)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO rollcall.rc_active_users (account, day, users, is_final, collected_at)
+         SELECT $1, d.day, d.users, d.is_final, now()
+           FROM UNNEST($2::date[], $3::int4[], $4::bool[]) AS d(day, users, is_final)
+         ON CONFLICT (account, day) DO UPDATE
+           SET users = EXCLUDED.users, is_final = EXCLUDED.is_final, collected_at = EXCLUDED.collected_at
+         WHERE NOT rc_active_users.is_final",
+    )
+    .bind(account)
+    .bind(&open_days)
+    .bind(&counts)
+    .bind(&finals)
+    .execute(&mut **tx)
+    .await?;
+    Ok(user_ids.len() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn page(body: Value) -> DaysPage {
+        DaysPage {
+            span: Some(("2024-03-01".parse().unwrap(), "2024-03-07".parse().unwrap())),
+            today: "2024-03-20".parse().unwrap(),
+            body,
+        }
+    }
+
+    fn entry(day: u32, ids: &[&str]) -> Value {
+        json!({"day": day, "month": 3, "year": 2024, "users": ids.len(), "usersList": ids})
+    }
+
+    #[test]
+    fn a_sound_body_passes_in_any_order() {
+        let days = check(&page(
+            json!({"success": true, "month": [entry(5, &["b"]), entry(1, &["a", "x\u{0}"])]}),
+        ))
+        .unwrap();
+        assert_eq!(days.len(), 2);
+        assert_eq!(days[1].users, ["a", "x\u{FFFD}"]);
+        assert!(check(&page(json!({"success": true, "month": []})))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn every_contradiction_is_refused_with_its_reason() {
+        let cases = [
+            (json!({"success": false, "month": []}), "success"),
+            (json!({"month": []}), "success"),
+            (json!({"success": true}), "not an array"),
+            (
+                json!({"success": true, "month": [entry(8, &["a"])]}),
+                "outside",
+            ),
+            (
+                json!({"success": true, "month": [{"day": 31, "month": 2, "year": 2024, "users": 0, "usersList": []}]}),
+                "not a date",
+            ),
+            (
+                json!({"success": true, "month": [{"day": "1", "month": 3, "year": 2024, "users": 0, "usersList": []}]}),
+                "integer",
+            ),
+            (
+                json!({"success": true, "month": [entry(2, &["a"]), entry(2, &["b"])]}),
+                "twice",
+            ),
+            (
+                json!({"success": true, "month": [entry(2, &["a", "a"])]}),
+                "twice",
+            ),
+            (
+                json!({"success": true, "month": [{"day": 2, "month": 3, "year": 2024, "users": 3, "usersList": ["a"]}]}),
+                "users=3",
+            ),
+            (
+                json!({"success": true, "month": [{"day": 2, "month": 3, "year": 2024, "users": 1, "usersList": [7]}]}),
+                "not a non-empty string",
+            ),
+        ];
+        for (body, reason) in cases {
+            let err = check(&page(body.clone())).err().unwrap_or_default();
+            assert!(err.contains(reason), "{body}: {err}");
+        }
+    }
+}
