@@ -5,9 +5,15 @@ use crate::config::Config;
 use crate::engine::{Engine, Source, StreamOutcome};
 use crate::http::pacing::ZoomPacer;
 use crate::http::{build_client, ApiError, RetryPolicy};
+use crate::sources::rocketchat::{
+    self,
+    active_users::{self, ActiveUsers},
+};
 use crate::sources::zoom::auth::{S2sAuth, S2sCredentials};
 use crate::sources::zoom::client::{ZoomAuth, ZoomClient};
 use crate::sources::zoom::host_reports::{self, HostReports};
+use crate::sources::zoom::months;
+use crate::sources::zoom::videosdk::{self, session_users as sdk_users, sessions as sdk_sessions};
 use crate::store::windows::{self, LeaseOwner};
 use crate::store::StoreError;
 use chrono::NaiveDate;
@@ -70,6 +76,42 @@ impl RunReport {
     }
 }
 
+/// What a backfill from `from` asks for that the APIs no longer serve, one line per account, naming the
+/// date and the horizon. Those months are recorded `unreachable` and never requested.
+pub fn refused_by_horizon(config: &Config, selection: &Selection, from: NaiveDate) -> Vec<String> {
+    let today = chrono::Utc::now().date_naive();
+    let mut refused = Vec::new();
+    for account in &config.zoom {
+        if !selection.wants(host_reports::STREAM, &account.name) {
+            continue;
+        }
+        let horizon = months::horizon(today, account.horizon_days);
+        if months::first_of_month(from) < horizon {
+            refused.push(format!(
+                "zoom account \"{}\": --from {from} is before Zoom's horizon {horizon} (six months); the months from {} to {} are recorded unreachable and not requested",
+                account.name,
+                months::first_of_month(from).format("%Y-%m"),
+                horizon.format("%Y-%m"),
+            ));
+        }
+    }
+    for account in &config.videosdk {
+        if !selection.wants(sdk_sessions::STREAM, &account.name) {
+            continue;
+        }
+        let horizon = months::horizon(today, account.horizon_days);
+        if months::first_of_month(from) < horizon {
+            refused.push(format!(
+                "videosdk account \"{}\": --from {from} is before Zoom's horizon {horizon} (six months); the months from {} to {} are recorded unreachable and not requested",
+                account.name,
+                months::first_of_month(from).format("%Y-%m"),
+                horizon.format("%Y-%m"),
+            ));
+        }
+    }
+    refused
+}
+
 pub fn zoom_clients(config: &Config, http: &reqwest::Client) -> Vec<(usize, Arc<ZoomClient>)> {
     let retry = RetryPolicy::new(
         config.collector.max_retries,
@@ -114,9 +156,25 @@ pub async fn run_once(
     selection: &Selection,
     cancel: CancellationToken,
 ) -> Result<RunReport, CollectError> {
+    run_once_at(pool, config, selection, cancel, chrono::Utc::now()).await
+}
+
+/// [`run_once`] for a run that logically started at `run_started` (a cron tick shared by replicas).
+pub async fn run_once_at(
+    pool: &PgPool,
+    config: &Config,
+    selection: &Selection,
+    cancel: CancellationToken,
+    run_started: chrono::DateTime<chrono::Utc>,
+) -> Result<RunReport, CollectError> {
     let http = build_client(Duration::from_secs(config.http.timeout_secs))?;
     let owner = LeaseOwner::for_this_process(config.collector.lease_secs);
-    let engine = Arc::new(Engine::new(pool.clone(), owner, cancel.clone()));
+    let engine = Arc::new(Engine::new(
+        pool.clone(),
+        owner,
+        cancel.clone(),
+        run_started,
+    ));
     let mut tasks: JoinSet<Result<StreamOutcome, StoreError>> = JoinSet::new();
     let mut selected: Vec<(String, &'static str)> = Vec::new();
 
@@ -136,6 +194,54 @@ pub async fn run_once(
         });
         selected.push((account.name.clone(), source.stream()));
         tasks.spawn(engine.clone().run_source(source));
+    }
+
+    for (i, client) in rocketchat::clients(config, &http) {
+        let workspace = &config.rocketchat[i];
+        if !selection.wants(active_users::STREAM, &workspace.name) {
+            continue;
+        }
+        let source = Arc::new(ActiveUsers::new(
+            client,
+            workspace,
+            selection.from,
+            selection.to,
+        ));
+        selected.push((workspace.name.clone(), source.stream()));
+        tasks.spawn(engine.clone().run_source(source));
+    }
+
+    for (i, account) in config.videosdk.iter().enumerate() {
+        let lists = selection.wants(sdk_sessions::STREAM, &account.name);
+        let users = selection.wants(sdk_users::STREAM, &account.name);
+        let Some((list, children)) =
+            videosdk::sources(config, i, &http, selection.from, selection.to)
+        else {
+            continue;
+        };
+        // The users run after the list of the same account, so children planned by this run's list pages
+        // are walked in this run; a month is complete only with its children, so they count either way.
+        let (listed, list_done) = tokio::sync::oneshot::channel::<()>();
+        if lists {
+            selected.push((account.name.clone(), sdk_sessions::STREAM));
+            let engine = engine.clone();
+            tasks.spawn(async move {
+                let outcome = engine.run_source(list).await;
+                let _ = listed.send(());
+                outcome
+            });
+        }
+        if lists || users {
+            selected.push((account.name.clone(), sdk_users::STREAM));
+        }
+        if users {
+            let (engine, pool, account) = (engine.clone(), pool.clone(), account.clone());
+            tasks.spawn(async move {
+                let _ = list_done.await;
+                videosdk::prepare_children(&pool, &account).await?;
+                engine.run_source(children).await
+            });
+        }
     }
 
     let mut report = RunReport::default();

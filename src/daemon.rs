@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use chrono::Timelike;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,9 +95,19 @@ pub async fn run(config: Arc<Config>, cancel: CancellationToken) -> Result<(), D
                 cancel.clone(),
                 collecting.clone(),
             );
+            // A scheduled tick fires within half a second of its time (the scheduler polls at 2 Hz), so
+            // the second it belongs to is the same on every replica.
+            let now = chrono::Utc::now();
+            let run_started = if reason == "schedule" {
+                now.with_nanosecond(0).unwrap_or(now)
+            } else {
+                now
+            };
             tracker.spawn(async move {
                 tracing::info!(reason, "collection started");
-                match collector::run_once(&pool, &config, &Selection::default(), cancel).await {
+                let selection = Selection::default();
+                match collector::run_once_at(&pool, &config, &selection, cancel, run_started).await
+                {
                     Ok(report) => tracing::info!(
                         complete = report.all_complete(),
                         incomplete_windows = report.incomplete,

@@ -5,6 +5,7 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use rollcall::collector::{self, Selection, STREAMS};
+use rollcall::commands::progress::Progress;
 use rollcall::commands::{check, demo, status};
 use rollcall::config::Config;
 use rollcall::{daemon, store, telemetry};
@@ -228,7 +229,22 @@ async fn collect(
         from,
         to,
     };
-    let report = collector::run_once(&pool, config, &selection, cancel).await?;
+    if let Some(from) = from {
+        for refusal in collector::refused_by_horizon(config, &selection, from) {
+            eprintln!("refused: {refusal}");
+        }
+    }
+    let progress = Progress::start(
+        pool.clone(),
+        selection.account.clone(),
+        selection.stream.clone(),
+        from.is_some(),
+    );
+    let report = collector::run_once(&pool, config, &selection, cancel).await;
+    if let Some(progress) = progress {
+        progress.finish().await;
+    }
+    let report = report?;
     for o in &report.outcomes {
         if let Some(why) = &o.stopped {
             eprintln!("{} {}: stopped: {why}", o.account, o.stream);

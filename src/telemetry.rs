@@ -6,8 +6,9 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(log: &LogConfig) {
+    // sqlx reports every reconnect at info; the collector reports what matters about the database itself.
     let filter = EnvFilter::try_from_env("RUST_LOG")
-        .or_else(|_| EnvFilter::try_new(&log.level))
+        .or_else(|_| EnvFilter::try_new(format!("{},sqlx=warn", log.level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match log.format {
         LogFormat::Json => true,

@@ -371,3 +371,45 @@ async fn invalid_configs_exit_2_name_the_key_and_write_nothing() {
     );
     assert!(!db.has_schema().await, "nothing was written");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_refuses_by_name_what_zoom_no_longer_serves() {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 30)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &specs, 300);
+    let oldest = reachable_months()[0];
+    let too_old = oldest
+        .checked_sub_months(chrono::Months::new(3))
+        .expect("date math");
+
+    let outcome = run(&config.path, &["backfill", "--from", &too_old.to_string()]).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.output());
+    assert!(
+        outcome.stderr.contains(&format!("--from {too_old}")) && outcome.stderr.contains("acme"),
+        "the refusal names the date and the account: {}",
+        outcome.stderr
+    );
+    let unreachable: Vec<(chrono::NaiveDate,)> = sqlx::query_as(
+        "SELECT DISTINCT window_start FROM rollcall.collection_windows WHERE state = 'unreachable' ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        unreachable.len(),
+        3,
+        "the months from --from up to the horizon: {unreachable:?}"
+    );
+    assert_eq!(unreachable[0].0, too_old);
+    assert!(
+        control
+            .requests()
+            .iter()
+            .filter(|r| r.endpoint == Endpoint::ReportUsers)
+            .all(|r| r.status == 200),
+        "no month beyond the horizon was requested"
+    );
+    assert_mirror(&db.pool, &control, &specs[0]).await;
+}

@@ -35,7 +35,10 @@ where
     let fault = state.faults.pick(&meta);
     let mut clamp = None;
     match &fault {
-        None | Some(FaultKind::TruncatedBody) | Some(FaultKind::MalformedJson) => {}
+        None
+        | Some(FaultKind::TruncatedBody)
+        | Some(FaultKind::MalformedJson)
+        | Some(FaultKind::HostileData) => {}
         Some(FaultKind::ClampFrom { days }) => clamp = Some(*days),
         Some(FaultKind::Delay { ms }) => {
             // Shutting down answers at once rather than holding the server up.
@@ -87,6 +90,9 @@ where
         Some(FaultKind::TruncatedBody) => {
             reply.body = reply.body.slice(..reply.body.len() / 2);
         }
+        Some(FaultKind::HostileData) => {
+            reply.body = hostile(&reply.body);
+        }
         Some(FaultKind::MalformedJson) => {
             // What a misbehaving proxy in front of the API might send.
             reply = Reply::raw(
@@ -129,4 +135,42 @@ async fn abandon(conn: Option<ConnHandle>) -> Response {
         conn.kill();
     }
     std::future::pending().await
+}
+
+/// Rewrites every row of a page's `users` array the way real-world data goes wrong; anything that is not
+/// such a page is left as it is.
+fn hostile(body: &Bytes) -> Bytes {
+    let Ok(mut page) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.clone();
+    };
+    let Some(users) = page.get_mut("users").and_then(|u| u.as_array_mut()) else {
+        return body.clone();
+    };
+    for user in users.iter_mut() {
+        let Some(row) = user.as_object_mut() else {
+            continue;
+        };
+        for key in ["user_name", "name"] {
+            if let Some(serde_json::Value::String(text)) = row.get_mut(key) {
+                text.push_str("\u{0}nul");
+            }
+        }
+        row.insert(
+            "dept".into(),
+            serde_json::Value::String("D".repeat(100_000)),
+        );
+        for key in ["meetings", "participants", "meeting_minutes"] {
+            if let Some(n) = row.get(key).and_then(|v| v.as_i64()) {
+                row.insert(key.into(), serde_json::Value::String(n.to_string()));
+            }
+        }
+        row.insert("custom_attributes".into(), serde_json::Value::Null);
+        row.insert(
+            "unexpected\u{0}key".into(),
+            serde_json::json!({"nested": [1, "two\u{0}", null, {"deep": true}]}),
+        );
+    }
+    serde_json::to_vec(&page)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| body.clone())
 }

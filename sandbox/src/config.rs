@@ -29,6 +29,11 @@ pub struct SandboxConfig {
     pub today: Option<chrono::NaiveDate>,
     #[serde(default)]
     pub zoom: Vec<ZoomAccountSpec>,
+    #[serde(default)]
+    pub rocketchat: Vec<crate::rocketchat::RocketChatWorkspaceSpec>,
+    /// Video SDK accounts, authorised by their own API key and secret (JWT).
+    #[serde(default)]
+    pub videosdk: Vec<crate::videosdk::VideoSdkAccountSpec>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -68,6 +73,8 @@ impl Default for SandboxConfig {
             access_token_ttl_secs: default_access_token_ttl(),
             today: None,
             zoom: Vec::new(),
+            rocketchat: Vec::new(),
+            videosdk: Vec::new(),
         }
     }
 }
@@ -120,6 +127,8 @@ impl SandboxConfig {
                 ));
             }
         }
+        crate::rocketchat::RocketChatWorkspaceSpec::validate(&self.rocketchat, &mut problems);
+        crate::videosdk::VideoSdkAccountSpec::validate(&self.videosdk, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

@@ -128,6 +128,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/zoom/user_type", post(set_user_type))
         .route("/zoom/token_mints", get(token_mints))
         .route("/zoom/user_id", get(get_user_id))
+        .merge(crate::rocketchat::control_routes())
+        .merge(crate::videosdk::control_routes())
 }
 
 fn control(state: Arc<Shared>) -> Control {

@@ -62,6 +62,9 @@ pub enum FaultKind {
     Hang,
     /// Closes the connection without a response.
     DropConnection,
+    /// The real page with hostile rows: U+0000 in names and in a key, a 100,000-character string, numbers
+    /// served as strings, `null` where an object was documented, and unknown nested fields.
+    HostileData,
 }
 
 struct ActiveRule {

@@ -30,7 +30,9 @@ mod faults;
 mod page_token;
 mod reply;
 mod requests;
+mod rocketchat;
 mod server;
+mod videosdk;
 mod zoom;
 
 use std::net::SocketAddr;
@@ -49,6 +51,8 @@ pub use config::{SandboxConfig, ZoomAccountSpec, MAX_USERS};
 pub use control::Control;
 pub use faults::{FaultKind, FaultRule};
 pub use requests::{Endpoint, RequestRecord};
+pub use rocketchat::{RocketChatWorkspaceSpec, MAX_RC_USERS};
+pub use videosdk::VideoSdkAccountSpec;
 pub use zoom::{ReportTruth, ReportType};
 
 /// State shared by every handler and `Control`.
@@ -59,6 +63,8 @@ pub(crate) struct Shared {
     pub faults: faults::FaultSet,
     pub shutdown: CancellationToken,
     pub zoom: zoom::ZoomState,
+    pub rocketchat: rocketchat::RcState,
+    pub videosdk: videosdk::SdkState,
 }
 
 impl Shared {
@@ -102,6 +108,8 @@ pub async fn spawn(config: SandboxConfig) -> anyhow::Result<Sandbox> {
             config.access_token_ttl_secs,
             config.page_token_ttl_secs,
         ),
+        rocketchat: rocketchat::RcState::new(config.seed, &config.rocketchat),
+        videosdk: videosdk::SdkState::new(config.seed, &config.videosdk),
     });
     let router = router(state.clone());
     let task = tokio::spawn(server::serve(listener, router, shutdown.clone()));
@@ -127,6 +135,8 @@ fn router(state: Arc<Shared>) -> Router {
     Router::new()
         .route("/oauth/token", post(zoom::oauth::token))
         .route("/v2/report/users", get(zoom::reports::report_users))
+        .merge(rocketchat::routes())
+        .merge(videosdk::routes())
         .nest("/_sandbox", control::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -159,6 +169,11 @@ impl Sandbox {
     /// The Zoom REST base, as configured in rollcall's `api_url`.
     pub fn zoom_api_url(&self) -> String {
         format!("{}/v2", self.base_url)
+    }
+
+    /// A Rocket.Chat workspace's base URL, as configured in rollcall's `rocketchat[i].url`.
+    pub fn rocketchat_url(&self, workspace: &str) -> String {
+        format!("{}/rocketchat/{workspace}", self.base_url)
     }
 
     /// The Zoom OAuth endpoint, as configured in rollcall's `oauth_url`.

@@ -15,6 +15,12 @@ use crate::lock;
 pub enum Endpoint {
     OauthToken,
     ReportUsers,
+    /// Rocket.Chat `engagement-dashboard/users/active-users`; `account_id` is the workspace name.
+    RcActiveUsers,
+    /// Zoom `GET /v2/videosdk/sessions`; `account_id` is the JWT's API key.
+    SdkSessions,
+    /// Zoom `GET /v2/videosdk/sessions/{id}/users`; `account_id` is the JWT's API key.
+    SdkSessionUsers,
 }
 
 #[derive(Clone, Debug, Serialize)]

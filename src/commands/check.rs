@@ -2,7 +2,8 @@
 
 use crate::collector::zoom_clients;
 use crate::config::Config;
-use crate::http::{build_client, ApiError};
+use crate::http::{build_client, ApiError, RetryPolicy};
+use crate::sources::zoom::videosdk;
 use std::time::Duration;
 
 /// One line per thing checked; `Err` lines make the command exit 1.
@@ -38,6 +39,33 @@ pub async fn run(config: &Config) -> Vec<Result<String, String>> {
                 "zoom[{i}] \"{name}\": cannot verify credentials: {err}"
             )),
         });
+    }
+    for (i, account) in config.videosdk.iter().enumerate() {
+        let (name, client) = (
+            &account.name,
+            videosdk::client(i, account, &http, RetryPolicy::new(0, Duration::ZERO)),
+        );
+        lines.push(match videosdk::verify(&client).await {
+            Ok(()) => Ok(format!("videosdk[{i}] \"{name}\": credentials accepted")),
+            Err(err @ ApiError::AuthRejected { .. }) => {
+                Err(format!("videosdk[{i}] \"{name}\": {err}"))
+            }
+            Err(err) => Err(format!(
+                "videosdk[{i}] \"{name}\": cannot verify credentials: {err}"
+            )),
+        });
+    }
+    for (i, client) in crate::sources::rocketchat::clients(config, &http) {
+        let workspace = &config.rocketchat[i];
+        let name = &workspace.name;
+        lines.push(
+            match crate::sources::rocketchat::verify(&client, workspace.timezone).await {
+                Ok(users) => Ok(format!(
+                    "rocketchat[{i}] \"{name}\": credentials, permission and license accepted ({users} active users yesterday)"
+                )),
+                Err(err) => Err(format!("rocketchat[{i}] \"{name}\": {err}")),
+            },
+        );
     }
     lines
 }

@@ -7,7 +7,9 @@ use crate::commands::status;
 use crate::config::Config;
 use crate::store;
 use anyhow::{bail, Context};
-use rollcall_sandbox::{SandboxConfig, ZoomAccountSpec};
+use rollcall_sandbox::{
+    RocketChatWorkspaceSpec, SandboxConfig, VideoSdkAccountSpec, ZoomAccountSpec,
+};
 use sqlx::postgres::PgPoolOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -16,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 const LOCAL_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const DEMO_DATABASE: &str = "rollcall_demo";
+const DEMO_CHAT: &str = "chat";
 
 pub async fn run() -> anyhow::Result<ExitCode> {
     let sandbox = rollcall_sandbox::spawn(demo_sandbox()).await?;
@@ -64,6 +67,8 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             minutes.unwrap_or(0)
         );
     }
+    print_chat_summary(&pool).await?;
+    print_sdk_summary(&pool).await?;
     println!(
         "\nthe data stays in {}; query it with psql, e.g.\n  SELECT month, count(*) FROM rollcall.zoom_host_report_users WHERE report_type = 'active' GROUP BY month;",
         database.describe()
@@ -90,8 +95,42 @@ fn demo_sandbox() -> SandboxConfig {
         listen: "127.0.0.1:0".into(),
         seed: 2026,
         zoom: vec![account("acme", 2500), account("globex", 400)],
+        rocketchat: vec![RocketChatWorkspaceSpec {
+            users: 300,
+            ..RocketChatWorkspaceSpec::new(DEMO_CHAT, "Europe/Berlin")
+        }],
+        videosdk: vec![VideoSdkAccountSpec {
+            api_key: "studio-key".into(),
+            api_secret: "studio-secret".into(),
+            sessions_per_month: 40,
+            users_per_session: 8,
+        }],
         ..SandboxConfig::default()
     }
+}
+
+/// One line per month of the Video SDK account: sessions, joins and minutes in sessions.
+async fn print_sdk_summary(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let rows: Vec<(chrono::NaiveDate, i64, i64, i64)> = sqlx::query_as(
+        "SELECT s.month, count(DISTINCT s.session_id), count(u.user_id),
+                coalesce(sum(extract(epoch FROM u.leave_time - u.join_time))::bigint / 60, 0)
+           FROM rollcall.zoom_sdk_sessions s
+           LEFT JOIN rollcall.zoom_sdk_session_users u USING (account, session_id)
+          GROUP BY s.month ORDER BY s.month",
+    )
+    .fetch_all(pool)
+    .await?;
+    println!(
+        "
+Video SDK sessions per month (rollcall.zoom_sdk_sessions, zoom_sdk_session_users):"
+    );
+    for (month, sessions, joins, minutes) in rows {
+        println!(
+            "  studio     {:<10} {sessions:>5} sessions {joins:>6} joins {minutes:>8} user minutes",
+            month.format("%Y-%m")
+        );
+    }
+    Ok(())
 }
 
 fn demo_config(sandbox: &rollcall_sandbox::Sandbox, database_url: &str) -> String {
@@ -104,7 +143,42 @@ fn demo_config(sandbox: &rollcall_sandbox::Sandbox, database_url: &str) -> Strin
             sandbox.zoom_oauth_url()
         ));
     }
+    // The sandbox has no rate limit of its own, and the demo should not wait six seconds per list page.
+    toml.push_str(&format!(
+        "[[videosdk]]\nname = \"studio\"\napi_key = \"studio-key\"\napi_secret = \"studio-secret\"\napi_url = \"{}\"\nresource_intensive_per_minute = 0\n\n",
+        sandbox.zoom_api_url()
+    ));
+    let chat = RocketChatWorkspaceSpec::new(DEMO_CHAT, "Europe/Berlin");
+    toml.push_str(&format!(
+        "[[rocketchat]]\nname = \"{}\"\nurl = \"{}\"\nuser_id = \"{}\"\nauth_token = \"{}\"\ntimezone = \"{}\"\nrequests_per_minute = 0\n\n",
+        chat.name,
+        sandbox.rocketchat_url(&chat.name),
+        chat.user_id,
+        chat.auth_token,
+        chat.timezone
+    ));
     toml
+}
+
+/// The demo's Rocket.Chat workspace: DAU, WAU and MAU from the views analysts use.
+async fn print_chat_summary(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let (days, avg_dau, wau, mau): (i64, Option<f64>, Option<i32>, Option<i32>) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM rollcall.rc_daily_active_users WHERE account = $1),
+                (SELECT avg(active_users)::float8 FROM rollcall.rc_daily_active_users WHERE account = $1),
+                (SELECT active_users FROM rollcall.rc_weekly_active_users WHERE account = $1 AND days_collected = 7
+                  ORDER BY week_start DESC LIMIT 1),
+                (SELECT max(active_users) FROM rollcall.rc_monthly_active_users WHERE account = $1)",
+    )
+    .bind(DEMO_CHAT)
+    .fetch_one(pool)
+    .await?;
+    println!(
+        "\nRocket.Chat \"{DEMO_CHAT}\": {days} days kept, average DAU {:.1}, last full week's WAU {}, highest MAU {} (rollcall.rc_*_active_users views)",
+        avg_dau.unwrap_or(0.0),
+        wau.unwrap_or(0),
+        mau.unwrap_or(0)
+    );
+    Ok(())
 }
 
 /// Where the demo's rows go.

@@ -10,6 +10,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// How often one stream survives losing the database, and how long it waits for it each time.
+const MAX_DB_RECOVERIES: u32 = 5;
+const DB_PATIENCE: Duration = Duration::from_secs(60);
+
 /// One collection run: every source shares the pool, the lease identity and the shutdown signal.
 pub struct Engine {
     pool: PgPool,
@@ -52,12 +56,20 @@ impl std::fmt::Display for ApiErrorOrReason {
 }
 
 impl Engine {
-    pub fn new(pool: PgPool, owner: LeaseOwner, cancel: CancellationToken) -> Engine {
+    /// `run_started` decides which complete-but-not-final windows this run walks again: those whose last
+    /// walk started before it. Replicas triggered by the same cron tick pass the tick's time, so a window
+    /// one of them walked in this tick is not walked again by another.
+    pub fn new(
+        pool: PgPool,
+        owner: LeaseOwner,
+        cancel: CancellationToken,
+        run_started: DateTime<Utc>,
+    ) -> Engine {
         Engine {
             pool,
             owner,
             cancel,
-            run_started: Utc::now(),
+            run_started,
         }
     }
 
@@ -81,12 +93,25 @@ impl Engine {
             return Ok(outcome);
         }
         let mut attempted: Vec<i64> = Vec::new();
+        let mut db_recoveries = 0;
         while !self.cancel.is_cancelled() {
             let Some(window) = self.next_window(account, stream, &attempted).await? else {
                 break;
             };
             attempted.push(window.id);
-            match self.walk(source.as_ref(), window).await? {
+            let walked = match self.walk(source.as_ref(), window).await {
+                Err(err) if err.is_connection_loss() && db_recoveries < MAX_DB_RECOVERIES => {
+                    // PostgreSQL restarted or the network blinked: the page in flight was rolled back,
+                    // the checkpoint still holds. Wait for the database and walk the window again.
+                    db_recoveries += 1;
+                    tracing::warn!(account, stream, error = %err, "database connection lost; waiting for PostgreSQL");
+                    crate::store::wait_until_reachable(&self.pool, DB_PATIENCE).await?;
+                    attempted.pop();
+                    continue;
+                }
+                other => other?,
+            };
+            match walked {
                 WalkEnd::Complete { rows } => {
                     outcome.completed += 1;
                     outcome.rows += rows;

@@ -27,6 +27,28 @@ pub enum StoreError {
     LeaseLost,
 }
 
+impl StoreError {
+    /// Errors that mean "the database went away", not "the database refused this": worth waiting out.
+    pub fn is_connection_loss(&self) -> bool {
+        match self {
+            StoreError::Connect(_) => true,
+            StoreError::Query(err) => match err {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_) => true,
+                // admin_shutdown, crash_shutdown, cannot_connect_now, and the connection_exception class.
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    matches!(code.as_ref(), "57P01" | "57P02" | "57P03") || code.starts_with("08")
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// Opens a pool without holding a connection yet, so `check` and config errors surface before the database
 /// is touched, and a restarting PostgreSQL does not kill the process at start.
 pub fn pool(url: &SecretString, max_connections: u32) -> Result<PgPool, StoreError> {
@@ -36,7 +58,7 @@ pub fn pool(url: &SecretString, max_connections: u32) -> Result<PgPool, StoreErr
         .application_name("rollcall");
     Ok(PgPoolOptions::new()
         .max_connections(max_connections.max(2))
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(Duration::from_secs(10))
         .connect_lazy_with(options))
 }
 

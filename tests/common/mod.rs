@@ -25,6 +25,12 @@ pub struct TestDb {
 impl TestDb {
     pub async fn create() -> TestDb {
         let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+        TestDb::create_on(&admin_url).await
+    }
+
+    /// A database on a specific server (a test that owns its PostgreSQL).
+    pub async fn create_on(admin_url: &str) -> TestDb {
+        let admin_url = admin_url.to_string();
         let name = format!("rollcall_t_{}", uuid::Uuid::new_v4().simple());
         let admin = PgPoolOptions::new()
             .max_connections(1)
@@ -305,4 +311,212 @@ pub async fn window_states(
     .fetch_all(pool)
     .await
     .expect("query windows")
+}
+
+// ---- Rocket.Chat -------------------------------------------------------------------------------------
+
+/// A sandbox serving only these Rocket.Chat workspaces.
+pub async fn rc_sandbox(workspaces: Vec<rollcall_sandbox::RocketChatWorkspaceSpec>) -> Sandbox {
+    let config = SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        seed: 11,
+        rocketchat: workspaces,
+        ..SandboxConfig::default()
+    };
+    rollcall_sandbox::spawn(config)
+        .await
+        .expect("start sandbox")
+}
+
+/// A `[[rocketchat]]` section for a sandbox workspace, unpaced unless `extra` says otherwise; `extra`
+/// lines replace nothing, so give only keys not written here.
+pub fn rc_section(
+    sandbox: &Sandbox,
+    spec: &rollcall_sandbox::RocketChatWorkspaceSpec,
+    extra: &str,
+) -> String {
+    let pacing = if extra.contains("requests_per_minute") {
+        ""
+    } else {
+        "requests_per_minute = 0\n"
+    };
+    format!(
+        "[[rocketchat]]\nname = \"{}\"\nurl = \"{}\"\nuser_id = \"{}\"\nauth_token = \"{}\"\ntimezone = \"{}\"\n{pacing}{extra}\n",
+        spec.name,
+        sandbox.rocketchat_url(&spec.name),
+        spec.user_id,
+        spec.auth_token,
+        spec.timezone
+    )
+}
+
+/// The stored user ids per local day of one workspace.
+pub async fn rc_stored(pool: &PgPool, account: &str) -> BTreeMap<chrono::NaiveDate, Vec<String>> {
+    let rows: Vec<(chrono::NaiveDate, String)> = sqlx::query_as(
+        "SELECT day, user_id FROM rollcall.rc_active_user_days WHERE account = $1 ORDER BY day, user_id",
+    )
+    .bind(account)
+    .fetch_all(pool)
+    .await
+    .expect("query rc_active_user_days");
+    let mut out: BTreeMap<chrono::NaiveDate, Vec<String>> = BTreeMap::new();
+    for (day, user) in rows {
+        out.entry(day).or_default().push(user);
+    }
+    out
+}
+
+/// The stored daily counts of one workspace: day → (users, is_final).
+pub async fn rc_counts(pool: &PgPool, account: &str) -> BTreeMap<chrono::NaiveDate, (i32, bool)> {
+    let rows: Vec<(chrono::NaiveDate, i32, bool)> = sqlx::query_as(
+        "SELECT day, users, is_final FROM rollcall.rc_active_users WHERE account = $1 ORDER BY day",
+    )
+    .bind(account)
+    .fetch_all(pool)
+    .await
+    .expect("query rc_active_users");
+    rows.into_iter().map(|(d, u, f)| (d, (u, f))).collect()
+}
+
+/// Asserts the database holds exactly what the sandbox serves for every day from today − `retention`
+/// to yesterday (local), a count row for each of those days (0 for days without users), and nothing else.
+pub async fn rc_assert_mirror(pool: &PgPool, control: &Control, workspace: &str, retention: i64) {
+    let today = control.rc_today(workspace).expect("workspace exists");
+    let days: Vec<chrono::NaiveDate> = (1..=retention)
+        .rev()
+        .map(|back| today - chrono::Duration::days(back))
+        .collect();
+    let stored = rc_stored(pool, workspace).await;
+    let counts = rc_counts(pool, workspace).await;
+    let mut expected_users = BTreeMap::new();
+    for day in &days {
+        let truth = control.rc_truth(workspace, *day);
+        if !truth.is_empty() {
+            expected_users.insert(*day, truth.clone());
+        }
+        assert_eq!(
+            counts.get(day).map(|c| c.0),
+            Some(truth.len() as i32),
+            "{workspace} {day}: stored count"
+        );
+    }
+    assert!(
+        stored == expected_users,
+        "{workspace}: stored user days differ from the sandbox"
+    );
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        days,
+        "{workspace}: a count row for exactly today − {retention} .. yesterday"
+    );
+}
+
+// ---- Zoom Video SDK -------------------------------------------------------------------------------
+
+pub fn sdk_account(id: &str, sessions_per_month: u32) -> rollcall_sandbox::VideoSdkAccountSpec {
+    rollcall_sandbox::VideoSdkAccountSpec {
+        api_key: format!("{id}-key"),
+        api_secret: format!("{id}-api-s3cr3t"),
+        sessions_per_month,
+        users_per_session: 7,
+    }
+}
+
+pub async fn sdk_sandbox(accounts: Vec<rollcall_sandbox::VideoSdkAccountSpec>) -> Sandbox {
+    rollcall_sandbox::spawn(SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        seed: 7,
+        videosdk: accounts,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("start sandbox")
+}
+
+/// `[[videosdk]]` sections for the accounts, named after their key without `-key`, unpaced so the
+/// suite stays fast (pacing has its own unit test).
+pub fn sdk_sections(
+    sandbox: &Sandbox,
+    accounts: &[rollcall_sandbox::VideoSdkAccountSpec],
+    page_size: u32,
+) -> String {
+    accounts
+        .iter()
+        .map(|a| {
+            format!(
+                "[[videosdk]]\nname = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\napi_url = \"{}\"\npage_size = {page_size}\nresource_intensive_per_minute = 0\nheavy_per_second = 0\n\n",
+                sdk_name(a),
+                a.api_key,
+                a.api_secret,
+                sandbox.zoom_api_url()
+            )
+        })
+        .collect()
+}
+
+pub fn sdk_name(spec: &rollcall_sandbox::VideoSdkAccountSpec) -> String {
+    spec.api_key.trim_end_matches("-key").to_string()
+}
+
+/// Asserts the database holds exactly the sandbox's sessions of every reachable month and exactly the
+/// users of every ended session (raw rows compared, rejoins included); returns (sessions, users).
+pub async fn assert_sdk_mirror(
+    pool: &PgPool,
+    control: &Control,
+    spec: &rollcall_sandbox::VideoSdkAccountSpec,
+) -> (usize, usize) {
+    let account = sdk_name(spec);
+    let (mut sessions, mut users) = (0, 0);
+    for month in reachable_months() {
+        let truth = control.sdk_sessions(&spec.api_key, month);
+        let expected: BTreeMap<String, Value> = truth
+            .iter()
+            .map(|s| (s["id"].as_str().expect("id").to_string(), s.clone()))
+            .collect();
+        let stored: BTreeMap<String, Value> = sqlx::query_as::<_, (String, Value)>(
+            "SELECT session_id, raw FROM rollcall.zoom_sdk_sessions WHERE account = $1 AND month = $2",
+        )
+        .bind(&account)
+        .bind(month)
+        .fetch_all(pool)
+        .await
+        .expect("query sessions")
+        .into_iter()
+        .collect();
+        assert!(
+            stored == expected,
+            "{account} {month}: sessions differ from the sandbox"
+        );
+        sessions += stored.len();
+        for (id, session) in &expected {
+            let mut want: Vec<String> = if session.get("end_time").is_some() {
+                control
+                    .sdk_session_users(&spec.api_key, id)
+                    .iter()
+                    .map(Value::to_string)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut got: Vec<String> = sqlx::query_scalar::<_, Value>(
+                "SELECT raw FROM rollcall.zoom_sdk_session_users WHERE account = $1 AND session_id = $2",
+            )
+            .bind(&account)
+            .bind(id)
+            .fetch_all(pool)
+            .await
+            .expect("query users")
+            .iter()
+            .map(Value::to_string)
+            .collect();
+            want.sort();
+            got.sort();
+            assert_eq!(
+                got, want,
+                "{account} session {id}: users differ from the sandbox"
+            );
+            users += got.len();
+        }
+    }
+    (sessions, users)
 }

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The benchmark in one command: builds release binaries, then measures the PostgreSQL ceiling, the
+# sandbox alone and `rollcall collect` at each size, and prints one table (see bench/RESULTS.md).
+#   bench/run.sh               # 100k and 1M host-report rows
+#   bench/run.sh 200000        # any sizes
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+cargo build --release --quiet -p rollcall -p rollcall-bench
+exec target/release/rollcall-bench "$@"

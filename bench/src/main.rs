@@ -1,0 +1,500 @@
+//! The collector against the physical limit. For each workload size it measures, in one run:
+//! 1. the ceiling: the same rows upserted straight into PostgreSQL by a minimal UNNEST program, one
+//!    transaction per 300-row batch, an insert pass and an update pass;
+//! 2. the sandbox alone: how fast it serves those rows over HTTP, so it is known not to be the bottleneck;
+//! 3. `rollcall collect` (release build, rate limits off) against the sandbox: a first run (inserts) and a
+//!    second run of the same, still non-final windows (updates): wall time, rows/s, requests/s, peak RSS.
+//!
+//! Usage: bench/run.sh [SIZE ...]   (default 100000 1000000; DATABASE_URL as for the tests)
+
+use anyhow::{bail, Context};
+use chrono::{Datelike, Months, NaiveDate, Utc};
+use rollcall_sandbox::{Control, ReportType, Sandbox, SandboxConfig, ZoomAccountSpec};
+use serde_json::Value;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const PAGE: usize = 300;
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+struct Measure {
+    rows: u64,
+    seconds: f64,
+    requests: u64,
+    peak_rss_mib: f64,
+}
+
+struct SizeResult {
+    size: u64,
+    accounts: usize,
+    ceiling_insert: f64,
+    ceiling_update: f64,
+    sandbox_rows_per_sec: f64,
+    first: Measure,
+    second: Measure,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let sizes: Vec<u64> = std::env::args()
+        .skip(1)
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("size must be a number, got {a}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let sizes = if sizes.is_empty() {
+        vec![100_000, 1_000_000]
+    } else {
+        sizes
+    };
+    let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+    let binary = rollcall_binary()?;
+    let mut results = Vec::new();
+    for size in sizes {
+        eprintln!("== workload of {size} host-report rows");
+        results.push(run_size(size, &admin_url, &binary).await?);
+    }
+    print_table(&results);
+    Ok(())
+}
+
+fn rollcall_binary() -> anyhow::Result<PathBuf> {
+    let path = std::env::var("ROLLCALL_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/rollcall")
+        });
+    if !path.exists() {
+        bail!(
+            "{} not found: run `cargo build --release` first (bench/run.sh does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Zoom serves six months including the current one; every user is in exactly one report each month.
+fn reachable_months() -> Vec<NaiveDate> {
+    let today = Utc::now().date_naive();
+    let horizon =
+        today.checked_sub_months(Months::new(6)).unwrap_or(today) + chrono::Duration::days(1);
+    let mut month = today.with_day(1).unwrap_or(today);
+    let mut months = Vec::new();
+    while month >= horizon {
+        months.push(month);
+        month = match month.checked_sub_months(Months::new(1)) {
+            Some(m) => m,
+            None => break,
+        };
+    }
+    months
+}
+
+async fn run_size(size: u64, admin_url: &str, binary: &PathBuf) -> anyhow::Result<SizeResult> {
+    let months = reachable_months();
+    let accounts = if size >= 500_000 { 4 } else { 2 };
+    let users = size.div_ceil((accounts * months.len()) as u64);
+    let specs: Vec<ZoomAccountSpec> = (0..accounts)
+        .map(|i| ZoomAccountSpec {
+            account_id: format!("bench{i}-account"),
+            client_id: format!("bench{i}-client"),
+            client_secret: format!("bench{i}-secret"),
+            users,
+            active_percent: 40,
+        })
+        .collect();
+    let sandbox = rollcall_sandbox::spawn(SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        seed: 11,
+        zoom: specs.clone(),
+        ..SandboxConfig::default()
+    })
+    .await?;
+    let control = sandbox.control();
+
+    eprintln!("   ceiling: minimal UNNEST upserts of the same rows");
+    let (ceiling_insert, ceiling_update) = ceiling(admin_url, &control, &specs, &months).await?;
+    eprintln!("   sandbox alone over HTTP");
+    let sandbox_rows_per_sec = sandbox_rate(&sandbox, &specs, &months).await?;
+
+    let db = fresh_database(admin_url, "rollcall_bench").await?;
+    let config = write_config(&db.url, &sandbox, &specs)?;
+    eprintln!("   rollcall collect, first run (inserts)");
+    control.clear_requests();
+    let first = collect(binary, &config, &db.pool, &control).await?;
+    eprintln!("   rollcall collect, second run (updates)");
+    control.clear_requests();
+    let second = collect(binary, &config, &db.pool, &control).await?;
+    db.drop_database(admin_url).await;
+    sandbox.shutdown().await;
+    Ok(SizeResult {
+        size,
+        accounts,
+        ceiling_insert,
+        ceiling_update,
+        sandbox_rows_per_sec,
+        first,
+        second,
+    })
+}
+
+struct Db {
+    url: String,
+    name: String,
+    pool: PgPool,
+}
+
+impl Db {
+    async fn drop_database(self, admin_url: &str) {
+        self.pool.close().await;
+        if let Ok(admin) = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(admin_url)
+            .await
+        {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&admin)
+            .await;
+        }
+    }
+}
+
+async fn fresh_database(admin_url: &str, prefix: &str) -> anyhow::Result<Db> {
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(admin_url)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    let mut url = reqwest::Url::parse(admin_url)?;
+    url.set_path(&format!("/{name}"));
+    let url = url.to_string();
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect(&url)
+        .await?;
+    Ok(Db { url, name, pool })
+}
+
+fn write_config(
+    db_url: &str,
+    sandbox: &Sandbox,
+    specs: &[ZoomAccountSpec],
+) -> anyhow::Result<PathBuf> {
+    // settle_days far in the future keeps every month non-final, so the second run updates every row.
+    let mut toml = format!(
+        "[database]\nurl = \"{db_url}\"\nmax_connections = 16\n\n[log]\nlevel = \"warn\"\n\n"
+    );
+    for (i, spec) in specs.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[zoom]]\nname = \"bench{i}\"\naccount_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\napi_url = \"{}\"\noauth_url = \"{}\"\nsettle_days = 90\nheavy_per_second = 0\nresource_intensive_per_minute = 0\ndaily_requests = 0\n\n",
+            spec.account_id, spec.client_id, spec.client_secret, sandbox.zoom_api_url(), sandbox.zoom_oauth_url()
+        ));
+    }
+    let path = std::env::temp_dir().join(format!("rollcall-bench-{}.toml", std::process::id()));
+    std::fs::write(&path, toml)?;
+    Ok(path)
+}
+
+/// Runs the real binary under /usr/bin/time for its peak RSS.
+async fn collect(
+    binary: &PathBuf,
+    config: &PathBuf,
+    pool: &PgPool,
+    control: &Control,
+) -> anyhow::Result<Measure> {
+    let rss_file = std::env::temp_dir().join(format!("rollcall-bench-rss-{}", std::process::id()));
+    let started = Instant::now();
+    let status = tokio::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss_file)
+        .arg(binary)
+        .arg("--config")
+        .arg(config)
+        .arg("collect")
+        .env_remove("DATABASE_URL")
+        .status()
+        .await
+        .context("running rollcall under /usr/bin/time (apt-get install time)")?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("rollcall collect failed: {status}");
+    }
+    let rss_kib: f64 = std::fs::read_to_string(&rss_file)?
+        .lines()
+        .last()
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap_or(0.0);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM rollcall.zoom_host_report_users")
+        .fetch_one(pool)
+        .await?;
+    let requests = control.requests().len() as u64;
+    Ok(Measure {
+        rows: rows as u64,
+        seconds,
+        requests,
+        peak_rss_mib: rss_kib / 1024.0,
+    })
+}
+
+/// Column vectors of one 300-row batch, built before the clock starts.
+struct Batch {
+    ids: Vec<String>,
+    emails: Vec<Option<String>>,
+    names: Vec<Option<String>>,
+    types: Vec<Option<i32>>,
+    depts: Vec<Option<String>>,
+    meetings: Vec<Option<i64>>,
+    participants: Vec<Option<i64>>,
+    minutes: Vec<Option<i64>>,
+    attributes: Vec<Option<Value>>,
+    created: Vec<Option<chrono::DateTime<Utc>>>,
+    logins: Vec<Option<chrono::DateTime<Utc>>>,
+    versions: Vec<Option<String>>,
+    raws: Vec<Value>,
+}
+
+fn batch(users: &[Value]) -> Batch {
+    let text = |u: &Value, k: &str| u.get(k).and_then(Value::as_str).map(str::to_string);
+    let int = |u: &Value, k: &str| u.get(k).and_then(Value::as_i64);
+    let time = |u: &Value, k: &str| {
+        u.get(k)
+            .and_then(Value::as_str)
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    Batch {
+        ids: users
+            .iter()
+            .map(|u| text(u, "id").unwrap_or_default())
+            .collect(),
+        emails: users.iter().map(|u| text(u, "email")).collect(),
+        names: users.iter().map(|u| text(u, "user_name")).collect(),
+        types: users
+            .iter()
+            .map(|u| int(u, "type").map(|t| t as i32))
+            .collect(),
+        depts: users.iter().map(|u| text(u, "dept")).collect(),
+        meetings: users.iter().map(|u| int(u, "meetings")).collect(),
+        participants: users.iter().map(|u| int(u, "participants")).collect(),
+        minutes: users.iter().map(|u| int(u, "meeting_minutes")).collect(),
+        attributes: users
+            .iter()
+            .map(|u| u.get("custom_attributes").cloned())
+            .collect(),
+        created: users.iter().map(|u| time(u, "create_time")).collect(),
+        logins: users.iter().map(|u| time(u, "last_login_time")).collect(),
+        versions: users
+            .iter()
+            .map(|u| text(u, "last_client_version"))
+            .collect(),
+        raws: users.to_vec(),
+    }
+}
+
+const CEILING_TABLE: &str = "CREATE TABLE host_report_users (
+    account text NOT NULL, month date NOT NULL, report_type text NOT NULL, user_id text NOT NULL,
+    email text, user_name text, user_type integer, dept text, meetings bigint, participants bigint,
+    meeting_minutes bigint, custom_attributes jsonb, create_time timestamptz, last_login_time timestamptz,
+    last_client_version text, raw jsonb NOT NULL, first_seen_at timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL, walk_id uuid NOT NULL,
+    PRIMARY KEY (account, month, report_type, user_id))";
+
+const CEILING_UPSERT: &str = "INSERT INTO host_report_users
+    (account, month, report_type, user_id, email, user_name, user_type, dept, meetings, participants,
+     meeting_minutes, custom_attributes, create_time, last_login_time, last_client_version, raw,
+     first_seen_at, last_seen_at, walk_id)
+  SELECT $1, $2, $3, u.*, now(), now(), $4
+    FROM UNNEST($5::text[], $6::text[], $7::text[], $8::int4[], $9::text[], $10::int8[], $11::int8[],
+                $12::int8[], $13::jsonb[], $14::timestamptz[], $15::timestamptz[], $16::text[], $17::jsonb[]) AS u
+  ON CONFLICT (account, month, report_type, user_id) DO UPDATE
+    SET email = EXCLUDED.email, user_name = EXCLUDED.user_name, user_type = EXCLUDED.user_type,
+        dept = EXCLUDED.dept, meetings = EXCLUDED.meetings, participants = EXCLUDED.participants,
+        meeting_minutes = EXCLUDED.meeting_minutes, custom_attributes = EXCLUDED.custom_attributes,
+        create_time = EXCLUDED.create_time, last_login_time = EXCLUDED.last_login_time,
+        last_client_version = EXCLUDED.last_client_version, raw = EXCLUDED.raw,
+        last_seen_at = EXCLUDED.last_seen_at, walk_id = EXCLUDED.walk_id";
+
+/// The ceiling: rows/s of the insert pass and of the update pass, timing only the database work.
+async fn ceiling(
+    admin_url: &str,
+    control: &Control,
+    specs: &[ZoomAccountSpec],
+    months: &[NaiveDate],
+) -> anyhow::Result<(f64, f64)> {
+    let db = fresh_database(admin_url, "rollcall_ceiling").await?;
+    sqlx::query(CEILING_TABLE).execute(&db.pool).await?;
+    let mut rates = Vec::new();
+    for _pass in 0..2 {
+        let walk = uuid::Uuid::new_v4();
+        let (mut rows, mut busy) = (0u64, Duration::ZERO);
+        for spec in specs {
+            for month in months {
+                for (t, name) in [
+                    (ReportType::Active, "active"),
+                    (ReportType::Inactive, "inactive"),
+                ] {
+                    let truth = control.report_truth(&spec.account_id, *month, t);
+                    let batches: Vec<Batch> = truth.users.chunks(PAGE).map(batch).collect();
+                    let started = Instant::now();
+                    for b in &batches {
+                        let mut tx = db.pool.begin().await?;
+                        sqlx::query(CEILING_UPSERT)
+                            .bind(&spec.account_id)
+                            .bind(month)
+                            .bind(name)
+                            .bind(walk)
+                            .bind(&b.ids)
+                            .bind(&b.emails)
+                            .bind(&b.names)
+                            .bind(&b.types)
+                            .bind(&b.depts)
+                            .bind(&b.meetings)
+                            .bind(&b.participants)
+                            .bind(&b.minutes)
+                            .bind(&b.attributes)
+                            .bind(&b.created)
+                            .bind(&b.logins)
+                            .bind(&b.versions)
+                            .bind(&b.raws)
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                        rows += b.ids.len() as u64;
+                    }
+                    busy += started.elapsed();
+                }
+            }
+        }
+        rates.push(rows as f64 / busy.as_secs_f64());
+    }
+    db.drop_database(admin_url).await;
+    Ok((rates[0], rates[1]))
+}
+
+/// Rows per second the sandbox serves over HTTP, with one client per account as rollcall runs them.
+async fn sandbox_rate(
+    sandbox: &Sandbox,
+    specs: &[ZoomAccountSpec],
+    months: &[NaiveDate],
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for spec in specs {
+        let spec = spec.clone();
+        let (api, oauth, months) = (
+            sandbox.zoom_api_url(),
+            sandbox.zoom_oauth_url(),
+            months.to_vec(),
+        );
+        tasks.spawn(async move { walk_account(&api, &oauth, &spec, &months).await });
+    }
+    let mut rows = 0u64;
+    while let Some(done) = tasks.join_next().await {
+        rows += done??;
+    }
+    Ok(rows as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn walk_account(
+    api: &str,
+    oauth: &str,
+    spec: &ZoomAccountSpec,
+    months: &[NaiveDate],
+) -> anyhow::Result<u64> {
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(oauth)
+        .basic_auth(&spec.client_id, Some(&spec.client_secret))
+        .form(&[
+            ("grant_type", "account_credentials"),
+            ("account_id", spec.account_id.as_str()),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let bearer = token["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let today = Utc::now().date_naive();
+    let mut rows = 0u64;
+    for month in months {
+        let last = month
+            .checked_add_months(Months::new(1))
+            .and_then(|m| m.pred_opt())
+            .unwrap_or(*month);
+        let (from, to) = (month.to_string(), last.min(today).to_string());
+        for t in ["active", "inactive"] {
+            let mut next = String::new();
+            loop {
+                let mut query = vec![
+                    ("type", t),
+                    ("from", from.as_str()),
+                    ("to", to.as_str()),
+                    ("page_size", "300"),
+                ];
+                if !next.is_empty() {
+                    query.push(("next_page_token", next.as_str()));
+                }
+                let page: Value = http
+                    .get(format!("{api}/report/users"))
+                    .query(&query)
+                    .bearer_auth(&bearer)
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                rows += page["users"].as_array().map(Vec::len).unwrap_or(0) as u64;
+                next = page["next_page_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if next.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn print_table(results: &[SizeResult]) {
+    println!();
+    println!("| rows | accounts | pass | ceiling rows/s | rollcall wall s | rollcall rows/s | requests/s | peak RSS MiB | rollcall/ceiling | sandbox alone rows/s |");
+    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in results {
+        for (pass, ceiling, m) in [
+            ("insert", r.ceiling_insert, &r.first),
+            ("update", r.ceiling_update, &r.second),
+        ] {
+            let rate = m.rows as f64 / m.seconds;
+            println!(
+                "| {} | {} | {pass} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} | {:.2} | {:.0} |",
+                r.size,
+                r.accounts,
+                ceiling,
+                m.seconds,
+                rate,
+                m.requests as f64 / m.seconds,
+                m.peak_rss_mib,
+                rate / ceiling,
+                r.sandbox_rows_per_sec
+            );
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Faults the collector meets in months of unattended running: 429 storms, daily limits, a PostgreSQL
+//! restart, and kill -9 at many moments. Each ends in an exact mirror of the sandbox.
+
+mod common;
+
+use common::*;
+use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn rule(kind: FaultKind) -> FaultRule {
+    FaultRule {
+        endpoint: Some(Endpoint::ReportUsers),
+        account_id: None,
+        report_type: None,
+        page: None,
+        times: None,
+        probability: None,
+        kind,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_storm_on_30_percent_of_requests_still_ends_exact() {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 600)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &specs, 100);
+    control.add_fault(FaultRule {
+        probability: Some(0.3),
+        ..rule(FaultKind::RateLimitQps { headers: true })
+    });
+    let mut cmd = rollcall(&config.path, &["collect"]);
+    // Nine attempts per request: the chance that a 30% storm beats all of them is 2 in 100,000.
+    cmd.env("ROLLCALL__COLLECTOR__MAX_RETRIES", "8");
+    let outcome = finish(cmd.spawn().expect("spawn")).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.output());
+    let throttled = control
+        .requests()
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    assert!(throttled > 0, "the storm happened");
+    assert_mirror(&db.pool, &control, &specs[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daily_limit_pauses_only_its_account_and_the_pause_survives_a_restart() {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 80), zoom_account("globex", 80)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &specs, 300);
+    let until = chrono::Utc::now() + chrono::Duration::hours(3);
+    control.add_fault(FaultRule {
+        account_id: Some("acme-account".into()),
+        ..rule(FaultKind::RateLimitDaily {
+            retry_after: Some(until),
+        })
+    });
+
+    let first = run(&config.path, &["collect"]).await;
+    assert_eq!(first.code, 1, "{}", first.output());
+    assert_mirror(&db.pool, &control, &specs[1]).await;
+    let stored: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT until FROM rollcall.account_pauses WHERE account = 'acme'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("the pause is stored");
+    assert!(
+        (stored - until).num_seconds().abs() <= 1,
+        "paused until Retry-After"
+    );
+
+    control.clear_faults();
+    control.clear_requests();
+    let second = run(&config.path, &["collect"]).await;
+    assert_eq!(second.code, 1, "still paused: {}", second.output());
+    assert!(
+        control
+            .requests()
+            .iter()
+            .all(|r| r.account_id.as_deref() != Some("acme-account")),
+        "a paused account sends nothing, token requests included"
+    );
+    let status = run(&config.path, &["status"]).await;
+    assert!(status.stdout.contains("PAUSED until"), "{}", status.stdout);
+}
+
+/// A PostgreSQL server of the test's own, so it can be stopped and started mid-run.
+struct OwnPostgres {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl OwnPostgres {
+    fn start() -> Option<OwnPostgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .max()?;
+        let dir = tempfile::tempdir().ok()?.keep();
+        let as_postgres = StdCommand::new("id")
+            .arg("-u")
+            .output()
+            .ok()?
+            .stdout
+            .starts_with(b"0");
+        if as_postgres {
+            StdCommand::new("chown")
+                .arg("-R")
+                .arg("postgres")
+                .arg(&dir)
+                .status()
+                .ok()?;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let pg = OwnPostgres {
+            dir,
+            bin,
+            port,
+            as_postgres,
+        };
+        let data = pg.data().display().to_string();
+        pg.run(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "-A", "trust", "-N"],
+        )
+        .then_some(())?;
+        pg.ctl("start").then_some(pg)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> bool {
+        let path = self.bin.join(program);
+        let mut cmd = if self.as_postgres {
+            let mut c = StdCommand::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            StdCommand::new(&path)
+        };
+        cmd.args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn ctl(&self, action: &str) -> bool {
+        let data = self.data().display().to_string();
+        let log = self.dir.join("log").display().to_string();
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.dir.display()
+        );
+        match action {
+            "start" => self.run(
+                "pg_ctl",
+                &["-D", &data, "-l", &log, "-o", &options, "-w", "start"],
+            ),
+            _ => self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]),
+        }
+    }
+
+    fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.ctl("stop");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn postgres_binaries_present() -> bool {
+    Path::new("/usr/lib/postgresql").exists()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_restart_mid_run_loses_and_duplicates_nothing() {
+    if !postgres_binaries_present() {
+        eprintln!("skipped: no PostgreSQL server binaries under /usr/lib/postgresql");
+        return;
+    }
+    let pg = OwnPostgres::start().expect("start a PostgreSQL of the test's own");
+    let db = TestDb::create_on(&pg.admin_url()).await;
+    let specs = vec![zoom_account("acme", 900)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &specs, 50);
+    control.add_fault(rule(FaultKind::Delay { ms: 20 }));
+
+    let mut child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let reached = control
+        .wait_for_request(
+            |r| r.endpoint == Endpoint::ReportUsers && r.seq >= 15,
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(reached.is_some(), "the run is under way");
+    // Stopping kills every connection of the collector's pool; the page in flight cannot commit. The
+    // server stays down until the collector says it noticed and is waiting.
+    assert!(pg.ctl("stop"), "stop PostgreSQL mid-run");
+    let mut log = Vec::new();
+    let noticed = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            let waiting = line.contains("waiting for PostgreSQL");
+            log.push(line);
+            if waiting {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(pg.ctl("start"), "start PostgreSQL again");
+    assert!(
+        noticed,
+        "the collector noticed the database went away:\n{}",
+        log.join("\n")
+    );
+    let rest = tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            log.push(line);
+        }
+        log
+    });
+    let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
+        .await
+        .expect("collect finishes")
+        .expect("wait");
+    let log = rest.await.unwrap_or_default();
+    let code = status.code().unwrap_or(-1);
+    assert!(
+        code == 0 || code == 1,
+        "finishes or exits 1:\n{}",
+        log.join("\n")
+    );
+    if code == 1 {
+        let rerun = run(&config.path, &["collect"]).await;
+        assert_eq!(rerun.code, 0, "{}", rerun.output());
+    }
+    control.clear_faults();
+    let pool = db.pool.clone();
+    assert_mirror(&pool, &control, &specs[0]).await;
+    let running: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.collection_windows WHERE state NOT IN ('complete', 'unreachable')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(running, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_at_twenty_moments_then_finish_is_exact() {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 700), zoom_account("globex", 300)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &specs, 60);
+    // Kill points spread over the run: after the n-th API request, n drawn from a fixed seed.
+    let mut seed: u64 = 0x5eed_cafe;
+    for round in 0..20 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let after = 1 + (seed >> 33) % 25;
+        let base = control.requests().last().map(|r| r.seq).unwrap_or(0);
+        let mut child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
+        let hit = control
+            .wait_for_request(|r| r.seq >= base + after, Duration::from_secs(30))
+            .await;
+        if hit.is_none() {
+            // The run finished before reaching that request: nothing left to interrupt.
+            let _ = finish(child).await;
+            continue;
+        }
+        child.start_kill().expect("SIGKILL");
+        let _ = child.wait().await;
+        let duplicates: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM rollcall.zoom_host_report_users
+               GROUP BY account, month, report_type, user_id HAVING count(*) > 1) d",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(duplicates, 0, "round {round}");
+    }
+    let last = run(&config.path, &["collect"]).await;
+    assert_eq!(last.code, 0, "{}", last.output());
+    for spec in &specs {
+        assert_mirror(&db.pool, &control, spec).await;
+    }
+    let incomplete: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.collection_windows WHERE state NOT IN ('complete', 'unreachable')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(incomplete, 0, "every window complete");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_rows_are_stored_whole_with_nul_replaced_and_no_window_wedged() {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 60)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &specs, 300);
+    control.add_fault(rule(FaultKind::HostileData));
+    let outcome = run(&config.path, &["collect"]).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.output());
+
+    let month = *reachable_months().last().expect("current month");
+    let truth = control.report_truth("acme-account", month, rollcall_sandbox::ReportType::Active);
+    type StoredRow = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<serde_json::Value>,
+        serde_json::Value,
+    );
+    let rows: Vec<StoredRow> =
+        sqlx::query_as(
+            "SELECT user_id, user_name, dept, meetings, custom_attributes, raw
+               FROM rollcall.zoom_host_report_users WHERE account = 'acme' AND month = $1 AND report_type = 'active'",
+        )
+        .bind(month)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), truth.users.len(), "no row lost");
+    for (id, name, dept, meetings, attributes, raw) in rows {
+        let served = truth
+            .users
+            .iter()
+            .find(|u| u["id"] == id.as_str())
+            .expect("a served user");
+        let expected_name = format!(
+            "{}\u{FFFD}nul",
+            served["user_name"].as_str().unwrap_or_default()
+        );
+        assert_eq!(name.as_deref(), Some(expected_name.as_str()));
+        assert_eq!(
+            raw["user_name"],
+            serde_json::json!(expected_name),
+            "raw keeps the row, NUL replaced"
+        );
+        assert_eq!(
+            dept.map(|d| d.len()),
+            Some(100_000),
+            "long strings are kept whole"
+        );
+        assert_eq!(
+            meetings,
+            served["meetings"].as_i64(),
+            "numbers served as strings are parsed"
+        );
+        assert_eq!(
+            attributes, None,
+            "null where an object was documented is NULL"
+        );
+        assert_eq!(
+            raw["unexpected\u{FFFD}key"]["nested"][1],
+            serde_json::json!("two\u{FFFD}")
+        );
+    }
+}
