@@ -272,19 +272,37 @@ async fn a_postgres_restart_mid_run_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sigkill_at_twenty_moments_then_finish_is_exact() {
+async fn sigkill_at_twenty_moments_across_all_streams_then_finish_is_exact() {
     let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 700), zoom_account("globex", 300)];
-    let sandbox = sandbox(specs.clone()).await;
+    let sdk = vec![sdk_account("studio", 40)];
+    let chat = vec![
+        rollcall_sandbox::RocketChatWorkspaceSpec::new("chat", "UTC"),
+        rollcall_sandbox::RocketChatWorkspaceSpec::new("chat-ny", "America/New_York"),
+    ];
+    let sandbox = rollcall_sandbox::spawn(rollcall_sandbox::SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        seed: 3,
+        zoom: specs.clone(),
+        videosdk: sdk.clone(),
+        rocketchat: chat.clone(),
+        ..rollcall_sandbox::SandboxConfig::default()
+    })
+    .await
+    .expect("start sandbox");
     let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 60);
+    let mut extra = sdk_sections(&sandbox, &sdk, 20);
+    for workspace in &chat {
+        extra.push_str(&rc_section(&sandbox, workspace, "window_days = 3\n"));
+    }
+    let config = write_config_with(&db, &sandbox, &specs, 60, &extra);
     // Kill points spread over the run: after the n-th API request, n drawn from a fixed seed.
     let mut seed: u64 = 0x5eed_cafe;
     for round in 0..20 {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let after = 1 + (seed >> 33) % 25;
+        let after = 1 + (seed >> 33) % 60;
         let base = control.requests().last().map(|r| r.seq).unwrap_or(0);
         let mut child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
         let hit = control
@@ -310,6 +328,10 @@ async fn sigkill_at_twenty_moments_then_finish_is_exact() {
     assert_eq!(last.code, 0, "{}", last.output());
     for spec in &specs {
         assert_mirror(&db.pool, &control, spec).await;
+    }
+    assert_sdk_mirror(&db.pool, &control, &sdk[0]).await;
+    for workspace in &chat {
+        rc_assert_mirror(&db.pool, &control, &workspace.name, 44).await;
     }
     let incomplete: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM rollcall.collection_windows WHERE state NOT IN ('complete', 'unreachable')",

@@ -413,3 +413,35 @@ async fn backfill_refuses_by_name_what_zoom_no_longer_serves() {
     );
     assert_mirror(&db.pool, &control, &specs[0]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_access_token_expired_mid_walk_is_minted_again_once() {
+    let db = TestDb::create().await;
+    let specs = vec![zoom_account("acme", 400)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &specs, 100);
+    // Page 2 of the first window is held back while the token is revoked, so page 3 meets a 401.
+    control.add_fault(FaultRule {
+        page: Some(2),
+        times: Some(1),
+        ..fault(FaultKind::Delay { ms: 300 })
+    });
+    let child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
+    let held = control
+        .wait_for_request(
+            |r| r.endpoint == Endpoint::ReportUsers && r.page == Some(2),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(held.is_some());
+    control.expire_access_tokens();
+    let outcome = finish(child).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.output());
+    assert!(
+        control.requests().iter().any(|r| r.status == 401),
+        "the expired token was refused once"
+    );
+    assert_eq!(control.token_mints("acme-account"), 2, "one re-mint, not one per request");
+    assert_mirror(&db.pool, &control, &specs[0]).await;
+}

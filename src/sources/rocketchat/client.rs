@@ -4,6 +4,7 @@
 
 use crate::http::pacing::steady_limiter;
 use crate::http::{describe_transport_error, with_retries, ApiError, ErrorBody, RetryPolicy};
+use crate::observe;
 use chrono::{DateTime, TimeZone, Utc};
 use governor::DefaultDirectRateLimiter;
 use reqwest::header::HeaderMap;
@@ -101,11 +102,19 @@ impl RocketChatClient {
             .header("X-Auth-Token", self.auth_token.expose_secret())
             .send()
             .await
-            .map_err(|e| ApiError::Transport {
-                what: what.to_string(),
-                message: describe_transport_error(&e),
+            .map_err(|e| {
+                observe::request(&self.workspace, "rocketchat", "transport");
+                ApiError::Transport {
+                    what: what.to_string(),
+                    message: describe_transport_error(&e),
+                }
             })?;
         let status = response.status().as_u16();
+        observe::request(
+            &self.workspace,
+            "rocketchat",
+            observe::status_outcome(status),
+        );
         let headers = response.headers().clone();
         self.note_limit(&headers);
         let body = response.bytes().await.map_err(|e| ApiError::Transport {
