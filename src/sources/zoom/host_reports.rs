@@ -36,7 +36,7 @@ pub struct ReportPage {
     requested_from: NaiveDate,
     requested_to: NaiveDate,
     body: ReportBody,
-    users: Result<Vec<HostUser>, String>,
+    users: Result<HostColumns, String>,
 }
 
 #[derive(Deserialize)]
@@ -205,7 +205,8 @@ impl Source for HostReports {
             .into_iter()
             .enumerate()
             .map(|(i, raw)| HostUser::from_raw(raw, i))
-            .collect();
+            .collect::<Result<Vec<_>, _>>()
+            .map(HostColumns::from_rows);
         Ok(ReportPage {
             requested_from: from,
             requested_to: to,
@@ -317,44 +318,80 @@ impl Source for HostReports {
     }
 }
 
-/// One UNNEST upsert per page: one statement, one round trip, whatever the page size. A user served twice
-/// in one page keeps its last occurrence, since PostgreSQL refuses to update a row twice in one statement.
+/// A page's rows as the column arrays of its UNNEST upsert, built once when the page is parsed so the
+/// write binds them without copying. A user served twice in one page keeps its last occurrence, since
+/// PostgreSQL refuses to update a row twice in one statement.
+pub struct HostColumns {
+    ids: Vec<String>,
+    emails: Vec<Option<String>>,
+    names: Vec<Option<String>>,
+    types: Vec<Option<i32>>,
+    depts: Vec<Option<String>>,
+    meetings: Vec<Option<i64>>,
+    participants: Vec<Option<i64>>,
+    minutes: Vec<Option<i64>>,
+    attributes: Vec<Option<Value>>,
+    created: Vec<Option<DateTime<Utc>>>,
+    logins: Vec<Option<DateTime<Utc>>>,
+    versions: Vec<Option<String>>,
+    raws: Vec<Value>,
+}
+
+impl HostColumns {
+    fn from_rows(rows: Vec<HostUser>) -> HostColumns {
+        let mut last_index: HashMap<String, usize> = HashMap::with_capacity(rows.len());
+        for (i, user) in rows.iter().enumerate() {
+            last_index.insert(user.user_id.clone(), i);
+        }
+        let n = last_index.len();
+        let mut c = HostColumns {
+            ids: Vec::with_capacity(n),
+            emails: Vec::with_capacity(n),
+            names: Vec::with_capacity(n),
+            types: Vec::with_capacity(n),
+            depts: Vec::with_capacity(n),
+            meetings: Vec::with_capacity(n),
+            participants: Vec::with_capacity(n),
+            minutes: Vec::with_capacity(n),
+            attributes: Vec::with_capacity(n),
+            created: Vec::with_capacity(n),
+            logins: Vec::with_capacity(n),
+            versions: Vec::with_capacity(n),
+            raws: Vec::with_capacity(n),
+        };
+        for (i, u) in rows.into_iter().enumerate() {
+            if last_index.get(&u.user_id) != Some(&i) {
+                continue;
+            }
+            c.ids.push(u.user_id);
+            c.emails.push(u.email);
+            c.names.push(u.user_name);
+            c.types.push(u.user_type);
+            c.depts.push(u.dept);
+            c.meetings.push(u.meetings);
+            c.participants.push(u.participants);
+            c.minutes.push(u.meeting_minutes);
+            c.attributes.push(u.custom_attributes);
+            c.created.push(u.create_time);
+            c.logins.push(u.last_login_time);
+            c.versions.push(u.last_client_version);
+            c.raws.push(u.raw);
+        }
+        c
+    }
+}
+
+/// One UNNEST upsert per page: one statement, one round trip, whatever the page size.
 async fn upsert_users(
     tx: &mut Tx,
     account: &str,
     window: &Window,
     walk_id: Uuid,
-    users: &[HostUser],
+    c: &HostColumns,
 ) -> Result<i64, StoreError> {
-    let mut last_index: HashMap<&str, usize> = HashMap::with_capacity(users.len());
-    for (i, user) in users.iter().enumerate() {
-        last_index.insert(user.user_id.as_str(), i);
-    }
-    let unique: Vec<&HostUser> = users
-        .iter()
-        .enumerate()
-        .filter(|(i, u)| last_index.get(u.user_id.as_str()) == Some(i))
-        .map(|(_, u)| u)
-        .collect();
-    if unique.is_empty() {
+    if c.ids.is_empty() {
         return Ok(0);
     }
-    let column =
-        |f: fn(&HostUser) -> Option<String>| unique.iter().map(|u| f(u)).collect::<Vec<_>>();
-    let ids: Vec<String> = unique.iter().map(|u| u.user_id.clone()).collect();
-    let emails = column(|u| u.email.clone());
-    let names = column(|u| u.user_name.clone());
-    let depts = column(|u| u.dept.clone());
-    let versions = column(|u| u.last_client_version.clone());
-    let types: Vec<Option<i32>> = unique.iter().map(|u| u.user_type).collect();
-    let meetings: Vec<Option<i64>> = unique.iter().map(|u| u.meetings).collect();
-    let participants: Vec<Option<i64>> = unique.iter().map(|u| u.participants).collect();
-    let minutes: Vec<Option<i64>> = unique.iter().map(|u| u.meeting_minutes).collect();
-    let attributes: Vec<Option<Value>> =
-        unique.iter().map(|u| u.custom_attributes.clone()).collect();
-    let created: Vec<Option<DateTime<Utc>>> = unique.iter().map(|u| u.create_time).collect();
-    let logins: Vec<Option<DateTime<Utc>>> = unique.iter().map(|u| u.last_login_time).collect();
-    let raws: Vec<Value> = unique.iter().map(|u| u.raw.clone()).collect();
     sqlx::query(
         "INSERT INTO rollcall.zoom_host_report_users
            (account, month, report_type, user_id, email, user_name, user_type, dept, meetings, participants,
@@ -376,22 +413,22 @@ async fn upsert_users(
     .bind(window.window_start)
     .bind(&window.scope)
     .bind(walk_id)
-    .bind(&ids)
-    .bind(&emails)
-    .bind(&names)
-    .bind(&types)
-    .bind(&depts)
-    .bind(&meetings)
-    .bind(&participants)
-    .bind(&minutes)
-    .bind(&attributes)
-    .bind(&created)
-    .bind(&logins)
-    .bind(&versions)
-    .bind(&raws)
+    .bind(&c.ids)
+    .bind(&c.emails)
+    .bind(&c.names)
+    .bind(&c.types)
+    .bind(&c.depts)
+    .bind(&c.meetings)
+    .bind(&c.participants)
+    .bind(&c.minutes)
+    .bind(&c.attributes)
+    .bind(&c.created)
+    .bind(&c.logins)
+    .bind(&c.versions)
+    .bind(&c.raws)
     .execute(&mut **tx)
     .await?;
-    Ok(unique.len() as i64)
+    Ok(c.ids.len() as i64)
 }
 
 #[cfg(test)]
