@@ -115,7 +115,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             );
         }
         Command::Demo => {
-            telemetry::init_default();
+            telemetry::init_text("warn");
             return report(demo::run().await);
         }
         _ => {}

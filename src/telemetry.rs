@@ -28,9 +28,16 @@ pub fn init(log: &LogConfig) {
 
 /// Before the config is read, errors still need a readable format.
 pub fn init_default() {
+    init_text("info");
+}
+
+/// Text logs at `default_level` unless RUST_LOG says otherwise: the demo keeps its terminal for the
+/// summary and shows only warnings.
+pub fn init_text(default_level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn"))),
         )
         .with_writer(std::io::stderr)
         .compact()

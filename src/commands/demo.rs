@@ -3,6 +3,7 @@
 //! collection and prints what was stored. Needs no credentials and no Docker.
 
 use crate::collector::{self, Selection};
+use crate::commands::progress::Progress;
 use crate::commands::status;
 use crate::config::Config;
 use crate::store;
@@ -32,16 +33,21 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     store::migrate(&pool).await?;
 
     println!(
-        "collecting every reachable month of two Zoom accounts (active and inactive hosts)..."
+        "collecting: two Zoom accounts (host reports), one Video SDK account, one Rocket.Chat workspace..."
     );
     let started = std::time::Instant::now();
+    let progress = Progress::start(pool.clone(), None, None, false);
     let report = collector::run_once(
         &pool,
         &config,
         &Selection::default(),
         CancellationToken::new(),
     )
-    .await?;
+    .await;
+    if let Some(progress) = progress {
+        progress.finish().await;
+    }
+    let report = report?;
     println!(
         "collection finished in {:.1} s: {} window(s) incomplete\n",
         started.elapsed().as_secs_f64(),
@@ -90,6 +96,7 @@ fn demo_sandbox() -> SandboxConfig {
         client_secret: format!("{id}-secret"),
         users,
         active_percent: 40,
+        rate_limits: None,
     };
     SandboxConfig {
         listen: "127.0.0.1:0".into(),
@@ -104,6 +111,7 @@ fn demo_sandbox() -> SandboxConfig {
             api_secret: "studio-secret".into(),
             sessions_per_month: 40,
             users_per_session: 8,
+            rate_limits: None,
         }],
         ..SandboxConfig::default()
     }
