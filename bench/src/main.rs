@@ -6,6 +6,9 @@
 //!    second run of the same, still non-final windows (updates): wall time, rows/s, requests/s, peak RSS.
 //!
 //! Usage: bench/run.sh [SIZE ...]   (default 100000 1000000; DATABASE_URL as for the tests)
+//!        bench/run.sh pacing       (the collector's pacing against Zoom's Pro limits; see pacing.rs)
+
+mod pacing;
 
 use anyhow::{bail, Context};
 use chrono::{Datelike, Months, NaiveDate, Utc};
@@ -24,6 +27,8 @@ struct Measure {
     seconds: f64,
     requests: u64,
     peak_rss_mib: f64,
+    /// User + system CPU seconds of the rollcall process: what the collector itself costs.
+    cpu_seconds: f64,
 }
 
 struct SizeResult {
@@ -38,6 +43,10 @@ struct SizeResult {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+    if std::env::args().nth(1).as_deref() == Some("pacing") {
+        return pacing::run(&admin_url, &rollcall_binary()?).await;
+    }
     let sizes: Vec<u64> = std::env::args()
         .skip(1)
         .map(|a| {
@@ -50,7 +59,6 @@ async fn main() -> anyhow::Result<()> {
     } else {
         sizes
     };
-    let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
     let binary = rollcall_binary()?;
     let mut results = Vec::new();
     for size in sizes {
@@ -104,6 +112,7 @@ async fn run_size(size: u64, admin_url: &str, binary: &PathBuf) -> anyhow::Resul
             client_secret: format!("bench{i}-secret"),
             users,
             active_percent: 40,
+            rate_limits: None,
         })
         .collect();
     let sandbox = rollcall_sandbox::spawn(SandboxConfig {
@@ -216,7 +225,7 @@ async fn collect(
     let started = Instant::now();
     let status = tokio::process::Command::new("/usr/bin/time")
         .arg("-f")
-        .arg("%M")
+        .arg("%M %U %S")
         .arg("-o")
         .arg(&rss_file)
         .arg(binary)
@@ -231,13 +240,18 @@ async fn collect(
     if !status.success() {
         bail!("rollcall collect failed: {status}");
     }
-    let rss_kib: f64 = std::fs::read_to_string(&rss_file)?
+    let report = std::fs::read_to_string(&rss_file)?;
+    let fields: Vec<f64> = report
         .lines()
         .last()
-        .unwrap_or("0")
-        .trim()
-        .parse()
-        .unwrap_or(0.0);
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    let (rss_kib, user, system) = match fields.as_slice() {
+        [rss, user, system] => (*rss, *user, *system),
+        _ => (0.0, 0.0, 0.0),
+    };
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM rollcall.zoom_host_report_users")
         .fetch_one(pool)
         .await?;
@@ -247,6 +261,7 @@ async fn collect(
         seconds,
         requests,
         peak_rss_mib: rss_kib / 1024.0,
+        cpu_seconds: user + system,
     })
 }
 
@@ -475,8 +490,8 @@ async fn walk_account(
 
 fn print_table(results: &[SizeResult]) {
     println!();
-    println!("| rows | accounts | pass | ceiling rows/s | rollcall wall s | rollcall rows/s | requests/s | peak RSS MiB | rollcall/ceiling | sandbox alone rows/s |");
-    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| rows | accounts | pass | ceiling rows/s | rollcall wall s | rollcall rows/s | requests/s | peak RSS MiB | rollcall CPU s | rollcall/ceiling | sandbox alone rows/s |");
+    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in results {
         for (pass, ceiling, m) in [
             ("insert", r.ceiling_insert, &r.first),
@@ -484,7 +499,7 @@ fn print_table(results: &[SizeResult]) {
         ] {
             let rate = m.rows as f64 / m.seconds;
             println!(
-                "| {} | {} | {pass} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} | {:.2} | {:.0} |",
+                "| {} | {} | {pass} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} |",
                 r.size,
                 r.accounts,
                 ceiling,
@@ -492,6 +507,7 @@ fn print_table(results: &[SizeResult]) {
                 rate,
                 m.requests as f64 / m.seconds,
                 m.peak_rss_mib,
+                m.cpu_seconds,
                 rate / ceiling,
                 r.sandbox_rows_per_sec
             );

@@ -1,4 +1,4 @@
-//! The path every API request takes: fault rules, then the real answer, then the log.
+//! The path every API request takes: fault rules, then the rate limits, then the real answer, then the log.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -84,6 +84,14 @@ where
         Some(FaultKind::ExpiredPageToken) => {
             return finish(state, &meta, errors::page_token_invalid(), fault.as_ref());
         }
+    }
+    // After the faults, so a scripted fault neither counts nor is hidden by a limit; before the real
+    // handler, because what it answers is what Zoom counts.
+    if let Some(refused) = state
+        .limits
+        .count_or_refuse(meta.endpoint, meta.rate_account)
+    {
+        return finish(state, &meta, refused, fault.as_ref());
     }
     let mut reply = real(clamp).await;
     match fault {

@@ -46,6 +46,10 @@ pub struct ZoomAccountSpec {
     pub users: u64,
     #[serde(default = "default_active_percent")]
     pub active_percent: u8,
+    /// Zoom's per-account rate limits, enforced with 429s as Zoom sends them; `None` enforces nothing, so
+    /// tests and benchmarks that do not study pacing run at full speed.
+    #[serde(default)]
+    pub rate_limits: Option<crate::limits::ZoomRateLimits>,
 }
 
 fn default_listen() -> String {

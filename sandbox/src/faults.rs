@@ -160,6 +160,7 @@ mod tests {
             report_type: Some(ReportType::Active),
             query: BTreeMap::new(),
             page: Some(page),
+            rate_account: None,
         }
     }
 

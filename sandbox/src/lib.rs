@@ -13,6 +13,7 @@
 //!         client_secret: "acme-secret".into(),
 //!         users: 2500,
 //!         active_percent: 40,
+//!         rate_limits: None,
 //!     }],
 //!     ..SandboxConfig::default()
 //! })
@@ -27,6 +28,7 @@ mod config;
 mod control;
 mod data;
 mod faults;
+mod limits;
 mod page_token;
 mod reply;
 mod requests;
@@ -50,6 +52,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{SandboxConfig, ZoomAccountSpec, MAX_USERS};
 pub use control::Control;
 pub use faults::{FaultKind, FaultRule};
+pub use limits::{ZoomPlan, ZoomRateLimits};
 pub use requests::{Endpoint, RequestRecord};
 pub use rocketchat::{RocketChatWorkspaceSpec, MAX_RC_USERS};
 pub use videosdk::VideoSdkAccountSpec;
@@ -61,6 +64,7 @@ pub(crate) struct Shared {
     pub today: Option<NaiveDate>,
     pub log: requests::RequestLog,
     pub faults: faults::FaultSet,
+    pub limits: limits::RateLimiters,
     pub shutdown: CancellationToken,
     pub zoom: zoom::ZoomState,
     pub rocketchat: rocketchat::RcState,
@@ -101,6 +105,7 @@ pub async fn spawn(config: SandboxConfig) -> anyhow::Result<Sandbox> {
         today: config.today,
         log: requests::RequestLog::default(),
         faults: faults::FaultSet::new(config.seed),
+        limits: limits::RateLimiters::new(&config.zoom, &config.videosdk),
         shutdown: shutdown.clone(),
         zoom: zoom::ZoomState::new(
             config.seed,

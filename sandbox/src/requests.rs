@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -36,6 +36,9 @@ pub struct RequestRecord {
     pub page: Option<u32>,
     /// The status sent; 0 when the request was hung or its connection dropped.
     pub status: u16,
+    /// Milliseconds from the sandbox's start to the answer (or the hang/drop), for measuring rates.
+    #[serde(default)]
+    pub at_ms: u64,
 }
 
 /// What a request looked like before it was answered.
@@ -46,12 +49,26 @@ pub(crate) struct RequestMeta {
     pub report_type: Option<crate::zoom::ReportType>,
     pub query: BTreeMap<String, String>,
     pub page: Option<u32>,
+    /// The account whose *valid* credential the request carries (an index into the Zoom accounts for the
+    /// report, into the Video SDK accounts for `/videosdk/*`): only such requests count against its rate
+    /// limits.
+    pub rate_account: Option<usize>,
 }
 
-#[derive(Default)]
 pub(crate) struct RequestLog {
     inner: Mutex<LogInner>,
     notify: Notify,
+    started: Instant,
+}
+
+impl Default for RequestLog {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            notify: Notify::new(),
+            started: Instant::now(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -62,6 +79,7 @@ struct LogInner {
 
 impl RequestLog {
     pub fn push(&self, meta: &RequestMeta, status: u16) -> u64 {
+        let at_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let seq = {
             let mut inner = lock(&self.inner);
             let seq = inner.next_seq;
@@ -73,6 +91,7 @@ impl RequestLog {
                 query: meta.query.clone(),
                 page: meta.page,
                 status,
+                at_ms,
             });
             seq
         };

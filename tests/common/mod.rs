@@ -102,6 +102,7 @@ pub fn zoom_account(id: &str, users: u64) -> ZoomAccountSpec {
         client_secret: format!("{id}-secret-s3cr3t"),
         users,
         active_percent: 40,
+        rate_limits: None,
     }
 }
 
@@ -419,6 +420,7 @@ pub fn sdk_account(id: &str, sessions_per_month: u32) -> rollcall_sandbox::Video
         api_secret: format!("{id}-api-s3cr3t"),
         sessions_per_month,
         users_per_session: 7,
+        rate_limits: None,
     }
 }
 

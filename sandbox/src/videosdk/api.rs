@@ -68,6 +68,10 @@ fn meta(
         report_type: None,
         query: query.clone(),
         page,
+        rate_account: match auth {
+            JwtCheck::Valid(a) => Some(*a),
+            JwtCheck::Expired(_) | JwtCheck::Invalid(_) => None,
+        },
     }
 }
 

@@ -300,6 +300,7 @@ mod tests {
                 api_secret: "s".into(),
                 sessions_per_month: 12,
                 users_per_session: 6,
+                rate_limits: None,
             },
         )
     }

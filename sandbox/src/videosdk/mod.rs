@@ -33,6 +33,10 @@ pub struct VideoSdkAccountSpec {
     /// Joins per session are 1 ..= this; every fourth join is a rejoin.
     #[serde(default = "default_users")]
     pub users_per_session: u32,
+    /// The account's Zoom rate limits (the list is Resource-intensive, the users Heavy); `None` enforces
+    /// nothing.
+    #[serde(default)]
+    pub rate_limits: Option<crate::limits::ZoomRateLimits>,
 }
 
 fn default_sessions() -> u32 {

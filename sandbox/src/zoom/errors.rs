@@ -56,31 +56,50 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, reason: &str) -> Repl
 }
 
 pub(crate) fn rate_limit_qps(headers: bool) -> Reply {
-    let reply = zoom_error(
+    if headers {
+        qps_limited("Heavy", 10)
+    } else {
+        qps_body()
+    }
+}
+
+fn qps_body() -> Reply {
+    zoom_error(
         StatusCode::TOO_MANY_REQUESTS,
         429,
         "You have reached the maximum per-second rate limit for this API. Try again later.",
-    );
-    if !headers {
-        return reply;
-    }
-    reply
-        .with_header("x-ratelimit-category", "Heavy")
+    )
+}
+
+/// A per-window refusal with Zoom's headers. Zoom documents one body for the QPS type, so the per-minute
+/// (Resource-intensive) window gets it too; the category header tells them apart.
+pub(crate) fn qps_limited(category: &str, limit: u32) -> Reply {
+    qps_body()
+        .with_header("x-ratelimit-category", category)
         .with_header("x-ratelimit-type", "QPS")
-        .with_header("x-ratelimit-limit", "10")
+        .with_header("x-ratelimit-limit", &limit.to_string())
         .with_header("x-ratelimit-remaining", "0")
 }
 
 pub(crate) fn rate_limit_daily(retry_after: Option<DateTime<Utc>>) -> Reply {
+    daily_reply("Heavy", 30_000, retry_after)
+}
+
+/// The daily pool is spent until `reset` (00:00 UTC).
+pub(crate) fn daily_limited(category: &str, limit: u32, reset: DateTime<Utc>) -> Reply {
+    daily_reply(category, limit, Some(reset))
+}
+
+fn daily_reply(category: &str, limit: u32, retry_after: Option<DateTime<Utc>>) -> Reply {
     let reply = zoom_error(
         StatusCode::TOO_MANY_REQUESTS,
         429,
         "You have reached the maximum daily rate limit for this API. Refer to the response \
          header for details on when you can make another request.",
     )
-    .with_header("x-ratelimit-category", "Heavy")
+    .with_header("x-ratelimit-category", category)
     .with_header("x-ratelimit-type", "Daily-limit")
-    .with_header("x-ratelimit-limit", "30000")
+    .with_header("x-ratelimit-limit", &limit.to_string())
     .with_header("x-ratelimit-remaining", "0");
     match retry_after {
         // An absolute time, not seconds: Zoom's format (research §4).

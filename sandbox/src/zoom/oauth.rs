@@ -38,6 +38,7 @@ pub(crate) async fn token(
         report_type: None,
         query: logged,
         page: None,
+        rate_account: None,
     };
     api::respond(&state, meta, conn.map(|c| c.0), |_| async {
         mint(&state, &headers, &params)

@@ -61,9 +61,15 @@ pub(crate) async fn report_users(
 ) -> Response {
     let query = parse_pairs(query.as_deref().unwrap_or_default().as_bytes());
     let zoom = &state.zoom;
-    let account = bearer(&headers).and_then(|t| match zoom.access_token(t)? {
-        TokenState::Valid(a) | TokenState::Expired(a) => Some(a),
+    let token = bearer(&headers).and_then(|t| zoom.access_token(t));
+    let account = token.as_ref().map(|t| match t {
+        TokenState::Valid(a) | TokenState::Expired(a) => *a,
     });
+    // Zoom refuses an expired token before counting it against any limit.
+    let rate_account = match token {
+        Some(TokenState::Valid(a)) => Some(a),
+        Some(TokenState::Expired(_)) | None => None,
+    };
     let report_type = match query.get("type") {
         None => Some(ReportType::Active),
         Some(t) => ReportType::parse(t),
@@ -78,6 +84,7 @@ pub(crate) async fn report_users(
         report_type,
         query: query.clone(),
         page,
+        rate_account,
     };
     let (state, headers, query) = (&*state, &headers, &query);
     api::respond(state, meta, conn.map(|c| c.0), move |clamp| async move {

@@ -490,6 +490,7 @@ mod tests {
             client_secret: "s".into(),
             users,
             active_percent,
+            rate_limits: None,
         })
     }
 

@@ -25,6 +25,7 @@ pub fn account(name: &str, users: u64, active_percent: u8) -> ZoomAccountSpec {
         client_secret: format!("{name}-secret"),
         users,
         active_percent,
+        rate_limits: None,
     }
 }
 

@@ -1,0 +1,79 @@
+//! The collector's pacing against a sandbox that enforces Zoom's per-account limits: paced at the limit
+//! the sandbox enforces, a full collection draws no 429. (How close to the limit it runs is measured by
+//! `bench/run.sh pacing`, not here: tests assert no timing.)
+
+mod common;
+
+use common::*;
+use rollcall_sandbox::{Endpoint, SandboxConfig, ZoomRateLimits};
+
+/// Low enough that the pacer, not the machine, sets the pace of this small walk.
+const HEAVY_PER_SECOND: u32 = 20;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paced_at_the_enforced_heavy_limit_a_collection_draws_no_429() {
+    let db = TestDb::create().await;
+    // 120 users at 10 a page: about 14 Heavy requests a month, ~80 in all, several seconds at 20/s.
+    let spec = rollcall_sandbox::ZoomAccountSpec {
+        rate_limits: Some(ZoomRateLimits {
+            heavy_per_second: Some(HEAVY_PER_SECOND),
+            ..ZoomRateLimits::default()
+        }),
+        ..zoom_account("paced", 120)
+    };
+    let sandbox = rollcall_sandbox::spawn(SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        seed: 7,
+        zoom: vec![spec.clone()],
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("start sandbox");
+    let control = sandbox.control();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rollcall.toml");
+    // The Pro plan's defaults but Heavy, which matches what the sandbox enforces.
+    let toml = format!(
+        "[database]\nurl = \"{}\"\n\n[collector]\nlease_secs = 30\n\n[http]\ntimeout_secs = 10\n\n\
+         [[zoom]]\nname = \"{}\"\naccount_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
+         api_url = \"{}\"\noauth_url = \"{}\"\nplan = \"pro\"\npage_size = 10\nheavy_per_second = {HEAVY_PER_SECOND}\n",
+        db.url,
+        account_name(&spec),
+        spec.account_id,
+        spec.client_id,
+        spec.client_secret,
+        sandbox.zoom_api_url(),
+        sandbox.zoom_oauth_url()
+    );
+    std::fs::write(&path, toml).expect("write config");
+
+    let collected = run(&path, &["collect"]).await;
+    assert_eq!(collected.code, 0, "collect: {}", collected.output());
+
+    let requests = control.requests();
+    let reports: Vec<_> = requests
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::ReportUsers)
+        .collect();
+    let refused = reports.iter().filter(|r| r.status == 429).count();
+    assert_eq!(
+        refused,
+        0,
+        "429s drawn at {HEAVY_PER_SECOND}/s; request times (ms): {:?}",
+        reports.iter().map(|r| r.at_ms).collect::<Vec<_>>()
+    );
+    assert!(
+        reports.len() > 2 * HEAVY_PER_SECOND as usize,
+        "the walk spans more than two seconds of Heavy traffic ({} requests)",
+        reports.len()
+    );
+
+    // Every user is in exactly one of the two reports each month.
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM rollcall.zoom_host_report_users")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count rows");
+    assert_eq!(rows, 120 * reachable_months().len() as i64);
+    assert_mirror(&db.pool, &control, &spec).await;
+}
