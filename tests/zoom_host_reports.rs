@@ -442,6 +442,10 @@ async fn an_access_token_expired_mid_walk_is_minted_again_once() {
         control.requests().iter().any(|r| r.status == 401),
         "the expired token was refused once"
     );
-    assert_eq!(control.token_mints("acme-account"), 2, "one re-mint, not one per request");
+    assert_eq!(
+        control.token_mints("acme-account"),
+        2,
+        "one re-mint, not one per request"
+    );
     assert_mirror(&db.pool, &control, &specs[0]).await;
 }

@@ -29,10 +29,17 @@ impl Category {
     }
 }
 
-/// One request per `period`, no burst; `None` when the configured rate is 0 (no limit).
+/// How far under the allowed rate we pace. Exact spacing is not enough: the server counts arrivals, and
+/// any request that reaches it a few milliseconds sooner (relative to its predecessor ten requests back)
+/// than the others puts N+1 arrivals in one window. The sandbox's enforced limits showed 429s at 0% margin;
+/// 5% absorbs 50 ms of jitter at 10/s and 3 s at 10/min, and keeps us at 95% of the allowed rate.
+const PACING_MARGIN: f64 = 1.05;
+
+/// One request per `period` (stretched by the margin), no burst; `None` when the configured rate is 0 (no
+/// limit).
 pub fn steady_limiter(requests: u32, per: Duration) -> Option<DefaultDirectRateLimiter> {
     let requests = NonZeroU32::new(requests)?;
-    let period = per / requests.get();
+    let period = per.mul_f64(PACING_MARGIN) / requests.get();
     let quota =
         Quota::with_period(period.max(Duration::from_micros(1)))?.allow_burst(NonZeroU32::MIN);
     Some(RateLimiter::direct(quota))
