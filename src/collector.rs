@@ -109,6 +109,21 @@ pub fn refused_by_horizon(config: &Config, selection: &Selection, from: NaiveDat
             ));
         }
     }
+    for workspace in &config.rocketchat {
+        if !selection.wants(active_users::STREAM, &workspace.name) {
+            continue;
+        }
+        let today = chrono::Utc::now()
+            .with_timezone(&workspace.timezone)
+            .date_naive();
+        let oldest = today - chrono::Duration::days(i64::from(workspace.retention_days));
+        if from < oldest {
+            refused.push(format!(
+                "rocketchat workspace \"{}\": --from {from} is before {oldest}, the oldest day the server still holds (retention_days = {}); those days are not requested",
+                workspace.name, workspace.retention_days,
+            ));
+        }
+    }
     refused
 }
 

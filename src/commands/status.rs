@@ -35,7 +35,9 @@ pub async fn load(pool: &PgPool) -> Result<Vec<StreamStatus>, StoreError> {
                 count(*) FILTER (WHERE is_final) AS final_windows,
                 coalesce(sum(rows) FILTER (WHERE state = 'complete'), 0)::bigint AS rows,
                 min(window_start) FILTER (WHERE state = 'complete') AS oldest_complete,
-                max(window_end) FILTER (WHERE state = 'complete') AS newest_complete,
+                -- The current month or block is held only up to its last walk, not to its nominal end.
+                max(least(window_end, (completed_at AT TIME ZONE 'UTC')::date))
+                    FILTER (WHERE state = 'complete') AS newest_complete,
                 max(completed_at) AS last_completed_at,
                 (array_agg(last_error ORDER BY updated_at DESC)
                    FILTER (WHERE last_error IS NOT NULL AND state IN ('failed', 'running', 'pending')))[1]
