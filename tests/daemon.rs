@@ -8,13 +8,6 @@ use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn ticks_during_a_collection_are_skipped_and_sigterm_exits_cleanly() {
     let db = TestDb::create().await;

@@ -7,13 +7,6 @@ use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn two_replicas_walk_every_window_exactly_once_between_them() {
     let db = TestDb::create().await;

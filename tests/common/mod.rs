@@ -95,6 +95,14 @@ impl Drop for TestDb {
     }
 }
 
+/// A port nobody listens on right now, for a `rollcall run`'s `http.listen`.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 pub fn zoom_account(id: &str, users: u64) -> ZoomAccountSpec {
     ZoomAccountSpec {
         account_id: format!("{id}-account"),

@@ -1,11 +1,12 @@
 //! Zoom active/inactive host reports (`GET /report/users`): one calendar-month window per report type.
 
 use super::client::ZoomClient;
+use super::fields::{field, int, next_token, text, timestamp};
 use super::months;
 use crate::engine::{PageMeta, Source, Tx};
 use crate::http::pacing::Category;
 use crate::http::ApiError;
-use crate::store::text::{clean_json, clean_str};
+use crate::store::text::clean_json;
 use crate::store::windows::{PlannedWindow, Window};
 use crate::store::StoreError;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -80,7 +81,7 @@ pub struct HostUser {
 impl HostUser {
     fn from_raw(mut raw: Value, index: usize) -> Result<HostUser, String> {
         clean_json(&mut raw);
-        let field = |name: &str| raw.get(name).filter(|v| !v.is_null());
+        let field = |name: &str| field(&raw, name);
         let user_id = match field("id") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
@@ -104,45 +105,6 @@ impl HostUser {
     }
 }
 
-/// Text as served; a number or bool where text was documented is kept as its JSON text, never dropped.
-fn text(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) => Some(clean_str(s).into_owned()),
-        other @ (Value::Number(_) | Value::Bool(_)) => Some(other.to_string()),
-        _ => None,
-    }
-}
-
-/// Integers may come as numbers or numeric strings; anything else is NULL (the raw row keeps it).
-fn int(value: Option<&Value>) -> Option<i64> {
-    match value? {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
-                .map(|f| f as i64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-fn timestamp(value: Option<&Value>) -> Option<DateTime<Utc>> {
-    match value? {
-        Value::String(s) => DateTime::parse_from_rfc3339(s.trim())
-            .ok()
-            .map(|t| t.with_timezone(&Utc)),
-        _ => None,
-    }
-}
-
-/// Zoom ends a walk with `""`, `null` or no token at all.
-fn next_token(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
-        _ => None,
-    }
-}
-
 impl HostReports {
     fn today(&self) -> NaiveDate {
         Utc::now().date_naive()
@@ -161,14 +123,13 @@ impl Source for HostReports {
     }
 
     fn plan(&self) -> Vec<PlannedWindow> {
-        let today = self.today();
-        let horizon = months::horizon(today, self.horizon_days);
-        let oldest = self.plan_from.unwrap_or(horizon);
-        let mut planned = months::plan_months(today, oldest, horizon, &REPORT_TYPES);
-        if let Some(newest) = self.plan_to {
-            planned.retain(|w| w.start <= newest);
-        }
-        planned
+        months::plan_stream(
+            self.today(),
+            self.horizon_days,
+            self.plan_from,
+            self.plan_to,
+            &REPORT_TYPES,
+        )
     }
 
     fn is_final(&self, window: &Window) -> bool {
@@ -216,20 +177,12 @@ impl Source for HostReports {
     }
 
     fn inspect(&self, _window: &Window, page: &ReportPage) -> Result<PageMeta, String> {
-        let served = (page.body.from.as_deref(), page.body.to.as_deref());
-        let asked = (
-            page.requested_from.to_string(),
-            page.requested_to.to_string(),
-        );
-        if served != (Some(asked.0.as_str()), Some(asked.1.as_str())) {
-            return Err(format!(
-                "Zoom answered for from={} to={} but {}..{} was requested (the range was clamped); the month stays incomplete",
-                served.0.unwrap_or("(missing)"),
-                served.1.unwrap_or("(missing)"),
-                asked.0,
-                asked.1
-            ));
-        }
+        months::check_served_range(
+            page.body.from.as_deref(),
+            page.body.to.as_deref(),
+            page.requested_from,
+            page.requested_to,
+        )?;
         if let Err(problem) = &page.users {
             return Err(format!("malformed report page: {problem}"));
         }

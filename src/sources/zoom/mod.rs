@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod fields;
 pub mod host_reports;
 pub mod months;
 pub mod videosdk;

@@ -37,6 +37,44 @@ pub fn is_final(window_end: NaiveDate, today: NaiveDate, settle_days: u32) -> bo
     (today - window_end).num_days() > i64::from(settle_days)
 }
 
+/// Zoom may silently clamp a range instead of refusing it (research/zoom-api.md §6.4): a page whose `from`
+/// or `to` differs from the request belongs to another range and must not complete this month.
+pub fn check_served_range(
+    served_from: Option<&str>,
+    served_to: Option<&str>,
+    asked_from: NaiveDate,
+    asked_to: NaiveDate,
+) -> Result<(), String> {
+    let asked = (asked_from.to_string(), asked_to.to_string());
+    if (served_from, served_to) == (Some(asked.0.as_str()), Some(asked.1.as_str())) {
+        return Ok(());
+    }
+    Err(format!(
+        "Zoom answered for from={} to={} but {}..{} was requested (the range was clamped); the month stays incomplete",
+        served_from.unwrap_or("(missing)"),
+        served_to.unwrap_or("(missing)"),
+        asked.0,
+        asked.1
+    ))
+}
+
+/// What a Zoom stream plans today: the months from `from`'s (default: the horizon's) to `to`'s (default:
+/// the current one), one window per scope.
+pub fn plan_stream(
+    today: NaiveDate,
+    horizon_days: Option<u32>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    scopes: &[&str],
+) -> Vec<PlannedWindow> {
+    let horizon = horizon(today, horizon_days);
+    let mut planned = plan_months(today, from.unwrap_or(horizon), horizon, scopes);
+    if let Some(newest) = to {
+        planned.retain(|w| w.start <= newest);
+    }
+    planned
+}
+
 /// Month windows from `oldest` (any day in it) to the current month, one per scope. Months starting before
 /// the horizon are unreachable and never requested.
 pub fn plan_months(

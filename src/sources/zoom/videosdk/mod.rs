@@ -7,7 +7,6 @@
 //! (view `rollcall.zoom_sdk_months`); until then `collect` exits 1, because the children are due windows
 //! of their own stream and are counted with the list's.
 
-pub mod fields;
 pub mod jwt;
 pub mod path;
 pub mod session_users;

@@ -2,12 +2,12 @@
 //! id, the parent month's bounds), planned by the session list in the page that stored the session.
 //! Heavy. Rows are keyed `(account, session_id, user_id, join_time)`, so a rejoin is a row of its own.
 
-use super::fields::{field, id, next_token, text, timestamp};
 use super::path::session_segment;
 use crate::engine::{PageMeta, Source, Tx};
 use crate::http::pacing::Category;
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
+use crate::sources::zoom::fields::{field, id, next_token, text, timestamp};
 use crate::sources::zoom::months;
 use crate::store::text::clean_json;
 use crate::store::windows::{PlannedWindow, Window};

@@ -1,12 +1,12 @@
 //! `GET /videosdk/sessions?type=past&from&to`: one calendar-month window per account (scope `''`).
 //! Resource-intensive (10 requests a minute on Pro), paced by the account's `ZoomPacer`.
 
-use super::fields::{boolean, field, id, int, next_token, text, timestamp};
 use super::session_users;
 use crate::engine::{PageMeta, Source, Tx};
 use crate::http::pacing::Category;
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
+use crate::sources::zoom::fields::{boolean, field, id, int, next_token, text, timestamp};
 use crate::sources::zoom::months;
 use crate::store::text::clean_json;
 use crate::store::windows::{PlannedWindow, Window};
@@ -117,14 +117,13 @@ impl Source for SdkSessions {
     }
 
     fn plan(&self) -> Vec<PlannedWindow> {
-        let today = self.today();
-        let horizon = months::horizon(today, self.horizon_days);
-        let oldest = self.plan_from.unwrap_or(horizon);
-        let mut planned = months::plan_months(today, oldest, horizon, &[""]);
-        if let Some(newest) = self.plan_to {
-            planned.retain(|w| w.start <= newest);
-        }
-        planned
+        months::plan_stream(
+            self.today(),
+            self.horizon_days,
+            self.plan_from,
+            self.plan_to,
+            &[""],
+        )
     }
 
     fn is_final(&self, window: &Window) -> bool {
@@ -176,20 +175,12 @@ impl Source for SdkSessions {
     }
 
     fn inspect(&self, _window: &Window, page: &SessionsPage) -> Result<PageMeta, String> {
-        let served = (page.body.from.as_deref(), page.body.to.as_deref());
-        let asked = (
-            page.requested_from.to_string(),
-            page.requested_to.to_string(),
-        );
-        if served != (Some(asked.0.as_str()), Some(asked.1.as_str())) {
-            return Err(format!(
-                "Zoom answered for from={} to={} but {}..{} was requested (the range was clamped); the month stays incomplete",
-                served.0.unwrap_or("(missing)"),
-                served.1.unwrap_or("(missing)"),
-                asked.0,
-                asked.1
-            ));
-        }
+        months::check_served_range(
+            page.body.from.as_deref(),
+            page.body.to.as_deref(),
+            page.requested_from,
+            page.requested_to,
+        )?;
         if let Err(problem) = &page.sessions {
             return Err(format!("malformed session list page: {problem}"));
         }
