@@ -23,10 +23,9 @@ use crate::reply::Reply;
 use crate::requests::{Endpoint, RequestMeta};
 use crate::server::ConnHandle;
 use crate::zoom::errors::{
-    bad_request, expired_access_token, invalid_access_token, invalid_field, outside_horizon,
-    page_token_invalid, zoom_error,
+    expired_access_token, invalid_access_token, invalid_field, page_token_invalid, zoom_error,
 };
-use crate::zoom::reports::horizon;
+use crate::zoom::reports::{check_month_range, horizon};
 use crate::Shared;
 
 const DEFAULT_PAGE_SIZE: u32 = 30;
@@ -214,24 +213,12 @@ fn sessions(
     let from = date("from", query)?;
     let to = date("to", query)?;
     let size = page_size(query)?;
-    let today = state.today();
-    if from > to {
-        return Err(invalid_field("to", "'to' must not be before 'from'."));
-    }
-    if to > today {
-        return Err(invalid_field(
-            "to",
-            &format!("'to' must not be after today ({today})."),
-        ));
-    }
-    if to > last_of_month(from) {
-        return Err(bad_request(
-            "The date range defined by the from and to parameters should only be a one month range.",
-        ));
-    }
-    if from < horizon(today) {
-        return Err(outside_horizon());
-    }
+    check_month_range(
+        from,
+        to,
+        state.today(),
+        "The date range defined by the from and to parameters should only be a one month range.",
+    )?;
     let sdk = &state.videosdk;
     let acct = &sdk.accounts[account];
     let base = PageToken {

@@ -105,12 +105,6 @@ impl HostUser {
     }
 }
 
-impl HostReports {
-    fn today(&self) -> NaiveDate {
-        Utc::now().date_naive()
-    }
-}
-
 impl Source for HostReports {
     type Page = ReportPage;
 
@@ -124,7 +118,7 @@ impl Source for HostReports {
 
     fn plan(&self) -> Vec<PlannedWindow> {
         months::plan_stream(
-            self.today(),
+            months::today_utc(),
             self.horizon_days,
             self.plan_from,
             self.plan_to,
@@ -133,7 +127,7 @@ impl Source for HostReports {
     }
 
     fn is_final(&self, window: &Window) -> bool {
-        months::is_final(window.window_end, self.today(), self.settle_days)
+        months::is_final(window.window_end, months::today_utc(), self.settle_days)
     }
 
     async fn fetch(
@@ -143,7 +137,7 @@ impl Source for HostReports {
         cancel: &CancellationToken,
     ) -> Result<ReportPage, ApiError> {
         let from = window.window_start;
-        let to = months::request_to(window.window_end, self.today());
+        let to = months::request_to(window.window_end, months::today_utc());
         let (from_text, to_text, page_size) =
             (from.to_string(), to.to_string(), self.page_size.to_string());
         let mut query = vec![

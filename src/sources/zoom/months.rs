@@ -3,6 +3,11 @@
 use crate::store::windows::{PlannedWindow, Reach};
 use chrono::{Datelike, Duration, Months, NaiveDate};
 
+/// "Today" for Zoom is the UTC date, never the host's time zone (DESIGN §3).
+pub fn today_utc() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
 pub fn first_of_month(day: NaiveDate) -> NaiveDate {
     day.with_day(1).unwrap_or(day)
 }

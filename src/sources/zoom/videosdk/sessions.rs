@@ -99,12 +99,6 @@ impl SdkSession {
     }
 }
 
-impl SdkSessions {
-    fn today(&self) -> NaiveDate {
-        Utc::now().date_naive()
-    }
-}
-
 impl Source for SdkSessions {
     type Page = SessionsPage;
 
@@ -118,7 +112,7 @@ impl Source for SdkSessions {
 
     fn plan(&self) -> Vec<PlannedWindow> {
         months::plan_stream(
-            self.today(),
+            months::today_utc(),
             self.horizon_days,
             self.plan_from,
             self.plan_to,
@@ -127,7 +121,7 @@ impl Source for SdkSessions {
     }
 
     fn is_final(&self, window: &Window) -> bool {
-        months::is_final(window.window_end, self.today(), self.settle_days)
+        months::is_final(window.window_end, months::today_utc(), self.settle_days)
     }
 
     async fn fetch(
@@ -137,7 +131,7 @@ impl Source for SdkSessions {
         cancel: &CancellationToken,
     ) -> Result<SessionsPage, ApiError> {
         let from = window.window_start;
-        let to = months::request_to(window.window_end, self.today());
+        let to = months::request_to(window.window_end, months::today_utc());
         let (from_text, to_text, page_size) =
             (from.to_string(), to.to_string(), self.page_size.to_string());
         let mut query = vec![
