@@ -2,7 +2,7 @@
 //! `run` and `demo` share.
 
 use crate::config::Config;
-use crate::engine::{Engine, Source, StreamOutcome};
+use crate::engine::{Engine, RunContext, Source, StreamOutcome};
 use crate::http::pacing::ZoomPacer;
 use crate::http::{build_client, ApiError, RetryPolicy};
 use crate::sources::rocketchat::{
@@ -184,11 +184,14 @@ pub async fn run_once_at(
 ) -> Result<RunReport, CollectError> {
     let http = build_client(Duration::from_secs(config.http.timeout_secs))?;
     let owner = LeaseOwner::for_this_process(config.collector.lease_secs);
+    // "Today" is read once, here, for every source of the run: a run that crosses midnight stays
+    // consistent (the months it plans, the ranges it requests and what it calls final agree).
+    let run = RunContext::new(run_started);
     let engine = Arc::new(Engine::new(
         pool.clone(),
         owner,
         cancel.clone(),
-        run_started,
+        run.clone(),
     ));
     let mut tasks: JoinSet<Result<StreamOutcome, StoreError>> = JoinSet::new();
     let mut selected: Vec<(String, &'static str)> = Vec::new();
@@ -204,6 +207,7 @@ pub async fn run_once_at(
             page_size: account.page_size,
             settle_days: account.settle_days,
             horizon_days: account.horizon_days,
+            today: run.today_utc(),
             plan_from: selection.from,
             plan_to: selection.to,
         });
@@ -219,6 +223,7 @@ pub async fn run_once_at(
         let source = Arc::new(ActiveUsers::new(
             client,
             workspace,
+            &run,
             selection.from,
             selection.to,
         ));
@@ -230,7 +235,7 @@ pub async fn run_once_at(
         let lists = selection.wants(sdk_sessions::STREAM, &account.name);
         let users = selection.wants(sdk_users::STREAM, &account.name);
         let Some((list, children)) =
-            videosdk::sources(config, i, &http, selection.from, selection.to)
+            videosdk::sources(config, i, &http, &run, selection.from, selection.to)
         else {
             continue;
         };
@@ -250,10 +255,9 @@ pub async fn run_once_at(
             selected.push((account.name.clone(), sdk_users::STREAM));
         }
         if users {
-            let (engine, pool, account) = (engine.clone(), pool.clone(), account.clone());
+            let engine = engine.clone();
             tasks.spawn(async move {
                 let _ = list_done.await;
-                videosdk::prepare_children(&pool, &account).await?;
                 engine.run_source(children).await
             });
         }

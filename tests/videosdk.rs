@@ -212,6 +212,19 @@ async fn sigkill_between_a_session_list_and_its_users_then_rerun_is_exact() {
         orphans, 0,
         "every stored ended session has its users window"
     );
+    let falsely_complete: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.collection_windows p
+          WHERE p.stream = 'zoom_sdk_sessions' AND p.state = 'complete'
+            AND EXISTS (SELECT 1 FROM rollcall.collection_windows c
+                         WHERE c.parent_id = p.id AND c.state <> 'complete')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        falsely_complete, 0,
+        "a list window whose users are pending is not complete"
+    );
     assert!(
         sdk_months(&db.pool, "studio")
             .await

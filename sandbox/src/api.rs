@@ -38,7 +38,8 @@ where
         None
         | Some(FaultKind::TruncatedBody)
         | Some(FaultKind::MalformedJson)
-        | Some(FaultKind::HostileData) => {}
+        | Some(FaultKind::HostileData)
+        | Some(FaultKind::Patch { .. }) => {}
         Some(FaultKind::ClampFrom { days }) => clamp = Some(*days),
         Some(FaultKind::Delay { ms }) => {
             // Shutting down answers at once rather than holding the server up.
@@ -94,12 +95,15 @@ where
         return finish(state, &meta, refused, fault.as_ref());
     }
     let mut reply = real(clamp).await;
-    match fault {
+    match &fault {
         Some(FaultKind::TruncatedBody) => {
             reply.body = reply.body.slice(..reply.body.len() / 2);
         }
         Some(FaultKind::HostileData) => {
             reply.body = hostile(&reply.body);
+        }
+        Some(FaultKind::Patch { set, remove }) if reply.status == StatusCode::OK => {
+            reply.body = patch(&reply.body, set, remove);
         }
         Some(FaultKind::MalformedJson) => {
             // What a misbehaving proxy in front of the API might send.
@@ -177,6 +181,43 @@ fn hostile(body: &Bytes) -> Bytes {
             "unexpected\u{0}key".into(),
             serde_json::json!({"nested": [1, "two\u{0}", null, {"deep": true}]}),
         );
+    }
+    serde_json::to_vec(&page)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| body.clone())
+}
+
+/// Applies a `Patch` fault to a JSON page; a body that is not JSON is left as it is.
+fn patch(body: &Bytes, set: &[(String, serde_json::Value)], remove: &[String]) -> Bytes {
+    let Ok(mut page) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.clone();
+    };
+    for (pointer, value) in set {
+        if let Some(slot) = page.pointer_mut(pointer) {
+            *slot = value.clone();
+        } else if let Some((parent, key)) = pointer.rsplit_once('/') {
+            if let Some(serde_json::Value::Object(map)) = page.pointer_mut(parent) {
+                map.insert(key.replace("~1", "/").replace("~0", "~"), value.clone());
+            }
+        }
+    }
+    for pointer in remove {
+        let Some((parent, key)) = pointer.rsplit_once('/') else {
+            continue;
+        };
+        match page.pointer_mut(parent) {
+            Some(serde_json::Value::Object(map)) => {
+                map.remove(&key.replace("~1", "/").replace("~0", "~"));
+            }
+            Some(serde_json::Value::Array(items)) => {
+                if let Ok(index) = key.parse::<usize>() {
+                    if index < items.len() {
+                        items.remove(index);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
     serde_json::to_vec(&page)
         .map(Bytes::from)

@@ -65,6 +65,15 @@ pub enum FaultKind {
     /// The real page with hostile rows: U+0000 in names and in a key, a 100,000-character string, numbers
     /// served as strings, `null` where an object was documented, and unknown nested fields.
     HostileData,
+    /// The real 200 page, edited: each `set` entry writes a value at a JSON pointer (`/users`,
+    /// `/next_page_token`, `/sessions/0/id`; a missing last key is added), each `remove` pointer is
+    /// deleted. A reply whose envelope is intact but whose content proves nothing.
+    Patch {
+        #[serde(default)]
+        set: Vec<(String, serde_json::Value)>,
+        #[serde(default)]
+        remove: Vec<String>,
+    },
 }
 
 struct ActiveRule {

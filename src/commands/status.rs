@@ -11,6 +11,8 @@ pub struct StreamStatus {
     pub account: String,
     pub stream: String,
     pub complete: i64,
+    /// Walked and verified, waiting for child windows (a Video SDK month's session users).
+    pub awaiting_children: i64,
     pub running: i64,
     pub pending: i64,
     pub failed: i64,
@@ -28,6 +30,7 @@ pub async fn load(pool: &PgPool) -> Result<Vec<StreamStatus>, StoreError> {
     let rows = sqlx::query_as::<_, StreamStatus>(
         "SELECT w.account, w.stream,
                 count(*) FILTER (WHERE state = 'complete') AS complete,
+                count(*) FILTER (WHERE state = 'awaiting_children') AS awaiting_children,
                 count(*) FILTER (WHERE state = 'running') AS running,
                 count(*) FILTER (WHERE state = 'pending') AS pending,
                 count(*) FILTER (WHERE state = 'failed') AS failed,
@@ -60,10 +63,11 @@ pub fn render_table(rows: &[StreamStatus]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<16} {:<24} {:>8} {:>7} {:>7} {:>6} {:>11} {:>10}  {:<23}  last error",
+        "{:<16} {:<24} {:>8} {:>8} {:>7} {:>7} {:>6} {:>11} {:>10}  {:<23}  last error",
         "ACCOUNT",
         "STREAM",
         "COMPLETE",
+        "AWAITING",
         "RUNNING",
         "PENDING",
         "FAILED",
@@ -83,10 +87,11 @@ pub fn render_table(rows: &[StreamStatus]) -> String {
         let note: String = note.chars().take(120).collect();
         let _ = writeln!(
             out,
-            "{:<16} {:<24} {:>8} {:>7} {:>7} {:>6} {:>11} {:>10}  {:<23}  {}",
+            "{:<16} {:<24} {:>8} {:>8} {:>7} {:>7} {:>6} {:>11} {:>10}  {:<23}  {}",
             r.account,
             r.stream,
             r.complete,
+            r.awaiting_children,
             r.running,
             r.pending,
             r.failed,

@@ -1,6 +1,8 @@
 use crate::http::ApiError;
-use crate::store::windows::{PlannedWindow, Window};
+use crate::store::windows::{PlannedWindow, Retirement, Window};
 use crate::store::StoreError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sqlx::{Postgres, Transaction};
 use std::future::Future;
 use tokio_util::sync::CancellationToken;
@@ -11,7 +13,8 @@ pub type Tx = Transaction<'static, Postgres>;
 /// What the engine needs to know about a fetched page before it writes anything.
 #[derive(Clone, Debug)]
 pub struct PageMeta {
-    /// `None` ends the walk: Zoom's `""`, `null` and a missing token all mean "last page".
+    /// `None` ends the walk: Zoom's `""`, `null` and a missing token all mean "last page". Anything else
+    /// that is not a token was refused as a malformed page before it got here.
     pub next_page_token: Option<String>,
     /// The total the API announces for the whole window, when it gives one.
     pub expected_total: Option<i64>,
@@ -21,6 +24,10 @@ pub struct PageMeta {
 /// fetches a page, checks it, writes it, and at the end verifies the walk and makes the window a mirror of it.
 pub trait Source: Send + Sync + 'static {
     type Page: Send + Sync;
+    /// A walk's request parameters (`from`, `to`, `page_size`, type): chosen at page 1, stored with the
+    /// checkpoint, and sent unchanged with every page and after a resume, so a page token is never
+    /// replayed against a different request.
+    type Params: Serialize + DeserializeOwned + Send + Sync;
 
     /// The configured account name; every row and window carries it.
     fn account(&self) -> &str;
@@ -31,12 +38,22 @@ pub trait Source: Send + Sync + 'static {
     /// The windows that should exist today, reachable or not.
     fn plan(&self) -> Vec<PlannedWindow>;
 
+    /// Stored windows that have fallen before the API's horizon are retired by this rule (every run,
+    /// before any is claimed). `None`: nothing ages out.
+    fn retirement(&self) -> Option<Retirement> {
+        None
+    }
+
+    /// The parameters a walk of `window` that starts now will send with every page.
+    fn params(&self, window: &Window) -> Self::Params;
+
     /// Whether a window completed now can never change upstream again.
     fn is_final(&self, window: &Window) -> bool;
 
     fn fetch(
         &self,
         window: &Window,
+        params: &Self::Params,
         page_token: Option<&str>,
         cancel: &CancellationToken,
     ) -> impl Future<Output = Result<Self::Page, ApiError>> + Send;

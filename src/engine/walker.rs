@@ -1,10 +1,11 @@
-use super::{Source, MAX_RESTARTS_PER_RUN, PAGE_TOKEN_TRUST};
+use super::{RunContext, Source, MAX_RESTARTS_PER_RUN, PAGE_TOKEN_TRUST};
 use crate::http::ApiError;
 use crate::observe;
-use crate::store::windows::{self, Checkpoint, LeaseOwner, Window};
+use crate::store::windows::{self, Checkpoint, Completion, LeaseOwner, Window};
 use crate::store::{pauses, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +20,7 @@ pub struct Engine {
     pool: PgPool,
     owner: LeaseOwner,
     cancel: CancellationToken,
-    run_started: DateTime<Utc>,
+    run: RunContext,
 }
 
 /// What a run did for one (account, stream).
@@ -30,15 +31,25 @@ pub struct StreamOutcome {
     pub completed: u32,
     pub failed: u32,
     pub rows: i64,
+    /// Windows whose lease another process took over mid-walk (it finishes them; nothing is lost).
+    pub lost_leases: u32,
     /// Set when the account can do nothing more this run (rejected credentials, daily limit, pause).
     pub stopped: Option<String>,
     pub interrupted: bool,
 }
 
 enum WalkEnd {
-    Complete { rows: i64 },
-    Failed { error: ApiErrorOrReason },
+    Complete {
+        rows: i64,
+        completion: Completion,
+    },
+    Failed {
+        error: ApiErrorOrReason,
+    },
+    /// Shutdown: the walk resumes from its checkpoint next run.
     Interrupted,
+    /// Another process holds the window now; its walk is its own.
+    LeaseLost,
 }
 
 enum ApiErrorOrReason {
@@ -56,25 +67,30 @@ impl std::fmt::Display for ApiErrorOrReason {
 }
 
 impl Engine {
-    /// `run_started` decides which complete-but-not-final windows this run walks again: those whose last
+    /// `run.started` decides which complete-but-not-final windows this run walks again: those whose last
     /// walk started before it. Replicas triggered by the same cron tick pass the tick's time, so a window
     /// one of them walked in this tick is not walked again by another.
     pub fn new(
         pool: PgPool,
         owner: LeaseOwner,
         cancel: CancellationToken,
-        run_started: DateTime<Utc>,
+        run: RunContext,
     ) -> Engine {
         Engine {
             pool,
             owner,
             cancel,
-            run_started,
+            run,
         }
     }
 
-    /// Walks every due window of one source. Store errors abort the stream (the database is gone or
-    /// refused a write; nothing half-written survives because every write is transactional).
+    fn run_started(&self) -> DateTime<Utc> {
+        self.run.started
+    }
+
+    /// Walks every due window of one source. A write PostgreSQL refuses or a lost lease ends that window
+    /// only; losing the database itself is waited out a few times, then aborts the stream (nothing
+    /// half-written survives because every write is transactional).
     pub async fn run_source<S: Source>(
         self: Arc<Self>,
         source: Arc<S>,
@@ -86,6 +102,13 @@ impl Engine {
         };
         let (account, stream) = (source.account(), source.stream());
         windows::plan(&self.pool, account, stream, &source.plan()).await?;
+        if let Some(rule) = source.retirement() {
+            let retired = windows::retire(&self.pool, account, stream, &rule).await?;
+            if retired > 0 {
+                tracing::info!(account, stream, retired, before = %rule.before,
+                    "windows fell before the API horizon: retired as unreachable, their rows kept");
+            }
+        }
         if let Some(pause) = pauses::active(&self.pool, account).await? {
             tracing::warn!(account, stream, until = %pause.until, reason = %pause.reason,
                 "account paused by a daily API limit; skipping it this run");
@@ -112,10 +135,11 @@ impl Engine {
                 other => other?,
             };
             match walked {
-                WalkEnd::Complete { rows } => {
+                WalkEnd::Complete { rows, .. } => {
                     outcome.completed += 1;
                     outcome.rows += rows;
                 }
+                WalkEnd::LeaseLost => outcome.lost_leases += 1,
                 WalkEnd::Interrupted => {
                     outcome.interrupted = true;
                     break;
@@ -152,7 +176,7 @@ impl Engine {
                 account,
                 stream,
                 &self.owner,
-                self.run_started,
+                self.run_started(),
                 attempted,
             )
             .await?;
@@ -164,7 +188,7 @@ impl Engine {
                 account,
                 stream,
                 &self.owner,
-                self.run_started,
+                self.run_started(),
                 attempted,
             )
             .await?;
@@ -202,20 +226,56 @@ impl Engine {
 
     async fn walk<S: Source>(&self, source: &S, window: Window) -> Result<WalkEnd, StoreError> {
         let walk_cancel = self.cancel.child_token();
-        let heartbeat = self.spawn_heartbeat(window.id, walk_cancel.clone());
+        let lease_lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = self.spawn_heartbeat(window.id, walk_cancel.clone(), lease_lost.clone());
         let end = self.walk_pages(source, &window, &walk_cancel).await;
         heartbeat.abort();
-        let end = end?;
+        let end = match end {
+            Ok(WalkEnd::Interrupted) if lease_lost.load(Ordering::SeqCst) => WalkEnd::LeaseLost,
+            Ok(end) => end,
+            Err(StoreError::LeaseLost) => WalkEnd::LeaseLost,
+            Err(err) if err.is_connection_loss() => return Err(err),
+            Err(err) => {
+                // PostgreSQL refused something of this window (a value it cannot store, an index entry
+                // too large): the page rolled back; the window fails and the stream goes on.
+                let error = format!("PostgreSQL refused a write of this window: {err}");
+                match windows::fail_now(&self.pool, window.id, &self.owner, &error).await {
+                    Ok(()) => WalkEnd::Failed {
+                        error: ApiErrorOrReason::Reason(error),
+                    },
+                    Err(StoreError::LeaseLost) => WalkEnd::LeaseLost,
+                    Err(other) => return Err(other),
+                }
+            }
+        };
         match &end {
             WalkEnd::Interrupted => {
                 windows::release(&self.pool, window.id, &self.owner).await?;
                 tracing::info!(account = %window.account, stream = %window.stream, scope = %window.scope,
                     window = %span_of(&window), "walk interrupted; it resumes from its checkpoint next run");
             }
-            WalkEnd::Complete { rows } => {
+            WalkEnd::Complete {
+                rows,
+                completion: Completion::Complete,
+            } => {
                 observe::window_finished(&window.account, &window.stream, "complete");
                 tracing::info!(account = %window.account, stream = %window.stream, scope = %window.scope,
                     window = %span_of(&window), rows, "window complete");
+            }
+            WalkEnd::Complete {
+                rows,
+                completion: Completion::AwaitingChildren,
+            } => {
+                observe::window_finished(&window.account, &window.stream, "awaiting_children");
+                tracing::info!(account = %window.account, stream = %window.stream, scope = %window.scope,
+                    window = %span_of(&window), rows,
+                    "window walked and verified; it completes when its child windows do");
+            }
+            WalkEnd::LeaseLost => {
+                observe::window_finished(&window.account, &window.stream, "lease_lost");
+                tracing::warn!(account = %window.account, stream = %window.stream, scope = %window.scope,
+                    window = %span_of(&window),
+                    "lease lost to another process; that process finishes the window");
             }
             WalkEnd::Failed { error } => {
                 observe::window_finished(&window.account, &window.stream, "failed");
@@ -232,6 +292,7 @@ impl Engine {
         &self,
         id: i64,
         walk_cancel: CancellationToken,
+        lease_lost: Arc<AtomicBool>,
     ) -> tokio::task::JoinHandle<()> {
         let pool = self.pool.clone();
         let owner = self.owner.clone();
@@ -242,7 +303,7 @@ impl Engine {
                 match windows::renew(&pool, id, &owner).await {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::warn!(window_id = id, "lease lost to another process");
+                        lease_lost.store(true, Ordering::SeqCst);
                         walk_cancel.cancel();
                         return;
                     }
@@ -260,21 +321,24 @@ impl Engine {
         window: &Window,
         cancel: &CancellationToken,
     ) -> Result<WalkEnd, StoreError> {
+        let stored_params = window
+            .walk_params
+            .clone()
+            .and_then(|p| serde_json::from_value::<S::Params>(p).ok());
         let resumable = window.state == "running"
-            && window.walk_id.is_some()
             && window.next_page_token.is_some()
             && window
                 .token_issued_at
                 .is_some_and(|at| Utc::now() - at < PAGE_TOKEN_TRUST);
-        let (mut walk_id, mut token) = match (resumable, window.walk_id) {
-            (true, Some(walk_id)) => {
+        let (mut walk_id, mut token, mut params) = match (resumable, window.walk_id, stored_params)
+        {
+            (true, Some(walk_id), Some(params)) => {
                 tracing::debug!(window_id = window.id, pages = window.pages, "resuming walk");
-                (walk_id, window.next_page_token.clone())
+                (walk_id, window.next_page_token.clone(), params)
             }
             _ => {
-                let walk_id = Uuid::new_v4();
-                windows::begin_walk(&self.pool, window.id, &self.owner, walk_id).await?;
-                (walk_id, None)
+                let (walk_id, params) = self.begin_walk(source, window).await?;
+                (walk_id, None, params)
             }
         };
         let mut restarts = 0;
@@ -292,7 +356,7 @@ impl Engine {
                     let fetched = tokio::select! {
                         biased;
                         _ = cancel.cancelled() => return Ok(WalkEnd::Interrupted),
-                        page = source.fetch(window, token.as_deref(), cancel) => page,
+                        page = source.fetch(window, &params, token.as_deref(), cancel) => page,
                     };
                     (requested_at, fetched)
                 }
@@ -309,8 +373,7 @@ impl Engine {
                         restarts,
                         "page token refused; walking the window again from page 1"
                     );
-                    walk_id = Uuid::new_v4();
-                    windows::begin_walk(&self.pool, window.id, &self.owner, walk_id).await?;
+                    (walk_id, params) = self.begin_walk(source, window).await?;
                     token = None;
                     continue;
                 }
@@ -348,8 +411,10 @@ impl Engine {
                     Ok::<i64, StoreError>(page_rows)
                 };
                 let next_requested_at = Utc::now();
-                let (written, next_page) =
-                    tokio::join!(write, source.fetch(window, Some(next.as_str()), cancel));
+                let (written, next_page) = tokio::join!(
+                    write,
+                    source.fetch(window, &params, Some(next.as_str()), cancel)
+                );
                 observe::rows_upserted(&window.account, &window.stream, written?);
                 prefetched = Some((next_requested_at, next_page));
                 token = Some(next);
@@ -375,8 +440,9 @@ impl Engine {
                 .await?
             {
                 Ok(rows) => {
-                    windows::complete(&mut tx, window.id, &self.owner, is_final, rows).await?;
-                    WalkEnd::Complete { rows }
+                    let completion =
+                        windows::complete(&mut tx, window.id, &self.owner, is_final, rows).await?;
+                    WalkEnd::Complete { rows, completion }
                 }
                 Err(reason) => {
                     windows::fail(&mut tx, window.id, &self.owner, &reason).await?;
@@ -388,6 +454,23 @@ impl Engine {
             tx.commit().await?;
             return Ok(end);
         }
+    }
+}
+
+impl Engine {
+    /// Starts a walk from page 1: a new walk id, and the request parameters fixed for all its pages.
+    async fn begin_walk<S: Source>(
+        &self,
+        source: &S,
+        window: &Window,
+    ) -> Result<(Uuid, S::Params), StoreError> {
+        let walk_id = Uuid::new_v4();
+        let params = source.params(window);
+        // Parameters are plain structs of dates, numbers and strings: serializing them cannot fail, and if
+        // it ever did, a NULL only means a later resume starts from page 1 instead.
+        let stored = serde_json::to_value(&params).unwrap_or(serde_json::Value::Null);
+        windows::begin_walk(&self.pool, window.id, &self.owner, walk_id, &stored).await?;
+        Ok((walk_id, params))
     }
 }
 

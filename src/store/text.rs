@@ -38,6 +38,40 @@ pub fn clean_json(value: &mut Value) {
     }
 }
 
+/// The longest `last_error` stored: enough for any message of ours, bounded whatever a reply quotes.
+pub const MAX_ERROR_BYTES: usize = 1024;
+
+/// A window's `last_error` as stored: no NUL or other control character (PostgreSQL refuses NUL, and a
+/// terminal should not obey what a hostile body put there), no bearer credential, at most
+/// [`MAX_ERROR_BYTES`], cut on a character boundary with an ellipsis.
+pub fn bounded_error(message: &str) -> String {
+    let mut clean: String = message
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                REPLACEMENT
+            } else {
+                c
+            }
+        })
+        .collect();
+    if let Some(at) = clean.find("Bearer ") {
+        clean.truncate(at + "Bearer ".len());
+        clean.push_str("[redacted]");
+    }
+    if clean.len() <= MAX_ERROR_BYTES {
+        return clean;
+    }
+    const ELLIPSIS: &str = "…";
+    let mut cut = MAX_ERROR_BYTES - ELLIPSIS.len();
+    while !clean.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    clean.truncate(cut);
+    clean.push_str(ELLIPSIS);
+    clean
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +87,19 @@ mod tests {
         );
         assert_eq!(clean_str("a\0"), "a\u{FFFD}");
         assert!(matches!(clean_str("clean"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn stored_errors_are_bounded_and_clean() {
+        let long = format!("bad {}", "é".repeat(5000));
+        let bounded = bounded_error(&long);
+        assert!(bounded.len() <= MAX_ERROR_BYTES, "{}", bounded.len());
+        assert!(bounded.ends_with('…'));
+        assert_eq!(bounded_error("a\0b\u{1b}[31m"), "a\u{FFFD}b\u{FFFD}[31m");
+        assert_eq!(
+            bounded_error("header Authorization: Bearer eyJsecret.token"),
+            "header Authorization: Bearer [redacted]"
+        );
+        assert_eq!(bounded_error("two\nlines"), "two\nlines");
     }
 }

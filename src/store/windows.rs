@@ -3,8 +3,10 @@
 //! Every write that follows a claim is fenced on `lease_owner`: a process whose lease was taken over can no
 //! longer move the checkpoint or complete the window, even if it is still running.
 
+use super::text::bounded_error;
 use super::StoreError;
 use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -46,6 +48,28 @@ pub struct Window {
     pub lease_owner: Option<String>,
     pub lease_until: Option<DateTime<Utc>>,
     pub walk_id: Option<Uuid>,
+    /// The request parameters of the current walk, fixed at its page 1.
+    pub walk_params: Option<Value>,
+    /// The window whose walk planned this one; it completes only with its children.
+    pub parent_id: Option<i64>,
+}
+
+/// Which edge of a window falls off the API's horizon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edge {
+    /// Zoom months: a month whose first day is before the horizon is no longer served whole.
+    Start,
+    /// Rocket.Chat blocks: a block whose every day is before the oldest day held.
+    End,
+}
+
+/// Windows that have fallen before the horizon since they were planned (time passing, an outage, a
+/// smaller `horizon_days`): they are retired, whatever their state, unless they are complete and final.
+#[derive(Clone, Debug)]
+pub struct Retirement {
+    pub edge: Edge,
+    pub before: NaiveDate,
+    pub reason: String,
 }
 
 /// Who holds a lease: host and pid let a later process on the same host take over at once from one that
@@ -89,10 +113,18 @@ fn hostname() -> String {
 
 const COLUMNS: &str = "id, account, stream, scope, window_start, window_end, state, is_final, pages, rows, \
     attempts, next_page_token, token_issued_at, expected_total, last_error, started_at, completed_at, \
-    lease_owner, lease_until, walk_id";
+    lease_owner, lease_until, walk_id, walk_params, parent_id";
+
+/// The windows that may be retired or recorded unreachable: complete and final history is never touched,
+/// everything else stops being requested. `table` qualifies the columns where an upsert needs it.
+fn retirable(table: &str) -> String {
+    format!(
+        "{table}.state <> 'unreachable' AND NOT ({table}.state = 'complete' AND {table}.is_final)"
+    )
+}
 
 /// Records the windows a source wants. Existing windows keep their state, except that a window the API can
-/// no longer serve becomes `unreachable` unless it was already completed.
+/// no longer serve becomes `unreachable` unless it is complete and final (its rows are kept either way).
 pub async fn plan(
     pool: &PgPool,
     account: &str,
@@ -116,28 +148,60 @@ pub async fn plan(
                 .await?;
             }
             Reach::Unreachable(reason) => {
-                sqlx::query(
+                let sql = format!(
                     "INSERT INTO rollcall.collection_windows
                        (account, stream, scope, window_start, window_end, state, last_error)
                      VALUES ($1, $2, $3, $4, $5, 'unreachable', $6)
                      ON CONFLICT (account, stream, scope, window_start, window_end) DO UPDATE
                        SET state = 'unreachable', last_error = EXCLUDED.last_error, next_page_token = NULL,
-                           updated_at = now()
-                     WHERE collection_windows.state NOT IN ('complete', 'unreachable')",
-                )
-                .bind(account)
-                .bind(stream)
-                .bind(&w.scope)
-                .bind(w.start)
-                .bind(w.end)
-                .bind(reason)
-                .execute(&mut *tx)
-                .await?;
+                           token_issued_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = now()
+                     WHERE {}",
+                    retirable("collection_windows")
+                );
+                sqlx::query(&sql)
+                    .bind(account)
+                    .bind(stream)
+                    .bind(&w.scope)
+                    .bind(w.start)
+                    .bind(w.end)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Retires the windows of (account, stream) that fell before the horizon: `unreachable`, never requested
+/// again, rows kept. A lease on such a window is dropped too: the API will refuse it anyway, and the fenced
+/// writes of a walker still holding it fail as a lost lease. Returns how many were retired.
+pub async fn retire(
+    pool: &PgPool,
+    account: &str,
+    stream: &str,
+    rule: &Retirement,
+) -> Result<u64, StoreError> {
+    let edge = match rule.edge {
+        Edge::Start => "window_start",
+        Edge::End => "window_end",
+    };
+    let sql = format!(
+        "UPDATE rollcall.collection_windows w
+            SET state = 'unreachable', last_error = $4, next_page_token = NULL, token_issued_at = NULL,
+                lease_owner = NULL, lease_until = NULL, updated_at = now()
+          WHERE account = $1 AND stream = $2 AND {edge} < $3 AND {}",
+        retirable("w")
+    );
+    let done = sqlx::query(&sql)
+        .bind(account)
+        .bind(stream)
+        .bind(rule.before)
+        .bind(bounded_error(&rule.reason))
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// Claims the oldest window of (account, stream) that still needs a walk in this run. Oldest first because
@@ -238,26 +302,48 @@ pub async fn renew(pool: &PgPool, id: i64, owner: &LeaseOwner) -> Result<bool, S
     Ok(done.rows_affected() == 1)
 }
 
-/// Starts a walk from page 1 under a new walk id; rows the walk sees are stamped with it.
+/// Starts a walk from page 1 under a new walk id (rows the walk sees are stamped with it) and the request
+/// parameters every page of it, and a resume, will send.
 pub async fn begin_walk(
     pool: &PgPool,
     id: i64,
     owner: &LeaseOwner,
     walk_id: Uuid,
+    params: &Value,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE rollcall.collection_windows
-            SET state = 'running', walk_id = $3, pages = 0, rows = 0, next_page_token = NULL,
-                token_issued_at = NULL, expected_total = NULL, started_at = now(),
+            SET state = 'running', walk_id = $3, walk_params = $4, pages = 0, rows = 0,
+                next_page_token = NULL, token_issued_at = NULL, expected_total = NULL, started_at = now(),
                 attempts = attempts + 1, last_error = NULL, updated_at = now()
           WHERE id = $1 AND lease_owner = $2",
     )
     .bind(id)
     .bind(&owner.id)
     .bind(walk_id)
+    .bind(params)
     .execute(pool)
     .await?;
-    fenced(done.rows_affected())
+    fenced(done.rows_affected())?;
+    reopen_parent(pool, id).await
+}
+
+/// A child that is walked again or fails makes its parent incomplete until it completes again: the
+/// parent's `complete` must never outlive a child's.
+async fn reopen_parent<'e, E>(executor: E, child: i64) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    sqlx::query(
+        "UPDATE rollcall.collection_windows p
+            SET state = 'awaiting_children', updated_at = now()
+           FROM rollcall.collection_windows c
+          WHERE c.id = $1 AND p.id = c.parent_id AND p.state = 'complete'",
+    )
+    .bind(child)
+    .execute(executor)
+    .await?;
+    Ok(())
 }
 
 /// Where the walk stands after a page; runs inside the page's transaction.
@@ -293,27 +379,118 @@ pub async fn checkpoint(
     fenced(done.rows_affected())
 }
 
+/// How a verified walk ended: the window is complete, or it waits for children it planned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion {
+    Complete,
+    AwaitingChildren,
+}
+
+/// Records a verified walk, in its last page's transaction. A window with a child that is not complete
+/// (or retired) becomes `awaiting_children`, never `complete`: `collection_windows` is what admins read
+/// first, and a `kill -9` between a list and its children must not leave the list looking done. A child's
+/// completion completes its parent once it was the last one missing.
 pub async fn complete(
     tx: &mut Transaction<'_, Postgres>,
     id: i64,
     owner: &LeaseOwner,
     is_final: bool,
     rows: i64,
-) -> Result<(), StoreError> {
-    let done = sqlx::query(
-        "UPDATE rollcall.collection_windows
-            SET state = 'complete', is_final = $3, rows = $4, completed_at = now(), next_page_token = NULL,
+) -> Result<Completion, StoreError> {
+    let done: Option<(String, Option<i64>)> = sqlx::query_as(
+        "UPDATE rollcall.collection_windows w
+            SET state = CASE WHEN EXISTS (SELECT 1 FROM rollcall.collection_windows c
+                                           WHERE c.parent_id = w.id AND c.state NOT IN ('complete', 'unreachable'))
+                             THEN 'awaiting_children' ELSE 'complete' END,
+                is_final = $3, rows = $4, completed_at = now(), next_page_token = NULL,
                 token_issued_at = NULL, last_error = NULL, lease_owner = NULL, lease_until = NULL,
                 updated_at = now()
-          WHERE id = $1 AND lease_owner = $2",
+          WHERE id = $1 AND lease_owner = $2
+      RETURNING state, parent_id",
     )
     .bind(id)
     .bind(&owner.id)
     .bind(is_final)
     .bind(rows)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((state, parent)) = done else {
+        return Err(StoreError::LeaseLost);
+    };
+    if let Some(parent) = parent {
+        complete_parent_if_ready(tx, parent).await?;
+    }
+    Ok(if state == "complete" {
+        Completion::Complete
+    } else {
+        Completion::AwaitingChildren
+    })
+}
+
+/// Completes `parent` if it waits for children and none is missing any more. The parent row is locked
+/// first: its own last page may be committing at this moment, and whichever transaction comes second must
+/// see the other's result (READ COMMITTED re-reads after the lock), or the parent would wait forever.
+async fn complete_parent_if_ready(
+    tx: &mut Transaction<'_, Postgres>,
+    parent: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT id FROM rollcall.collection_windows WHERE id = $1 FOR UPDATE")
+        .bind(parent)
+        .fetch_optional(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE rollcall.collection_windows p
+            SET state = 'complete', completed_at = now(), updated_at = now()
+          WHERE p.id = $1 AND p.state = 'awaiting_children'
+            AND NOT EXISTS (SELECT 1 FROM rollcall.collection_windows c
+                             WHERE c.parent_id = p.id AND c.state NOT IN ('complete', 'unreachable'))",
+    )
+    .bind(parent)
     .execute(&mut **tx)
     .await?;
-    fenced(done.rows_affected())
+    Ok(())
+}
+
+/// Plans child windows of `parent` (one per scope, the parent's bounds) in the parent page's transaction,
+/// so a stored row can never lack its pending child. Existing children keep their state.
+pub async fn plan_children(
+    tx: &mut Transaction<'_, Postgres>,
+    parent: &Window,
+    stream: &str,
+    scopes: &[String],
+) -> Result<(), StoreError> {
+    if scopes.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end, parent_id)
+         SELECT $1, $2, scope, $3, $4, $5 FROM UNNEST($6::text[]) AS scope
+         ON CONFLICT (account, stream, scope, window_start, window_end)
+           DO UPDATE SET parent_id = EXCLUDED.parent_id WHERE collection_windows.parent_id IS NULL",
+    )
+    .bind(&parent.account)
+    .bind(stream)
+    .bind(parent.window_start)
+    .bind(parent.window_end)
+    .bind(parent.id)
+    .bind(scopes)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Drops the child windows of `parent` with these scopes (their rows went with them upstream).
+pub async fn forget_children(
+    tx: &mut Transaction<'_, Postgres>,
+    parent: &Window,
+    scopes: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM rollcall.collection_windows WHERE parent_id = $1 AND scope = ANY($2)")
+        .bind(parent.id)
+        .bind(scopes)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Marks the walk failed; the next run starts it again from page 1. Runs in the caller's transaction when
@@ -332,10 +509,25 @@ pub async fn fail(
     )
     .bind(id)
     .bind(&owner.id)
-    .bind(error)
+    .bind(bounded_error(error))
     .execute(&mut **tx)
     .await?;
-    fenced(done.rows_affected())
+    fenced(done.rows_affected())?;
+    reopen_parent(&mut **tx, id).await
+}
+
+/// Fails the window in a transaction of its own: the page's transaction was refused by PostgreSQL (a value
+/// it cannot store, an index it cannot fit) and rolled back, and the stream must go on without it.
+pub async fn fail_now(
+    pool: &PgPool,
+    id: i64,
+    owner: &LeaseOwner,
+    error: &str,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    fail(&mut tx, id, owner, error).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Gives the window back without changing its state: an interrupted walk resumes from its checkpoint.
@@ -357,7 +549,7 @@ pub async fn note_error(pool: &PgPool, id: i64, error: &str) -> Result<(), Store
         "UPDATE rollcall.collection_windows SET last_error = $2, updated_at = now() WHERE id = $1",
     )
     .bind(id)
-    .bind(error)
+    .bind(bounded_error(error))
     .execute(pool)
     .await?;
     Ok(())
@@ -367,7 +559,8 @@ pub async fn note_error(pool: &PgPool, id: i64, error: &str) -> Result<(), Store
 pub async fn incomplete_due(pool: &PgPool, account: &str, stream: &str) -> Result<i64, StoreError> {
     let n: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM rollcall.collection_windows
-          WHERE account = $1 AND stream = $2 AND NOT is_final AND state NOT IN ('complete', 'unreachable')",
+          WHERE account = $1 AND stream = $2 AND state NOT IN ('complete', 'unreachable')
+            AND (NOT is_final OR state = 'awaiting_children')",
     )
     .bind(account)
     .bind(stream)

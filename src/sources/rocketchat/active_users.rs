@@ -5,12 +5,14 @@
 use super::client::RocketChatClient;
 use super::days;
 use crate::config::RocketChatWorkspace;
+use crate::engine::RunContext;
 use crate::engine::{PageMeta, Source, Tx};
 use crate::http::ApiError;
 use crate::store::text::clean_str;
-use crate::store::windows::{PlannedWindow, Window};
+use crate::store::windows::{Edge, PlannedWindow, Retirement, Window};
 use crate::store::StoreError;
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{Duration, NaiveDate};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -26,12 +28,20 @@ pub struct ActiveUsers {
     pub window_days: u32,
     pub lookback_days: u32,
     pub retention_days: u32,
+    /// The workspace's local date when this run started: the fetch and finality read the same one.
+    pub today: NaiveDate,
     /// Backfill bounds (`--from`, `--to`); by default the server's retention .. yesterday.
     pub plan_from: Option<NaiveDate>,
     pub plan_to: Option<NaiveDate>,
     /// A refusal no retry or other window can fix (permission, license, URL): later windows of this run
     /// fail with it without another request.
     refused: Mutex<Option<String>>,
+}
+
+/// One walk's request: the days of the window that may be asked for when it starts (`None`: none may).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DaysRequest {
+    span: Option<(NaiveDate, NaiveDate)>,
 }
 
 /// One window's answer. `span` is `None` when nothing of the window may be requested any more.
@@ -52,6 +62,7 @@ impl ActiveUsers {
     pub fn new(
         client: Arc<RocketChatClient>,
         workspace: &RocketChatWorkspace,
+        run: &RunContext,
         plan_from: Option<NaiveDate>,
         plan_to: Option<NaiveDate>,
     ) -> ActiveUsers {
@@ -62,6 +73,7 @@ impl ActiveUsers {
             window_days: workspace.window_days,
             lookback_days: workspace.lookback_days,
             retention_days: workspace.retention_days,
+            today: run.today_in(workspace.timezone),
             plan_from,
             plan_to,
             refused: Mutex::new(None),
@@ -69,7 +81,7 @@ impl ActiveUsers {
     }
 
     fn today(&self) -> NaiveDate {
-        Utc::now().with_timezone(&self.timezone).date_naive()
+        self.today
     }
 
     fn refused(&self) -> std::sync::MutexGuard<'_, Option<String>> {
@@ -81,6 +93,7 @@ impl ActiveUsers {
 
 impl Source for ActiveUsers {
     type Page = DaysPage;
+    type Params = DaysRequest;
 
     fn account(&self) -> &str {
         &self.account
@@ -104,19 +117,39 @@ impl Source for ActiveUsers {
         days::day_is_final(window.window_end, self.today(), self.lookback_days)
     }
 
+    /// A block whose every day is older than the server holds is retired; its stored days are kept as
+    /// they are (final or not).
+    fn retirement(&self) -> Option<Retirement> {
+        let before = days::oldest_served(self.today(), self.retention_days);
+        Some(Retirement {
+            edge: Edge::End,
+            before,
+            reason: format!(
+                "Rocket.Chat no longer holds these days: all are before {before} (today minus retention_days); stored days are kept"
+            ),
+        })
+    }
+
+    fn params(&self, window: &Window) -> DaysRequest {
+        DaysRequest {
+            span: days::request_span(
+                window.window_start,
+                window.window_end,
+                self.today(),
+                self.retention_days,
+            ),
+        }
+    }
+
     async fn fetch(
         &self,
-        window: &Window,
+        _window: &Window,
+        params: &DaysRequest,
         _page_token: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<DaysPage, ApiError> {
         let today = self.today();
-        let span = days::request_span(
-            window.window_start,
-            window.window_end,
-            today,
-            self.retention_days,
-        );
+        let span = params.span;
         let Some((first, last)) = span else {
             // Every day of the window is past retention (or not yet over): nothing to ask, nothing to
             // write; the window completes so that it can become final.

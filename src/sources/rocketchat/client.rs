@@ -122,10 +122,13 @@ impl RocketChatClient {
             message: describe_transport_error(&e),
         })?;
         if (200..300).contains(&status) {
-            return serde_json::from_slice(&body).map_err(|e| ApiError::Malformed {
-                what: what.to_string(),
-                message: e.to_string(),
-            });
+            return serde_json::from_slice(&body)
+                .map_err(|e| e.to_string())
+                .and_then(with_month_list)
+                .map_err(|message| ApiError::Malformed {
+                    what: what.to_string(),
+                    message,
+                });
         }
         Err(classify(
             what,
@@ -176,6 +179,19 @@ impl RocketChatClient {
             .blocked_until
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = until;
+    }
+}
+
+/// A 200 whose `month` is missing, `null` or not an array proves nothing about the days asked for: it is
+/// a malformed page (retried, then the window fails), never a window in which nobody was active.
+fn with_month_list(body: Value) -> Result<Value, String> {
+    match body.get("month") {
+        Some(Value::Array(_)) => Ok(body),
+        None => Err("the month list is missing".into()),
+        Some(other) => Err(format!(
+            "the month list is {}, not an array",
+            crate::sources::zoom::fields::json_kind(other)
+        )),
     }
 }
 

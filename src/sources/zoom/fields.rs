@@ -57,11 +57,61 @@ pub fn timestamp(value: Option<&Value>) -> Option<DateTime<Utc>> {
     }
 }
 
-/// Zoom ends a walk with `""`, `null` or no token at all.
-pub fn next_token(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
-        _ => None,
+/// `next_page_token` as served, checked while the body is parsed so that a bad one is a malformed page
+/// (retried, then the window fails) and never mistaken for the last page. Zoom ends a walk with `""`,
+/// `null` or no token at all; any other value must be a string we can send back as it is. The value is
+/// never quoted: it may be huge or hostile.
+pub fn page_token<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    use serde::Deserialize;
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Err(D::Error::custom(
+            "next_page_token is only whitespace: neither a token nor the end of the walk",
+        )),
+        Some(Value::String(s)) if s.chars().any(char::is_control) => Err(D::Error::custom(
+            "next_page_token holds control characters (NUL or the like): it cannot be sent back",
+        )),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(D::Error::custom(format!(
+            "next_page_token is {}, not a string",
+            json_kind(&other)
+        ))),
+    }
+}
+
+/// A page's list (`users`, `sessions`): it must be there and be an array. A missing or `null` list is a
+/// malformed page, never an empty one: reading it as empty would let the mirror step delete history.
+pub fn required_list<'de, D>(deserializer: D) -> Result<Vec<Value>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    use serde::Deserialize;
+    match Option::<Value>::deserialize(deserializer)? {
+        Some(Value::Array(items)) => Ok(items),
+        // Reached only for an explicit `null` (a missing field is serde's "missing field" error, since
+        // the field has no default).
+        None => Err(D::Error::custom("the list is null, not an array")),
+        Some(other) => Err(D::Error::custom(format!(
+            "the list is {}, not an array",
+            json_kind(&other)
+        ))),
+    }
+}
+
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -78,8 +128,61 @@ mod tests {
         assert_eq!(int(Some(&json!("12"))), Some(12));
         assert_eq!(text(Some(&json!(3))), Some("3".into()));
         assert_eq!(id(Some(&json!(""))), None);
-        assert_eq!(next_token(Some(&json!(""))), None);
-        assert_eq!(next_token(Some(&json!(null))), None);
         assert!(timestamp(Some(&json!("2021-12-07T05:42:28Z"))).is_some());
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Page {
+        #[serde(default, deserialize_with = "page_token")]
+        next_page_token: Option<String>,
+        #[serde(deserialize_with = "required_list")]
+        users: Vec<Value>,
+    }
+
+    fn parse(body: Value) -> Result<Page, String> {
+        serde_json::from_value(body).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn only_a_string_token_or_its_absence_is_accepted() {
+        assert_eq!(parse(json!({"users": [1]})).unwrap().users.len(), 1);
+        for end in [
+            json!({"users": []}),
+            json!({"users": [], "next_page_token": null}),
+            json!({"users": [], "next_page_token": ""}),
+        ] {
+            assert_eq!(parse(end).unwrap().next_page_token, None);
+        }
+        assert_eq!(
+            parse(json!({"users": [], "next_page_token": "abc"}))
+                .unwrap()
+                .next_page_token
+                .as_deref(),
+            Some("abc")
+        );
+        for bad in [
+            json!(5),
+            json!(true),
+            json!({"t": 1}),
+            json!("  "),
+            json!("a\u{0}b"),
+        ] {
+            assert!(
+                parse(json!({"users": [], "next_page_token": bad})).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_or_null_list_is_malformed_not_empty() {
+        assert!(parse(json!({"next_page_token": ""}))
+            .unwrap_err()
+            .contains("missing"));
+        assert!(parse(json!({"users": null})).unwrap_err().contains("null"));
+        assert!(parse(json!({"users": {"a": 1}}))
+            .unwrap_err()
+            .contains("object"));
+        assert!(parse(json!({"users": "x"})).unwrap_err().contains("string"));
     }
 }

@@ -1,16 +1,16 @@
 //! Zoom active/inactive host reports (`GET /report/users`): one calendar-month window per report type.
 
 use super::client::ZoomClient;
-use super::fields::{field, int, next_token, text, timestamp};
-use super::months;
+use super::fields::{field, int, page_token, required_list, text, timestamp};
+use super::months::{self, MonthRequest};
 use crate::engine::{PageMeta, Source, Tx};
 use crate::http::pacing::Category;
 use crate::http::ApiError;
 use crate::store::text::clean_json;
-use crate::store::windows::{PlannedWindow, Window};
+use crate::store::windows::{PlannedWindow, Retirement, Window};
 use crate::store::StoreError;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,10 +26,21 @@ pub struct HostReports {
     pub page_size: u32,
     pub settle_days: u32,
     pub horizon_days: Option<u32>,
+    /// The UTC date this run started on.
+    pub today: NaiveDate,
     /// The oldest month to plan; by default the month of the horizon (so it is recorded as unreachable).
     pub plan_from: Option<NaiveDate>,
     /// The newest month to plan (backfill --to); by default the current month.
     pub plan_to: Option<NaiveDate>,
+}
+
+/// One report walk's request: the month's range and the report type.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReportRequest {
+    #[serde(rename = "type")]
+    report_type: String,
+    #[serde(flatten)]
+    month: MonthRequest,
 }
 
 /// A page as fetched, with the request it answers so `inspect` can check Zoom did not clamp the range.
@@ -54,10 +65,10 @@ struct ReportBody {
     total_participants: Option<Value>,
     #[serde(default)]
     total_meeting_minutes: Option<Value>,
-    #[serde(default)]
-    next_page_token: Option<Value>,
-    #[serde(default)]
-    users: Option<Vec<Value>>,
+    #[serde(default, deserialize_with = "page_token")]
+    next_page_token: Option<String>,
+    #[serde(deserialize_with = "required_list")]
+    users: Vec<Value>,
 }
 
 /// One report row, typed for the columns analysts query; the served JSON is kept whole in `raw`.
@@ -107,6 +118,7 @@ impl HostUser {
 
 impl Source for HostReports {
     type Page = ReportPage;
+    type Params = ReportRequest;
 
     fn account(&self) -> &str {
         &self.account
@@ -118,7 +130,7 @@ impl Source for HostReports {
 
     fn plan(&self) -> Vec<PlannedWindow> {
         months::plan_stream(
-            months::today_utc(),
+            self.today,
             self.horizon_days,
             self.plan_from,
             self.plan_to,
@@ -126,22 +138,41 @@ impl Source for HostReports {
         )
     }
 
+    fn retirement(&self) -> Option<Retirement> {
+        Some(months::retirement(self.today, self.horizon_days))
+    }
+
     fn is_final(&self, window: &Window) -> bool {
-        months::is_final(window.window_end, months::today_utc(), self.settle_days)
+        months::is_final(window.window_end, self.today, self.settle_days)
+    }
+
+    fn params(&self, window: &Window) -> ReportRequest {
+        ReportRequest {
+            report_type: window.scope.clone(),
+            month: MonthRequest::new(
+                window.window_start,
+                window.window_end,
+                self.today,
+                self.page_size,
+            ),
+        }
     }
 
     async fn fetch(
         &self,
-        window: &Window,
+        _window: &Window,
+        params: &ReportRequest,
         page_token: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<ReportPage, ApiError> {
-        let from = window.window_start;
-        let to = months::request_to(window.window_end, months::today_utc());
-        let (from_text, to_text, page_size) =
-            (from.to_string(), to.to_string(), self.page_size.to_string());
+        let (from, to) = (params.month.from, params.month.to);
+        let (from_text, to_text, page_size) = (
+            from.to_string(),
+            to.to_string(),
+            params.month.page_size.to_string(),
+        );
         let mut query = vec![
-            ("type", window.scope.as_str()),
+            ("type", params.report_type.as_str()),
             ("from", from_text.as_str()),
             ("to", to_text.as_str()),
             ("page_size", page_size.as_str()),
@@ -153,10 +184,7 @@ impl Source for HostReports {
             .client
             .get_json("/report/users", &query, Category::Heavy, cancel)
             .await?;
-        let users = body
-            .users
-            .take()
-            .unwrap_or_default()
+        let users = std::mem::take(&mut body.users)
             .into_iter()
             .enumerate()
             .map(|(i, raw)| HostUser::from_raw(raw, i))
@@ -185,7 +213,7 @@ impl Source for HostReports {
             return Err("malformed report page: total_records is missing".into());
         }
         Ok(PageMeta {
-            next_page_token: next_token(page.body.next_page_token.as_ref()),
+            next_page_token: page.body.next_page_token.clone(),
             expected_total,
         })
     }
@@ -400,13 +428,5 @@ mod tests {
         assert!(HostUser::from_raw(json!({"email": "x"}), 4)
             .unwrap_err()
             .contains("users[4]"));
-    }
-
-    #[test]
-    fn empty_null_and_missing_tokens_end_the_walk() {
-        assert_eq!(next_token(None), None);
-        assert_eq!(next_token(Some(&json!(null))), None);
-        assert_eq!(next_token(Some(&json!(""))), None);
-        assert_eq!(next_token(Some(&json!("abc"))), Some("abc".into()));
     }
 }

@@ -1,11 +1,44 @@
 //! Zoom's calendar-month windows, horizon and finality (DESIGN §3). "Today" is always the UTC date.
 
-use crate::store::windows::{PlannedWindow, Reach};
+use crate::store::windows::{Edge, PlannedWindow, Reach, Retirement};
 use chrono::{Datelike, Duration, Months, NaiveDate};
+use serde::{Deserialize, Serialize};
 
-/// "Today" for Zoom is the UTC date, never the host's time zone (DESIGN §3).
-pub fn today_utc() -> NaiveDate {
-    chrono::Utc::now().date_naive()
+/// The request of one month's walk, fixed at its page 1 (see `Source::Params`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MonthRequest {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub page_size: u32,
+}
+
+impl MonthRequest {
+    /// A month's request today: its first day to its last, or to today for the current month.
+    pub fn new(
+        window_start: NaiveDate,
+        window_end: NaiveDate,
+        today: NaiveDate,
+        page_size: u32,
+    ) -> Self {
+        MonthRequest {
+            from: window_start,
+            to: request_to(window_end, today),
+            page_size,
+        }
+    }
+}
+
+/// Months whose first day is before the horizon are no longer served whole: retired, whatever their state,
+/// unless complete and final.
+pub fn retirement(today: NaiveDate, horizon_days: Option<u32>) -> Retirement {
+    let before = horizon(today, horizon_days);
+    Retirement {
+        edge: Edge::Start,
+        before,
+        reason: format!(
+            "Zoom no longer serves this month: its first day is before the API horizon {before}; rows already stored are kept"
+        ),
+    }
 }
 
 pub fn first_of_month(day: NaiveDate) -> NaiveDate {

@@ -8,6 +8,7 @@
 //! of their own stream and are counted with the list's.
 
 pub mod jwt;
+pub mod mirror;
 pub mod path;
 pub mod session_users;
 pub mod sessions;
@@ -71,6 +72,7 @@ pub fn sources(
     config: &crate::config::Config,
     index: usize,
     http: &reqwest::Client,
+    run: &crate::engine::RunContext,
     plan_from: Option<chrono::NaiveDate>,
     plan_to: Option<chrono::NaiveDate>,
 ) -> Option<(
@@ -89,6 +91,8 @@ pub fn sources(
         page_size: account.page_size,
         settle_days: account.settle_days,
         horizon_days: account.horizon_days,
+        today: run.today_utc(),
+        run_id: run.id,
         plan_from,
         plan_to,
     };
@@ -97,22 +101,11 @@ pub fn sources(
         account: account.name.clone(),
         page_size: account.page_size,
         settle_days: account.settle_days,
+        horizon_days: account.horizon_days,
+        today: run.today_utc(),
+        run_id: run.id,
     };
     Some((Arc::new(list), Arc::new(users)))
-}
-
-/// Before the children run: those of months past the horizon are never requested.
-pub async fn prepare_children(
-    pool: &sqlx::PgPool,
-    account: &VideoSdkAccount,
-) -> Result<(), crate::store::StoreError> {
-    let horizon = super::months::horizon(Utc::now().date_naive(), account.horizon_days);
-    session_users::retire_beyond_horizon(
-        pool,
-        &account.name,
-        super::months::first_of_month(horizon),
-    )
-    .await
 }
 
 #[cfg(test)]

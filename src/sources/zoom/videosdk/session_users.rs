@@ -2,20 +2,20 @@
 //! id, the parent month's bounds), planned by the session list in the page that stored the session.
 //! Heavy. Rows are keyed `(account, session_id, user_id, join_time)`, so a rejoin is a row of its own.
 
+use super::mirror;
 use super::path::session_segment;
 use crate::engine::{PageMeta, Source, Tx};
 use crate::http::pacing::Category;
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
-use crate::sources::zoom::fields::{field, id, next_token, text, timestamp};
+use crate::sources::zoom::fields::{field, id, page_token, required_list, text, timestamp};
 use crate::sources::zoom::months;
 use crate::store::text::clean_json;
-use crate::store::windows::{PlannedWindow, Window};
+use crate::store::windows::{PlannedWindow, Retirement, Window};
 use crate::store::StoreError;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +28,17 @@ pub struct SdkSessionUsers {
     pub account: String,
     pub page_size: u32,
     pub settle_days: u32,
+    pub horizon_days: Option<u32>,
+    /// The UTC date this run started on.
+    pub today: NaiveDate,
+    /// This run: a join is deleted only when complete walks in two different runs missed it.
+    pub run_id: Uuid,
+}
+
+/// One users walk's request (`type=past` is constant).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UsersRequest {
+    page_size: u32,
 }
 
 pub struct UsersPage {
@@ -37,10 +48,10 @@ pub struct UsersPage {
 
 #[derive(Deserialize)]
 struct UsersBody {
-    #[serde(default)]
-    next_page_token: Option<Value>,
-    #[serde(default)]
-    users: Option<Vec<Value>>,
+    #[serde(default, deserialize_with = "page_token")]
+    next_page_token: Option<String>,
+    #[serde(deserialize_with = "required_list")]
+    users: Vec<Value>,
 }
 
 #[derive(Debug)]
@@ -94,6 +105,7 @@ impl SessionUser {
 
 impl Source for SdkSessionUsers {
     type Page = UsersPage;
+    type Params = UsersRequest;
 
     fn account(&self) -> &str {
         &self.account
@@ -110,12 +122,25 @@ impl Source for SdkSessionUsers {
 
     /// The parent month's rule: children of a final month are final.
     fn is_final(&self, window: &Window) -> bool {
-        months::is_final(window.window_end, Utc::now().date_naive(), self.settle_days)
+        months::is_final(window.window_end, self.today, self.settle_days)
+    }
+
+    /// Children are not planned by their own stream, so the months' horizon rule retires them here: a
+    /// child of a month Zoom no longer serves is never requested.
+    fn retirement(&self) -> Option<Retirement> {
+        Some(months::retirement(self.today, self.horizon_days))
+    }
+
+    fn params(&self, _window: &Window) -> UsersRequest {
+        UsersRequest {
+            page_size: self.page_size,
+        }
     }
 
     async fn fetch(
         &self,
         window: &Window,
+        params: &UsersRequest,
         page_token: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<UsersPage, ApiError> {
@@ -123,7 +148,7 @@ impl Source for SdkSessionUsers {
             "/videosdk/sessions/{}/users",
             session_segment(&window.scope)
         );
-        let page_size = self.page_size.to_string();
+        let page_size = params.page_size.to_string();
         let mut query = vec![("type", "past"), ("page_size", page_size.as_str())];
         if let Some(token) = page_token {
             query.push(("next_page_token", token));
@@ -132,10 +157,7 @@ impl Source for SdkSessionUsers {
             .client
             .get_json(&path, &query, Category::Heavy, cancel)
             .await?;
-        let users = body
-            .users
-            .take()
-            .unwrap_or_default()
+        let users = std::mem::take(&mut body.users)
             .into_iter()
             .enumerate()
             .map(|(i, raw)| SessionUser::from_raw(raw, i))
@@ -148,7 +170,7 @@ impl Source for SdkSessionUsers {
             return Err(format!("malformed session users page: {problem}"));
         }
         Ok(PageMeta {
-            next_page_token: next_token(page.body.next_page_token.as_ref()),
+            next_page_token: page.body.next_page_token.clone(),
             expected_total: None,
         })
     }
@@ -178,15 +200,13 @@ impl Source for SdkSessionUsers {
         _last_page: &UsersPage,
         _is_final: bool,
     ) -> Result<Result<i64, String>, StoreError> {
-        sqlx::query(
-            "DELETE FROM rollcall.zoom_sdk_session_users
-              WHERE account = $1 AND session_id = $2 AND walk_id <> $3",
-        )
-        .bind(&self.account)
-        .bind(&window.scope)
-        .bind(walk_id)
-        .execute(&mut **tx)
-        .await?;
+        let missing =
+            mirror::session_users(tx, &self.account, &window.scope, walk_id, self.run_id).await?;
+        if !missing.confirmed.is_empty() || missing.newly_missing > 0 {
+            tracing::info!(account = %self.account, session = %window.scope,
+                removed = missing.confirmed.len(), newly_missing = missing.newly_missing,
+                "joins no longer listed: removed once two runs agree, kept until then");
+        }
         let seen: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM rollcall.zoom_sdk_session_users
               WHERE account = $1 AND session_id = $2 AND walk_id = $3",
@@ -275,7 +295,8 @@ async fn upsert_users(
                speaker = EXCLUDED.speaker, camera = EXCLUDED.camera, data_center = EXCLUDED.data_center,
                connection_type = EXCLUDED.connection_type, client = EXCLUDED.client,
                leave_time = EXCLUDED.leave_time, audio_call = EXCLUDED.audio_call, raw = EXCLUDED.raw,
-               collected_at = EXCLUDED.collected_at, walk_id = EXCLUDED.walk_id",
+               collected_at = EXCLUDED.collected_at, walk_id = EXCLUDED.walk_id,
+               missing_since = NULL, missing_run = NULL",
     )
     .bind(account)
     .bind(session_id)
@@ -292,82 +313,6 @@ async fn upsert_users(
         .execute(&mut **tx)
         .await?;
     Ok(unique.len() as i64)
-}
-
-/// Plans a users window for each ended session of a list page, in the page's transaction. Existing
-/// windows keep their state: a non-final one is walked again by the next run anyway.
-pub async fn plan_children(
-    tx: &mut Tx,
-    account: &str,
-    month: &Window,
-    session_ids: &[String],
-) -> Result<(), StoreError> {
-    if session_ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end)
-         SELECT $1, $2, scope, $3, $4 FROM UNNEST($5::text[]) AS scope
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(account)
-    .bind(STREAM)
-    .bind(month.window_start)
-    .bind(month.window_end)
-    .bind(session_ids)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// The mirror of a month's list: sessions Zoom no longer lists lose their users and their child windows.
-pub async fn forget_sessions(
-    tx: &mut Tx,
-    account: &str,
-    month: &Window,
-    session_ids: &[String],
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "DELETE FROM rollcall.zoom_sdk_session_users WHERE account = $1 AND session_id = ANY($2)",
-    )
-    .bind(account)
-    .bind(session_ids)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "DELETE FROM rollcall.collection_windows
-          WHERE account = $1 AND stream = $2 AND scope = ANY($3) AND window_start = $4 AND window_end = $5",
-    )
-    .bind(account)
-    .bind(STREAM)
-    .bind(session_ids)
-    .bind(month.window_start)
-    .bind(month.window_end)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Children are not planned by their own stream, so the horizon rule that makes old months unreachable
-/// is applied to them here: a child of a month Zoom no longer serves is never requested.
-pub async fn retire_beyond_horizon(
-    pool: &PgPool,
-    account: &str,
-    horizon: NaiveDate,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE rollcall.collection_windows
-            SET state = 'unreachable', next_page_token = NULL, updated_at = now(),
-                last_error = 'Zoom serves only the last six months: the session''s month is before the API horizon ' || $3
-          WHERE account = $1 AND stream = $2 AND window_start < $3 AND state NOT IN ('complete', 'unreachable')
-            AND (lease_until IS NULL OR lease_until < now())",
-    )
-    .bind(account)
-    .bind(STREAM)
-    .bind(horizon)
-    .execute(pool)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

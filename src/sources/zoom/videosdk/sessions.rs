@@ -1,15 +1,17 @@
 //! `GET /videosdk/sessions?type=past&from&to`: one calendar-month window per account (scope `''`).
 //! Resource-intensive (10 requests a minute on Pro), paced by the account's `ZoomPacer`.
 
-use super::session_users;
+use super::{mirror, session_users};
 use crate::engine::{PageMeta, Source, Tx};
 use crate::http::pacing::Category;
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
-use crate::sources::zoom::fields::{boolean, field, id, int, next_token, text, timestamp};
-use crate::sources::zoom::months;
+use crate::sources::zoom::fields::{
+    boolean, field, id, int, page_token, required_list, text, timestamp,
+};
+use crate::sources::zoom::months::{self, MonthRequest};
 use crate::store::text::clean_json;
-use crate::store::windows::{PlannedWindow, Window};
+use crate::store::windows::{self, PlannedWindow, Retirement, Window};
 use crate::store::StoreError;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
@@ -27,6 +29,10 @@ pub struct SdkSessions {
     pub page_size: u32,
     pub settle_days: u32,
     pub horizon_days: Option<u32>,
+    /// The UTC date this run started on.
+    pub today: NaiveDate,
+    /// This run: a session is deleted only when complete walks in two different runs missed it.
+    pub run_id: Uuid,
     pub plan_from: Option<NaiveDate>,
     pub plan_to: Option<NaiveDate>,
 }
@@ -44,10 +50,10 @@ struct SessionsBody {
     from: Option<String>,
     #[serde(default)]
     to: Option<String>,
-    #[serde(default)]
-    next_page_token: Option<Value>,
-    #[serde(default)]
-    sessions: Option<Vec<Value>>,
+    #[serde(default, deserialize_with = "page_token")]
+    next_page_token: Option<String>,
+    #[serde(deserialize_with = "required_list")]
+    sessions: Vec<Value>,
 }
 
 #[derive(Debug)]
@@ -101,6 +107,7 @@ impl SdkSession {
 
 impl Source for SdkSessions {
     type Page = SessionsPage;
+    type Params = MonthRequest;
 
     fn account(&self) -> &str {
         &self.account
@@ -112,7 +119,7 @@ impl Source for SdkSessions {
 
     fn plan(&self) -> Vec<PlannedWindow> {
         months::plan_stream(
-            months::today_utc(),
+            self.today,
             self.horizon_days,
             self.plan_from,
             self.plan_to,
@@ -121,19 +128,35 @@ impl Source for SdkSessions {
     }
 
     fn is_final(&self, window: &Window) -> bool {
-        months::is_final(window.window_end, months::today_utc(), self.settle_days)
+        months::is_final(window.window_end, self.today, self.settle_days)
+    }
+
+    fn retirement(&self) -> Option<Retirement> {
+        Some(months::retirement(self.today, self.horizon_days))
+    }
+
+    fn params(&self, window: &Window) -> MonthRequest {
+        MonthRequest::new(
+            window.window_start,
+            window.window_end,
+            self.today,
+            self.page_size,
+        )
     }
 
     async fn fetch(
         &self,
-        window: &Window,
+        _window: &Window,
+        params: &MonthRequest,
         page_token: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<SessionsPage, ApiError> {
-        let from = window.window_start;
-        let to = months::request_to(window.window_end, months::today_utc());
-        let (from_text, to_text, page_size) =
-            (from.to_string(), to.to_string(), self.page_size.to_string());
+        let (from, to) = (params.from, params.to);
+        let (from_text, to_text, page_size) = (
+            from.to_string(),
+            to.to_string(),
+            params.page_size.to_string(),
+        );
         let mut query = vec![
             ("type", "past"),
             ("from", from_text.as_str()),
@@ -152,10 +175,7 @@ impl Source for SdkSessions {
                 cancel,
             )
             .await?;
-        let sessions = body
-            .sessions
-            .take()
-            .unwrap_or_default()
+        let sessions = std::mem::take(&mut body.sessions)
             .into_iter()
             .enumerate()
             .map(|(i, raw)| SdkSession::from_raw(raw, i))
@@ -180,7 +200,7 @@ impl Source for SdkSessions {
         }
         // The list announces no total (research/zoom-api.md §2a): the last page is the only proof.
         Ok(PageMeta {
-            next_page_token: next_token(page.body.next_page_token.as_ref()),
+            next_page_token: page.body.next_page_token.clone(),
             expected_total: None,
         })
     }
@@ -202,7 +222,7 @@ impl Source for SdkSessions {
             .filter(|s| s.end_time.is_some())
             .map(|s| s.session_id.clone())
             .collect();
-        session_users::plan_children(tx, &self.account, window, &ended).await?;
+        windows::plan_children(tx, window, session_users::STREAM, &ended).await?;
         Ok(unique.len() as i64)
     }
 
@@ -230,20 +250,26 @@ impl Source for SdkSessions {
                 "{open} session(s) of this settled month have no end_time yet; the month is listed again next run so their users are collected once they end"
             )));
         }
-        let vanished: Vec<String> = sqlx::query_scalar(
-            "DELETE FROM rollcall.zoom_sdk_sessions
-              WHERE account = $1 AND month = $2 AND walk_id <> $3
-          RETURNING session_id",
-        )
-        .bind(&self.account)
-        .bind(window.window_start)
-        .bind(walk_id)
-        .fetch_all(&mut **tx)
-        .await?;
-        if !vanished.is_empty() {
-            tracing::info!(account = %self.account, month = %window.window_start, sessions = vanished.len(),
-                "sessions no longer listed by Zoom were removed with their users");
-            session_users::forget_sessions(tx, &self.account, window, &vanished).await?;
+        let vanished =
+            mirror::sessions(tx, &self.account, window.window_start, walk_id, self.run_id).await?;
+        if !vanished.confirmed.is_empty() {
+            tracing::info!(account = %self.account, month = %window.window_start,
+                sessions = vanished.confirmed.len(),
+                "sessions missing from complete list walks in two runs were removed with their users");
+            let ids: Vec<String> = vanished.confirmed;
+            sqlx::query(
+                "DELETE FROM rollcall.zoom_sdk_session_users WHERE account = $1 AND session_id = ANY($2)",
+            )
+            .bind(&self.account)
+            .bind(&ids)
+            .execute(&mut **tx)
+            .await?;
+            windows::forget_children(tx, window, &ids).await?;
+        }
+        if vanished.newly_missing > 0 {
+            tracing::info!(account = %self.account, month = %window.window_start,
+                sessions = vanished.newly_missing,
+                "sessions no longer listed are kept until a walk in a later run confirms they are gone");
         }
         Ok(Ok(seen))
     }
@@ -301,7 +327,8 @@ async fn upsert_sessions(
                has_voip = EXCLUDED.has_voip, has_video = EXCLUDED.has_video,
                has_screen_share = EXCLUDED.has_screen_share, has_recording = EXCLUDED.has_recording,
                has_pstn = EXCLUDED.has_pstn, has_session_summary = EXCLUDED.has_session_summary,
-               raw = EXCLUDED.raw, collected_at = EXCLUDED.collected_at, walk_id = EXCLUDED.walk_id",
+               raw = EXCLUDED.raw, collected_at = EXCLUDED.collected_at, walk_id = EXCLUDED.walk_id,
+               missing_since = NULL, missing_run = NULL",
     )
     .bind(account)
     .bind(window.window_start)

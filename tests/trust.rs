@@ -1,0 +1,701 @@
+//! Trust: no reply the collector cannot prove may delete, finalize or wedge history. Each test is a hostile
+//! API or a careless operator, played against the real binary, the real sandbox and a fresh PostgreSQL.
+
+mod common;
+
+use common::*;
+use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, ReportType};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn fault(endpoint: Endpoint, page: Option<u32>, times: Option<u32>, kind: FaultKind) -> FaultRule {
+    FaultRule {
+        endpoint: Some(endpoint),
+        account_id: None,
+        report_type: None,
+        page,
+        times,
+        probability: None,
+        kind,
+    }
+}
+
+fn set(pointer: &str, value: Value) -> FaultKind {
+    FaultKind::Patch {
+        set: vec![(pointer.to_string(), value)],
+        remove: Vec::new(),
+    }
+}
+
+fn remove(pointer: &str) -> FaultKind {
+    FaultKind::Patch {
+        set: Vec::new(),
+        remove: vec![pointer.to_string()],
+    }
+}
+
+/// What a 200 that proves nothing looks like, for a page whose list is `list`.
+fn hostile_envelopes(list: &str) -> Vec<(String, FaultKind)> {
+    let pointer = format!("/{list}");
+    vec![
+        (format!("{list} missing"), remove(&pointer)),
+        (format!("{list} null"), set(&pointer, Value::Null)),
+        (format!("{list} an object"), set(&pointer, json!({"0": {}}))),
+        (format!("{list} a string"), set(&pointer, json!("[]"))),
+        ("token a number".into(), set("/next_page_token", json!(7))),
+        ("token true".into(), set("/next_page_token", json!(true))),
+        (
+            "token an object".into(),
+            set("/next_page_token", json!({"t": "x"})),
+        ),
+        (
+            "token whitespace".into(),
+            set("/next_page_token", json!("   ")),
+        ),
+    ]
+}
+
+async fn count(pool: &sqlx::PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+async fn sdk_rows(pool: &sqlx::PgPool) -> (i64, i64) {
+    (
+        count(pool, "SELECT count(*) FROM rollcall.zoom_sdk_sessions").await,
+        count(pool, "SELECT count(*) FROM rollcall.zoom_sdk_session_users").await,
+    )
+}
+
+fn sdk_config(
+    db: &TestDb,
+    sandbox: &rollcall_sandbox::Sandbox,
+    specs: &[rollcall_sandbox::VideoSdkAccountSpec],
+) -> RollcallConfig {
+    write_config_with(db, sandbox, &[], 300, &sdk_sections(sandbox, specs, 300))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_video_sdk_reply_without_its_list_or_with_a_bad_token_fails_and_deletes_nothing() {
+    let db = TestDb::create().await;
+    let specs = vec![sdk_account("studio", 8)];
+    let sandbox = sdk_sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = sdk_config(&db, &sandbox, &specs);
+    let first = run(&config.path, &["collect"]).await;
+    assert_eq!(first.code, 0, "first collect: {}", first.output());
+    let held = assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+
+    for endpoint in [Endpoint::SdkSessions, Endpoint::SdkSessionUsers] {
+        let list = if endpoint == Endpoint::SdkSessions {
+            "sessions"
+        } else {
+            "users"
+        };
+        for (what, kind) in hostile_envelopes(list) {
+            control.clear_faults();
+            control.add_fault(fault(endpoint, None, None, kind));
+            let run = run(&config.path, &["collect"]).await;
+            assert_eq!(
+                run.code,
+                1,
+                "{list}, {what}: a malformed page leaves the run incomplete: {}",
+                run.output()
+            );
+            assert_eq!(
+                assert_sdk_mirror(&db.pool, &control, &specs[0]).await,
+                held,
+                "{list}, {what}: nothing stored was deleted"
+            );
+            let failed: Vec<String> = sqlx::query_scalar(
+                "SELECT last_error FROM rollcall.collection_windows WHERE state = 'failed' AND stream = $1",
+            )
+            .bind(if list == "sessions" { "zoom_sdk_sessions" } else { "zoom_sdk_session_users" })
+            .fetch_all(&db.pool)
+            .await
+            .expect("failed windows");
+            assert!(!failed.is_empty(), "{list}, {what}: the window failed");
+            let named = if what.starts_with("token") {
+                "next_page_token"
+            } else {
+                list
+            };
+            assert!(
+                failed.iter().all(|e| e.contains(named)),
+                "{list}, {what}: the error names `{named}`: {failed:?}"
+            );
+            let complete_lists = count(
+                &db.pool,
+                "SELECT count(*) FROM rollcall.collection_windows p WHERE p.stream = 'zoom_sdk_sessions'
+                   AND p.state = 'complete' AND EXISTS (SELECT 1 FROM rollcall.collection_windows c
+                   WHERE c.parent_id = p.id AND c.state <> 'complete')",
+            )
+            .await;
+            assert_eq!(
+                complete_lists, 0,
+                "{list}, {what}: no list is complete before its users"
+            );
+        }
+    }
+    control.clear_faults();
+    let healed = run(&config.path, &["collect"]).await;
+    assert_eq!(healed.code, 0, "after the faults: {}", healed.output());
+    assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_report_or_rocketchat_reply_without_its_list_fails_and_deletes_nothing() {
+    let db = TestDb::create().await;
+    let zoom = vec![zoom_account("acme", 40)];
+    let workspace = rollcall_sandbox::RocketChatWorkspaceSpec::new("chat", "UTC");
+    let sandbox = rollcall_sandbox::spawn(rollcall_sandbox::SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        seed: 7,
+        zoom: zoom.clone(),
+        rocketchat: vec![workspace.clone()],
+        ..rollcall_sandbox::SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox");
+    let control = sandbox.control();
+    let config = write_config_with(
+        &db,
+        &sandbox,
+        &zoom,
+        300,
+        &rc_section(&sandbox, &workspace, ""),
+    );
+    let first = run(&config.path, &["collect"]).await;
+    assert_eq!(first.code, 0, "first collect: {}", first.output());
+    let users = "SELECT count(*) FROM rollcall.zoom_host_report_users";
+    let days = "SELECT count(*) FROM rollcall.rc_active_user_days";
+    let (held_users, held_days) = (count(&db.pool, users).await, count(&db.pool, days).await);
+    assert!(held_users > 0 && held_days > 0);
+
+    let mut cases: Vec<(Endpoint, String, FaultKind)> = hostile_envelopes("users")
+        .into_iter()
+        .map(|(what, kind)| (Endpoint::ReportUsers, what, kind))
+        .collect();
+    for (what, kind) in [
+        ("month missing", remove("/month")),
+        ("month null", set("/month", Value::Null)),
+        ("month an object", set("/month", json!({"day": 1}))),
+    ] {
+        cases.push((Endpoint::RcActiveUsers, what.into(), kind));
+    }
+    for (endpoint, what, kind) in cases {
+        control.clear_faults();
+        control.add_fault(fault(endpoint, None, None, kind));
+        let run = run(&config.path, &["collect"]).await;
+        assert_eq!(run.code, 1, "{what}: {}", run.output());
+        assert_eq!(
+            count(&db.pool, users).await,
+            held_users,
+            "{what}: host rows kept"
+        );
+        assert_eq!(
+            count(&db.pool, days).await,
+            held_days,
+            "{what}: chat days kept"
+        );
+        let named = match what.split(' ').next() {
+            Some("token") => "next_page_token",
+            Some(list) => list,
+            None => unreachable!(),
+        };
+        let errors: Vec<String> = sqlx::query_scalar(
+            "SELECT last_error FROM rollcall.collection_windows WHERE state = 'failed'",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .expect("failed windows");
+        assert!(
+            !errors.is_empty() && errors.iter().all(|e| e.contains(named)),
+            "{what}: failed windows name `{named}`: {errors:?}"
+        );
+    }
+    control.clear_faults();
+    let healed = run(&config.path, &["collect"]).await;
+    assert_eq!(healed.code, 0, "after the faults: {}", healed.output());
+    assert_mirror(&db.pool, &control, &zoom[0]).await;
+}
+
+/// The Video SDK gives no totals: one complete walk that misses a session or a join only marks it; a
+/// complete walk in a later run must miss it again before anything is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vanished_video_sdk_session_is_deleted_only_when_two_runs_agree() {
+    let db = TestDb::create().await;
+    let specs = vec![sdk_account("studio", 8)];
+    let sandbox = sdk_sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = sdk_config(&db, &sandbox, &specs);
+    assert_eq!(run(&config.path, &["collect"]).await.code, 0);
+    let current = *reachable_months().last().expect("a current month");
+    let vanished = control.sdk_sessions("studio-key", current)[0]["id"]
+        .as_str()
+        .expect("the current month has a session")
+        .to_string();
+    let (sessions, users) = sdk_rows(&db.pool).await;
+    let its_users: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE session_id = $1",
+    )
+    .bind(&vanished)
+    .fetch_one(&db.pool)
+    .await
+    .expect("count");
+    assert!(its_users > 0);
+
+    // Zoom stops listing the session (and the first join of every other session's first page).
+    let hide = || {
+        control.clear_faults();
+        control.add_fault(fault(
+            Endpoint::SdkSessions,
+            Some(1),
+            None,
+            remove("/sessions/0"),
+        ));
+        control.add_fault(fault(
+            Endpoint::SdkSessionUsers,
+            Some(1),
+            None,
+            remove("/users/0"),
+        ));
+    };
+    hide();
+    let second = run(&config.path, &["collect"]).await;
+    assert_eq!(second.code, 0, "{}", second.output());
+    assert_eq!(
+        sdk_rows(&db.pool).await,
+        (sessions, users),
+        "one run deletes nothing"
+    );
+    let marked: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM rollcall.zoom_sdk_sessions WHERE missing_since IS NOT NULL),
+                (SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE missing_since IS NOT NULL)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("marks");
+    assert_eq!(marked.0, 1, "the vanished session is marked missing");
+    let missed_joins_elsewhere: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE missing_since IS NOT NULL AND session_id <> $1",
+    )
+    .bind(&vanished)
+    .fetch_one(&db.pool)
+    .await
+    .expect("count");
+    assert!(
+        missed_joins_elsewhere > 0 && marked.1 > missed_joins_elsewhere,
+        "the vanished joins are marked missing"
+    );
+
+    hide();
+    let third = run(&config.path, &["collect"]).await;
+    assert_eq!(third.code, 0, "{}", third.output());
+    let (after_sessions, after_users) = sdk_rows(&db.pool).await;
+    assert_eq!(
+        after_sessions,
+        sessions - 1,
+        "a second run that misses it deletes it"
+    );
+    assert_eq!(
+        after_users,
+        users - its_users - missed_joins_elsewhere,
+        "its users and the missed joins go too"
+    );
+    let left: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE session_id = $1)
+              + (SELECT count(*) FROM rollcall.collection_windows WHERE scope = $1)",
+    )
+    .bind(&vanished)
+    .fetch_one(&db.pool)
+    .await
+    .expect("count");
+    assert_eq!(left, 0, "nothing of the vanished session is left");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_video_sdk_session_missing_from_one_run_that_comes_back_is_kept() {
+    let db = TestDb::create().await;
+    let specs = vec![sdk_account("studio", 8)];
+    let sandbox = sdk_sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = sdk_config(&db, &sandbox, &specs);
+    assert_eq!(run(&config.path, &["collect"]).await.code, 0);
+    let held = sdk_rows(&db.pool).await;
+    control.add_fault(fault(
+        Endpoint::SdkSessions,
+        Some(1),
+        None,
+        remove("/sessions/0"),
+    ));
+    control.add_fault(fault(
+        Endpoint::SdkSessionUsers,
+        Some(1),
+        None,
+        remove("/users/0"),
+    ));
+    assert_eq!(run(&config.path, &["collect"]).await.code, 0);
+    assert_eq!(sdk_rows(&db.pool).await, held);
+    control.clear_faults();
+    assert_eq!(run(&config.path, &["collect"]).await.code, 0);
+    assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+    let marks = count(
+        &db.pool,
+        "SELECT (SELECT count(*) FROM rollcall.zoom_sdk_sessions WHERE missing_since IS NOT NULL)
+              + (SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE missing_since IS NOT NULL)",
+    )
+    .await;
+    assert_eq!(marks, 0, "seen again: no longer marked missing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_list_shows_awaiting_children_until_every_users_window_is_complete() {
+    let db = TestDb::create().await;
+    let specs = vec![sdk_account("studio", 6)];
+    let sandbox = sdk_sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let config = sdk_config(&db, &sandbox, &specs);
+    control.add_fault(fault(
+        Endpoint::SdkSessionUsers,
+        None,
+        None,
+        FaultKind::ServerError,
+    ));
+    // Every users window fails: no list whose sessions have users windows may say complete.
+    let first = run(&config.path, &["collect"]).await;
+    assert_eq!(first.code, 1, "{}", first.output());
+    let (awaiting, falsely_complete): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE p.state = 'awaiting_children'),
+                count(*) FILTER (WHERE p.state = 'complete' AND EXISTS (
+                    SELECT 1 FROM rollcall.collection_windows c WHERE c.parent_id = p.id AND c.state <> 'complete'))
+           FROM rollcall.collection_windows p WHERE p.stream = 'zoom_sdk_sessions'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("states");
+    assert!(awaiting > 0, "lists wait for their users");
+    assert_eq!(falsely_complete, 0, "no list is complete before its users");
+    let view_complete = count(
+        &db.pool,
+        "SELECT count(*) FROM rollcall.zoom_sdk_months WHERE complete AND sessions_with_users_window > 0",
+    )
+    .await;
+    assert_eq!(view_complete, 0, "zoom_sdk_months agrees");
+    control.clear_faults();
+    let second = run(&config.path, &["collect"]).await;
+    assert_eq!(second.code, 0, "{}", second.output());
+    let not_complete = count(
+        &db.pool,
+        "SELECT count(*) FROM rollcall.collection_windows
+          WHERE stream LIKE 'zoom_sdk%' AND state NOT IN ('complete', 'unreachable')",
+    )
+    .await;
+    assert_eq!(not_complete, 0, "the lists complete with their last child");
+    assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+}
+
+/// Months that fall before the horizon (here: a smaller `horizon_days`, as an outage or time passing would
+/// do) are retired: unreachable, never requested again, rows kept, and `collect` no longer fails on them.
+#[tokio::test(flavor = "multi_thread")]
+async fn months_that_fall_before_the_horizon_are_retired_with_their_rows_kept() {
+    let db = TestDb::create().await;
+    let zoom = vec![zoom_account("acme", 30)];
+    let sdk = vec![sdk_account("studio", 4)];
+    let sandbox = rollcall_sandbox::spawn(rollcall_sandbox::SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        seed: 7,
+        zoom: zoom.clone(),
+        videosdk: sdk.clone(),
+        ..rollcall_sandbox::SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox");
+    let control = sandbox.control();
+    // Inactive reports fail: those windows are left `failed` before the "outage".
+    control.add_fault(FaultRule {
+        report_type: Some(ReportType::Inactive),
+        ..fault(Endpoint::ReportUsers, None, None, FaultKind::ServerError)
+    });
+    let config = write_config_with(
+        &db,
+        &sandbox,
+        &zoom,
+        300,
+        &sdk_sections(&sandbox, &sdk, 300),
+    );
+    let first = run(&config.path, &["collect"]).await;
+    assert_eq!(first.code, 1, "{}", first.output());
+    control.clear_faults();
+    let kept = (
+        count(
+            &db.pool,
+            "SELECT count(*) FROM rollcall.zoom_host_report_users",
+        )
+        .await,
+        sdk_rows(&db.pool).await,
+    );
+    assert!(kept.0 > 0 && kept.1 .0 > 0);
+
+    for horizon_days in [20, 1] {
+        let small = write_config_with(
+            &db,
+            &sandbox,
+            &zoom,
+            300,
+            &sdk_sections(&sandbox, &sdk, 300),
+        );
+        let text = std::fs::read_to_string(&small.path).expect("config");
+        let text = text.replace(
+            "page_size = 300\n",
+            &format!("page_size = 300\nhorizon_days = {horizon_days}\n"),
+        );
+        std::fs::write(&small.path, text).expect("write config");
+        control.clear_requests();
+        let later = run(&small.path, &["collect"]).await;
+        assert_eq!(
+            later.code,
+            0,
+            "horizon_days = {horizon_days}: nothing due fails: {}",
+            later.output()
+        );
+        let api_calls = control
+            .requests()
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.endpoint,
+                    Endpoint::ReportUsers | Endpoint::SdkSessions | Endpoint::SdkSessionUsers
+                )
+            })
+            .count();
+        assert_eq!(
+            api_calls, 0,
+            "horizon_days = {horizon_days}: no retired month is requested"
+        );
+        let open = count(
+            &db.pool,
+            "SELECT count(*) FROM rollcall.collection_windows
+              WHERE state <> 'unreachable' AND NOT (state = 'complete' AND is_final)",
+        )
+        .await;
+        assert_eq!(
+            open, 0,
+            "horizon_days = {horizon_days}: every window not final is retired"
+        );
+        assert_eq!(
+            (
+                count(
+                    &db.pool,
+                    "SELECT count(*) FROM rollcall.zoom_host_report_users"
+                )
+                .await,
+                sdk_rows(&db.pool).await
+            ),
+            kept,
+            "rows are kept"
+        );
+    }
+    let current = *reachable_months().last().expect("current month");
+    let totals: Vec<bool> =
+        sqlx::query_scalar("SELECT is_final FROM rollcall.zoom_host_reports WHERE month = $1")
+            .bind(current)
+            .fetch_all(&db.pool)
+            .await
+            .expect("totals");
+    assert!(
+        !totals.is_empty() && totals.iter().all(|f| !f),
+        "the retired current month's totals say it is not final"
+    );
+}
+
+/// A value PostgreSQL refuses, or a lost lease, ends that window only: bounded, cleaned `last_error`, and
+/// the stream walks its other windows.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_postgres_refuses_fails_only_its_window() {
+    let db = TestDb::create().await;
+    let zoom = vec![zoom_account("acme", 30)];
+    let sandbox = sandbox(zoom.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &zoom, 300);
+    let long_id: String = (0..400)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
+    let months = reachable_months();
+    let poisoned = [
+        // A served `from` with a NUL in it: the clamped-range error quotes it.
+        (
+            ReportType::Active,
+            set(
+                "/from",
+                json!(format!("{}\u{0}{}", months[0], "x".repeat(3000))),
+            ),
+        ),
+        // A key too long for the primary key's index.
+        (ReportType::Inactive, set("/users/0/id", json!(long_id))),
+    ];
+    for (report_type, kind) in poisoned {
+        control.add_fault(FaultRule {
+            report_type: Some(report_type),
+            ..fault(Endpoint::ReportUsers, Some(1), None, kind)
+        });
+    }
+    let first = run(&config.path, &["collect"]).await;
+    assert_eq!(first.code, 1, "{}", first.output());
+    let windows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT scope, state, last_error FROM rollcall.collection_windows
+          WHERE state <> 'unreachable' ORDER BY window_start, scope",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("windows");
+    for (scope, state, error) in &windows {
+        assert_eq!(
+            state, "failed",
+            "{scope}: every poisoned window fails, none is left running"
+        );
+        let error = error.as_deref().unwrap_or_default();
+        assert!(
+            error.len() <= 1024 && !error.contains('\0'),
+            "{scope}: bounded, clean: {error}"
+        );
+    }
+    assert!(windows.iter().any(|(s, _, e)| s == "inactive"
+        && e.as_deref()
+            .is_some_and(|e| e.contains("PostgreSQL refused"))));
+    control.clear_faults();
+    let healed = run(&config.path, &["collect"]).await;
+    assert_eq!(healed.code, 0, "{}", healed.output());
+    assert_mirror(&db.pool, &control, &zoom[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_lease_ends_that_window_and_the_stream_goes_on() {
+    let db = TestDb::create().await;
+    let zoom = vec![zoom_account("acme", 30)];
+    let sandbox = sandbox(zoom.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &zoom, 10);
+    control.add_fault(FaultRule {
+        report_type: Some(ReportType::Active),
+        ..fault(Endpoint::ReportUsers, Some(2), Some(1), FaultKind::Hang)
+    });
+    let child = rollcall(&config.path, &["collect"])
+        .env("ROLLCALL__COLLECTOR__LEASE_SECS", "3")
+        .spawn()
+        .expect("spawn");
+    let hung = control
+        .wait_for_request(
+            |r| r.endpoint == Endpoint::ReportUsers && r.page == Some(2) && r.status == 0,
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(hung.is_some(), "the walk hangs on a page 2");
+    // Another process takes the window over (as an operator's second collector with a stale clock might).
+    let stolen: Vec<i64> = sqlx::query_scalar(
+        "UPDATE rollcall.collection_windows SET lease_owner = 'elsewhere:1:feedbeef',
+                lease_until = now() + interval '1 hour'
+          WHERE stream = 'zoom_host_report' AND state = 'running'
+      RETURNING id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("steal the lease");
+    assert_eq!(stolen.len(), 1, "one window is being walked");
+    let done = finish(child).await;
+    assert_eq!(done.code, 1, "{}", done.output());
+    assert!(done.output().contains("lease lost"), "{}", done.output());
+    let others = count(
+        &db.pool,
+        "SELECT count(*) FROM rollcall.collection_windows
+          WHERE stream = 'zoom_host_report' AND state NOT IN ('complete', 'unreachable')",
+    )
+    .await;
+    assert_eq!(others, 1, "every other window completed after the lost one");
+    let holder: Option<String> =
+        sqlx::query_scalar("SELECT lease_owner FROM rollcall.collection_windows WHERE id = $1")
+            .bind(stolen[0])
+            .fetch_one(&db.pool)
+            .await
+            .expect("holder");
+    assert_eq!(
+        holder.as_deref(),
+        Some("elsewhere:1:feedbeef"),
+        "the new owner keeps it"
+    );
+}
+
+/// A resumed walk sends the parameters its page 1 was sent with, even after the config changed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_walk_keeps_the_parameters_of_its_first_page() {
+    let db = TestDb::create().await;
+    let zoom = vec![zoom_account("acme", 60)];
+    let sandbox = sandbox(zoom.clone()).await;
+    let control = sandbox.control();
+    let config = write_config(&db, &sandbox, &zoom, 10);
+    control.add_fault(FaultRule {
+        report_type: Some(ReportType::Active),
+        ..fault(Endpoint::ReportUsers, Some(3), Some(1), FaultKind::Hang)
+    });
+    let mut child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
+    let hung = control
+        .wait_for_request(
+            |r| r.endpoint == Endpoint::ReportUsers && r.page == Some(3) && r.status == 0,
+            Duration::from_secs(60),
+        )
+        .await;
+    let hung = hung.expect("the walk hangs on a page 3");
+    let hung_request = (
+        hung.query.get("from").cloned(),
+        hung.query.get("type").cloned(),
+    );
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+    control.clear_faults();
+    control.clear_requests();
+
+    let bigger = write_config(&db, &sandbox, &zoom, 25);
+    let resumed = run(&bigger.path, &["collect"]).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.output());
+    let continued: Vec<_> = control
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.endpoint == Endpoint::ReportUsers
+                && r.query.contains_key("next_page_token")
+                && (r.query.get("from").cloned(), r.query.get("type").cloned()) == hung_request
+        })
+        .collect();
+    let first_continuation = continued.first().expect("the walk resumed from its token");
+    assert_eq!(
+        first_continuation
+            .query
+            .get("page_size")
+            .map(String::as_str),
+        Some("10"),
+        "the resumed walk sends the page_size it started with"
+    );
+    assert!(
+        matches!(first_continuation.page, Some(2) | Some(3)),
+        "it resumed at its checkpoint, not page 1: {:?}",
+        first_continuation.page
+    );
+    // The current month is walked again by every run: its new walk takes the new page_size.
+    let stored: Value = sqlx::query_scalar(
+        "SELECT walk_params FROM rollcall.collection_windows
+          WHERE stream = 'zoom_host_report' AND scope = 'inactive' AND window_start = $1",
+    )
+    .bind(*reachable_months().last().expect("current month"))
+    .fetch_one(&db.pool)
+    .await
+    .expect("params");
+    assert_eq!(
+        stored["page_size"],
+        json!(25),
+        "new walks take the new page_size"
+    );
+    assert_eq!(stored["type"], json!("inactive"));
+    assert_mirror(&db.pool, &control, &zoom[0]).await;
+}
