@@ -1,6 +1,7 @@
 //! Everything rollcall keeps in PostgreSQL: the pool, the migrations, the window checkpoints, the leases and
 //! the account pauses. Stream-specific row upserts live with their source.
 
+pub mod lease_owner;
 pub mod pauses;
 pub mod text;
 pub mod windows;
