@@ -12,6 +12,7 @@ use rollcall::{daemon, store, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -157,7 +158,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 ExitCode::from(1)
             })
         }
-        Command::Migrate => migrate(&config).await,
+        Command::Migrate => migrate(&config, &cancel).await,
         Command::Sandbox { .. } | Command::Demo => Ok(ExitCode::SUCCESS),
     };
     report(outcome)
@@ -174,19 +175,23 @@ fn report(outcome: anyhow::Result<ExitCode>) -> ExitCode {
 /// page in flight, release the leases.
 fn shutdown_signal() -> CancellationToken {
     let cancel = CancellationToken::new();
+    // Registered before returning, not in the task: a signal that comes before the task first runs must
+    // still be caught rather than kill the process with its default action.
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(err), _) | (_, Err(err)) => {
+            tracing::error!(error = %err, "cannot listen for SIGTERM/SIGINT");
+            return cancel;
+        }
+    };
     let token = cancel.clone();
     tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
         token.cancel();
     });
@@ -221,7 +226,7 @@ async fn collect(
         }
     }
     let pool = store::pool(&config.database.url, config.database.max_connections)?;
-    store::wait_until_reachable(&pool, std::time::Duration::from_secs(30)).await?;
+    store::wait_until_reachable(&pool, std::time::Duration::from_secs(30), &cancel).await?;
     store::migrate(&pool).await?;
     let selection = Selection {
         stream: filter.stream,
@@ -273,9 +278,9 @@ async fn show_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
+async fn migrate(config: &Config, cancel: &CancellationToken) -> anyhow::Result<ExitCode> {
     let pool = store::pool(&config.database.url, 2)?;
-    store::wait_until_reachable(&pool, std::time::Duration::from_secs(30)).await?;
+    store::wait_until_reachable(&pool, std::time::Duration::from_secs(30), cancel).await?;
     store::migrate(&pool).await?;
     println!("migrations applied");
     Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -26,6 +27,8 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("the lease on the window was lost to another process; abandoning this walk")]
     LeaseLost,
+    #[error("stopped by SIGTERM/SIGINT while waiting for PostgreSQL")]
+    Cancelled,
 }
 
 impl StoreError {
@@ -64,19 +67,30 @@ pub fn pool(url: &SecretString, max_connections: u32) -> Result<PgPool, StoreErr
 }
 
 /// Waits (bounded) for the database to answer, so a collector started alongside PostgreSQL by compose or
-/// systemd does not fail on its first second.
-pub async fn wait_until_reachable(pool: &PgPool, patience: Duration) -> Result<(), StoreError> {
+/// systemd does not fail on its first second. A shutdown signal ends the wait at once with
+/// `StoreError::Cancelled`: systemd and docker kill a process that has not exited 10 s after SIGTERM.
+pub async fn wait_until_reachable(
+    pool: &PgPool,
+    patience: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), StoreError> {
     let deadline = tokio::time::Instant::now() + patience;
     let mut delay = Duration::from_millis(200);
     loop {
-        match sqlx::query_scalar::<_, i32>("SELECT 1")
-            .fetch_one(pool)
-            .await
-        {
+        // A black-holed host makes even one attempt last the pool's acquire timeout.
+        let attempt = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(StoreError::Cancelled),
+            attempt = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool) => attempt,
+        };
+        match attempt {
             Ok(_) => return Ok(()),
             Err(err) if tokio::time::Instant::now() + delay < deadline => {
                 tracing::warn!(error = %redact(&err), "PostgreSQL is not answering yet; retrying");
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(StoreError::Cancelled),
+                    _ = tokio::time::sleep(delay) => {}
+                }
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(err) => return Err(StoreError::Connect(redact(&err))),
