@@ -49,7 +49,8 @@ enum Command {
         #[command(flatten)]
         filter: Filter,
     },
-    /// Windows per account and stream: complete, running, failed, unreachable, rows, last error.
+    /// Windows per account and stream: complete, running, failed, unreachable, rows, last error. Writes
+    /// nothing; exits 3 when the database has no rollcall schema yet.
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -266,9 +267,32 @@ async fn collect(
     }
 }
 
+/// `status` exits with this when the database was never migrated: distinct from 1 (an error) so a script
+/// can tell "nothing collected here yet" from "cannot tell".
+const STATUS_NO_SCHEMA: u8 = 3;
+
+/// Read-only: `status` is what an operator runs against a database they are unsure of, so it must not
+/// create or migrate anything there.
 async fn show_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    let pool = store::pool(&config.database.url, 2)?;
-    store::migrate(&pool).await?;
+    let pool = store::read_only_pool(&config.database.url)?;
+    match store::schema_state(&pool).await? {
+        store::SchemaState::Missing => {
+            eprintln!(
+                "the database has no rollcall schema yet: run `rollcall migrate` or `rollcall collect`"
+            );
+            return Ok(ExitCode::from(STATUS_NO_SCHEMA));
+        }
+        // Every schema version has the window table `status` reads, so what it holds is still shown.
+        store::SchemaState::Behind { have, want } => eprintln!(
+            "warning: schema at version {}, this binary expects {want}; run `rollcall migrate`",
+            have.map_or_else(|| "unknown".to_string(), |v| v.to_string())
+        ),
+        store::SchemaState::Ahead { have, want } => eprintln!(
+            "warning: schema at version {have}, newer than this binary's {want}: a newer rollcall migrated it; \
+             this status may miss what the newer version records"
+        ),
+        store::SchemaState::Current { .. } => {}
+    }
     let rows = status::load(&pool).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -66,6 +66,65 @@ pub fn pool(url: &SecretString, max_connections: u32) -> Result<PgPool, StoreErr
         .connect_lazy_with(options))
 }
 
+/// A pool whose transactions PostgreSQL refuses to let write: for `status` and `check`, which promise to
+/// write nothing, so a mistake in them fails loudly instead of changing the database.
+pub fn read_only_pool(url: &SecretString) -> Result<PgPool, StoreError> {
+    let options = PgConnectOptions::from_str(url.expose_secret())
+        .map_err(|_| StoreError::BadUrl("expected postgres://user@host:port/database".into()))?
+        .application_name("rollcall")
+        .options([("default_transaction_read_only", "on")]);
+    Ok(PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options))
+}
+
+/// How the database's migrations compare with the ones compiled into this binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaState {
+    /// No `rollcall` schema or no migration table: nothing was ever migrated here.
+    Missing,
+    /// Migrated up to `have`; this binary brings migrations up to `want`.
+    Behind {
+        have: Option<i64>,
+        want: i64,
+    },
+    Current {
+        version: i64,
+    },
+    /// A newer rollcall migrated this database.
+    Ahead {
+        have: i64,
+        want: i64,
+    },
+}
+
+/// Reads the schema's version without creating anything (sqlx's migrator would create its table).
+pub async fn schema_state(pool: &PgPool) -> Result<SchemaState, StoreError> {
+    let (schema, table): (bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'rollcall'),
+                to_regclass('_sqlx_migrations') IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    let want = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    if !schema {
+        return Ok(SchemaState::Missing);
+    }
+    if !table {
+        return Ok(SchemaState::Behind { have: None, want });
+    }
+    let have: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await?;
+    Ok(match have {
+        Some(have) if have == want => SchemaState::Current { version: have },
+        Some(have) if have > want => SchemaState::Ahead { have, want },
+        have => SchemaState::Behind { have, want },
+    })
+}
+
 /// Waits (bounded) for the database to answer, so a collector started alongside PostgreSQL by compose or
 /// systemd does not fail on its first second. A shutdown signal ends the wait at once with
 /// `StoreError::Cancelled`: systemd and docker kill a process that has not exited 10 s after SIGTERM.
