@@ -146,11 +146,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
             let mut ok = true;
             for line in lines {
                 match line {
-                    Ok(text) => println!("ok    {text}"),
-                    Err(text) => {
+                    check::Line::Ok(text) => println!("ok    {text}"),
+                    check::Line::Fail(text) => {
                         ok = false;
                         println!("FAIL  {text}");
                     }
+                    check::Line::Paused(text) => println!("PAUSED {text}"),
+                    check::Line::Note(text) => println!("note  {text}"),
                 }
             }
             Ok(if ok {
