@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use rollcall::collector::{self, Selection, STREAMS};
 use rollcall::commands::progress::Progress;
-use rollcall::commands::{check, demo, status};
+use rollcall::commands::{check, demo, healthcheck, status};
 use rollcall::config::Config;
 use rollcall::{daemon, store, telemetry};
 use std::path::PathBuf;
@@ -71,6 +71,13 @@ enum Command {
     },
     /// Newcomer path: sandbox + PostgreSQL + one collection + a summary. Needs no credentials.
     Demo,
+    /// GET /healthz of the daemon on http.listen (loopback for 0.0.0.0 or [::]); exit 0 on HTTP 200, 1
+    /// otherwise. For container health checks; needs no database.
+    Healthcheck {
+        /// Ask this URL instead (e.g. http://127.0.0.1:9187/healthz).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -162,6 +169,19 @@ async fn dispatch(cli: Cli) -> ExitCode {
             })
         }
         Command::Migrate => migrate(&config, &cancel).await,
+        Command::Healthcheck { url } => {
+            let url = url.unwrap_or_else(|| healthcheck::url_for(config.http.listen));
+            Ok(match healthcheck::run(&url).await {
+                Ok(line) => {
+                    println!("healthy: {line}");
+                    ExitCode::SUCCESS
+                }
+                Err(why) => {
+                    println!("unhealthy: {why}");
+                    ExitCode::from(1)
+                }
+            })
+        }
         Command::Sandbox { .. } | Command::Demo => Ok(ExitCode::SUCCESS),
     };
     report(outcome)
