@@ -16,6 +16,9 @@ COPY config/sandbox.toml /etc/rollcall/sandbox.toml
 USER rollcall
 ENV ROLLCALL__LOG__FORMAT=json ROLLCALL__HTTP__LISTEN=0.0.0.0:9187
 EXPOSE 9187
-HEALTHCHECK --interval=30s --timeout=5s CMD ["/bin/sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/9187 || exit 1"]
+# Debian's /bin/sh has no /dev/tcp and the image has no curl: the binary asks its own /healthz (http.listen,
+# over loopback when it listens on 0.0.0.0). It needs the same config as `run`, but no database.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+  CMD ["/usr/local/bin/rollcall", "--config", "/etc/rollcall/rollcall.toml", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/rollcall"]
 CMD ["--config", "/etc/rollcall/rollcall.toml", "run"]

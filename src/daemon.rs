@@ -44,7 +44,14 @@ struct Shared {
 
 pub async fn run(config: Arc<Config>, cancel: CancellationToken) -> Result<(), DaemonError> {
     let pool = store::pool(&config.database.url, config.database.max_connections)?;
-    store::wait_until_reachable(&pool, Duration::from_secs(60)).await?;
+    match store::wait_until_reachable(&pool, Duration::from_secs(60), &cancel).await {
+        // Nothing was claimed or started yet: a signal while waiting is an ordinary shutdown.
+        Err(StoreError::Cancelled) => {
+            tracing::info!("shutting down: stopped while waiting for PostgreSQL");
+            return Ok(());
+        }
+        other => other?,
+    }
     store::migrate(&pool).await?;
     let shared = Arc::new(Shared {
         pool: pool.clone(),

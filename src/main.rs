@@ -6,12 +6,13 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use rollcall::collector::{self, Selection, STREAMS};
 use rollcall::commands::progress::Progress;
-use rollcall::commands::{check, demo, status};
+use rollcall::commands::{check, demo, healthcheck, status};
 use rollcall::config::Config;
 use rollcall::{daemon, store, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -48,7 +49,8 @@ enum Command {
         #[command(flatten)]
         filter: Filter,
     },
-    /// Windows per account and stream: complete, running, failed, unreachable, rows, last error.
+    /// Windows per account and stream: complete, running, failed, unreachable, rows, last error. Writes
+    /// nothing; exits 3 when the database has no rollcall schema yet.
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -69,6 +71,13 @@ enum Command {
     },
     /// Newcomer path: sandbox + PostgreSQL + one collection + a summary. Needs no credentials.
     Demo,
+    /// GET /healthz of the daemon on http.listen (loopback for 0.0.0.0 or [::]); exit 0 on HTTP 200, 1
+    /// otherwise. For container health checks; needs no database.
+    Healthcheck {
+        /// Ask this URL instead (e.g. http://127.0.0.1:9187/healthz).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -144,11 +153,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
             let mut ok = true;
             for line in lines {
                 match line {
-                    Ok(text) => println!("ok    {text}"),
-                    Err(text) => {
+                    check::Line::Ok(text) => println!("ok    {text}"),
+                    check::Line::Fail(text) => {
                         ok = false;
                         println!("FAIL  {text}");
                     }
+                    check::Line::Paused(text) => println!("PAUSED {text}"),
+                    check::Line::Note(text) => println!("note  {text}"),
                 }
             }
             Ok(if ok {
@@ -157,7 +168,20 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 ExitCode::from(1)
             })
         }
-        Command::Migrate => migrate(&config).await,
+        Command::Migrate => migrate(&config, &cancel).await,
+        Command::Healthcheck { url } => {
+            let url = url.unwrap_or_else(|| healthcheck::url_for(config.http.listen));
+            Ok(match healthcheck::run(&url).await {
+                Ok(line) => {
+                    println!("healthy: {line}");
+                    ExitCode::SUCCESS
+                }
+                Err(why) => {
+                    println!("unhealthy: {why}");
+                    ExitCode::from(1)
+                }
+            })
+        }
         Command::Sandbox { .. } | Command::Demo => Ok(ExitCode::SUCCESS),
     };
     report(outcome)
@@ -174,19 +198,23 @@ fn report(outcome: anyhow::Result<ExitCode>) -> ExitCode {
 /// page in flight, release the leases.
 fn shutdown_signal() -> CancellationToken {
     let cancel = CancellationToken::new();
+    // Registered before returning, not in the task: a signal that comes before the task first runs must
+    // still be caught rather than kill the process with its default action.
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(err), _) | (_, Err(err)) => {
+            tracing::error!(error = %err, "cannot listen for SIGTERM/SIGINT");
+            return cancel;
+        }
+    };
     let token = cancel.clone();
     tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
         token.cancel();
     });
@@ -221,7 +249,7 @@ async fn collect(
         }
     }
     let pool = store::pool(&config.database.url, config.database.max_connections)?;
-    store::wait_until_reachable(&pool, std::time::Duration::from_secs(30)).await?;
+    store::wait_until_reachable(&pool, std::time::Duration::from_secs(30), &cancel).await?;
     store::migrate(&pool).await?;
     let selection = Selection {
         stream: filter.stream,
@@ -261,9 +289,32 @@ async fn collect(
     }
 }
 
+/// `status` exits with this when the database was never migrated: distinct from 1 (an error) so a script
+/// can tell "nothing collected here yet" from "cannot tell".
+const STATUS_NO_SCHEMA: u8 = 3;
+
+/// Read-only: `status` is what an operator runs against a database they are unsure of, so it must not
+/// create or migrate anything there.
 async fn show_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    let pool = store::pool(&config.database.url, 2)?;
-    store::migrate(&pool).await?;
+    let pool = store::read_only_pool(&config.database.url)?;
+    match store::schema_state(&pool).await? {
+        store::SchemaState::Missing => {
+            eprintln!(
+                "the database has no rollcall schema yet: run `rollcall migrate` or `rollcall collect`"
+            );
+            return Ok(ExitCode::from(STATUS_NO_SCHEMA));
+        }
+        // Every schema version has the window table `status` reads, so what it holds is still shown.
+        store::SchemaState::Behind { have, want } => eprintln!(
+            "warning: schema at version {}, this binary expects {want}; run `rollcall migrate`",
+            have.map_or_else(|| "unknown".to_string(), |v| v.to_string())
+        ),
+        store::SchemaState::Ahead { have, want } => eprintln!(
+            "warning: schema at version {have}, newer than this binary's {want}: a newer rollcall migrated it; \
+             this status may miss what the newer version records"
+        ),
+        store::SchemaState::Current { .. } => {}
+    }
     let rows = status::load(&pool).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -273,9 +324,9 @@ async fn show_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
+async fn migrate(config: &Config, cancel: &CancellationToken) -> anyhow::Result<ExitCode> {
     let pool = store::pool(&config.database.url, 2)?;
-    store::wait_until_reachable(&pool, std::time::Duration::from_secs(30)).await?;
+    store::wait_until_reachable(&pool, std::time::Duration::from_secs(30), cancel).await?;
     store::migrate(&pool).await?;
     println!("migrations applied");
     Ok(ExitCode::SUCCESS)

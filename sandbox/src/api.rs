@@ -78,6 +78,15 @@ where
                 fault.as_ref(),
             );
         }
+        Some(FaultKind::RateLimitQpsRetryAfter { seconds }) => {
+            let at = chrono::Utc::now() + chrono::Duration::seconds(*seconds as i64);
+            return finish(
+                state,
+                &meta,
+                errors::rate_limit_qps_until(at),
+                fault.as_ref(),
+            );
+        }
         Some(FaultKind::RateLimitDaily { retry_after }) => {
             let reply = errors::rate_limit_daily(*retry_after);
             return finish(state, &meta, reply, fault.as_ref());

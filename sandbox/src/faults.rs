@@ -41,6 +41,9 @@ pub enum FaultKind {
     ServerError,
     /// 429 with the per-second body; Zoom's rate-limit headers only when `headers`.
     RateLimitQps { headers: bool },
+    /// 429 with the per-second body, Zoom's headers and a `Retry-After` `seconds` ahead (an absolute
+    /// ISO-8601 time): a long server-ordered wait, for shutdown-during-wait tests.
+    RateLimitQpsRetryAfter { seconds: u64 },
     /// 429 with the daily body and `X-RateLimit-Type: Daily-limit`; `Retry-After`
     /// (an absolute ISO-8601 time, as Zoom sends it) unless `None`.
     RateLimitDaily {

@@ -4,53 +4,102 @@ use crate::collector::zoom_clients;
 use crate::config::Config;
 use crate::http::{build_client, ApiError, RetryPolicy};
 use crate::sources::zoom::videosdk;
+use crate::store::pauses::{self, Pause};
+use sqlx::PgPool;
+use std::collections::HashMap;
 use std::time::Duration;
 
-/// One line per thing checked; `Err` lines make the command exit 1.
-pub async fn run(config: &Config) -> Vec<Result<String, String>> {
+/// One line of `check`'s report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Line {
+    Ok(String),
+    /// Makes the command exit 1.
+    Fail(String),
+    /// An account under a daily-limit pause: nothing was sent for it, not even a token request, because
+    /// the platform asked for silence until then. Not a failure: the next run after the pause checks it.
+    Paused(String),
+    /// Something worth knowing that is neither a success nor a failure.
+    Note(String),
+}
+
+/// One line per thing checked.
+pub async fn run(config: &Config) -> Vec<Line> {
     let mut lines = Vec::new();
-    let pool = crate::store::pool(&config.database.url, 1);
-    lines.push(match pool {
+    let pauses = match crate::store::read_only_pool(&config.database.url) {
         Ok(pool) => match sqlx::query_scalar::<_, i32>("SELECT 1")
             .fetch_one(&pool)
             .await
         {
-            Ok(_) => Ok("database: reachable".to_string()),
-            Err(err) => Err(format!(
-                "database.url: PostgreSQL does not answer ({})",
-                db_error(&err)
-            )),
+            Ok(_) => {
+                lines.push(Line::Ok("database: reachable".to_string()));
+                read_pauses(&pool, &mut lines).await
+            }
+            Err(err) => {
+                lines.push(Line::Fail(format!(
+                    "database.url: PostgreSQL does not answer ({})",
+                    db_error(&err)
+                )));
+                lines.push(Line::Note(
+                    "pauses: not read (no database); every account is checked".into(),
+                ));
+                HashMap::new()
+            }
         },
-        Err(err) => Err(err.to_string()),
-    });
+        Err(err) => {
+            lines.push(Line::Fail(err.to_string()));
+            lines.push(Line::Note(
+                "pauses: not read (no database); every account is checked".into(),
+            ));
+            HashMap::new()
+        }
+    };
+    // A paused account gets no request at all: the platform asked for silence until the pause ends.
+    let paused = |lines: &mut Vec<Line>, section: &str, i: usize, name: &str| -> bool {
+        let Some(pause) = pauses.get(name) else {
+            return false;
+        };
+        lines.push(Line::Paused(format!(
+            "{section}[{i}] \"{name}\": until {} ({}); nothing sent, not even a token request",
+            pause.until, pause.reason
+        )));
+        true
+    };
     let http = match build_client(Duration::from_secs(config.http.timeout_secs)) {
         Ok(http) => http,
         Err(err) => {
-            lines.push(Err(err.to_string()));
+            lines.push(Line::Fail(err.to_string()));
             return lines;
         }
     };
     for (i, client) in zoom_clients(config, &http) {
         let name = &config.zoom[i].name;
+        if paused(&mut lines, "zoom", i, name) {
+            continue;
+        }
         lines.push(match client.verify_credentials().await {
-            Ok(()) => Ok(format!("zoom[{i}] \"{name}\": credentials accepted")),
-            Err(err @ ApiError::AuthRejected { .. }) => Err(format!("zoom[{i}] \"{name}\": {err}")),
-            Err(err) => Err(format!(
+            Ok(()) => Line::Ok(format!("zoom[{i}] \"{name}\": credentials accepted")),
+            Err(err @ ApiError::AuthRejected { .. }) => {
+                Line::Fail(format!("zoom[{i}] \"{name}\": {err}"))
+            }
+            Err(err) => Line::Fail(format!(
                 "zoom[{i}] \"{name}\": cannot verify credentials: {err}"
             )),
         });
     }
     for (i, account) in config.videosdk.iter().enumerate() {
+        if paused(&mut lines, "videosdk", i, &account.name) {
+            continue;
+        }
         let (name, client) = (
             &account.name,
             videosdk::client(i, account, &http, RetryPolicy::new(0, Duration::ZERO)),
         );
         lines.push(match videosdk::verify(&client).await {
-            Ok(()) => Ok(format!("videosdk[{i}] \"{name}\": credentials accepted")),
+            Ok(()) => Line::Ok(format!("videosdk[{i}] \"{name}\": credentials accepted")),
             Err(err @ ApiError::AuthRejected { .. }) => {
-                Err(format!("videosdk[{i}] \"{name}\": {err}"))
+                Line::Fail(format!("videosdk[{i}] \"{name}\": {err}"))
             }
-            Err(err) => Err(format!(
+            Err(err) => Line::Fail(format!(
                 "videosdk[{i}] \"{name}\": cannot verify credentials: {err}"
             )),
         });
@@ -58,16 +107,49 @@ pub async fn run(config: &Config) -> Vec<Result<String, String>> {
     for (i, client) in crate::sources::rocketchat::clients(config, &http) {
         let workspace = &config.rocketchat[i];
         let name = &workspace.name;
+        if paused(&mut lines, "rocketchat", i, name) {
+            continue;
+        }
         lines.push(
             match crate::sources::rocketchat::verify(&client, workspace.timezone).await {
-                Ok(users) => Ok(format!(
+                Ok(users) => Line::Ok(format!(
                     "rocketchat[{i}] \"{name}\": credentials, permission and license accepted ({users} active users yesterday)"
                 )),
-                Err(err) => Err(format!("rocketchat[{i}] \"{name}\": {err}")),
+                Err(err) => Line::Fail(format!("rocketchat[{i}] \"{name}\": {err}")),
             },
         );
     }
     lines
+}
+
+/// Active pauses by account. Best effort: a database that cannot say is reported, and the accounts are
+/// then checked as if unpaused.
+async fn read_pauses(pool: &PgPool, lines: &mut Vec<Line>) -> HashMap<String, Pause> {
+    let exists: Result<bool, sqlx::Error> =
+        sqlx::query_scalar("SELECT to_regclass('rollcall.account_pauses') IS NOT NULL")
+            .fetch_one(pool)
+            .await;
+    match exists {
+        Ok(true) => {}
+        // Never migrated: nothing can have been paused.
+        Ok(false) => return HashMap::new(),
+        Err(err) => {
+            lines.push(Line::Note(format!(
+                "pauses: not read ({}); every account is checked",
+                db_error(&err)
+            )));
+            return HashMap::new();
+        }
+    }
+    match pauses::all_active(pool).await {
+        Ok(active) => active,
+        Err(err) => {
+            lines.push(Line::Note(format!(
+                "pauses: not read ({err}); every account is checked"
+            )));
+            HashMap::new()
+        }
+    }
 }
 
 fn db_error(err: &sqlx::Error) -> String {

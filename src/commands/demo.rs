@@ -29,7 +29,8 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let config = Config::from_toml_str(&demo_config(&sandbox, &database.url), std::iter::empty())
         .map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
     let pool = store::pool(&config.database.url, config.database.max_connections)?;
-    store::wait_until_reachable(&pool, Duration::from_secs(30)).await?;
+    // The demo installs no signal handler: Ctrl-C ends it at once, so no wait here needs cancelling.
+    store::wait_until_reachable(&pool, Duration::from_secs(30), &CancellationToken::new()).await?;
     store::migrate(&pool).await?;
 
     println!(

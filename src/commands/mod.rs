@@ -2,5 +2,6 @@
 
 pub mod check;
 pub mod demo;
+pub mod healthcheck;
 pub mod progress;
 pub mod status;

@@ -14,6 +14,8 @@ const LOG_FORMATS: &[(&str, LogFormat)] = &[
     ("text", LogFormat::Text),
     ("json", LogFormat::Json),
 ];
+/// Days Rocket.Chat may still change (it re-aggregates up to three days back) plus today.
+const MIN_LOOKBACK_DAYS: u32 = 4;
 const ACCOUNT_HINT: &str = "set it or {key}_file";
 
 pub(super) fn build(root: Table, origins: &Origins) -> Result<Config, Vec<String>> {
@@ -291,10 +293,23 @@ fn rocketchat(cx: &mut Ctx, mut s: Section) -> RocketChatWorkspace {
     let window_days = cx.u32_or(&mut s, "window_days", 7, 1, 31);
     let before = cx.problems.len();
     let lookback_days = cx.u32_or(&mut s, "lookback_days", 4, 0, 44);
+    let mut lookback_valid = cx.problems.len() == before;
+    // Rocket.Chat re-aggregates a day for up to three days after it: a shorter lookback would mark a day
+    // final (never walked again) while the server can still change it.
+    if lookback_valid && lookback_days < MIN_LOOKBACK_DAYS {
+        lookback_valid = false;
+        cx.problem(
+            &s.key_path("lookback_days"),
+            format!(
+                "must be at least {MIN_LOOKBACK_DAYS}, got {lookback_days}: the server re-aggregates up to three days back, so days younger than {MIN_LOOKBACK_DAYS} days are not final"
+            ),
+        );
+    }
+    let before = cx.problems.len();
     let retention_days = cx.u32_or(&mut s, "retention_days", 44, 1, 45);
     // A day must become final before the server expires it: walking an expired day again would mirror its
     // now-empty answer over the stored history. Skipped when either value was already reported.
-    if cx.problems.len() == before && lookback_days >= retention_days {
+    if lookback_valid && cx.problems.len() == before && lookback_days >= retention_days {
         cx.problem(
             &s.key_path("lookback_days"),
             format!("must be less than retention_days ({retention_days}), got {lookback_days}"),

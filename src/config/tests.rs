@@ -193,7 +193,7 @@ fn every_key_set_explicitly() {
         auth_token = "t"
         timezone = "America/Sao_Paulo"
         window_days = 31
-        lookback_days = 0
+        lookback_days = 5
         retention_days = 45
         requests_per_minute = 0
     "#;
@@ -251,7 +251,7 @@ fn every_key_set_explicitly() {
     assert_eq!(chat.timezone, chrono_tz::America::Sao_Paulo);
     assert_eq!(
         (chat.window_days, chat.lookback_days, chat.retention_days),
-        (31, 0, 45)
+        (31, 5, 45)
     );
     assert_eq!(chat.requests_per_minute, Some(0));
 }
@@ -591,6 +591,16 @@ fn each_problem_names_its_key() {
             "user_id = \"uid\"",
             "user_id = \"uid\"\nlookback_days = 10\nretention_days = 10",
             "rocketchat[0].lookback_days: must be less than retention_days (10), got 10",
+        ),
+        (
+            "user_id = \"uid\"",
+            "user_id = \"uid\"\nlookback_days = 3",
+            "rocketchat[0].lookback_days: must be at least 4, got 3: the server re-aggregates up to three days back, so days younger than 4 days are not final",
+        ),
+        (
+            "user_id = \"uid\"",
+            "user_id = \"uid\"\nlookback_days = 0\nretention_days = 1",
+            "rocketchat[0].lookback_days: must be at least 4, got 0: the server re-aggregates up to three days back, so days younger than 4 days are not final",
         ),
         (
             "user_id = \"uid\"",

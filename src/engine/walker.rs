@@ -128,7 +128,8 @@ impl Engine {
                     // the checkpoint still holds. Wait for the database and walk the window again.
                     db_recoveries += 1;
                     tracing::warn!(account, stream, error = %err, "database connection lost; waiting for PostgreSQL");
-                    crate::store::wait_until_reachable(&self.pool, DB_PATIENCE).await?;
+                    crate::store::wait_until_reachable(&self.pool, DB_PATIENCE, &self.cancel)
+                        .await?;
                     attempted.pop();
                     continue;
                 }

@@ -1,6 +1,7 @@
 //! Everything rollcall keeps in PostgreSQL: the pool, the migrations, the window checkpoints, the leases and
 //! the account pauses. Stream-specific row upserts live with their source.
 
+pub mod lease_owner;
 pub mod pauses;
 pub mod text;
 pub mod windows;
@@ -10,6 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -25,6 +27,8 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("the lease on the window was lost to another process; abandoning this walk")]
     LeaseLost,
+    #[error("stopped by SIGTERM/SIGINT while waiting for PostgreSQL")]
+    Cancelled,
 }
 
 impl StoreError {
@@ -62,20 +66,90 @@ pub fn pool(url: &SecretString, max_connections: u32) -> Result<PgPool, StoreErr
         .connect_lazy_with(options))
 }
 
+/// A pool whose transactions PostgreSQL refuses to let write: for `status` and `check`, which promise to
+/// write nothing, so a mistake in them fails loudly instead of changing the database.
+pub fn read_only_pool(url: &SecretString) -> Result<PgPool, StoreError> {
+    let options = PgConnectOptions::from_str(url.expose_secret())
+        .map_err(|_| StoreError::BadUrl("expected postgres://user@host:port/database".into()))?
+        .application_name("rollcall")
+        .options([("default_transaction_read_only", "on")]);
+    Ok(PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options))
+}
+
+/// How the database's migrations compare with the ones compiled into this binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaState {
+    /// No `rollcall` schema or no migration table: nothing was ever migrated here.
+    Missing,
+    /// Migrated up to `have`; this binary brings migrations up to `want`.
+    Behind {
+        have: Option<i64>,
+        want: i64,
+    },
+    Current {
+        version: i64,
+    },
+    /// A newer rollcall migrated this database.
+    Ahead {
+        have: i64,
+        want: i64,
+    },
+}
+
+/// Reads the schema's version without creating anything (sqlx's migrator would create its table).
+pub async fn schema_state(pool: &PgPool) -> Result<SchemaState, StoreError> {
+    let (schema, table): (bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'rollcall'),
+                to_regclass('_sqlx_migrations') IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    let want = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    if !schema {
+        return Ok(SchemaState::Missing);
+    }
+    if !table {
+        return Ok(SchemaState::Behind { have: None, want });
+    }
+    let have: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await?;
+    Ok(match have {
+        Some(have) if have == want => SchemaState::Current { version: have },
+        Some(have) if have > want => SchemaState::Ahead { have, want },
+        have => SchemaState::Behind { have, want },
+    })
+}
+
 /// Waits (bounded) for the database to answer, so a collector started alongside PostgreSQL by compose or
-/// systemd does not fail on its first second.
-pub async fn wait_until_reachable(pool: &PgPool, patience: Duration) -> Result<(), StoreError> {
+/// systemd does not fail on its first second. A shutdown signal ends the wait at once with
+/// `StoreError::Cancelled`: systemd and docker kill a process that has not exited 10 s after SIGTERM.
+pub async fn wait_until_reachable(
+    pool: &PgPool,
+    patience: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), StoreError> {
     let deadline = tokio::time::Instant::now() + patience;
     let mut delay = Duration::from_millis(200);
     loop {
-        match sqlx::query_scalar::<_, i32>("SELECT 1")
-            .fetch_one(pool)
-            .await
-        {
+        // A black-holed host makes even one attempt last the pool's acquire timeout.
+        let attempt = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(StoreError::Cancelled),
+            attempt = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool) => attempt,
+        };
+        match attempt {
             Ok(_) => return Ok(()),
             Err(err) if tokio::time::Instant::now() + delay < deadline => {
                 tracing::warn!(error = %redact(&err), "PostgreSQL is not answering yet; retrying");
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(StoreError::Cancelled),
+                    _ = tokio::time::sleep(delay) => {}
+                }
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(err) => return Err(StoreError::Connect(redact(&err))),

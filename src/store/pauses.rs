@@ -3,6 +3,7 @@
 use super::StoreError;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use std::collections::HashMap;
 
 #[derive(Clone, Debug)]
 pub struct Pause {
@@ -18,6 +19,19 @@ pub async fn active(pool: &PgPool, account: &str) -> Result<Option<Pause>, Store
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|(until, reason)| Pause { until, reason }))
+}
+
+/// Every pause still in force, by account.
+pub async fn all_active(pool: &PgPool) -> Result<HashMap<String, Pause>, StoreError> {
+    let rows: Vec<(String, DateTime<Utc>, String)> = sqlx::query_as(
+        "SELECT account, until, reason FROM rollcall.account_pauses WHERE until > now()",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(account, until, reason)| (account, Pause { until, reason }))
+        .collect())
 }
 
 pub async fn pause(

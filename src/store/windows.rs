@@ -10,6 +10,8 @@ use serde_json::Value;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+pub use super::lease_owner::LeaseOwner;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reach {
     Reachable,
@@ -70,45 +72,6 @@ pub struct Retirement {
     pub edge: Edge,
     pub before: NaiveDate,
     pub reason: String,
-}
-
-/// Who holds a lease: host and pid let a later process on the same host take over at once from one that
-/// died (a `kill -9` leaves its lease behind), instead of waiting for the lease to run out.
-#[derive(Clone, Debug)]
-pub struct LeaseOwner {
-    pub id: String,
-    pub lease_secs: u64,
-}
-
-impl LeaseOwner {
-    pub fn for_this_process(lease_secs: u64) -> LeaseOwner {
-        let nonce = Uuid::new_v4().simple().to_string();
-        LeaseOwner {
-            id: format!("{}:{}:{}", hostname(), std::process::id(), &nonce[..8]),
-            lease_secs,
-        }
-    }
-
-    /// True when `owner` names a process on this host that no longer exists.
-    pub fn is_dead_local(owner: &str) -> bool {
-        let mut parts = owner.rsplitn(3, ':');
-        let (_nonce, pid, host) = (parts.next(), parts.next(), parts.next());
-        let (Some(pid), Some(host)) = (pid.and_then(|p| p.parse::<u32>().ok()), host) else {
-            return false;
-        };
-        host == hostname()
-            && pid != std::process::id()
-            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-    }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 const COLUMNS: &str = "id, account, stream, scope, window_start, window_end, state, is_final, pages, rows, \

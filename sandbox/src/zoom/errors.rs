@@ -63,6 +63,14 @@ pub(crate) fn rate_limit_qps(headers: bool) -> Reply {
     }
 }
 
+/// A per-second refusal that says when to come back, as Zoom's `Retry-After` does: an absolute time.
+pub(crate) fn rate_limit_qps_until(at: DateTime<Utc>) -> Reply {
+    qps_limited("Heavy", 10).with_header(
+        "retry-after",
+        &at.to_rfc3339_opts(SecondsFormat::Secs, true),
+    )
+}
+
 fn qps_body() -> Reply {
     zoom_error(
         StatusCode::TOO_MANY_REQUESTS,
