@@ -192,6 +192,7 @@ pub async fn run_once_at(
         owner,
         cancel.clone(),
         run.clone(),
+        config.collector.windows_in_flight as usize,
     ));
     let mut tasks: JoinSet<Result<StreamOutcome, StoreError>> = JoinSet::new();
     let mut selected: Vec<(String, &'static str)> = Vec::new();

@@ -103,6 +103,12 @@ where
     {
         return finish(state, &meta, refused, fault.as_ref());
     }
+    if !state.reply_latency.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(state.reply_latency) => {}
+            () = state.shutdown.cancelled() => {}
+        }
+    }
     let mut reply = real(clamp).await;
     match &fault {
         Some(FaultKind::TruncatedBody) => {

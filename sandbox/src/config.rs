@@ -34,6 +34,11 @@ pub struct SandboxConfig {
     /// Video SDK accounts, authorised by their own API key and secret (JWT).
     #[serde(default)]
     pub videosdk: Vec<crate::videosdk::VideoSdkAccountSpec>,
+    /// How long every API reply takes, in ms: real Zoom answers in 200 ms to 2 s, and a collector that
+    /// waits for each reply before the next request only shows its real rate against such latency. Applied
+    /// after the rate limits counted the request, as a real server's processing time. 0 = at once.
+    #[serde(default)]
+    pub reply_latency_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -78,6 +83,7 @@ impl Default for SandboxConfig {
             today: None,
             zoom: Vec::new(),
             rocketchat: Vec::new(),
+            reply_latency_ms: 0,
             videosdk: Vec::new(),
         }
     }

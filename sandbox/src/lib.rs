@@ -62,6 +62,7 @@ pub use zoom::{ReportTruth, ReportType};
 pub(crate) struct Shared {
     pub base_url: String,
     pub today: Option<NaiveDate>,
+    pub reply_latency: std::time::Duration,
     pub log: requests::RequestLog,
     pub faults: faults::FaultSet,
     pub limits: limits::RateLimiters,
@@ -103,6 +104,7 @@ pub async fn spawn(config: SandboxConfig) -> anyhow::Result<Sandbox> {
     let state = Arc::new(Shared {
         base_url: base_url.clone(),
         today: config.today,
+        reply_latency: std::time::Duration::from_millis(config.reply_latency_ms),
         log: requests::RequestLog::default(),
         faults: faults::FaultSet::new(config.seed),
         limits: limits::RateLimiters::new(&config.zoom, &config.videosdk),

@@ -193,11 +193,19 @@ fn collector(cx: &mut Ctx, mut s: Section) -> CollectorConfig {
     let lease_secs = cx.u64_or(&mut s, "lease_secs", default.lease_secs, 3, 86_400);
     let max_retries = cx.u32_or(&mut s, "max_retries", default.max_retries, 0, 100);
     let retry_base_ms = cx.u64_or(&mut s, "retry_base_ms", default.retry_base_ms, 1, 600_000);
+    let windows_in_flight = cx.u32_or(
+        &mut s,
+        "windows_in_flight",
+        default.windows_in_flight,
+        1,
+        256,
+    );
     cx.finish(s);
     CollectorConfig {
         lease_secs,
         max_retries,
         retry_base_ms,
+        windows_in_flight,
     }
 }
 

@@ -100,7 +100,8 @@ fn minimal_file_loads_with_defaults() {
         CollectorConfig {
             lease_secs: 60,
             max_retries: 4,
-            retry_base_ms: 500
+            retry_base_ms: 500,
+            windows_in_flight: 16
         }
     );
 
@@ -172,6 +173,7 @@ fn every_key_set_explicitly() {
         lease_secs = 3
         max_retries = 0
         retry_base_ms = 10
+        windows_in_flight = 3
         [[zoom]]
         name = "a.b-c_1"
         account_id = "x"
@@ -225,7 +227,8 @@ fn every_key_set_explicitly() {
         CollectorConfig {
             lease_secs: 3,
             max_retries: 0,
-            retry_base_ms: 10
+            retry_base_ms: 10,
+            windows_in_flight: 3
         }
     );
     let zoom = &config.zoom[0];
@@ -280,6 +283,7 @@ fn example_file_is_valid_and_documents_every_key() {
         "lease_secs",
         "max_retries",
         "retry_base_ms",
+        "windows_in_flight",
         "name",
         "account_id",
         "client_id",

@@ -5,7 +5,7 @@ use crate::store::windows::{self, Checkpoint, Completion, LeaseOwner, Window};
 use crate::store::{pauses, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,24 @@ pub struct Engine {
     owner: LeaseOwner,
     cancel: CancellationToken,
     run: RunContext,
+    /// Windows of one (account, stream) walked at once (`collector.windows_in_flight`).
+    windows_in_flight: usize,
+}
+
+/// What the workers of one (account, stream) share.
+struct StreamState {
+    /// The windows this run claimed (walked or being walked); the lock also serializes claims.
+    claims: tokio::sync::Mutex<Vec<i64>>,
+    outcome: std::sync::Mutex<StreamOutcome>,
+    /// Cancelled when the account can do nothing more this run (or a worker lost the database).
+    account_stopped: CancellationToken,
+    db_recoveries: AtomicU32,
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What a run did for one (account, stream).
@@ -75,12 +93,14 @@ impl Engine {
         owner: LeaseOwner,
         cancel: CancellationToken,
         run: RunContext,
+        windows_in_flight: usize,
     ) -> Engine {
         Engine {
             pool,
             owner,
             cancel,
             run,
+            windows_in_flight,
         }
     }
 
@@ -115,52 +135,112 @@ impl Engine {
             outcome.stopped = Some(format!("paused until {}", pause.until));
             return Ok(outcome);
         }
-        let mut attempted: Vec<i64> = Vec::new();
-        let mut db_recoveries = 0;
-        while !self.cancel.is_cancelled() {
-            let Some(window) = self.next_window(account, stream, &attempted).await? else {
-                break;
+        let stream_state = Arc::new(StreamState {
+            claims: tokio::sync::Mutex::new(Vec::new()),
+            outcome: std::sync::Mutex::new(outcome),
+            account_stopped: self.cancel.child_token(),
+            db_recoveries: AtomicU32::new(0),
+        });
+        // Windows of one stream are walked by several workers at once, so the account's rate budget is
+        // filled whatever the reply latency; the account's pacer (shared by its sources) keeps the rate,
+        // the pages of each window stay strictly sequential.
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.windows_in_flight.max(1) {
+            workers.spawn(
+                self.clone()
+                    .walk_windows(source.clone(), stream_state.clone()),
+            );
+        }
+        let mut first_error = None;
+        while let Some(joined) = workers.join_next().await {
+            let failed = match joined {
+                Ok(Ok(())) => continue,
+                Ok(Err(err)) => err,
+                Err(join) => StoreError::Task(join.to_string()),
             };
-            attempted.push(window.id);
-            let walked = match self.walk(source.as_ref(), window).await {
-                Err(err) if err.is_connection_loss() && db_recoveries < MAX_DB_RECOVERIES => {
+            // One worker lost the database for good: the others stop claiming, finish their page and go.
+            stream_state.account_stopped.cancel();
+            first_error.get_or_insert(failed);
+        }
+        if let Some(err) = first_error {
+            return Err(err);
+        }
+        windows::settle_parents(&self.pool, account).await?;
+        let mut outcome = std::mem::take(&mut *lock(&stream_state.outcome));
+        outcome.interrupted |= self.cancel.is_cancelled();
+        Ok(outcome)
+    }
+
+    /// One worker of a stream: claims windows and walks them one after the other until none is left, the
+    /// account is stopped (rejected credentials, a daily limit) or the process shuts down.
+    async fn walk_windows<S: Source>(
+        self: Arc<Self>,
+        source: Arc<S>,
+        shared: Arc<StreamState>,
+    ) -> Result<(), StoreError> {
+        let (account, stream) = (source.account(), source.stream());
+        while !shared.account_stopped.is_cancelled() {
+            let window = {
+                // Claims are serialized within the process: `claim_next` lets an owner re-claim its own
+                // lease, so two workers must not race between a claim and its record in `claims`.
+                let mut claims = shared.claims.lock().await;
+                let Some(window) = self.next_window(account, stream, &claims).await? else {
+                    break;
+                };
+                claims.push(window.id);
+                window
+            };
+            let id = window.id;
+            let walked = match self
+                .walk(source.as_ref(), window, &shared.account_stopped)
+                .await
+            {
+                Err(err)
+                    if err.is_connection_loss()
+                        && shared.db_recoveries.fetch_add(1, Ordering::SeqCst)
+                            < MAX_DB_RECOVERIES =>
+                {
                     // PostgreSQL restarted or the network blinked: the page in flight was rolled back,
                     // the checkpoint still holds. Wait for the database and walk the window again.
-                    db_recoveries += 1;
                     tracing::warn!(account, stream, error = %err, "database connection lost; waiting for PostgreSQL");
                     crate::store::wait_until_reachable(&self.pool, DB_PATIENCE, &self.cancel)
                         .await?;
-                    attempted.pop();
+                    shared.claims.lock().await.retain(|claimed| *claimed != id);
                     continue;
                 }
                 other => other?,
             };
             match walked {
                 WalkEnd::Complete { rows, .. } => {
+                    let mut outcome = lock(&shared.outcome);
                     outcome.completed += 1;
                     outcome.rows += rows;
                 }
-                WalkEnd::LeaseLost => outcome.lost_leases += 1,
+                WalkEnd::LeaseLost => lock(&shared.outcome).lost_leases += 1,
                 WalkEnd::Interrupted => {
-                    outcome.interrupted = true;
+                    if self.cancel.is_cancelled() {
+                        lock(&shared.outcome).interrupted = true;
+                    }
                     break;
                 }
                 WalkEnd::Failed { error } => {
-                    outcome.failed += 1;
+                    lock(&shared.outcome).failed += 1;
                     if let ApiErrorOrReason::Api(api) = &error {
                         if let ApiError::DailyLimit { until, .. } = api {
                             pauses::pause(&self.pool, account, *until, &api.to_string()).await?;
                         }
                         if api.stops_account() {
-                            outcome.stopped = Some(api.to_string());
+                            lock(&shared.outcome).stopped = Some(api.to_string());
+                            // The other workers' walks end at their next page: the account can do
+                            // nothing more this run, and a daily limit means no request at all.
+                            shared.account_stopped.cancel();
                             break;
                         }
                     }
                 }
             }
         }
-        outcome.interrupted |= self.cancel.is_cancelled();
-        Ok(outcome)
+        Ok(())
     }
 
     /// The next window to walk: a free one, or one whose owner died on this host, or, when every remaining
@@ -225,8 +305,13 @@ impl Engine {
         }
     }
 
-    async fn walk<S: Source>(&self, source: &S, window: Window) -> Result<WalkEnd, StoreError> {
-        let walk_cancel = self.cancel.child_token();
+    async fn walk<S: Source>(
+        &self,
+        source: &S,
+        window: Window,
+        stop: &CancellationToken,
+    ) -> Result<WalkEnd, StoreError> {
+        let walk_cancel = stop.child_token();
         let lease_lost = Arc::new(AtomicBool::new(false));
         let heartbeat = self.spawn_heartbeat(window.id, walk_cancel.clone(), lease_lost.clone());
         let end = self.walk_pages(source, &window, &walk_cancel).await;

@@ -29,6 +29,8 @@ pub enum StoreError {
     LeaseLost,
     #[error("stopped by SIGTERM/SIGINT while waiting for PostgreSQL")]
     Cancelled,
+    #[error("a collection worker stopped unexpectedly: {0}")]
+    Task(String),
 }
 
 impl StoreError {

@@ -390,17 +390,14 @@ pub async fn complete(
     })
 }
 
-/// Completes `parent` if it waits for children and none is missing any more. The parent row is locked
-/// first: its own last page may be committing at this moment, and whichever transaction comes second must
-/// see the other's result (READ COMMITTED re-reads after the lock), or the parent would wait forever.
+/// Completes `parent` if it waits for children and none is missing any more. No lock is taken on the
+/// parent: hundreds of children finish at once and would queue on it. Two last children committing at the
+/// same moment may each still see the other unfinished and leave the parent waiting; [`settle_parents`]
+/// at the end of every stream's run completes it then.
 async fn complete_parent_if_ready(
     tx: &mut Transaction<'_, Postgres>,
     parent: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("SELECT id FROM rollcall.collection_windows WHERE id = $1 FOR UPDATE")
-        .bind(parent)
-        .fetch_optional(&mut **tx)
-        .await?;
     sqlx::query(
         "UPDATE rollcall.collection_windows p
             SET state = 'complete', completed_at = now(), updated_at = now()
@@ -412,6 +409,22 @@ async fn complete_parent_if_ready(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Completes every window of `account` that waits for children none of which is missing any more: the
+/// one-statement safety net behind [`complete_parent_if_ready`]'s lock-free check. Returns how many.
+pub async fn settle_parents(pool: &PgPool, account: &str) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE rollcall.collection_windows p
+            SET state = 'complete', completed_at = now(), updated_at = now()
+          WHERE p.account = $1 AND p.state = 'awaiting_children'
+            AND NOT EXISTS (SELECT 1 FROM rollcall.collection_windows c
+                             WHERE c.parent_id = p.id AND c.state NOT IN ('complete', 'unreachable'))",
+    )
+    .bind(account)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Plans child windows of `parent` (one per scope, the parent's bounds) in the parent page's transaction,
