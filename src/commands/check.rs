@@ -23,7 +23,10 @@ pub async fn run(config: &Config) -> Vec<Result<String, String>> {
         },
         Err(err) => Err(err.to_string()),
     });
-    let http = match build_client(Duration::from_secs(config.http.timeout_secs)) {
+    let http = match build_client(
+        Duration::from_secs(config.http.timeout_secs),
+        config.http.max_body_mib,
+    ) {
         Ok(http) => http,
         Err(err) => {
             lines.push(Err(err.to_string()));
