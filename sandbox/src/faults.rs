@@ -167,6 +167,7 @@ mod tests {
             query: BTreeMap::new(),
             page: Some(page),
             rate_account: None,
+            session_id: None,
         }
     }
 

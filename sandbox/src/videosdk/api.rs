@@ -71,6 +71,7 @@ fn meta(
             JwtCheck::Valid(a) => Some(*a),
             JwtCheck::Expired(_) | JwtCheck::Invalid(_) => None,
         },
+        session_id: None,
     }
 }
 
@@ -101,7 +102,8 @@ pub(crate) async fn session_users(
 ) -> Response {
     let query = parse_pairs(query.as_deref().unwrap_or_default().as_bytes());
     let auth = jwt::check(&state.videosdk, &headers);
-    let meta = meta(&state, Endpoint::SdkSessionUsers, &auth, &query);
+    let mut meta = meta(&state, Endpoint::SdkSessionUsers, &auth, &query);
+    meta.session_id = session_id_from(uri.path()).ok();
     let (state, query) = (&*state, &query);
     api::respond(state, meta, conn.map(|c| c.0), move |_| async move {
         match users(state, auth, uri.path(), query) {
