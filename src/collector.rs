@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::engine::{Engine, RunContext, Source, StreamOutcome};
 use crate::http::pacing::ZoomPacer;
-use crate::http::{build_client, ApiError, RetryPolicy};
+use crate::http::{build_client, ApiError, HttpClient, RetryPolicy};
 use crate::sources::rocketchat::{
     self,
     active_users::{self, ActiveUsers},
@@ -127,7 +127,7 @@ pub fn refused_by_horizon(config: &Config, selection: &Selection, from: NaiveDat
     refused
 }
 
-pub fn zoom_clients(config: &Config, http: &reqwest::Client) -> Vec<(usize, Arc<ZoomClient>)> {
+pub fn zoom_clients(config: &Config, http: &HttpClient) -> Vec<(usize, Arc<ZoomClient>)> {
     let retry = RetryPolicy::new(
         config.collector.max_retries,
         Duration::from_millis(config.collector.retry_base_ms),
@@ -182,7 +182,10 @@ pub async fn run_once_at(
     cancel: CancellationToken,
     run_started: chrono::DateTime<chrono::Utc>,
 ) -> Result<RunReport, CollectError> {
-    let http = build_client(Duration::from_secs(config.http.timeout_secs))?;
+    let http = build_client(
+        Duration::from_secs(config.http.timeout_secs),
+        config.http.max_body_mib,
+    )?;
     let owner = LeaseOwner::for_this_process(config.collector.lease_secs);
     // "Today" is read once, here, for every source of the run: a run that crosses midnight stays
     // consistent (the months it plans, the ranges it requests and what it calls final agree).

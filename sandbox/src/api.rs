@@ -39,7 +39,9 @@ where
         | Some(FaultKind::TruncatedBody)
         | Some(FaultKind::MalformedJson)
         | Some(FaultKind::HostileData)
-        | Some(FaultKind::Patch { .. }) => {}
+        | Some(FaultKind::Patch { .. })
+        | Some(FaultKind::OversizedBody { .. })
+        | Some(FaultKind::ExpiresIn { .. }) => {}
         Some(FaultKind::ClampFrom { days }) => clamp = Some(*days),
         Some(FaultKind::Delay { ms }) => {
             // Shutting down answers at once rather than holding the server up.
@@ -119,6 +121,12 @@ where
         }
         Some(FaultKind::Patch { set, remove }) if reply.status == StatusCode::OK => {
             reply.body = patch(&reply.body, set, remove);
+        }
+        Some(FaultKind::OversizedBody { bytes }) => {
+            reply.body = padded(&reply.body, *bytes);
+        }
+        Some(FaultKind::ExpiresIn { expires_in }) => {
+            reply.body = with_field(&reply.body, "expires_in", expires_in.clone());
         }
         Some(FaultKind::MalformedJson) => {
             // What a misbehaving proxy in front of the API might send.
@@ -237,4 +245,42 @@ fn patch(body: &Bytes, set: &[(String, serde_json::Value)], remove: &[String]) -
     serde_json::to_vec(&page)
         .map(Bytes::from)
         .unwrap_or_else(|_| body.clone())
+}
+
+/// The object `body` with a `padding` string making it at least `bytes` long; anything else as it is.
+fn padded(body: &Bytes, bytes: usize) -> Bytes {
+    let fill = bytes.saturating_sub(body.len());
+    with_field(body, "padding", serde_json::Value::String("p".repeat(fill)))
+}
+
+/// The object `body` with `key` set to `value`; anything that is not a JSON object is left as it is.
+fn with_field(body: &Bytes, key: &str, value: serde_json::Value) -> Bytes {
+    let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice(body) else {
+        return body.clone();
+    };
+    object.insert(key.to_owned(), value);
+    serde_json::to_vec(&object)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| body.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_keeps_the_page_valid_and_makes_it_large() {
+        let page = Bytes::from_static(br#"{"users":[{"id":"a"}],"next_page_token":""}"#);
+        let big = padded(&page, 3_000_000);
+        assert!(big.len() >= 3_000_000);
+        let value: serde_json::Value = serde_json::from_slice(&big).unwrap();
+        assert_eq!(value["users"][0]["id"], "a");
+        let token = with_field(
+            &Bytes::from_static(br#"{"access_token":"t","expires_in":3599}"#),
+            "expires_in",
+            serde_json::json!(0),
+        );
+        let value: serde_json::Value = serde_json::from_slice(&token).unwrap();
+        assert_eq!(value["expires_in"], 0);
+    }
 }

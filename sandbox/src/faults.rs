@@ -77,6 +77,12 @@ pub enum FaultKind {
         #[serde(default)]
         remove: Vec<String>,
     },
+    /// The real page (a JSON object) with a `padding` string field added so the body is at least `bytes`
+    /// long: still valid JSON, only too large.
+    OversizedBody { bytes: usize },
+    /// The real answer with its `expires_in` replaced by this value (any JSON: `0`, `1e30`, `"3600"`), for
+    /// the OAuth token endpoint. The token itself still lives as long as the sandbox says.
+    ExpiresIn { expires_in: serde_json::Value },
 }
 
 struct ActiveRule {
@@ -173,6 +179,7 @@ mod tests {
             query: BTreeMap::new(),
             page: Some(page),
             rate_account: None,
+            session_id: None,
         }
     }
 
@@ -232,5 +239,14 @@ mod tests {
         ));
         let rule: FaultRule = serde_json::from_str(r#"{"kind":{"type":"hang"}}"#).unwrap();
         assert!(matches!(rule.kind, FaultKind::Hang));
+        let rule: FaultRule =
+            serde_json::from_str(r#"{"kind":{"type":"oversized_body","bytes":3000000}}"#).unwrap();
+        assert!(matches!(
+            rule.kind,
+            FaultKind::OversizedBody { bytes: 3_000_000 }
+        ));
+        let rule: FaultRule =
+            serde_json::from_str(r#"{"kind":{"type":"expires_in","expires_in":1e30}}"#).unwrap();
+        assert!(matches!(rule.kind, FaultKind::ExpiresIn { .. }));
     }
 }

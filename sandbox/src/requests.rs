@@ -39,6 +39,10 @@ pub struct RequestRecord {
     /// Milliseconds from the sandbox's start to the answer (or the hang/drop), for measuring rates.
     #[serde(default)]
     pub at_ms: u64,
+    /// Video SDK session users: the session id as the API decoded it from the path; `None` elsewhere, and
+    /// when the path did not name a session as itself (refused with "Session does not exist").
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 /// What a request looked like before it was answered.
@@ -53,6 +57,8 @@ pub(crate) struct RequestMeta {
     /// report, into the Video SDK accounts for `/videosdk/*`): only such requests count against its rate
     /// limits.
     pub rate_account: Option<usize>,
+    /// See [`RequestRecord::session_id`].
+    pub session_id: Option<String>,
 }
 
 pub(crate) struct RequestLog {
@@ -92,6 +98,7 @@ impl RequestLog {
                 page: meta.page,
                 status,
                 at_ms,
+                session_id: meta.session_id.clone(),
             });
             seq
         };

@@ -64,7 +64,10 @@ pub async fn run(config: &Config) -> Vec<Line> {
         )));
         true
     };
-    let http = match build_client(Duration::from_secs(config.http.timeout_secs)) {
+    let http = match build_client(
+        Duration::from_secs(config.http.timeout_secs),
+        config.http.max_body_mib,
+    ) {
         Ok(http) => http,
         Err(err) => {
             lines.push(Line::Fail(err.to_string()));

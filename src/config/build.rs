@@ -157,10 +157,12 @@ fn http(cx: &mut Ctx, mut s: Section) -> HttpConfig {
         None => default.listen,
     };
     let timeout_secs = cx.u64_or(&mut s, "timeout_secs", default.timeout_secs, 1, 600);
+    let max_body_mib = cx.u64_or(&mut s, "max_body_mib", default.max_body_mib, 1, 4096);
     cx.finish(s);
     HttpConfig {
         listen,
         timeout_secs,
+        max_body_mib,
     }
 }
 

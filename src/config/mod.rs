@@ -64,6 +64,8 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Per request, so one stalled connection cannot hold a window's lease forever.
     pub timeout_secs: u64,
+    /// The largest response body read, in MiB, so a broken or hostile server cannot exhaust memory.
+    pub max_body_mib: u64,
 }
 
 impl Default for HttpConfig {
@@ -71,6 +73,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: DEFAULT_LISTEN,
             timeout_secs: 30,
+            max_body_mib: 32,
         }
     }
 }

@@ -88,6 +88,7 @@ fn minimal_file_loads_with_defaults() {
     );
     assert_eq!(config.http.listen, "127.0.0.1:9187".parse().unwrap());
     assert_eq!(config.http.timeout_secs, 30);
+    assert_eq!(config.http.max_body_mib, 32);
     assert_eq!(
         config.log,
         LogConfig {
@@ -166,6 +167,7 @@ fn every_key_set_explicitly() {
         [http]
         listen = "0.0.0.0:8080"
         timeout_secs = 5
+        max_body_mib = 2
         [log]
         format = "json"
         level = "rollcall=debug,info"
@@ -212,7 +214,8 @@ fn every_key_set_explicitly() {
         config.http,
         HttpConfig {
             listen: "0.0.0.0:8080".parse().unwrap(),
-            timeout_secs: 5
+            timeout_secs: 5,
+            max_body_mib: 2
         }
     );
     assert_eq!(
@@ -278,6 +281,7 @@ fn example_file_is_valid_and_documents_every_key() {
         "run_on_start",
         "listen",
         "timeout_secs",
+        "max_body_mib",
         "format",
         "level",
         "lease_secs",
@@ -696,6 +700,11 @@ fn each_problem_names_its_key() {
             "[database]",
             "[http]\ntimeout_secs = 601\n[database]",
             "http.timeout_secs: must be between 1 and 600, got 601",
+        ),
+        (
+            "[database]",
+            "[http]\nmax_body_mib = 0\n[database]",
+            "http.max_body_mib: must be between 1 and 4096, got 0",
         ),
         (
             "[database]",

@@ -1,3 +1,4 @@
+use super::body::{quote_bounded, MAX_QUOTED_BYTES};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::time::Duration;
@@ -43,8 +44,23 @@ pub enum ApiError {
     #[error("{what}: {message}")]
     Rejected { what: String, message: String },
 
+    /// An id the API serves that cannot be put in a URL path as itself; requesting anything else would
+    /// collect another resource's data under its name. Fails the one window, not the account.
+    #[error(transparent)]
+    Unaddressable(#[from] Unaddressable),
+
     #[error("interrupted by shutdown")]
     Cancelled,
+}
+
+/// Why an id cannot be sent as a path segment.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} id {} cannot be addressed in a URL: {reason}", quote_bounded(&format!("{id:?}")))]
+pub struct Unaddressable {
+    /// What the id names, e.g. "session".
+    pub kind: &'static str,
+    pub id: String,
+    pub reason: &'static str,
 }
 
 impl ApiError {
@@ -103,7 +119,8 @@ impl ErrorBody {
             .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
     }
 
-    /// A one-line human message, bounded so a hostile body cannot flood the logs.
+    /// A one-line human message, bounded ([`quote_bounded`]) so a hostile body cannot flood the logs or
+    /// `collection_windows.last_error`.
     pub fn message(&self, body: &[u8]) -> String {
         let text = self
             .message
@@ -114,22 +131,12 @@ impl ErrorBody {
                 Some(other) => Some(other.to_string()),
                 None => None,
             })
-            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-        truncate_for_log(&text, 300)
-    }
-}
-
-pub(crate) fn truncate_for_log(text: &str, max_chars: usize) -> String {
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let trimmed = one_line.trim();
-    if trimmed.chars().count() <= max_chars {
-        trimmed.to_string()
-    } else {
-        let cut: String = trimmed.chars().take(max_chars).collect();
-        format!("{cut}…")
+            .unwrap_or_else(|| {
+                // Only the head is ever shown: no need to decode a megabyte of body.
+                let head = &body[..body.len().min(MAX_QUOTED_BYTES * 4)];
+                String::from_utf8_lossy(head).into_owned()
+            });
+        quote_bounded(&text)
     }
 }
 
@@ -162,10 +169,28 @@ mod tests {
     }
 
     #[test]
+    fn an_unaddressable_id_fails_its_window_only() {
+        let err = ApiError::from(Unaddressable {
+            kind: "session",
+            id: "a\0b".into(),
+            reason: "it holds NUL",
+        });
+        assert!(!err.is_transient() && !err.stops_account());
+        assert_eq!(
+            err.to_string(),
+            r#"session id "a\0b" cannot be addressed in a URL: it holds NUL"#
+        );
+    }
+
+    #[test]
     fn long_messages_are_bounded_and_single_line() {
-        let text = format!("a\nb{}", "x".repeat(1000));
-        let out = truncate_for_log(&text, 10);
+        let body = format!(r#"{{"code":1,"message":"a\nb{}"}}"#, "ß".repeat(10_000));
+        let out = ErrorBody::parse(body.as_bytes()).message(body.as_bytes());
         assert!(!out.contains('\n'));
-        assert_eq!(out.chars().count(), 11);
+        assert!(out.ends_with('…'));
+        assert!(out.len() <= MAX_QUOTED_BYTES + '…'.len_utf8());
+        let garbage = vec![b'x'; 5_000_000];
+        let out = ErrorBody::default().message(&garbage);
+        assert_eq!(out.len(), MAX_QUOTED_BYTES + '…'.len_utf8());
     }
 }

@@ -2,19 +2,43 @@
 //! failures, and the error vocabulary the engine uses to decide between "retry", "restart the window" and
 //! "give up on this account".
 
+mod body;
 mod error;
 pub mod pacing;
 mod retry;
 
-pub use error::{ApiError, ErrorBody};
+pub use body::{malformed_json, quote_bounded, read_body, BodyCap, MAX_QUOTED_BYTES};
+pub use error::{ApiError, ErrorBody, Unaddressable};
 pub use retry::{with_retries, RetryPolicy};
 
 use std::time::Duration;
 
+/// The one HTTP client a process uses, with the body cap every API response is read under.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    body_cap: BodyCap,
+}
+
+impl HttpClient {
+    pub fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        self.client.get(url)
+    }
+
+    pub fn post(&self, url: &str) -> reqwest::RequestBuilder {
+        self.client.post(url)
+    }
+
+    /// The response's body, read under `http.max_body_mib`.
+    pub async fn body(&self, response: reqwest::Response, what: &str) -> Result<Vec<u8>, ApiError> {
+        read_body(response, self.body_cap, what).await
+    }
+}
+
 /// Builds the one client a process uses. Redirects are refused because reqwest strips `Authorization` on a
 /// cross-host redirect, which would turn a moved endpoint into a confusing 401 (research/zoom-api.md §6.10).
-pub fn build_client(timeout: Duration) -> Result<reqwest::Client, ApiError> {
-    reqwest::Client::builder()
+pub fn build_client(timeout: Duration, max_body_mib: u64) -> Result<HttpClient, ApiError> {
+    let client = reqwest::Client::builder()
         .user_agent(concat!("rollcall/", env!("CARGO_PKG_VERSION")))
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -24,7 +48,11 @@ pub fn build_client(timeout: Duration) -> Result<reqwest::Client, ApiError> {
         .map_err(|e| ApiError::Transport {
             what: "building the HTTP client".into(),
             message: e.to_string(),
-        })
+        })?;
+    Ok(HttpClient {
+        client,
+        body_cap: BodyCap::from_mib(max_body_mib),
+    })
 }
 
 /// Describes a transport error without echoing the URL: query strings can carry page tokens.

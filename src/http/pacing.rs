@@ -4,7 +4,7 @@
 
 use super::ApiError;
 use crate::config::ResolvedLimits;
-use chrono::{Duration as ChronoDuration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, NaiveTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -105,14 +105,47 @@ impl ZoomPacer {
                         "{what} (rollcall's own count of the daily pool of {})",
                         daily.limit
                     ),
-                    until: (today + ChronoDuration::days(1))
-                        .and_time(NaiveTime::MIN)
-                        .and_utc(),
+                    until: next_utc_midnight(Utc::now()),
                 });
             }
             used.1 += 1;
         }
         Ok(())
+    }
+}
+
+/// Zoom's daily pool resets at 00:00 UTC. A pause may reach this far past it, for clock skew between Zoom
+/// and us; never further, whatever a server says.
+pub fn daily_reset_margin() -> ChronoDuration {
+    ChronoDuration::minutes(5)
+}
+
+/// A `Retry-After` in the past (a skewed clock on either side) means the server believes the reset has
+/// come: pausing this long lets it settle without giving up a day of collection.
+fn past_retry_pause() -> ChronoDuration {
+    ChronoDuration::minutes(1)
+}
+
+pub fn next_utc_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
+    (now.date_naive() + ChronoDuration::days(1))
+        .and_time(NaiveTime::MIN)
+        .and_utc()
+}
+
+/// The latest a daily-limit pause begun at `now` may last.
+pub fn latest_daily_pause(now: DateTime<Utc>) -> DateTime<Utc> {
+    next_utc_midnight(now) + daily_reset_margin()
+}
+
+/// The end of a daily-limit pause, from the 429's `Retry-After` (if any) and the time it arrived: without
+/// one, the next 00:00 UTC; a past one, a minute from now; a future one as asked, but never past the next
+/// 00:00 UTC plus [`daily_reset_margin`], so no reply can wedge an account for longer than a day.
+pub fn daily_pause_until(asked: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+    let latest = latest_daily_pause(now);
+    match asked {
+        None => next_utc_midnight(now),
+        Some(at) if at <= now => now + past_retry_pause(),
+        Some(at) => at.min(latest),
     }
 }
 
@@ -137,6 +170,43 @@ mod tests {
             pacer.acquire(Category::Heavy, "t", &cancel).await,
             Err(ApiError::DailyLimit { .. })
         ));
+    }
+
+    #[test]
+    fn daily_pauses_end_by_the_next_reset_plus_the_margin() {
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap()
+        };
+        let now = at("2026-03-10T17:30:00Z");
+        let midnight = at("2026-03-11T00:00:00Z");
+        assert_eq!(daily_pause_until(None, now), midnight);
+        assert_eq!(
+            daily_pause_until(Some(at("2027-03-10T00:00:00Z")), now),
+            at("2026-03-11T00:05:00Z"),
+            "a year ahead is cut to the reset plus the margin"
+        );
+        assert_eq!(
+            daily_pause_until(Some(at("2026-03-11T00:03:00Z")), now),
+            at("2026-03-11T00:03:00Z"),
+            "inside the margin, as asked"
+        );
+        assert_eq!(
+            daily_pause_until(Some(at("2026-03-10T18:00:00Z")), now),
+            at("2026-03-10T18:00:00Z"),
+            "a shorter pause is kept"
+        );
+        assert_eq!(
+            daily_pause_until(Some(at("2026-03-09T00:00:00Z")), now),
+            at("2026-03-10T17:31:00Z"),
+            "a past Retry-After pauses a minute"
+        );
+        let late = at("2026-03-10T23:59:59Z");
+        assert_eq!(
+            daily_pause_until(Some(at("2026-12-31T00:00:00Z")), late),
+            at("2026-03-11T00:05:00Z")
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Daily-limit pauses, kept in PostgreSQL so a restart or another replica respects them (DESIGN §1.5).
 
 use super::StoreError;
+use crate::http::pacing::latest_daily_pause;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -34,17 +35,21 @@ pub async fn all_active(pool: &PgPool) -> Result<HashMap<String, Pause>, StoreEr
         .collect())
 }
 
+/// Stores the account's pause, replacing any earlier one: the latest daily-limit answer is the best word on
+/// when the pool resets, so a shorter pause after a longer one shortens it (keeping the longer would let
+/// one bad `Retry-After` outlive the reset). Whatever the caller passes, the pause ends by the next
+/// 00:00 UTC plus the margin, so a stored pause can never wedge the account.
 pub async fn pause(
     pool: &PgPool,
     account: &str,
     until: DateTime<Utc>,
     reason: &str,
 ) -> Result<(), StoreError> {
+    let until = until.min(latest_daily_pause(Utc::now()));
     sqlx::query(
         "INSERT INTO rollcall.account_pauses (account, until, reason) VALUES ($1, $2, $3)
          ON CONFLICT (account) DO UPDATE
-           SET until = GREATEST(account_pauses.until, EXCLUDED.until), reason = EXCLUDED.reason,
-               paused_at = now()",
+           SET until = EXCLUDED.until, reason = EXCLUDED.reason, paused_at = now()",
     )
     .bind(account)
     .bind(until)

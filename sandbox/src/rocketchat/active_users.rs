@@ -41,6 +41,7 @@ pub(crate) async fn handler(
         page: None,
         // Rocket.Chat's per-route limit is its own (see rocketchat/), not Zoom's categories.
         rate_account: None,
+        session_id: None,
     };
     let (state, headers, query, workspace) = (&*state, &headers, &query, &workspace);
     api::respond(state, meta, conn.map(|c| c.0), move |_clamp| async move {

@@ -14,7 +14,7 @@ use chrono::{NaiveDate, Utc};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
-use super::data::{SessionRow, UserRow};
+use super::data::{SessionRow, SessionSlot, UserRow};
 use super::jwt::{self, JwtCheck};
 use crate::api::{self, parse_pairs};
 use crate::data::last_of_month;
@@ -71,6 +71,7 @@ fn meta(
             JwtCheck::Valid(a) => Some(*a),
             JwtCheck::Expired(_) | JwtCheck::Invalid(_) => None,
         },
+        session_id: None,
     }
 }
 
@@ -101,7 +102,8 @@ pub(crate) async fn session_users(
 ) -> Response {
     let query = parse_pairs(query.as_deref().unwrap_or_default().as_bytes());
     let auth = jwt::check(&state.videosdk, &headers);
-    let meta = meta(&state, Endpoint::SdkSessionUsers, &auth, &query);
+    let mut meta = meta(&state, Endpoint::SdkSessionUsers, &auth, &query);
+    meta.session_id = session_id_from(uri.path()).ok();
     let (state, query) = (&*state, &query);
     api::respond(state, meta, conn.map(|c| c.0), move |_| async move {
         match users(state, auth, uri.path(), query) {
@@ -238,18 +240,20 @@ fn sessions(
     let mut rows = Vec::new();
     let mut next = None;
     if is_past {
-        let n = acct.spec.sessions_per_month;
+        let n = month_len(state, account, month);
         let mut index = u32::try_from(start).unwrap_or(u32::MAX);
         while index < n {
-            let slot = acct.slot(month, index);
+            let Some((slot, id)) = session_at(state, account, month, index) else {
+                break;
+            };
             let day = slot.start.date_naive();
             if day >= from && day <= to {
                 if rows.len() == size as usize {
                     next = Some(u64::from(index));
                     break;
                 }
-                let id = acct.session_id(month, index);
-                rows.push(acct.session(&slot, sdk.is_open(account, &id)));
+                let open = sdk.is_open(account, &id);
+                rows.push(acct.session(&slot, open, id));
             }
             index += 1;
         }
@@ -274,6 +278,48 @@ fn sessions(
     ))
 }
 
+/// The generated sessions of the month, then (in today's month) the extra ones.
+fn month_len(state: &Shared, account: usize, month: NaiveDate) -> u32 {
+    let generated = state.videosdk.accounts[account].spec.sessions_per_month;
+    if month == crate::data::first_of_month(state.today()) {
+        let extra = u32::try_from(state.videosdk.extras(account).len()).unwrap_or(u32::MAX);
+        generated.saturating_add(extra)
+    } else {
+        generated
+    }
+}
+
+/// The session at `index` of the month's listing order, with its id.
+fn session_at(
+    state: &Shared,
+    account: usize,
+    month: NaiveDate,
+    index: u32,
+) -> Option<(SessionSlot, String)> {
+    let acct = &state.videosdk.accounts[account];
+    let n = acct.spec.sessions_per_month;
+    if index < n {
+        return Some((acct.slot(month, index), acct.session_id(month, index)));
+    }
+    if month != crate::data::first_of_month(state.today()) {
+        return None;
+    }
+    let k = index - n;
+    let id = state.videosdk.extras(account).into_iter().nth(k as usize)?;
+    Some((acct.extra_slot(month, k), id))
+}
+
+/// The slot of a session id the account serves: an extra one, or a generated one.
+fn find_session(state: &Shared, account: usize, id: &str) -> Option<SessionSlot> {
+    let acct = &state.videosdk.accounts[account];
+    if let Some(k) = state.videosdk.extras(account).iter().position(|e| e == id) {
+        let month = crate::data::first_of_month(state.today());
+        return Some(acct.extra_slot(month, u32::try_from(k).ok()?));
+    }
+    let (month, index) = acct.parse_session_id(id)?;
+    Some(acct.slot(month, index))
+}
+
 fn no_such_session(id: &str) -> Reply {
     zoom_error(
         StatusCode::NOT_FOUND,
@@ -292,6 +338,10 @@ fn session_id_from(path: &str) -> Result<String, Reply> {
     let once = percent_decode_str(segment).decode_utf8_lossy().into_owned();
     if once.starts_with('/') || once.contains("//") {
         return Err(no_such_session(&once.replace("//", "/")));
+    }
+    // A gateway normalises the decoded path: a `.` or `..` component is gone before the API sees it.
+    if once.split('/').any(|part| part == "." || part == "..") {
+        return Err(no_such_session(&once));
     }
     if once.contains('%') {
         return Ok(percent_decode_str(&once).decode_utf8_lossy().into_owned());
@@ -312,10 +362,7 @@ fn users(
     let sdk = &state.videosdk;
     let acct = &sdk.accounts[account];
     let today = state.today();
-    let (month, index) = acct
-        .parse_session_id(&id)
-        .ok_or_else(|| no_such_session(&id))?;
-    let slot = acct.slot(month, index);
+    let slot = find_session(state, account, &id).ok_or_else(|| no_such_session(&id))?;
     // Zoom keeps six months; a session that has not happened yet does not exist either.
     if slot.start.date_naive() < horizon(today) || slot.start.date_naive() > today {
         return Err(no_such_session(&id));
@@ -362,14 +409,12 @@ pub(crate) fn month_truth(
     };
     let month = crate::data::first_of_month(month);
     let to = last_of_month(month).min(state.today());
-    (0..acct.spec.sessions_per_month)
-        .map(|i| acct.slot(month, i))
-        .filter(|s| s.start.date_naive() <= to)
-        .map(|s| {
-            let open = state
-                .videosdk
-                .is_open(account, &acct.session_id(month, s.index));
-            acct.session(&s, open)
+    (0..month_len(state, account, month))
+        .filter_map(|i| session_at(state, account, month, i))
+        .filter(|(s, _)| s.start.date_naive() <= to)
+        .map(|(s, id)| {
+            let open = state.videosdk.is_open(account, &id);
+            acct.session(&s, open, id)
         })
         .filter_map(|row| serde_json::to_value(row).ok())
         .collect()
@@ -379,10 +424,9 @@ pub(crate) fn users_truth(state: &Shared, account: usize, id: &str) -> Vec<serde
     let Some(acct) = state.videosdk.accounts.get(account) else {
         return Vec::new();
     };
-    let Some((month, index)) = acct.parse_session_id(id) else {
+    let Some(slot) = find_session(state, account, id) else {
         return Vec::new();
     };
-    let slot = acct.slot(month, index);
     acct.users(&slot, state.videosdk.is_open(account, id))
         .into_iter()
         .filter_map(|row| serde_json::to_value(row).ok())
@@ -405,6 +449,20 @@ mod tests {
             Some("sfk/aOFJ==".to_owned())
         );
         assert!(session_id_from(&path("%2Fab%2F%2Fc%2Bd%3D%3D")).is_err());
+        assert!(session_id_from(&path("x%2F..%2Fy")).is_err());
+        assert_eq!(
+            session_id_from(&path("x%252F%252E%252E%252Fy")).ok(),
+            Some("x/../y".to_owned())
+        );
+        assert_eq!(
+            session_id_from(&path("%252E%252E")).ok(),
+            Some("..".to_owned())
+        );
+        assert_eq!(session_id_from(&path("%2525")).ok(), Some("%".to_owned()));
+        assert_eq!(
+            session_id_from(&path("a%25252Fb")).ok(),
+            Some("a%2Fb".to_owned())
+        );
         assert_eq!(session_id_from(&path("a+b")).ok(), Some("a+b".to_owned()));
     }
 }

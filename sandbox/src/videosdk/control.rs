@@ -34,6 +34,21 @@ impl Control {
         }
     }
 
+    /// Adds a session with exactly this id to the account's current month (served after the generated
+    /// ones, with its own users), for ids the generator never makes: `.`, `..`, `%`, NUL. False for an
+    /// unknown account.
+    pub fn add_sdk_session(&self, api_key: &str, session_id: &str) -> bool {
+        let sdk = &self.state.videosdk;
+        let Some(a) = sdk.account_by_key(api_key) else {
+            return false;
+        };
+        let mut extra = lock(&sdk.extra);
+        if !extra.iter().any(|(b, id)| *b == a && id == session_id) {
+            extra.push((a, session_id.to_owned()));
+        }
+        true
+    }
+
     /// Serves the session as still running (no `end_time`) or as ended again. False for unknown ids.
     pub fn set_sdk_session_open(&self, api_key: &str, session_id: &str, open: bool) -> bool {
         let sdk = &self.state.videosdk;
@@ -58,6 +73,7 @@ pub(crate) fn control_routes() -> Router<Arc<Shared>> {
         .route("/truth/videosdk/sessions", get(sessions))
         .route("/truth/videosdk/session_users", get(session_users))
         .route("/videosdk/session_open", post(session_open))
+        .route("/videosdk/extra_session", post(extra_session))
 }
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
@@ -115,5 +131,24 @@ async fn session_open(State(state): State<Arc<Shared>>, body: Bytes) -> Response
         StatusCode::NO_CONTENT.into_response()
     } else {
         problem(StatusCode::NOT_FOUND, "no such account or session")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtraBody {
+    api_key: String,
+    session_id: String,
+}
+
+async fn extra_session(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
+    let body: ExtraBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(err) => return problem(StatusCode::BAD_REQUEST, format!("invalid JSON body: {err}")),
+    };
+    if (Control { state }).add_sdk_session(&body.api_key, &body.session_id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        problem(StatusCode::NOT_FOUND, "no such account")
     }
 }

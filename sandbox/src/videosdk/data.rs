@@ -195,7 +195,21 @@ impl SdkAccount {
         }
     }
 
-    pub fn session(&self, s: &SessionSlot, open: bool) -> SessionRow {
+    /// The slot of the `k`th extra session of `month` (see `Control::add_sdk_session`): on the month's first
+    /// day, indexed after the generated sessions so its users are its own.
+    pub fn extra_slot(&self, month: NaiveDate, k: u32) -> SessionSlot {
+        let first = month.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let start = first + Duration::minutes(i64::from(k % 100) * 10);
+        SessionSlot {
+            month,
+            index: self.spec.sessions_per_month.saturating_add(k),
+            start,
+            end: start + Duration::minutes(30),
+        }
+    }
+
+    /// The session row of a slot, under `id` (a generated id, or an extra one).
+    pub fn session(&self, s: &SessionSlot, open: bool, id: String) -> SessionRow {
         let h = hash(&[
             self.key,
             SALT_SESSION,
@@ -206,7 +220,7 @@ impl SdkAccount {
         let joins = self.join_count(s);
         let participants = (0..joins).filter(|j| Self::participant(*j) == *j).count() as u32;
         SessionRow {
-            id: self.session_id(s.month, s.index),
+            id,
             session_name: format!("{} #{}", pick(WORDS, h), s.index + 1),
             start_time: ts(s.start),
             end_time: (!open).then(|| ts(s.end)),

@@ -82,6 +82,9 @@ pub(crate) struct SdkState {
     accounts: Vec<Arc<SdkAccount>>,
     /// (account, session id) served as still running: no end_time, and no leave_time for those in it.
     open: Mutex<HashSet<(usize, String)>>,
+    /// Ids a test added per account (`Control::add_sdk_session`), in order: sessions of today's month, served
+    /// after the generated ones, for ids the generator never makes (`.`, `..`, `%`, NUL).
+    extra: Mutex<Vec<(usize, String)>>,
 }
 
 impl SdkState {
@@ -92,7 +95,17 @@ impl SdkState {
                 .map(|s| Arc::new(SdkAccount::new(seed, s.clone())))
                 .collect(),
             open: Mutex::default(),
+            extra: Mutex::default(),
         }
+    }
+
+    /// The account's extra session ids, in the order they were added.
+    fn extras(&self, account: usize) -> Vec<String> {
+        lock(&self.extra)
+            .iter()
+            .filter(|(a, _)| *a == account)
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 
     fn account_by_key(&self, api_key: &str) -> Option<usize> {

@@ -39,6 +39,7 @@ pub(crate) async fn token(
         query: logged,
         page: None,
         rate_account: None,
+        session_id: None,
     };
     api::respond(&state, meta, conn.map(|c| c.0), |_| async {
         mint(&state, &headers, &params)

@@ -85,6 +85,7 @@ pub(crate) async fn report_users(
         query: query.clone(),
         page,
         rate_account,
+        session_id: None,
     };
     let (state, headers, query) = (&*state, &headers, &query);
     api::respond(state, meta, conn.map(|c| c.0), move |clamp| async move {

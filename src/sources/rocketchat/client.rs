@@ -3,7 +3,10 @@
 //! Rocket.Chat's error bodies mapped onto [`ApiError`] (research/rocketchat-api.md §2-3).
 
 use crate::http::pacing::steady_limiter;
-use crate::http::{describe_transport_error, with_retries, ApiError, ErrorBody, RetryPolicy};
+use crate::http::{
+    describe_transport_error, malformed_json, with_retries, ApiError, ErrorBody, HttpClient,
+    RetryPolicy,
+};
 use crate::observe;
 use chrono::{DateTime, TimeZone, Utc};
 use governor::DefaultDirectRateLimiter;
@@ -30,7 +33,7 @@ pub struct RocketChatClient {
     url: String,
     user_id: String,
     auth_token: SecretString,
-    http: reqwest::Client,
+    http: HttpClient,
     limiter: Option<DefaultDirectRateLimiter>,
     retry: RetryPolicy,
     /// Set when the server said no calls are left until its reset (epoch ms).
@@ -49,7 +52,7 @@ pub struct ClientSettings {
 }
 
 impl RocketChatClient {
-    pub fn new(settings: ClientSettings, http: reqwest::Client) -> RocketChatClient {
+    pub fn new(settings: ClientSettings, http: HttpClient) -> RocketChatClient {
         let per_minute = settings
             .requests_per_minute
             .unwrap_or(DEFAULT_REQUESTS_PER_MINUTE);
@@ -117,17 +120,15 @@ impl RocketChatClient {
         );
         let headers = response.headers().clone();
         self.note_limit(&headers);
-        let body = response.bytes().await.map_err(|e| ApiError::Transport {
-            what: what.to_string(),
-            message: describe_transport_error(&e),
-        })?;
+        let body = self.http.body(response, what).await?;
         if (200..300).contains(&status) {
             return serde_json::from_slice(&body)
-                .map_err(|e| e.to_string())
-                .and_then(with_month_list)
-                .map_err(|message| ApiError::Malformed {
-                    what: what.to_string(),
-                    message,
+                .map_err(|e| malformed_json(what, &e))
+                .and_then(|body| {
+                    with_month_list(body).map_err(|message| ApiError::Malformed {
+                        what: what.to_string(),
+                        message,
+                    })
                 });
         }
         Err(classify(
@@ -342,6 +343,25 @@ mod tests {
         );
         assert!(!err.is_transient() && err.to_string().contains("rollcall bug"));
         assert!(classify_body(502, &none, "<html>").is_transient());
+    }
+
+    #[test]
+    fn error_texts_quoted_from_a_body_are_bounded() {
+        let body = format!(r#"{{"success":false,"error":"{}"}}"#, "z".repeat(100_000));
+        let text = classify_body(418, &HeaderMap::new(), &body).to_string();
+        assert!(
+            text.len() < crate::http::MAX_QUOTED_BYTES + 64,
+            "{}",
+            text.len()
+        );
+        assert!(text.ends_with('…'));
+        let html = "<html>".repeat(10_000);
+        let text = classify_body(502, &HeaderMap::new(), &html).to_string();
+        assert!(
+            text.len() < crate::http::MAX_QUOTED_BYTES + 64,
+            "{}",
+            text.len()
+        );
     }
 
     #[test]

@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// One client per `[[rocketchat]]` workspace, with its config index (for errors naming its keys).
-pub fn clients(config: &Config, http: &reqwest::Client) -> Vec<(usize, Arc<RocketChatClient>)> {
+pub fn clients(
+    config: &Config,
+    http: &crate::http::HttpClient,
+) -> Vec<(usize, Arc<RocketChatClient>)> {
     let retry = RetryPolicy::new(
         config.collector.max_retries,
         Duration::from_millis(config.collector.retry_base_ms),

@@ -2,13 +2,49 @@
 //! a minute before it expires. Concurrent mints have invalidated each other's tokens on Zoom
 //! (research/zoom-api.md §6.9), hence the single flight.
 
-use crate::http::{describe_transport_error, ApiError, ErrorBody};
+use crate::http::{malformed_json, ApiError, ErrorBody, HttpClient};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// What Zoom documents (3600 s), less a second; used when `expires_in` is absent or unreadable.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3599);
+
+/// The shortest lifetime believed. A served 0 or 5 s would otherwise mean a mint before every request
+/// (and a flood of mints, which Zoom answers by invalidating tokens); if the token really dies sooner,
+/// the API's 401 makes the client mint again once, which is the cost of being wrong.
+const MIN_LIFETIME: Duration = Duration::from_secs(120);
+
+/// The longest lifetime believed. Zoom's tokens live an hour; a day bounds a nonsense value (`1e30`,
+/// `u64::MAX`) so the arithmetic cannot overflow and a rotated secret is noticed within a day at worst.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The lifetime a token response claims, clamped to [`MIN_LIFETIME`, `MAX_LIFETIME`]. Numbers (integer or
+/// not, negative included) and numeric strings are read; anything else means Zoom's default.
+fn lifetime(expires_in: Option<&Value>) -> Duration {
+    let seconds = match expires_in {
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match seconds {
+        Some(s) if s.is_finite() => {
+            let clamped = s.clamp(MIN_LIFETIME.as_secs_f64(), MAX_LIFETIME.as_secs_f64());
+            Duration::from_secs_f64(clamped)
+        }
+        _ => DEFAULT_LIFETIME,
+    }
+}
+
+/// How long before its end a token is replaced: a minute, or a quarter of a short lifetime, so a token
+/// that lives two minutes is still used for ninety seconds rather than re-minted at every request.
+fn refresh_margin(lifetime: Duration) -> Duration {
+    REFRESH_MARGIN.min(lifetime / 4)
+}
 
 pub struct S2sCredentials {
     pub oauth_url: String,
@@ -45,19 +81,21 @@ impl std::fmt::Debug for AccessToken {
 
 pub struct S2sAuth {
     credentials: S2sCredentials,
-    http: reqwest::Client,
-    cached: Mutex<Option<AccessToken>>,
+    http: HttpClient,
+    /// The token and when to replace it.
+    cached: Mutex<Option<(AccessToken, Instant)>>,
 }
 
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
+    /// Read leniently: a string, a float or a huge number must not fail the mint (see [`lifetime`]).
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<Value>,
 }
 
 impl S2sAuth {
-    pub fn new(credentials: S2sCredentials, http: reqwest::Client) -> S2sAuth {
+    pub fn new(credentials: S2sCredentials, http: HttpClient) -> S2sAuth {
         S2sAuth {
             credentials,
             http,
@@ -68,13 +106,13 @@ impl S2sAuth {
     /// A token valid for at least another minute, minting one if needed.
     pub async fn token(&self) -> Result<AccessToken, ApiError> {
         let mut cached = self.cached.lock().await;
-        if let Some(token) = cached.as_ref() {
-            if token.expires_at > Instant::now() + REFRESH_MARGIN {
+        if let Some((token, refresh_at)) = cached.as_ref() {
+            if *refresh_at > Instant::now() {
                 return Ok(token.clone());
             }
         }
-        let fresh = self.mint().await?;
-        *cached = Some(fresh.clone());
+        let (fresh, refresh_at) = self.mint().await?;
+        *cached = Some((fresh.clone(), refresh_at));
         Ok(fresh)
     }
 
@@ -83,13 +121,14 @@ impl S2sAuth {
         let mut cached = self.cached.lock().await;
         if cached
             .as_ref()
-            .is_some_and(|t| t.value.expose_secret() == rejected.value.expose_secret())
+            .is_some_and(|(t, _)| t.value.expose_secret() == rejected.value.expose_secret())
         {
             *cached = None;
         }
     }
 
-    async fn mint(&self) -> Result<AccessToken, ApiError> {
+    /// A fresh token and the instant to replace it.
+    async fn mint(&self) -> Result<(AccessToken, Instant), ApiError> {
         let c = &self.credentials;
         let what = format!(
             "zoom account \"{}\": minting an access token",
@@ -107,30 +146,31 @@ impl S2sAuth {
             .await
             .map_err(|e| ApiError::Transport {
                 what: what.clone(),
-                message: describe_transport_error(&e),
+                message: crate::http::describe_transport_error(&e),
             })?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| ApiError::Transport {
-            what: what.clone(),
-            message: describe_transport_error(&e),
-        })?;
+        let body = self.http.body(response, &what).await?;
         if status.is_success() {
             let parsed: TokenResponse =
-                serde_json::from_slice(&body).map_err(|e| ApiError::Malformed {
-                    what: what.clone(),
-                    message: e.to_string(),
-                })?;
+                serde_json::from_slice(&body).map_err(|e| malformed_json(&what, &e))?;
             if parsed.access_token.is_empty() {
                 return Err(ApiError::Malformed {
                     what,
                     message: "empty access_token".into(),
                 });
             }
-            tracing::debug!(account = %c.account_name, "minted a Zoom access token");
-            return Ok(AccessToken {
+            let lifetime = lifetime(parsed.expires_in.as_ref());
+            tracing::debug!(
+                account = %c.account_name,
+                lifetime_secs = lifetime.as_secs(),
+                "minted a Zoom access token"
+            );
+            let now = Instant::now();
+            let token = AccessToken {
                 value: SecretString::from(parsed.access_token),
-                expires_at: Instant::now() + Duration::from_secs(parsed.expires_in.unwrap_or(3599)),
-            });
+                expires_at: now + lifetime,
+            };
+            return Ok((token, now + lifetime - refresh_margin(lifetime)));
         }
         let error = ErrorBody::parse(&body);
         let message = format!("HTTP {}: {}", status.as_u16(), error.message(&body));
@@ -155,5 +195,39 @@ impl S2sAuth {
                 retry_after: None,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lifetimes_are_clamped_to_a_sane_range() {
+        let secs = |v: Value| lifetime(Some(&v)).as_secs();
+        assert_eq!(secs(json!(3600)), 3600);
+        assert_eq!(secs(json!("3600")), 3600);
+        assert_eq!(secs(json!(0)), 120);
+        assert_eq!(secs(json!(5)), 120);
+        assert_eq!(secs(json!(-30)), 120);
+        assert_eq!(secs(json!(1e30)), 86_400);
+        assert_eq!(secs(json!(u64::MAX)), 86_400);
+        assert_eq!(secs(json!(i64::MIN)), 120);
+        assert_eq!(secs(json!("soon")), 3599);
+        assert_eq!(secs(json!(null)), 3599);
+        assert_eq!(secs(json!({"s": 1})), 3599);
+        assert_eq!(lifetime(None).as_secs(), 3599);
+    }
+
+    #[test]
+    fn short_lifetimes_get_a_proportional_refresh_margin() {
+        assert_eq!(refresh_margin(Duration::from_secs(3599)), REFRESH_MARGIN);
+        assert_eq!(
+            refresh_margin(MIN_LIFETIME),
+            Duration::from_secs(30),
+            "a two-minute token is used for ninety seconds"
+        );
+        assert!(refresh_margin(MIN_LIFETIME) < MIN_LIFETIME);
     }
 }

@@ -3,10 +3,13 @@
 
 use super::auth::{AccessToken, S2sAuth};
 use super::videosdk::jwt::JwtAuth;
-use crate::http::pacing::{Category, ZoomPacer};
-use crate::http::{describe_transport_error, with_retries, ApiError, ErrorBody, RetryPolicy};
+use crate::http::pacing::{daily_pause_until, Category, ZoomPacer};
+use crate::http::{
+    describe_transport_error, malformed_json, with_retries, ApiError, ErrorBody, HttpClient,
+    RetryPolicy,
+};
 use crate::observe;
-use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use reqwest::header::HeaderMap;
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
@@ -63,7 +66,7 @@ impl ZoomAuth {
 pub struct ZoomClient {
     pub account_name: String,
     api_url: String,
-    http: reqwest::Client,
+    http: HttpClient,
     auth: ZoomAuth,
     pacer: ZoomPacer,
     retry: RetryPolicy,
@@ -73,7 +76,7 @@ impl ZoomClient {
     pub fn new(
         account_name: String,
         api_url: String,
-        http: reqwest::Client,
+        http: HttpClient,
         auth: ZoomAuth,
         pacer: ZoomPacer,
         retry: RetryPolicy,
@@ -143,15 +146,9 @@ impl ZoomClient {
                 observe::status_outcome(status),
             );
             let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(|e| ApiError::Transport {
-                what: what.to_string(),
-                message: describe_transport_error(&e),
-            })?;
+            let body = self.http.body(response, what).await?;
             if (200..300).contains(&status) {
-                return serde_json::from_slice(&body).map_err(|e| ApiError::Malformed {
-                    what: what.to_string(),
-                    message: e.to_string(),
-                });
+                return serde_json::from_slice(&body).map_err(|e| malformed_json(what, &e));
             }
             let error = ErrorBody::parse(&body);
             if status == 401 && !reminted {
@@ -188,9 +185,10 @@ fn classify(
             let limit_type = header(headers, "x-ratelimit-type").unwrap_or_default();
             let retry_at = header(headers, "retry-after").and_then(parse_retry_after);
             if limit_type.eq_ignore_ascii_case("daily-limit") {
+                // Clamped here, when the 429 arrives: a `Retry-After` a year ahead must not wedge the account.
                 ApiError::DailyLimit {
                     what,
-                    until: retry_at.unwrap_or_else(next_utc_midnight),
+                    until: daily_pause_until(retry_at, Utc::now()),
                 }
             } else {
                 ApiError::Status {
@@ -255,11 +253,6 @@ fn parse_retry_after(value: String) -> Option<DateTime<Utc>> {
         .map(|secs| Utc::now() + ChronoDuration::seconds(secs))
 }
 
-fn next_utc_midnight() -> DateTime<Utc> {
-    let tomorrow = Utc::now().date_naive() + ChronoDuration::days(1);
-    tomorrow.and_time(NaiveTime::MIN).and_utc()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,9 +275,47 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-ratelimit-type", "Daily-limit".parse().unwrap());
         match classify("t", 429, &headers, &ErrorBody::default(), b"") {
-            ApiError::DailyLimit { until, .. } => assert_eq!(until, next_utc_midnight()),
+            ApiError::DailyLimit { until, .. } => {
+                assert_eq!(until, crate::http::pacing::next_utc_midnight(Utc::now()))
+            }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_daily_limit_retry_after_a_year_ahead_is_clamped_to_the_next_reset() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-type", "Daily-limit".parse().unwrap());
+        let far = (Utc::now() + ChronoDuration::days(365)).to_rfc3339();
+        headers.insert("retry-after", far.parse().unwrap());
+        let before = Utc::now();
+        match classify("t", 429, &headers, &ErrorBody::default(), b"") {
+            ApiError::DailyLimit { until, .. } => {
+                let latest = crate::http::pacing::next_utc_midnight(Utc::now())
+                    + crate::http::pacing::daily_reset_margin();
+                assert!(until <= latest && until > before, "{until}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_texts_quoted_from_a_body_are_bounded() {
+        let body = format!(r#"{{"code":1234,"message":"{}"}}"#, "ü".repeat(5000));
+        let err = classify(
+            "t",
+            400,
+            &HeaderMap::new(),
+            &ErrorBody::parse(body.as_bytes()),
+            body.as_bytes(),
+        );
+        let text = err.to_string();
+        assert!(
+            text.len() < crate::http::MAX_QUOTED_BYTES + 64,
+            "{}",
+            text.len()
+        );
+        assert!(text.contains('…'));
     }
 
     #[test]

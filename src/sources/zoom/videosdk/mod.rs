@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub fn client(
     index: usize,
     account: &VideoSdkAccount,
-    http: &reqwest::Client,
+    http: &crate::http::HttpClient,
     retry: RetryPolicy,
 ) -> Arc<ZoomClient> {
     let auth = JwtAuth::new(JwtCredentials {
@@ -71,7 +71,7 @@ pub async fn verify(client: &ZoomClient) -> Result<(), ApiError> {
 pub fn sources(
     config: &crate::config::Config,
     index: usize,
-    http: &reqwest::Client,
+    http: &crate::http::HttpClient,
     run: &crate::engine::RunContext,
     plan_from: Option<chrono::NaiveDate>,
     plan_to: Option<chrono::NaiveDate>,

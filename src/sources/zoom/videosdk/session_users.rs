@@ -146,7 +146,7 @@ impl Source for SdkSessionUsers {
     ) -> Result<UsersPage, ApiError> {
         let path = format!(
             "/videosdk/sessions/{}/users",
-            session_segment(&window.scope)
+            session_segment(&window.scope)?
         );
         let page_size = params.page_size.to_string();
         let mut query = vec![("type", "past"), ("page_size", page_size.as_str())];
