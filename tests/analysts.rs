@@ -418,6 +418,56 @@ async fn every_readme_question_matches_the_sandbox_truth() {
     let mut want = want;
     want.sort();
     assert_eq!(got, want, "complete history of {last_month}");
+
+    // The same collection through `rollcall coverage`: every month Zoom serves is held, the months before
+    // it were never held, and the chat month that began before the server's retention is partly held.
+    let out = run(&config.path, &["coverage", "--months", "9", "--json"]).await;
+    assert_eq!(out.code, 0, "coverage: {}", out.output());
+    let json: Value = serde_json::from_str(&out.stdout).expect("coverage JSON");
+    let states = |account: &str| -> BTreeMap<NaiveDate, String> {
+        json["accounts"]
+            .as_array()
+            .expect("accounts")
+            .iter()
+            .filter(|a| a["account"] == account)
+            .flat_map(|a| a["streams"][0]["months"].as_array().expect("months").iter())
+            .map(|c| {
+                let month = NaiveDate::parse_from_str(
+                    &format!("{}-01", c["month"].as_str().expect("month")),
+                    "%Y-%m-%d",
+                )
+                .expect("YYYY-MM");
+                (month, c["state"].as_str().expect("state").to_string())
+            })
+            .collect()
+    };
+    for name in [&account, &sdk_name] {
+        let cells = states(name);
+        assert_eq!(cells.len(), 9, "{name}: {cells:?}");
+        for (month, state) in &cells {
+            let want: &[&str] = if months.contains(month) {
+                &["final", "complete"]
+            } else {
+                &["lost", "none"]
+            };
+            assert!(want.contains(&state.as_str()), "{name} {month}: {state}");
+        }
+    }
+    let oldest = rc_today - Duration::days(44);
+    for (month, state) in states("chat") {
+        let end = month.checked_add_months(Months::new(1)).expect("date math") - Duration::days(1);
+        // Whether a past month is final depends on how its last window straddles the finality edge.
+        let want: &[&str] = if end < oldest {
+            &["none"]
+        } else if month < oldest && end < today {
+            &["partial"]
+        } else if end < rc_today - Duration::days(4) {
+            &["final", "complete"]
+        } else {
+            &["complete"]
+        };
+        assert!(want.contains(&state.as_str()), "chat {month}: {state}");
+    }
 }
 
 async fn migrated_db() -> TestDb {
