@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use rollcall::collector::{self, Selection, STREAMS};
 use rollcall::commands::progress::Progress;
-use rollcall::commands::{check, demo, healthcheck, status};
+use rollcall::commands::{check, coverage, demo, healthcheck, status};
 use rollcall::config::Config;
 use rollcall::{daemon, store, telemetry};
 use std::path::PathBuf;
@@ -55,6 +55,25 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+    },
+    /// What history is held: account/stream rows by month columns, one glyph per month, with a legend.
+    /// Writes nothing; exits 3 when the database has no rollcall schema yet.
+    Coverage {
+        /// Only this account (its configured `name`).
+        #[arg(long)]
+        account: Option<String>,
+        /// Only this stream (zoom_sdk_session_users is shown folded into zoom_sdk_sessions).
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(STREAMS))]
+        stream: Option<String>,
+        /// How many months, ending with the current one.
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=240))]
+        months: u32,
+        /// Machine-readable output: accounts -> streams -> months -> state.
+        #[arg(long)]
+        json: bool,
+        /// For tests: take this UTC date (YYYY-MM-DD) as today, so the columns are stable.
+        #[arg(long, hide = true, value_parser = parse_date)]
+        today: Option<NaiveDate>,
     },
     /// Validate the config and each credential against the API; writes nothing.
     Check,
@@ -148,6 +167,22 @@ async fn dispatch(cli: Cli) -> ExitCode {
             collect(&config, filter, Some(from), to, cancel).await
         }
         Command::Status { json } => show_status(&config, json).await,
+        Command::Coverage {
+            account,
+            stream,
+            months,
+            json,
+            today,
+        } => {
+            let request = coverage::Request {
+                configured: configured_rows(&config),
+                account,
+                stream,
+                months,
+                today: today.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+            };
+            show_coverage(&config, request, json).await
+        }
         Command::Check => {
             let lines = check::run(&config).await;
             let mut ok = true;
@@ -322,6 +357,68 @@ async fn show_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         print!("{}", status::render_table(&rows));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Read-only like `status`, and for the same reason: it is run against databases one is unsure of.
+async fn show_coverage(
+    config: &Config,
+    request: coverage::Request,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if let Some(account) = &request.account {
+        let known = account_names(config);
+        if !known.iter().any(|name| name == account) {
+            eprintln!(
+                "warning: --account {account}: not in the config (configured: {}); showing what the database holds",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            );
+        }
+    }
+    let pool = store::read_only_pool(&config.database.url)?;
+    match store::schema_state(&pool).await? {
+        store::SchemaState::Missing => {
+            eprintln!(
+                "the database has no rollcall schema yet: run `rollcall migrate` or `rollcall collect`"
+            );
+            return Ok(ExitCode::from(STATUS_NO_SCHEMA));
+        }
+        store::SchemaState::Behind { have, want } => eprintln!(
+            "warning: schema at version {}, this binary expects {want}; run `rollcall migrate`",
+            have.map_or_else(|| "unknown".to_string(), |v| v.to_string())
+        ),
+        store::SchemaState::Ahead { have, want } => eprintln!(
+            "warning: schema at version {have}, newer than this binary's {want}; states it does not know are shown pending"
+        ),
+        store::SchemaState::Current { .. } => {}
+    }
+    let matrix = coverage::load(&pool, &request).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&matrix)?);
+    } else {
+        use std::io::IsTerminal;
+        // NO_COLOR (no-color.org): any non-empty value turns colour off.
+        let colour = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        print!("{}", coverage::render(&matrix, colour));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The (account, stream) rows the config promises, shown even before anything was planned for them.
+fn configured_rows(config: &Config) -> Vec<(String, String)> {
+    let zoom = config
+        .zoom
+        .iter()
+        .map(|a| (a.name.clone(), "zoom_host_report".to_string()));
+    let sdk = config
+        .videosdk
+        .iter()
+        .map(|a| (a.name.clone(), "zoom_sdk_sessions".to_string()));
+    let chat = config
+        .rocketchat
+        .iter()
+        .map(|a| (a.name.clone(), "rc_active_users".to_string()));
+    zoom.chain(sdk).chain(chat).collect()
 }
 
 async fn migrate(config: &Config, cancel: &CancellationToken) -> anyhow::Result<ExitCode> {

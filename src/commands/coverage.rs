@@ -1,0 +1,498 @@
+//! `rollcall coverage`: which history is held, as a matrix of account/stream rows by month columns, for
+//! people (glyphs, coloured on a terminal) and scripts (`--json`).
+//!
+//! One cell per calendar month, whatever the stream's window size: a Zoom month is one or two windows
+//! (host reports: active and inactive; Video SDK: the session list and, folded into it, the users window of
+//! every session), a Rocket.Chat month is every block of `window_days` days that overlaps it. The cell shows
+//! the state that matters most for "can I trust this month": a problem outranks success, and success
+//! needs every window.
+
+use crate::store::StoreError;
+use chrono::{Datelike, Duration, Months, NaiveDate};
+use serde::Serialize;
+use sqlx::PgPool;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+/// The streams that get a row, in display order. `zoom_sdk_session_users` has none: its windows are
+/// folded into their month's `zoom_sdk_sessions` cell, as `zoom_sdk_months` does.
+pub const ROW_STREAMS: [&str; 3] = ["zoom_host_report", "zoom_sdk_sessions", "rc_active_users"];
+
+/// What one month of one stream holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellState {
+    /// Every window complete and final: never walked again, never changes.
+    Final,
+    /// Every window complete, some not final yet: later runs may still update it.
+    Complete,
+    /// A Video SDK month whose list is walked but some session's users are not collected yet.
+    AwaitingChildren,
+    Running,
+    Failed,
+    Pending,
+    /// Unreachable and nothing ever stored: the platform forgot it before rollcall held it.
+    Lost,
+    /// Unreachable (retired past the horizon) with its rows kept.
+    Retired,
+    /// Some of the month held and some not: a month with a lost window beside held ones, or a
+    /// Rocket.Chat month with days no window covers (before the first run's retention edge).
+    Partial,
+    /// No window planned for the month.
+    None,
+}
+
+impl CellState {
+    pub const ALL: [CellState; 10] = [
+        CellState::Final,
+        CellState::Complete,
+        CellState::AwaitingChildren,
+        CellState::Running,
+        CellState::Failed,
+        CellState::Pending,
+        CellState::Lost,
+        CellState::Retired,
+        CellState::Partial,
+        CellState::None,
+    ];
+
+    /// ASCII on purpose: the plain output is what scripts grep and terminals without Unicode fonts show.
+    pub fn glyph(self) -> char {
+        match self {
+            CellState::Final => '#',
+            CellState::Complete => '+',
+            CellState::AwaitingChildren => 'c',
+            CellState::Running => 'r',
+            CellState::Failed => '!',
+            CellState::Pending => '.',
+            CellState::Lost => 'x',
+            CellState::Retired => 'u',
+            CellState::Partial => '~',
+            CellState::None => '-',
+        }
+    }
+
+    pub fn meaning(self) -> &'static str {
+        match self {
+            CellState::Final => "final: complete and settled, never rewritten",
+            CellState::Complete => "complete, not final yet (walked again until it settles)",
+            CellState::AwaitingChildren => {
+                "awaiting children (Video SDK session users not all collected)"
+            }
+            CellState::Running => "running or interrupted",
+            CellState::Failed => "failed (retried next run)",
+            CellState::Pending => "pending (planned, never walked)",
+            CellState::Lost => "unreachable, never held: lost upstream before rollcall ran",
+            CellState::Retired => "unreachable, held: past the API's horizon, rows kept",
+            CellState::Partial => "partly held (some windows or days lost or never collected)",
+            CellState::None => "nothing planned",
+        }
+    }
+
+    /// ANSI SGR parameters for the glyph on a terminal.
+    fn colour(self) -> &'static str {
+        match self {
+            CellState::Final => "32",
+            CellState::Complete => "36",
+            CellState::AwaitingChildren => "33",
+            CellState::Running => "34",
+            CellState::Failed => "1;31",
+            CellState::Pending => "37",
+            CellState::Lost => "35",
+            CellState::Retired => "2;33",
+            CellState::Partial => "33",
+            CellState::None => "2",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Coverage {
+    pub today: NaiveDate,
+    /// The columns, oldest first, as `YYYY-MM`.
+    pub months: Vec<String>,
+    pub accounts: Vec<AccountCoverage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccountCoverage {
+    pub account: String,
+    pub streams: Vec<StreamCoverage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StreamCoverage {
+    pub stream: String,
+    pub months: Vec<MonthCell>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MonthCell {
+    pub month: String,
+    pub state: CellState,
+}
+
+/// What to show. `accounts` are the configured (account, stream) rows, shown even before anything is
+/// planned for them; accounts only the database knows (removed from the config) are shown too.
+pub struct Request {
+    pub configured: Vec<(String, String)>,
+    pub account: Option<String>,
+    pub stream: Option<String>,
+    pub months: u32,
+    pub today: NaiveDate,
+}
+
+#[derive(sqlx::FromRow)]
+struct WindowRow {
+    account: String,
+    stream: String,
+    window_start: NaiveDate,
+    window_end: NaiveDate,
+    state: String,
+    is_final: bool,
+    held: bool,
+}
+
+/// The first days of the last `n` months up to today's, oldest first.
+pub fn month_columns(today: NaiveDate, n: u32) -> Vec<NaiveDate> {
+    let this = today.with_day(1).unwrap_or(today);
+    (0..n)
+        .rev()
+        .filter_map(|back| this.checked_sub_months(Months::new(back)))
+        .collect()
+}
+
+fn month_end(month: NaiveDate) -> NaiveDate {
+    month
+        .checked_add_months(Months::new(1))
+        .map_or(month, |next| next - Duration::days(1))
+}
+
+/// Which row a window's stream belongs to.
+fn row_stream(stream: &str) -> &str {
+    if stream == "zoom_sdk_session_users" {
+        "zoom_sdk_sessions"
+    } else {
+        stream
+    }
+}
+
+pub async fn load(pool: &PgPool, request: &Request) -> Result<Coverage, StoreError> {
+    let columns = month_columns(request.today, request.months.max(1));
+    let (Some(&first), Some(&last)) = (columns.first(), columns.last()) else {
+        return Ok(Coverage {
+            today: request.today,
+            months: Vec::new(),
+            accounts: Vec::new(),
+        });
+    };
+    let last_day = month_end(last);
+    // "Held" is judged from the data tables, not from the window's counters: a retired window's `rows`
+    // describe its last walk only, while any stored row (or a walk that once completed, even empty) means
+    // the history of that range is here.
+    let windows = sqlx::query_as::<_, WindowRow>(
+        "SELECT w.account, w.stream, w.window_start, w.window_end, w.state, w.is_final,
+                (w.completed_at IS NOT NULL OR CASE w.stream
+                    WHEN 'zoom_host_report' THEN
+                        EXISTS (SELECT 1 FROM rollcall.zoom_host_report_users u
+                                 WHERE u.account = w.account AND u.month = w.window_start
+                                   AND u.report_type = w.scope)
+                        OR EXISTS (SELECT 1 FROM rollcall.zoom_host_reports r
+                                    WHERE r.account = w.account AND r.month = w.window_start
+                                      AND r.report_type = w.scope)
+                    WHEN 'zoom_sdk_sessions' THEN
+                        EXISTS (SELECT 1 FROM rollcall.zoom_sdk_sessions s
+                                 WHERE s.account = w.account AND s.month = w.window_start)
+                    WHEN 'rc_active_users' THEN
+                        EXISTS (SELECT 1 FROM rollcall.rc_active_users d
+                                 WHERE d.account = w.account AND d.day BETWEEN w.window_start AND w.window_end)
+                    ELSE true END) AS held
+           FROM rollcall.collection_windows w
+          WHERE w.window_end >= $1 AND w.window_start <= $2
+            AND ($3::text IS NULL OR w.account = $3)",
+    )
+    .bind(first)
+    .bind(last_day)
+    .bind(request.account.as_deref())
+    .fetch_all(pool)
+    .await?;
+    let known: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT account, stream FROM rollcall.collection_windows
+          WHERE $1::text IS NULL OR account = $1",
+    )
+    .bind(request.account.as_deref())
+    .fetch_all(pool)
+    .await?;
+    let rc_days: Vec<(String, NaiveDate, i64)> = sqlx::query_as(
+        "SELECT account, date_trunc('month', day)::date, count(*)
+           FROM rollcall.rc_active_users
+          WHERE day BETWEEN $1 AND $2
+          GROUP BY account, date_trunc('month', day)",
+    )
+    .bind(first)
+    .bind(last_day)
+    .fetch_all(pool)
+    .await?;
+    let rc_days: BTreeMap<(String, NaiveDate), i64> = rc_days
+        .into_iter()
+        .map(|(account, month, days)| ((account, month), days))
+        .collect();
+
+    let wanted_stream = request.stream.as_deref().map(row_stream);
+    let rows: BTreeSet<(String, usize)> = request
+        .configured
+        .iter()
+        .cloned()
+        .chain(known)
+        .filter(|(account, _)| request.account.as_ref().is_none_or(|a| a == account))
+        .filter_map(|(account, stream)| {
+            let stream = row_stream(&stream);
+            if wanted_stream.is_some_and(|w| w != stream) {
+                return None;
+            }
+            ROW_STREAMS
+                .iter()
+                .position(|s| *s == stream)
+                .map(|order| (account, order))
+        })
+        .collect();
+
+    let mut accounts: Vec<AccountCoverage> = Vec::new();
+    for (account, order) in rows {
+        let stream = ROW_STREAMS[order];
+        let months = columns
+            .iter()
+            .map(|&month| {
+                let end = month_end(month);
+                let cell: Vec<&WindowRow> = windows
+                    .iter()
+                    .filter(|w| {
+                        w.account == account
+                            && row_stream(&w.stream) == stream
+                            && w.window_start <= end
+                            && w.window_end >= month
+                    })
+                    .collect();
+                let mut state = fold(&cell);
+                if stream == "rc_active_users" && end < request.today {
+                    let held = rc_days.get(&(account.clone(), month)).copied().unwrap_or(0);
+                    let days = i64::from(end.day());
+                    if held < days
+                        && matches!(
+                            state,
+                            CellState::Final | CellState::Complete | CellState::Retired
+                        )
+                    {
+                        state = CellState::Partial;
+                    }
+                }
+                MonthCell {
+                    month: month.format("%Y-%m").to_string(),
+                    state,
+                }
+            })
+            .collect();
+        let entry = StreamCoverage {
+            stream: stream.to_string(),
+            months,
+        };
+        match accounts.last_mut() {
+            Some(a) if a.account == account => a.streams.push(entry),
+            _ => accounts.push(AccountCoverage {
+                account,
+                streams: vec![entry],
+            }),
+        }
+    }
+    Ok(Coverage {
+        today: request.today,
+        months: columns
+            .iter()
+            .map(|m| m.format("%Y-%m").to_string())
+            .collect(),
+        accounts,
+    })
+}
+
+/// The windows of one cell, summed up: anything in progress or broken outranks what is held, because
+/// that is what an operator must act on; success needs every window.
+fn fold(windows: &[&WindowRow]) -> CellState {
+    if windows.is_empty() {
+        return CellState::None;
+    }
+    let any = |state: &str| windows.iter().any(|w| w.state == state);
+    for (state, cell) in [
+        ("failed", CellState::Failed),
+        ("running", CellState::Running),
+        ("awaiting_children", CellState::AwaitingChildren),
+        ("pending", CellState::Pending),
+    ] {
+        if any(state) {
+            return cell;
+        }
+    }
+    let unreachable: Vec<&&WindowRow> = windows
+        .iter()
+        .filter(|w| w.state == "unreachable")
+        .collect();
+    let complete = windows.iter().filter(|w| w.state == "complete").count();
+    if complete + unreachable.len() < windows.len() {
+        // A state this binary does not know (a newer rollcall wrote it): not vouched for.
+        return CellState::Pending;
+    }
+    if unreachable.is_empty() {
+        return if windows.iter().all(|w| w.is_final) {
+            CellState::Final
+        } else {
+            CellState::Complete
+        };
+    }
+    let held = unreachable.iter().filter(|w| w.held).count();
+    if held == unreachable.len() {
+        CellState::Retired
+    } else if held == 0 && complete == 0 {
+        CellState::Lost
+    } else {
+        CellState::Partial
+    }
+}
+
+/// The matrix with a legend. `colour` wraps each glyph in ANSI codes (a terminal without NO_COLOR).
+pub fn render(coverage: &Coverage, colour: bool) -> String {
+    let mut out = String::new();
+    if coverage.accounts.is_empty() {
+        out.push_str("no accounts configured or collected yet\n");
+        return out;
+    }
+    let account_width = coverage
+        .accounts
+        .iter()
+        .map(|a| a.account.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("ACCOUNT".len());
+    let stream_width = ROW_STREAMS.iter().map(|s| s.len()).max().unwrap_or(0);
+    let pad = account_width + 1 + stream_width + 1;
+    // Years only where they change, so twelve columns of three characters stay readable.
+    let mut years = format!("{:pad$}", "");
+    let mut header = format!("{:<account_width$} {:<stream_width$} ", "ACCOUNT", "STREAM");
+    let mut previous_year = None;
+    for month in &coverage.months {
+        let (year, mm) = month.split_once('-').unwrap_or((month.as_str(), ""));
+        if previous_year != Some(year) {
+            let _ = write!(years, "'{:<2}", year.get(2..).unwrap_or(year));
+            previous_year = Some(year);
+        } else {
+            years.push_str("   ");
+        }
+        let _ = write!(header, "{mm:>2} ");
+    }
+    let _ = writeln!(out, "{}", years.trim_end());
+    let _ = writeln!(out, "{}", header.trim_end());
+    for account in &coverage.accounts {
+        for stream in &account.streams {
+            let mut line = format!(
+                "{:<account_width$} {:<stream_width$} ",
+                account.account, stream.stream
+            );
+            for cell in &stream.months {
+                let glyph = cell.state.glyph();
+                if colour {
+                    let _ = write!(line, " \x1b[{}m{glyph}\x1b[0m ", cell.state.colour());
+                } else {
+                    let _ = write!(line, " {glyph} ");
+                }
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+    out.push('\n');
+    for state in CellState::ALL {
+        let glyph = state.glyph();
+        if colour {
+            let _ = writeln!(
+                out,
+                "  \x1b[{}m{glyph}\x1b[0m  {}",
+                state.colour(),
+                state.meaning()
+            );
+        } else {
+            let _ = writeln!(out, "  {glyph}  {}", state.meaning());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(state: &str, is_final: bool, held: bool) -> WindowRow {
+        WindowRow {
+            account: "a".into(),
+            stream: "zoom_host_report".into(),
+            window_start: NaiveDate::MIN,
+            window_end: NaiveDate::MIN,
+            state: state.into(),
+            is_final,
+            held,
+        }
+    }
+
+    #[test]
+    fn a_problem_outranks_what_is_held_and_success_needs_every_window() {
+        let cases = [
+            (vec![], CellState::None),
+            (
+                vec![w("complete", true, true), w("complete", true, true)],
+                CellState::Final,
+            ),
+            (
+                vec![w("complete", true, true), w("complete", false, true)],
+                CellState::Complete,
+            ),
+            (
+                vec![w("complete", true, true), w("failed", false, false)],
+                CellState::Failed,
+            ),
+            (
+                vec![w("pending", false, false), w("running", false, false)],
+                CellState::Running,
+            ),
+            (
+                vec![w("awaiting_children", false, true)],
+                CellState::AwaitingChildren,
+            ),
+            (vec![w("unreachable", false, false)], CellState::Lost),
+            (
+                vec![w("unreachable", false, true), w("unreachable", false, true)],
+                CellState::Retired,
+            ),
+            (
+                vec![
+                    w("unreachable", false, true),
+                    w("unreachable", false, false),
+                ],
+                CellState::Partial,
+            ),
+            (
+                vec![w("complete", true, true), w("unreachable", false, false)],
+                CellState::Partial,
+            ),
+        ];
+        for (windows, want) in cases {
+            let refs: Vec<&WindowRow> = windows.iter().collect();
+            assert_eq!(fold(&refs), want);
+        }
+    }
+
+    #[test]
+    fn columns_are_the_last_n_months_oldest_first() {
+        let today = NaiveDate::from_ymd_opt(2026, 2, 14).expect("date");
+        let cols: Vec<String> = month_columns(today, 3)
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        assert_eq!(cols, ["2025-12-01", "2026-01-01", "2026-02-01"]);
+    }
+}

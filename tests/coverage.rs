@@ -1,0 +1,246 @@
+//! `rollcall coverage` against a database in a known state: windows inserted with chosen states for fixed
+//! months, "today" pinned, the piped (plain) output compared line by line and `--json` checked.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+struct Setup {
+    db: TestDb,
+    config: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// A config naming four accounts (one of them never collected) that no API is ever asked about.
+async fn setup() -> Setup {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("rollcall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{}\"\n\n\
+             [[zoom]]\nname = \"acme\"\naccount_id = \"a\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\n\
+             [[zoom]]\nname = \"idle\"\naccount_id = \"a2\"\nclient_id = \"c2\"\nclient_secret = \"s2\"\n\n\
+             [[videosdk]]\nname = \"sdk\"\napi_key = \"k\"\napi_secret = \"s\"\n\n\
+             [[rocketchat]]\nname = \"chat\"\nurl = \"http://127.0.0.1:9\"\nuser_id = \"u\"\nauth_token = \"t\"\n",
+            db.url
+        ),
+    )
+    .expect("write config");
+    Setup {
+        db,
+        config,
+        _dir: dir,
+    }
+}
+
+async fn exec(db: &TestDb, sql: &str) {
+    sqlx::raw_sql(sql)
+        .execute(&db.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// October 2025 .. March 2026, with one glyph of each kind somewhere.
+async fn fixture(db: &TestDb) {
+    exec(
+        db,
+        "CREATE FUNCTION pg_temp.w(a text, s text, sc text, f date, t date, st text, fin boolean)
+           RETURNS void LANGUAGE sql AS
+           $$ INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end, state, is_final)
+              VALUES (a, s, sc, f, t, st, fin) $$;
+         -- acme: Oct lost, Nov retired with its totals, Dec final, Jan one scope failed, Feb one running,
+         -- Mar complete but open.
+         SELECT pg_temp.w('acme', 'zoom_host_report', sc, '2025-10-01', '2025-10-31', 'unreachable', false)
+           FROM unnest(array['active', 'inactive']) sc;
+         SELECT pg_temp.w('acme', 'zoom_host_report', sc, '2025-11-01', '2025-11-30', 'unreachable', false)
+           FROM unnest(array['active', 'inactive']) sc;
+         INSERT INTO rollcall.zoom_host_reports (account, month, report_type, from_date, to_date, total_records, collected_at)
+         VALUES ('acme', '2025-11-01', 'active', '2025-11-01', '2025-11-30', 0, now()),
+                ('acme', '2025-11-01', 'inactive', '2025-11-01', '2025-11-30', 0, now());
+         SELECT pg_temp.w('acme', 'zoom_host_report', sc, '2025-12-01', '2025-12-31', 'complete', true)
+           FROM unnest(array['active', 'inactive']) sc;
+         SELECT pg_temp.w('acme', 'zoom_host_report', 'active', '2026-01-01', '2026-01-31', 'complete', true);
+         SELECT pg_temp.w('acme', 'zoom_host_report', 'inactive', '2026-01-01', '2026-01-31', 'failed', false);
+         SELECT pg_temp.w('acme', 'zoom_host_report', 'active', '2026-02-01', '2026-02-28', 'complete', false);
+         SELECT pg_temp.w('acme', 'zoom_host_report', 'inactive', '2026-02-01', '2026-02-28', 'running', false);
+         SELECT pg_temp.w('acme', 'zoom_host_report', sc, '2026-03-01', '2026-03-31', 'complete', false)
+           FROM unnest(array['active', 'inactive']) sc;
+         -- sdk: Oct nothing, Nov pending, Dec awaiting one child, Jan final with its children, Feb complete
+         -- but a child open, Mar a child failed.
+         SELECT pg_temp.w('sdk', 'zoom_sdk_sessions', '', '2025-11-01', '2025-11-30', 'pending', false);
+         SELECT pg_temp.w('sdk', 'zoom_sdk_sessions', '', '2025-12-01', '2025-12-31', 'awaiting_children', false);
+         SELECT pg_temp.w('sdk', 'zoom_sdk_session_users', 's1', '2025-12-01', '2025-12-31', 'complete', false);
+         SELECT pg_temp.w('sdk', 'zoom_sdk_session_users', 's2', '2025-12-01', '2025-12-31', 'pending', false);
+         SELECT pg_temp.w('sdk', 'zoom_sdk_sessions', '', '2026-01-01', '2026-01-31', 'complete', true);
+         SELECT pg_temp.w('sdk', 'zoom_sdk_session_users', 's' || i, '2026-01-01', '2026-01-31', 'complete', true)
+           FROM generate_series(3, 400) i;
+         SELECT pg_temp.w('sdk', 'zoom_sdk_sessions', '', '2026-02-01', '2026-02-28', 'complete', true);
+         SELECT pg_temp.w('sdk', 'zoom_sdk_session_users', 's401', '2026-02-01', '2026-02-28', 'complete', false);
+         SELECT pg_temp.w('sdk', 'zoom_sdk_sessions', '', '2026-03-01', '2026-03-31', 'awaiting_children', false);
+         SELECT pg_temp.w('sdk', 'zoom_sdk_session_users', 's402', '2026-03-01', '2026-03-31', 'failed', false);
+         -- chat: Dec lost, Jan every day held and final, Feb complete windows but days 1-9 never stored
+         -- (expired before the first run), Mar a window still running.
+         SELECT pg_temp.w('chat', 'rc_active_users', '', '2025-12-25', '2025-12-31', 'unreachable', false);
+         SELECT pg_temp.w('chat', 'rc_active_users', '', d::date, least(d::date + 6, '2026-02-28'), 'complete', true)
+           FROM generate_series(DATE '2026-01-01', DATE '2026-02-28', interval '7 days') d;
+         INSERT INTO rollcall.rc_active_users (account, day, users, is_final, collected_at)
+         SELECT 'chat', d::date, 3, true, now()
+           FROM generate_series(DATE '2026-01-01', DATE '2026-02-28', interval '1 day') d
+          WHERE d < '2026-02-01' OR d >= '2026-02-10';
+         SELECT pg_temp.w('chat', 'rc_active_users', '', '2026-03-01', '2026-03-07', 'complete', false);
+         SELECT pg_temp.w('chat', 'rc_active_users', '', '2026-03-08', '2026-03-14', 'running', false);",
+    )
+    .await;
+}
+
+const LEGEND: &str = "
+  #  final: complete and settled, never rewritten
+  +  complete, not final yet (walked again until it settles)
+  c  awaiting children (Video SDK session users not all collected)
+  r  running or interrupted
+  !  failed (retried next run)
+  .  pending (planned, never walked)
+  x  unreachable, never held: lost upstream before rollcall ran
+  u  unreachable, held: past the API's horizon, rows kept
+  ~  partly held (some windows or days lost or never collected)
+  -  nothing planned
+";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_matrix_shows_one_glyph_per_account_stream_and_month() {
+    let s = setup().await;
+    let migrated = run(&s.config, &["migrate"]).await;
+    assert_eq!(migrated.code, 0, "{}", migrated.output());
+    fixture(&s.db).await;
+
+    let out = run(
+        &s.config,
+        &["coverage", "--months", "6", "--today", "2026-03-15"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.output());
+    let expected = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}\n{LEGEND}",
+        "                          '25      '26",
+        "ACCOUNT STREAM            10 11 12 01 02 03",
+        "acme    zoom_host_report   x  u  #  !  r  +",
+        "chat    rc_active_users    -  -  x  #  ~  r",
+        "idle    zoom_host_report   -  -  -  -  -  -",
+        "sdk     zoom_sdk_sessions  -  .  c  #  +  !",
+    );
+    let got: Vec<&str> = out.stdout.lines().collect();
+    let want: Vec<&str> = expected.lines().collect();
+    for (n, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "line {n}:\n{}", out.stdout);
+    }
+    assert_eq!(got.len(), want.len(), "{}", out.stdout);
+    assert!(!out.stdout.contains('\x1b'), "no colour in a pipe");
+
+    let out = run(
+        &s.config,
+        &[
+            "coverage",
+            "--months",
+            "6",
+            "--today",
+            "2026-03-15",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.output());
+    let json: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(json["today"], "2026-03-15");
+    assert_eq!(
+        json["months"],
+        serde_json::json!(["2025-10", "2025-11", "2025-12", "2026-01", "2026-02", "2026-03"])
+    );
+    let states = |account: &str, stream: &str| -> Vec<String> {
+        let a = json["accounts"]
+            .as_array()
+            .expect("accounts")
+            .iter()
+            .find(|a| a["account"] == account)
+            .unwrap_or_else(|| panic!("account {account}"));
+        let s = a["streams"]
+            .as_array()
+            .expect("streams")
+            .iter()
+            .find(|s| s["stream"] == stream)
+            .unwrap_or_else(|| panic!("{account} {stream}"));
+        s["months"]
+            .as_array()
+            .expect("months")
+            .iter()
+            .zip(json["months"].as_array().expect("months"))
+            .map(|(cell, month)| {
+                assert_eq!(&cell["month"], month);
+                cell["state"].as_str().expect("state").to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        states("acme", "zoom_host_report"),
+        ["lost", "retired", "final", "failed", "running", "complete"]
+    );
+    assert_eq!(
+        states("sdk", "zoom_sdk_sessions"),
+        [
+            "none",
+            "pending",
+            "awaiting_children",
+            "final",
+            "complete",
+            "failed"
+        ]
+    );
+    assert_eq!(
+        states("chat", "rc_active_users"),
+        ["none", "none", "lost", "final", "partial", "running"]
+    );
+    assert_eq!(states("idle", "zoom_host_report"), ["none"; 6]);
+    assert_eq!(json["accounts"].as_array().map(Vec::len), Some(4));
+
+    // Session users have no row of their own: asking for them shows the list row they are folded into.
+    let out = run(
+        &s.config,
+        &[
+            "coverage",
+            "--months",
+            "2",
+            "--today",
+            "2026-03-15",
+            "--account",
+            "sdk",
+            "--stream",
+            "zoom_sdk_session_users",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.output());
+    let rows: Vec<&str> = out.stdout.lines().take(3).collect();
+    assert_eq!(
+        rows,
+        [
+            "                          '26",
+            "ACCOUNT STREAM            02 03",
+            "sdk     zoom_sdk_sessions  +  !",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn coverage_is_read_only_and_says_when_there_is_no_schema() {
+    let s = setup().await;
+    let out = run(&s.config, &["coverage"]).await;
+    assert_eq!(out.code, 3, "{}", out.output());
+    assert!(
+        out.stderr.contains("no rollcall schema yet"),
+        "{}",
+        out.output()
+    );
+    assert!(!s.db.has_schema().await, "coverage created nothing");
+}
