@@ -44,6 +44,12 @@ pub trait Source: Send + Sync + 'static {
         None
     }
 
+    /// At most this many windows of the stream walked at once, whatever `collector.windows_in_flight`
+    /// says: for an API whose budget concurrency cannot raise. `None`: no cap of the source's own.
+    fn max_windows_in_flight(&self) -> Option<usize> {
+        None
+    }
+
     /// The parameters a walk of `window` that starts now will send with every page.
     fn params(&self, window: &Window) -> Self::Params;
 

@@ -33,6 +33,10 @@ struct StreamState {
     /// Cancelled when the account can do nothing more this run (or a worker lost the database).
     account_stopped: CancellationToken,
     db_recoveries: AtomicU32,
+    /// Set once a page was fetched, or the first walk ended: the other workers start only then, so an
+    /// account whose credentials are refused (or that is out of its daily budget) sends one request, not
+    /// one per worker.
+    probed: tokio::sync::watch::Sender<bool>,
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -135,21 +139,40 @@ impl Engine {
             outcome.stopped = Some(format!("paused until {}", pause.until));
             return Ok(outcome);
         }
+        let (probed, mut probe_done) = tokio::sync::watch::channel(false);
         let stream_state = Arc::new(StreamState {
             claims: tokio::sync::Mutex::new(Vec::new()),
             outcome: std::sync::Mutex::new(outcome),
             account_stopped: self.cancel.child_token(),
             db_recoveries: AtomicU32::new(0),
+            probed,
         });
         // Windows of one stream are walked by several workers at once, so the account's rate budget is
         // filled whatever the reply latency; the account's pacer (shared by its sources) keeps the rate,
-        // the pages of each window stay strictly sequential.
+        // the pages of each window stay strictly sequential. The first worker goes alone until the account
+        // has proven it can be served.
+        let in_flight = source
+            .max_windows_in_flight()
+            .map_or(self.windows_in_flight, |cap| {
+                cap.min(self.windows_in_flight)
+            })
+            .max(1);
         let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..self.windows_in_flight.max(1) {
-            workers.spawn(
-                self.clone()
-                    .walk_windows(source.clone(), stream_state.clone()),
-            );
+        workers.spawn(
+            self.clone()
+                .walk_windows(source.clone(), stream_state.clone()),
+        );
+        if in_flight > 1 {
+            tokio::select! {
+                _ = probe_done.wait_for(|done| *done) => {}
+                _ = stream_state.account_stopped.cancelled() => {}
+            }
+            for _ in 1..in_flight {
+                workers.spawn(
+                    self.clone()
+                        .walk_windows(source.clone(), stream_state.clone()),
+                );
+            }
         }
         let mut first_error = None;
         while let Some(joined) = workers.join_next().await {
@@ -191,10 +214,15 @@ impl Engine {
                 window
             };
             let id = window.id;
-            let walked = match self
-                .walk(source.as_ref(), window, &shared.account_stopped)
-                .await
-            {
+            let walked = self
+                .walk(
+                    source.as_ref(),
+                    window,
+                    &shared.account_stopped,
+                    &shared.probed,
+                )
+                .await;
+            let walked = match walked {
                 Err(err)
                     if err.is_connection_loss()
                         && shared.db_recoveries.fetch_add(1, Ordering::SeqCst)
@@ -239,7 +267,10 @@ impl Engine {
                     }
                 }
             }
+            // After the outcome is recorded, so the other workers see an account stop before they start.
+            shared.probed.send_replace(true);
         }
+        shared.probed.send_replace(true);
         Ok(())
     }
 
@@ -310,11 +341,12 @@ impl Engine {
         source: &S,
         window: Window,
         stop: &CancellationToken,
+        probed: &tokio::sync::watch::Sender<bool>,
     ) -> Result<WalkEnd, StoreError> {
         let walk_cancel = stop.child_token();
         let lease_lost = Arc::new(AtomicBool::new(false));
         let heartbeat = self.spawn_heartbeat(window.id, walk_cancel.clone(), lease_lost.clone());
-        let end = self.walk_pages(source, &window, &walk_cancel).await;
+        let end = self.walk_pages(source, &window, &walk_cancel, probed).await;
         heartbeat.abort();
         let end = match end {
             Ok(WalkEnd::Interrupted) if lease_lost.load(Ordering::SeqCst) => WalkEnd::LeaseLost,
@@ -406,6 +438,7 @@ impl Engine {
         source: &S,
         window: &Window,
         cancel: &CancellationToken,
+        probed: &tokio::sync::watch::Sender<bool>,
     ) -> Result<WalkEnd, StoreError> {
         let stored_params = window
             .walk_params
@@ -448,7 +481,10 @@ impl Engine {
                 }
             };
             let page = match fetched {
-                Ok(page) => page,
+                Ok(page) => {
+                    probed.send_replace(true);
+                    page
+                }
                 Err(ApiError::Cancelled) => return Ok(WalkEnd::Interrupted),
                 Err(ApiError::PageTokenExpired { .. })
                     if token.is_some() && restarts < MAX_RESTARTS_PER_RUN =>

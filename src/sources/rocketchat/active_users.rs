@@ -130,6 +130,12 @@ impl Source for ActiveUsers {
         })
     }
 
+    /// One window at a time: the route allows about 10 calls a minute, which concurrency cannot raise,
+    /// and the client follows `X-RateLimit-Remaining` from one answer to the next request.
+    fn max_windows_in_flight(&self) -> Option<usize> {
+        Some(1)
+    }
+
     fn params(&self, window: &Window) -> DaysRequest {
         DaysRequest {
             span: days::request_span(
