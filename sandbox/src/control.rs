@@ -109,6 +109,12 @@ impl Control {
         reports::truth(&self.state, account, month, t)
     }
 
+    /// The `dates` a `/report/daily` request for that month returns now (any day names the month);
+    /// empty for unknown accounts.
+    pub fn daily_usage(&self, account_id: &str, month: NaiveDate) -> Vec<serde_json::Value> {
+        crate::zoom::daily::truth(&self.state, account_id, month)
+    }
+
     /// The `id` served for that user (the same in every month).
     pub fn user_id(&self, account_id: &str, user_index: u64) -> String {
         user_id(self.state.zoom.seed, account_key(account_id), user_index)

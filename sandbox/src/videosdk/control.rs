@@ -34,6 +34,34 @@ impl Control {
         }
     }
 
+    /// The `dates` a `/videosdk/report/daily` request for that month returns now (any day names the month).
+    pub fn sdk_daily_usage(&self, api_key: &str, month: NaiveDate) -> Vec<Value> {
+        match self.state.videosdk.account_by_key(api_key) {
+            Some(a) => super::daily::truth(&self.state, a, month),
+            None => Vec::new(),
+        }
+    }
+
+    /// Makes the daily report count `sessions` on `day` whatever the session list serves (`None`: agree
+    /// with the list again). False for an unknown account.
+    pub fn set_sdk_daily_sessions(
+        &self,
+        api_key: &str,
+        day: NaiveDate,
+        sessions: Option<u64>,
+    ) -> bool {
+        let sdk = &self.state.videosdk;
+        let Some(a) = sdk.account_by_key(api_key) else {
+            return false;
+        };
+        let mut overrides = lock(&sdk.daily_sessions);
+        match sessions {
+            Some(n) => overrides.insert((a, day), n),
+            None => overrides.remove(&(a, day)),
+        };
+        true
+    }
+
     /// Serves the session as still running (no `end_time`) or as ended again. False for unknown ids.
     pub fn set_sdk_session_open(&self, api_key: &str, session_id: &str, open: bool) -> bool {
         let sdk = &self.state.videosdk;
@@ -57,6 +85,7 @@ pub(crate) fn control_routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/truth/videosdk/sessions", get(sessions))
         .route("/truth/videosdk/session_users", get(session_users))
+        .route("/truth/videosdk/daily", get(daily))
         .route("/videosdk/session_open", post(session_open))
 }
 
@@ -76,6 +105,18 @@ async fn sessions(
 ) -> Response {
     match query {
         Ok(Query(q)) => Json(Control { state }.sdk_sessions(&q.api_key, q.month)).into_response(),
+        Err(err) => problem(StatusCode::BAD_REQUEST, err.body_text()),
+    }
+}
+
+async fn daily(
+    State(state): State<Arc<Shared>>,
+    query: Result<Query<MonthQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(q)) => {
+            Json(Control { state }.sdk_daily_usage(&q.api_key, q.month)).into_response()
+        }
         Err(err) => problem(StatusCode::BAD_REQUEST, err.body_text()),
     }
 }
