@@ -450,4 +450,36 @@ async fn reconciliation_shows_the_day_the_daily_report_and_the_session_list_disa
         "{}",
         status.output()
     );
+
+    // The daemon's /metrics reads the same view at scrape time; it collects nothing here.
+    let port = free_port();
+    let mut cmd = rollcall(&config.path, &["run"]);
+    cmd.env("ROLLCALL__SCHEDULE__CRON", "0 0 0 1 1 *")
+        .env("ROLLCALL__SCHEDULE__RUN_ON_START", "false")
+        .env("ROLLCALL__HTTP__LISTEN", format!("127.0.0.1:{port}"));
+    let child = cmd.spawn().expect("spawn rollcall run");
+    let metrics = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut poll = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            poll.tick().await;
+            if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+                if let Ok(text) = response.text().await {
+                    if text.contains("rollcall_sdk_reconciliation_mismatched_days") {
+                        return text;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("/metrics answers with the reconciliation gauge");
+    assert!(
+        metrics.contains("rollcall_sdk_reconciliation_mismatched_days{account=\"studio\"} 1"),
+        "{metrics}"
+    );
+    let pid = child.id().expect("pid").to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert_eq!(finish(child).await.code, 0);
 }
