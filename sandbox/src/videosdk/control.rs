@@ -87,6 +87,7 @@ pub(crate) fn control_routes() -> Router<Arc<Shared>> {
         .route("/truth/videosdk/session_users", get(session_users))
         .route("/truth/videosdk/daily", get(daily))
         .route("/videosdk/session_open", post(session_open))
+        .route("/videosdk/daily_sessions", post(daily_sessions))
 }
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
@@ -156,5 +157,26 @@ async fn session_open(State(state): State<Arc<Shared>>, body: Bytes) -> Response
         StatusCode::NO_CONTENT.into_response()
     } else {
         problem(StatusCode::NOT_FOUND, "no such account or session")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DailySessionsBody {
+    api_key: String,
+    day: NaiveDate,
+    /// `null` makes the day agree with the session list again.
+    sessions: Option<u64>,
+}
+
+async fn daily_sessions(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
+    let body: DailySessionsBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(err) => return problem(StatusCode::BAD_REQUEST, format!("invalid JSON body: {err}")),
+    };
+    if (Control { state }).set_sdk_daily_sessions(&body.api_key, body.day, body.sessions) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        problem(StatusCode::NOT_FOUND, "no such account")
     }
 }
