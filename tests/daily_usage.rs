@@ -483,3 +483,83 @@ async fn reconciliation_shows_the_day_the_daily_report_and_the_session_list_disa
         .status();
     assert_eq!(finish(child).await.code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_plans_a_daily_stream_and_refuses_by_name_what_zoom_no_longer_serves() {
+    let db = TestDb::create().await;
+    let zoom = vec![zoom_account("acme", 30)];
+    let sdk = vec![sdk_account("studio", 9)];
+    let sandbox = sandbox_with(zoom.clone(), sdk.clone()).await;
+    let config = config(&db, &sandbox, &zoom, &sdk);
+    let too_old = reachable_months()[0]
+        .checked_sub_months(chrono::Months::new(3))
+        .expect("date math");
+
+    let out = run(
+        &config.path,
+        &[
+            "backfill",
+            "--from",
+            &too_old.to_string(),
+            "--stream",
+            "zoom_sdk_daily_usage",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.output());
+    assert!(
+        out.stderr.contains(&format!("--from {too_old}")) && out.stderr.contains("studio"),
+        "the refusal names the date and the account: {}",
+        out.stderr
+    );
+    let streams: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT stream, state, count(*) FROM rollcall.collection_windows GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        streams,
+        vec![
+            (
+                "zoom_sdk_daily_usage".to_string(),
+                "complete".to_string(),
+                reachable_months().len() as i64
+            ),
+            // The months from --from up to the horizon's.
+            (
+                "zoom_sdk_daily_usage".to_string(),
+                "unreachable".to_string(),
+                3
+            ),
+        ]
+    );
+    let requests = sandbox.control().requests();
+    assert!(requests
+        .iter()
+        .all(|r| r.endpoint == Endpoint::SdkReportDaily && r.status == 200));
+    assert_eq!(
+        requested_months(&sandbox, Endpoint::SdkReportDaily),
+        reachable_months().into_iter().map(ym).collect()
+    );
+    assert_daily_mirror_sdk_only(&db.pool, &sandbox, &sdk[0]).await;
+}
+
+async fn assert_daily_mirror_sdk_only(
+    pool: &sqlx::PgPool,
+    sandbox: &Sandbox,
+    sdk: &VideoSdkAccountSpec,
+) {
+    for month in reachable_months() {
+        let truth = sandbox.control().sdk_daily_usage(&sdk.api_key, month);
+        let got = stored(
+            pool,
+            "zoom_sdk_daily_usage",
+            &SDK_METRICS,
+            &sdk_name(sdk),
+            month,
+        )
+        .await;
+        assert_eq!(got, expected(&truth, month, &SDK_METRICS), "{month}");
+    }
+}
