@@ -11,6 +11,7 @@ use crate::sources::rocketchat::{
 };
 use crate::sources::zoom::auth::{S2sAuth, S2sCredentials};
 use crate::sources::zoom::client::{ZoomAuth, ZoomClient};
+use crate::sources::zoom::daily_usage::{self, DailyUsage};
 use crate::sources::zoom::host_reports::{self, HostReports};
 use crate::sources::zoom::months;
 use crate::sources::zoom::videosdk::{self, session_users as sdk_users, sessions as sdk_sessions};
@@ -24,10 +25,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// The values of `--stream`, as stored in `collection_windows.stream`.
-pub const STREAMS: [&str; 4] = [
+pub const STREAMS: [&str; 6] = [
     host_reports::STREAM,
+    daily_usage::STREAM,
     "zoom_sdk_sessions",
     "zoom_sdk_session_users",
+    daily_usage::SDK_STREAM,
     "rc_active_users",
 ];
 
@@ -82,7 +85,9 @@ pub fn refused_by_horizon(config: &Config, selection: &Selection, from: NaiveDat
     let today = chrono::Utc::now().date_naive();
     let mut refused = Vec::new();
     for account in &config.zoom {
-        if !selection.wants(host_reports::STREAM, &account.name) {
+        if !selection.wants(host_reports::STREAM, &account.name)
+            && !selection.wants(daily_usage::STREAM, &account.name)
+        {
             continue;
         }
         let horizon = months::horizon(today, account.horizon_days);
@@ -96,7 +101,9 @@ pub fn refused_by_horizon(config: &Config, selection: &Selection, from: NaiveDat
         }
     }
     for account in &config.videosdk {
-        if !selection.wants(sdk_sessions::STREAM, &account.name) {
+        if !selection.wants(sdk_sessions::STREAM, &account.name)
+            && !selection.wants(daily_usage::SDK_STREAM, &account.name)
+        {
             continue;
         }
         let horizon = months::horizon(today, account.horizon_days);
@@ -202,6 +209,21 @@ pub async fn run_once_at(
 
     for (i, client) in zoom_clients(config, &http) {
         let account = &config.zoom[i];
+        // The daily report shares the host reports' client: one token cache, one pacer per account.
+        if selection.wants(daily_usage::STREAM, &account.name) {
+            let source = Arc::new(DailyUsage {
+                client: client.clone(),
+                report: daily_usage::Report::Meetings,
+                account: account.name.clone(),
+                settle_days: account.settle_days,
+                horizon_days: account.horizon_days,
+                today: run.today_utc(),
+                plan_from: selection.from,
+                plan_to: selection.to,
+            });
+            selected.push((account.name.clone(), source.stream()));
+            tasks.spawn(engine.clone().run_source(source));
+        }
         if !selection.wants(host_reports::STREAM, &account.name) {
             continue;
         }
@@ -238,11 +260,15 @@ pub async fn run_once_at(
     for (i, account) in config.videosdk.iter().enumerate() {
         let lists = selection.wants(sdk_sessions::STREAM, &account.name);
         let users = selection.wants(sdk_users::STREAM, &account.name);
-        let Some((list, children)) =
+        let Some((list, children, daily)) =
             videosdk::sources(config, i, &http, &run, selection.from, selection.to)
         else {
             continue;
         };
+        if selection.wants(daily_usage::SDK_STREAM, &account.name) {
+            selected.push((account.name.clone(), daily.stream()));
+            tasks.spawn(engine.clone().run_source(daily));
+        }
         // The users run after the list of the same account, so children planned by this run's list pages
         // are walked in this run; a month is complete only with its children, so they count either way.
         let (listed, list_done) = tokio::sync::oneshot::channel::<()>();

@@ -355,6 +355,10 @@ async fn show_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         print!("{}", status::render_table(&rows));
+        print!(
+            "{}",
+            status::render_reconciliation(&status::reconciliation(&pool).await?)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -40,7 +40,8 @@ async fn two_replicas_walk_every_window_exactly_once_between_them() {
         replicas.push(cmd.spawn().expect("spawn replica"));
     }
 
-    let due = (reachable_months().len() * 2 * specs.len()) as i64;
+    // Per account and month: the two host reports and the daily usage report.
+    let due = (reachable_months().len() * 3 * specs.len()) as i64;
     // Poll the shared table (the replicas' only common ground) until every window is complete.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let mut poll = tokio::time::interval(Duration::from_millis(100));
@@ -75,7 +76,8 @@ async fn two_replicas_walk_every_window_exactly_once_between_them() {
     // Each window's walk starts with exactly one first-page request: two would mean two walkers. Later
     // ticks walk the current (not yet final) month again, by design, so only final months are counted.
     let finals: Vec<(String, chrono::NaiveDate, String)> = sqlx::query_as(
-        "SELECT account, window_start, scope FROM rollcall.collection_windows WHERE is_final",
+        "SELECT account, window_start, scope FROM rollcall.collection_windows
+          WHERE is_final AND stream IN ('zoom_host_report', 'zoom_daily_usage')",
     )
     .fetch_all(&db.pool)
     .await
@@ -87,21 +89,25 @@ async fn two_replicas_walk_every_window_exactly_once_between_them() {
         })
     };
     let mut first_pages: BTreeMap<(String, String, String), usize> = BTreeMap::new();
-    for r in control
-        .requests()
-        .iter()
-        .filter(|r| r.endpoint == Endpoint::ReportUsers)
-    {
+    for r in control.requests().iter() {
         let account = r.account_id.clone().unwrap_or_default();
-        let from = r.query.get("from").cloned().unwrap_or_default();
-        let scope = r.query.get("type").cloned().unwrap_or_default();
-        if r.page == Some(1) && is_final(&account, &from, &scope) {
-            let key = (
-                r.account_id.clone().unwrap_or_default(),
-                r.query.get("type").cloned().unwrap_or_default(),
+        let (from, scope) = match r.endpoint {
+            Endpoint::ReportUsers => (
                 r.query.get("from").cloned().unwrap_or_default(),
-            );
-            *first_pages.entry(key).or_default() += 1;
+                r.query.get("type").cloned().unwrap_or_default(),
+            ),
+            // One request a month, named by year and month; its window's scope is ''.
+            Endpoint::ReportDaily => {
+                let part = |k: &str| r.query.get(k).and_then(|v| v.parse::<u32>().ok());
+                match (part("year"), part("month")) {
+                    (Some(y), Some(m)) => (format!("{y}-{m:02}-01"), String::new()),
+                    _ => continue,
+                }
+            }
+            _ => continue,
+        };
+        if r.page == Some(1) && is_final(&account, &from, &scope) {
+            *first_pages.entry((account, scope, from)).or_default() += 1;
         }
     }
     assert_eq!(first_pages.len(), finals.len());

@@ -546,7 +546,7 @@ async fn a_value_postgres_refuses_fails_only_its_window() {
     assert_eq!(first.code, 1, "{}", first.output());
     let windows: Vec<(String, String, Option<String>)> = sqlx::query_as(
         "SELECT scope, state, last_error FROM rollcall.collection_windows
-          WHERE state <> 'unreachable' ORDER BY window_start, scope",
+          WHERE stream = 'zoom_host_report' AND state <> 'unreachable' ORDER BY window_start, scope",
     )
     .fetch_all(&db.pool)
     .await

@@ -140,7 +140,8 @@ async fn sigkill_then_rerun(expire_tokens: bool) {
     let _ = child.wait().await;
 
     let (state, pages): (String, i32) = sqlx::query_as(
-        "SELECT state, pages FROM rollcall.collection_windows WHERE account = 'acme' AND state = 'running'",
+        "SELECT state, pages FROM rollcall.collection_windows
+          WHERE account = 'acme' AND stream = 'zoom_host_report' AND state = 'running'",
     )
     .fetch_one(&db.pool)
     .await

@@ -109,6 +109,12 @@ impl Control {
         reports::truth(&self.state, account, month, t)
     }
 
+    /// The `dates` a `/report/daily` request for that month returns now (any day names the month);
+    /// empty for unknown accounts.
+    pub fn daily_usage(&self, account_id: &str, month: NaiveDate) -> Vec<serde_json::Value> {
+        crate::zoom::daily::truth(&self.state, account_id, month)
+    }
+
     /// The `id` served for that user (the same in every month).
     pub fn user_id(&self, account_id: &str, user_index: u64) -> String {
         user_id(self.state.zoom.seed, account_key(account_id), user_index)
@@ -125,6 +131,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/expire_access_tokens", post(expire_access_tokens))
         .route("/requests", get(requests).delete(clear_requests))
         .route("/truth/zoom/report_users", get(truth))
+        .route("/truth/zoom/daily", get(daily_truth))
         .route("/zoom/user_type", post(set_user_type))
         .route("/zoom/token_mints", get(token_mints))
         .route("/zoom/user_id", get(get_user_id))
@@ -196,6 +203,32 @@ fn parse_month(s: &str) -> Option<NaiveDate> {
         .or_else(|_| NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d"))
         .ok()
         .map(first_of_month)
+}
+
+#[derive(Deserialize)]
+struct DailyTruthQuery {
+    account_id: String,
+    month: String,
+}
+
+async fn daily_truth(
+    State(state): State<Arc<Shared>>,
+    query: Result<Query<DailyTruthQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match parse_query(query) {
+        Ok(q) => q,
+        Err(message) => return problem(StatusCode::BAD_REQUEST, message),
+    };
+    let Some(month) = parse_month(&q.month) else {
+        return problem(StatusCode::BAD_REQUEST, "month: expected YYYY-MM-01");
+    };
+    if state.zoom.account_index(&q.account_id).is_none() {
+        return problem(
+            StatusCode::NOT_FOUND,
+            format!("no Zoom account {:?}", q.account_id),
+        );
+    }
+    Json(control(state).daily_usage(&q.account_id, month)).into_response()
 }
 
 #[derive(Deserialize)]

@@ -142,6 +142,7 @@ fn router(state: Arc<Shared>) -> Router {
     Router::new()
         .route("/oauth/token", post(zoom::oauth::token))
         .route("/v2/report/users", get(zoom::reports::report_users))
+        .route("/v2/report/daily", get(zoom::daily::report_daily))
         .merge(rocketchat::routes())
         .merge(videosdk::routes())
         .nest("/_sandbox", control::routes())

@@ -1,9 +1,10 @@
 //! Zoom's per-account rate limits (research/zoom-api.md §4, DESIGN §7), enforced for the accounts whose spec
 //! asks for them, so a client's pacing can be checked against a server that refuses what Zoom would refuse.
 //!
-//! Per account and category: Heavy (`/report/users`, `/videosdk/sessions/{id}/users`) at most N requests in
-//! any one-second window, Resource-intensive (`/videosdk/sessions`) at most M in any sixty-second window,
-//! and one daily pool shared by both that resets at 00:00 UTC. Only requests the real handler answers are
+//! Per account and category: Heavy (`/report/users`, `/report/daily`, `/videosdk/sessions/{id}/users`,
+//! `/videosdk/report/daily`) at most N requests in any one-second window, Resource-intensive
+//! (`/videosdk/sessions`) at most M in any sixty-second window, and one daily pool shared by both that
+//! resets at 00:00 UTC. Only requests the real handler answers are
 //! counted: refused ones (429s) and faults do not use up anything, so a scripted fault never shifts the
 //! limits a test expects.
 
@@ -78,7 +79,10 @@ impl Category {
     /// The rate category Zoom counts `endpoint` in; `None` for what Zoom does not limit this way.
     pub fn of(endpoint: Endpoint) -> Option<Self> {
         match endpoint {
-            Endpoint::ReportUsers | Endpoint::SdkSessionUsers => Some(Category::Heavy),
+            Endpoint::ReportUsers
+            | Endpoint::SdkSessionUsers
+            | Endpoint::ReportDaily
+            | Endpoint::SdkReportDaily => Some(Category::Heavy),
             Endpoint::SdkSessions => Some(Category::ResourceIntensive),
             Endpoint::OauthToken | Endpoint::RcActiveUsers => None,
         }
@@ -223,7 +227,7 @@ impl RateLimiters {
             return None;
         };
         let accounts = match endpoint {
-            Endpoint::ReportUsers => &self.zoom,
+            Endpoint::ReportUsers | Endpoint::ReportDaily => &self.zoom,
             _ => &self.videosdk,
         };
         match accounts.get(account) {

@@ -21,6 +21,10 @@ pub enum Endpoint {
     SdkSessions,
     /// Zoom `GET /v2/videosdk/sessions/{id}/users`; `account_id` is the JWT's API key.
     SdkSessionUsers,
+    /// Zoom `GET /v2/report/daily` (the account's daily usage); `account_id` is the Zoom account id.
+    ReportDaily,
+    /// Zoom `GET /v2/videosdk/report/daily`; `account_id` is the JWT's API key.
+    SdkReportDaily,
 }
 
 #[derive(Clone, Debug, Serialize)]

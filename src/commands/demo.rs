@@ -76,6 +76,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     }
     print_chat_summary(&pool).await?;
     print_sdk_summary(&pool).await?;
+    print_daily_usage_summary(&pool).await?;
     println!(
         "\nthe data stays in {}; query it with psql, e.g.\n  SELECT month, count(*) FROM rollcall.zoom_host_report_users WHERE report_type = 'active' GROUP BY month;",
         database.describe()
@@ -137,6 +138,38 @@ Video SDK sessions per month (rollcall.zoom_sdk_sessions, zoom_sdk_session_users
         println!(
             "  studio     {:<10} {sessions:>5} sessions {joins:>6} joins {minutes:>8} user minutes",
             month.format("%Y-%m")
+        );
+    }
+    Ok(())
+}
+
+/// The daily usage reports per account and month, and the Video SDK days the two reports disagree on.
+async fn print_daily_usage_summary(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let rows: Vec<(String, chrono::NaiveDate, i64, i64, i64)> = sqlx::query_as(
+        "SELECT account, date_trunc('month', day)::date, count(*), coalesce(sum(meetings), 0)::bigint,
+                coalesce(sum(meeting_minutes), 0)::bigint
+           FROM rollcall.zoom_daily_usage GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await?;
+    println!("\nZoom daily usage per month (rollcall.zoom_daily_usage, zoom_sdk_daily_usage):");
+    for (account, month, days, meetings, minutes) in rows {
+        println!(
+            "  {account:<10} {:<10} {days:>3} days {meetings:>6} meetings {minutes:>9} meeting minutes",
+            month.format("%Y-%m")
+        );
+    }
+    let sdk: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT account, coalesce(sum(sessions), 0)::bigint,
+                (SELECT count(*) FROM rollcall.zoom_sdk_reconciliation r
+                  WHERE r.account = u.account AND r.difference IS DISTINCT FROM 0)
+           FROM rollcall.zoom_sdk_daily_usage u GROUP BY account ORDER BY account",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (account, sessions, disagree) in sdk {
+        println!(
+            "  {account:<10} {sessions:>5} Video SDK sessions by the daily report; {disagree} days disagree with the session list"
         );
     }
     Ok(())

@@ -103,3 +103,35 @@ pub fn render_table(rows: &[StreamStatus]) -> String {
     }
     out
 }
+
+/// Per Video SDK account: the days of its daily usage report whose session count disagrees with the
+/// stored session list. Empty when the schema predates the view (`status` reads older databases too).
+pub async fn reconciliation(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('rollcall.zoom_sdk_reconciliation') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query_as(
+        "SELECT account, count(*) FILTER (WHERE difference IS DISTINCT FROM 0)
+           FROM rollcall.zoom_sdk_reconciliation GROUP BY account ORDER BY account",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// The lines appended under the table, one per Video SDK account with a daily report.
+pub fn render_reconciliation(rows: &[(String, i64)]) -> String {
+    let mut out = String::new();
+    for (account, days) in rows {
+        let noun = if *days == 1 { "day" } else { "days" };
+        let _ = writeln!(
+            out,
+            "{account}: {days} {noun} where the daily report and the stored session list disagree (rollcall.zoom_sdk_reconciliation)"
+        );
+    }
+    out
+}

@@ -113,7 +113,7 @@ pub(crate) async fn session_users(
     .await
 }
 
-fn authorised(auth: JwtCheck) -> Result<usize, Reply> {
+pub(super) fn authorised(auth: JwtCheck) -> Result<usize, Reply> {
     match auth {
         JwtCheck::Valid(a) => Ok(a),
         JwtCheck::Expired(_) => Err(expired_access_token()),

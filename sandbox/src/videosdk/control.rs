@@ -34,6 +34,34 @@ impl Control {
         }
     }
 
+    /// The `dates` a `/videosdk/report/daily` request for that month returns now (any day names the month).
+    pub fn sdk_daily_usage(&self, api_key: &str, month: NaiveDate) -> Vec<Value> {
+        match self.state.videosdk.account_by_key(api_key) {
+            Some(a) => super::daily::truth(&self.state, a, month),
+            None => Vec::new(),
+        }
+    }
+
+    /// Makes the daily report count `sessions` on `day` whatever the session list serves (`None`: agree
+    /// with the list again). False for an unknown account.
+    pub fn set_sdk_daily_sessions(
+        &self,
+        api_key: &str,
+        day: NaiveDate,
+        sessions: Option<u64>,
+    ) -> bool {
+        let sdk = &self.state.videosdk;
+        let Some(a) = sdk.account_by_key(api_key) else {
+            return false;
+        };
+        let mut overrides = lock(&sdk.daily_sessions);
+        match sessions {
+            Some(n) => overrides.insert((a, day), n),
+            None => overrides.remove(&(a, day)),
+        };
+        true
+    }
+
     /// Adds a session with exactly this id to the account's current month (served after the generated
     /// ones, with its own users), for ids the generator never makes: `.`, `..`, `%`, NUL. False for an
     /// unknown account.
@@ -73,7 +101,9 @@ pub(crate) fn control_routes() -> Router<Arc<Shared>> {
         .route("/truth/videosdk/sessions", get(sessions))
         .route("/truth/videosdk/session_users", get(session_users))
         .route("/videosdk/session_open", post(session_open))
+        .route("/truth/videosdk/daily", get(daily))
         .route("/videosdk/extra_session", post(extra_session))
+        .route("/videosdk/daily_sessions", post(daily_sessions))
 }
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
@@ -100,6 +130,18 @@ async fn sessions(
 struct SessionQuery {
     api_key: String,
     session_id: String,
+}
+
+async fn daily(
+    State(state): State<Arc<Shared>>,
+    query: Result<Query<MonthQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(q)) => {
+            Json(Control { state }.sdk_daily_usage(&q.api_key, q.month)).into_response()
+        }
+        Err(err) => problem(StatusCode::BAD_REQUEST, err.body_text()),
+    }
 }
 
 async fn session_users(
@@ -147,6 +189,27 @@ async fn extra_session(State(state): State<Arc<Shared>>, body: Bytes) -> Respons
         Err(err) => return problem(StatusCode::BAD_REQUEST, format!("invalid JSON body: {err}")),
     };
     if (Control { state }).add_sdk_session(&body.api_key, &body.session_id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        problem(StatusCode::NOT_FOUND, "no such account")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DailySessionsBody {
+    api_key: String,
+    day: NaiveDate,
+    /// `null` makes the day agree with the session list again.
+    sessions: Option<u64>,
+}
+
+async fn daily_sessions(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
+    let body: DailySessionsBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(err) => return problem(StatusCode::BAD_REQUEST, format!("invalid JSON body: {err}")),
+    };
+    if (Control { state }).set_sdk_daily_sessions(&body.api_key, body.day, body.sessions) {
         StatusCode::NO_CONTENT.into_response()
     } else {
         problem(StatusCode::NOT_FOUND, "no such account")

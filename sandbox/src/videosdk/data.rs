@@ -55,7 +55,7 @@ pub(crate) struct SessionRow {
     end_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     duration: Option<String>,
-    user_count: u32,
+    pub user_count: u32,
     has_voip: bool,
     has_video: bool,
     has_screen_share: bool,

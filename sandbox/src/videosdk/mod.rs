@@ -1,12 +1,13 @@
-//! The fake Zoom Video SDK API: `GET /v2/videosdk/sessions` and `GET /v2/videosdk/sessions/{id}/users`,
-//! authorised by an HS256 JWT per account (research/zoom-api.md §2, §3b).
+//! The fake Zoom Video SDK API: `GET /v2/videosdk/sessions`, `GET /v2/videosdk/sessions/{id}/users` and
+//! `GET /v2/videosdk/report/daily`, authorised by an HS256 JWT per account (research/zoom-api.md §2, §3b).
 
 mod api;
 mod control;
+mod daily;
 mod data;
 mod jwt;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use axum::routing::get;
@@ -85,6 +86,8 @@ pub(crate) struct SdkState {
     /// Ids a test added per account (`Control::add_sdk_session`), in order: sessions of today's month, served
     /// after the generated ones, for ids the generator never makes (`.`, `..`, `%`, NUL).
     extra: Mutex<Vec<(usize, String)>>,
+    /// (account, day) whose daily report serves this session count instead of the listed sessions'.
+    daily_sessions: Mutex<HashMap<(usize, chrono::NaiveDate), u64>>,
 }
 
 impl SdkState {
@@ -96,6 +99,7 @@ impl SdkState {
                 .collect(),
             open: Mutex::default(),
             extra: Mutex::default(),
+            daily_sessions: Mutex::default(),
         }
     }
 
@@ -121,4 +125,5 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v2/videosdk/sessions", get(api::list_sessions))
         .route("/v2/videosdk/sessions/{id}/users", get(api::session_users))
+        .route("/v2/videosdk/report/daily", get(daily::report_daily))
 }

@@ -1,5 +1,6 @@
-//! The fake Zoom: S2S OAuth and the active/inactive host report.
+//! The fake Zoom: S2S OAuth, the active/inactive host report and the daily usage report.
 
+pub(crate) mod daily;
 pub(crate) mod errors;
 pub(crate) mod oauth;
 pub(crate) mod reports;

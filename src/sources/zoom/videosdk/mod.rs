@@ -14,6 +14,7 @@ pub mod session_users;
 pub mod sessions;
 
 use super::client::{ZoomAuth, ZoomClient};
+use super::daily_usage::{DailyUsage, Report};
 use crate::config::VideoSdkAccount;
 use crate::http::pacing::{Category, ZoomPacer};
 use crate::http::{ApiError, RetryPolicy};
@@ -67,7 +68,8 @@ pub async fn verify(client: &ZoomClient) -> Result<(), ApiError> {
         .map(|_| ())
 }
 
-/// The two sources of `videosdk[index]`, sharing one client (one JWT cache, one pacer).
+/// The sources of `videosdk[index]`, sharing one client (one JWT cache, one pacer): the session list, the
+/// session users and the daily usage report.
 pub fn sources(
     config: &crate::config::Config,
     index: usize,
@@ -78,6 +80,7 @@ pub fn sources(
 ) -> Option<(
     Arc<sessions::SdkSessions>,
     Arc<session_users::SdkSessionUsers>,
+    Arc<DailyUsage>,
 )> {
     let account = config.videosdk.get(index)?;
     let retry = RetryPolicy::new(
@@ -96,6 +99,16 @@ pub fn sources(
         plan_from,
         plan_to,
     };
+    let daily = DailyUsage {
+        client: client.clone(),
+        report: Report::VideoSdk,
+        account: account.name.clone(),
+        settle_days: account.settle_days,
+        horizon_days: account.horizon_days,
+        today: run.today_utc(),
+        plan_from,
+        plan_to,
+    };
     let users = session_users::SdkSessionUsers {
         client,
         account: account.name.clone(),
@@ -105,7 +118,7 @@ pub fn sources(
         today: run.today_utc(),
         run_id: run.id,
     };
-    Some((Arc::new(list), Arc::new(users)))
+    Some((Arc::new(list), Arc::new(users), Arc::new(daily)))
 }
 
 #[cfg(test)]

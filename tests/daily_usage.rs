@@ -1,0 +1,565 @@
+//! Zoom's daily usage reports end to end (`zoom_daily_usage`, `zoom_sdk_daily_usage`) and the Video SDK
+//! reconciliation view: the real binary, the real sandbox, PostgreSQL.
+
+mod common;
+
+use chrono::{Datelike, NaiveDate, Utc};
+use common::*;
+use rollcall_sandbox::{
+    Endpoint, FaultKind, FaultRule, Sandbox, SandboxConfig, VideoSdkAccountSpec, ZoomAccountSpec,
+};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+const ZOOM_METRICS: [&str; 4] = ["new_users", "meetings", "participants", "meeting_minutes"];
+const SDK_METRICS: [&str; 3] = ["sessions", "users", "session_minutes"];
+
+async fn sandbox_with(zoom: Vec<ZoomAccountSpec>, sdk: Vec<VideoSdkAccountSpec>) -> Sandbox {
+    rollcall_sandbox::spawn(SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        seed: 7,
+        zoom,
+        videosdk: sdk,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("start sandbox")
+}
+
+fn config(
+    db: &TestDb,
+    sandbox: &Sandbox,
+    zoom: &[ZoomAccountSpec],
+    sdk: &[VideoSdkAccountSpec],
+) -> RollcallConfig {
+    write_config_with(db, sandbox, zoom, 300, &sdk_sections(sandbox, sdk, 300))
+}
+
+fn last_of_month(month: NaiveDate) -> NaiveDate {
+    month
+        .checked_add_months(chrono::Months::new(1))
+        .and_then(|d| d.pred_opt())
+        .expect("date math")
+}
+
+/// The default `settle_days` is 2.
+fn is_final(month: NaiveDate) -> bool {
+    (Utc::now().date_naive() - last_of_month(month)).num_days() > 2
+}
+
+type DayRow = (Vec<Option<i64>>, Option<Value>, bool);
+
+/// What the table must hold for the month: the served days as served, and, once the month is final, the
+/// days Zoom left out as zeros without `raw`.
+fn expected(truth: &[Value], month: NaiveDate, metrics: &[&str]) -> BTreeMap<NaiveDate, DayRow> {
+    let fin = is_final(month);
+    let mut rows: BTreeMap<NaiveDate, DayRow> = truth
+        .iter()
+        .map(|d| {
+            let day: NaiveDate = d["date"].as_str().expect("date").parse().expect("a date");
+            let values = metrics.iter().map(|m| d[*m].as_i64()).collect();
+            (day, (values, Some(d.clone()), fin))
+        })
+        .collect();
+    if fin {
+        for day in month.iter_days().take_while(|d| *d <= last_of_month(month)) {
+            rows.entry(day)
+                .or_insert_with(|| (vec![Some(0); metrics.len()], None, true));
+        }
+    }
+    rows
+}
+
+async fn stored(
+    pool: &sqlx::PgPool,
+    table: &str,
+    metrics: &[&str],
+    account: &str,
+    month: NaiveDate,
+) -> BTreeMap<NaiveDate, DayRow> {
+    let sql = format!(
+        "SELECT day, ARRAY[{}]::int8[], raw, is_final FROM rollcall.{table}
+          WHERE account = $1 AND day BETWEEN $2 AND $3",
+        metrics.join(", ")
+    );
+    sqlx::query_as::<_, (NaiveDate, Vec<Option<i64>>, Option<Value>, bool)>(&sql)
+        .bind(account)
+        .bind(month)
+        .bind(last_of_month(month))
+        .fetch_all(pool)
+        .await
+        .expect("query daily usage")
+        .into_iter()
+        .map(|(day, values, raw, fin)| (day, (values, raw, fin)))
+        .collect()
+}
+
+/// Asserts both tables hold exactly the sandbox's truth for every reachable month; returns the number of
+/// days stored as zeros because Zoom left them out of a final month.
+async fn assert_daily_mirror(
+    pool: &sqlx::PgPool,
+    sandbox: &Sandbox,
+    zoom: &ZoomAccountSpec,
+    sdk: &VideoSdkAccountSpec,
+) -> usize {
+    let control = sandbox.control();
+    let mut filled = 0;
+    for month in reachable_months() {
+        let truth = control.daily_usage(&zoom.account_id, month);
+        assert!(!truth.is_empty(), "{month}: the sandbox serves days");
+        let want = expected(&truth, month, &ZOOM_METRICS);
+        let got = stored(
+            pool,
+            "zoom_daily_usage",
+            &ZOOM_METRICS,
+            &account_name(zoom),
+            month,
+        )
+        .await;
+        assert_eq!(got, want, "zoom_daily_usage {month}");
+
+        let truth = control.sdk_daily_usage(&sdk.api_key, month);
+        let want = expected(&truth, month, &SDK_METRICS);
+        let got = stored(
+            pool,
+            "zoom_sdk_daily_usage",
+            &SDK_METRICS,
+            &sdk_name(sdk),
+            month,
+        )
+        .await;
+        assert_eq!(got, want, "zoom_sdk_daily_usage {month}");
+        filled += got.values().filter(|(_, raw, _)| raw.is_none()).count();
+    }
+    filled
+}
+
+/// The (year, month) pairs of the daily report requests logged for `endpoint`.
+fn requested_months(sandbox: &Sandbox, endpoint: Endpoint) -> BTreeSet<(i32, u32)> {
+    sandbox
+        .control()
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == endpoint)
+        .map(|r| {
+            (
+                r.query["year"].parse().expect("year"),
+                r.query["month"].parse().expect("month"),
+            )
+        })
+        .collect()
+}
+
+fn ym(month: NaiveDate) -> (i32, u32) {
+    (month.year(), month.month())
+}
+
+async fn windows_of(
+    pool: &sqlx::PgPool,
+    stream: &str,
+) -> Vec<(NaiveDate, String, bool, Option<String>)> {
+    sqlx::query_as(
+        "SELECT window_start, state, is_final, last_error FROM rollcall.collection_windows
+          WHERE stream = $1 ORDER BY window_start",
+    )
+    .bind(stream)
+    .fetch_all(pool)
+    .await
+    .expect("query windows")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_daily_reports_are_mirrored_per_day_and_final_months_are_never_requested_again() {
+    let db = TestDb::create().await;
+    let zoom = vec![zoom_account("acme", 60)];
+    let sdk = vec![sdk_account("studio", 9)];
+    let sandbox = sandbox_with(zoom.clone(), sdk.clone()).await;
+    let config = config(&db, &sandbox, &zoom, &sdk);
+
+    let first = run(&config.path, &["collect"]).await;
+    assert_eq!(first.code, 0, "first collect: {}", first.output());
+    let filled = assert_daily_mirror(&db.pool, &sandbox, &zoom[0], &sdk[0]).await;
+    // Nine sessions a month leave most days without one: the SDK report omits them, and a final month
+    // stores them as zeros.
+    assert!(
+        filled > 0,
+        "days left out of final months are stored as zeros"
+    );
+    let months = reachable_months();
+    let asked: BTreeSet<_> = months.iter().copied().map(ym).collect();
+    assert_eq!(requested_months(&sandbox, Endpoint::ReportDaily), asked);
+    assert_eq!(requested_months(&sandbox, Endpoint::SdkReportDaily), asked);
+    for stream in ["zoom_daily_usage", "zoom_sdk_daily_usage"] {
+        let windows = windows_of(&db.pool, stream).await;
+        assert_eq!(
+            windows.first().map(|w| w.1.as_str()),
+            Some("unreachable"),
+            "{stream}: the horizon's month is recorded unreachable: {windows:?}"
+        );
+        for (start, state, fin, _) in &windows {
+            if months.contains(start) {
+                assert_eq!(state, "complete", "{stream} {start}");
+                assert_eq!(*fin, is_final(*start), "{stream} {start}");
+            }
+        }
+    }
+
+    sandbox.control().clear_requests();
+    let second = run(&config.path, &["collect"]).await;
+    assert_eq!(second.code, 0, "second collect: {}", second.output());
+    let not_final: BTreeSet<_> = months
+        .iter()
+        .copied()
+        .filter(|m| !is_final(*m))
+        .map(ym)
+        .collect();
+    assert!(!not_final.is_empty(), "the current month is never final");
+    assert_eq!(
+        requested_months(&sandbox, Endpoint::ReportDaily),
+        not_final,
+        "only months that are not final are requested again"
+    );
+    assert_eq!(
+        requested_months(&sandbox, Endpoint::SdkReportDaily),
+        not_final
+    );
+    assert_daily_mirror(&db.pool, &sandbox, &zoom[0], &sdk[0]).await;
+}
+
+async fn table_snapshot(
+    pool: &sqlx::PgPool,
+    table: &str,
+) -> Vec<(String, NaiveDate, Option<Value>)> {
+    sqlx::query_as(&format!(
+        "SELECT account, day, raw FROM rollcall.{table} ORDER BY account, day"
+    ))
+    .fetch_all(pool)
+    .await
+    .expect("snapshot")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_without_its_dates_fails_the_window_and_deletes_nothing() {
+    let db = TestDb::create().await;
+    let zoom = vec![zoom_account("acme", 40)];
+    let sdk = vec![sdk_account("studio", 30)];
+    let sandbox = sandbox_with(zoom.clone(), sdk.clone()).await;
+    let control = sandbox.control();
+    let config = config(&db, &sandbox, &zoom, &sdk);
+
+    let streams = [
+        ("zoom_daily_usage", Endpoint::ReportDaily, "acme-account"),
+        (
+            "zoom_sdk_daily_usage",
+            Endpoint::SdkReportDaily,
+            "studio-key",
+        ),
+    ];
+    for (stream, _, _) in streams {
+        let ok = run(&config.path, &["collect", "--stream", stream]).await;
+        assert_eq!(ok.code, 0, "{stream}: {}", ok.output());
+    }
+    let before = (
+        table_snapshot(&db.pool, "zoom_daily_usage").await,
+        table_snapshot(&db.pool, "zoom_sdk_daily_usage").await,
+    );
+    assert!(!before.0.is_empty() && !before.1.is_empty());
+
+    // A missing list and a null one: neither is an empty month.
+    control.add_fault(FaultRule {
+        endpoint: Some(Endpoint::ReportDaily),
+        account_id: Some("acme-account".into()),
+        report_type: None,
+        page: None,
+        times: None,
+        probability: None,
+        kind: FaultKind::Patch {
+            set: vec![],
+            remove: vec!["/dates".into()],
+        },
+    });
+    control.add_fault(FaultRule {
+        endpoint: Some(Endpoint::SdkReportDaily),
+        account_id: Some("studio-key".into()),
+        report_type: None,
+        page: None,
+        times: None,
+        probability: None,
+        kind: FaultKind::Patch {
+            set: vec![("/dates".into(), Value::Null)],
+            remove: vec![],
+        },
+    });
+    let current = *reachable_months().last().expect("a current month");
+    for (stream, endpoint, _) in streams {
+        control.clear_requests();
+        let failed = run(&config.path, &["collect", "--stream", stream]).await;
+        assert_eq!(failed.code, 1, "{stream}: {}", failed.output());
+        let windows = windows_of(&db.pool, stream).await;
+        let (_, state, _, error) = windows
+            .iter()
+            .find(|w| w.0 == current)
+            .expect("the current month's window");
+        assert_eq!(state, "failed", "{stream}: {windows:?}");
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains("malformed")),
+            "{stream}: the error says the reply was malformed: {error:?}"
+        );
+        let attempts = control
+            .requests()
+            .iter()
+            .filter(|r| r.endpoint == endpoint)
+            .count();
+        assert!(attempts > 1, "{stream}: a malformed reply is retried");
+    }
+    let after = (
+        table_snapshot(&db.pool, "zoom_daily_usage").await,
+        table_snapshot(&db.pool, "zoom_sdk_daily_usage").await,
+    );
+    assert_eq!(after, before, "nothing was deleted or rewritten");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_for_another_month_fails_the_window_and_writes_nothing() {
+    let db = TestDb::create().await;
+    let zoom = vec![zoom_account("acme", 40)];
+    let sdk = vec![sdk_account("studio", 12)];
+    let sandbox = sandbox_with(zoom.clone(), sdk.clone()).await;
+    let control = sandbox.control();
+    let config = config(&db, &sandbox, &zoom, &sdk);
+
+    // Every reply claims a month that was not asked for: 13 is no month, and January of year 1 is none
+    // of the six.
+    control.add_fault(FaultRule {
+        endpoint: Some(Endpoint::ReportDaily),
+        account_id: None,
+        report_type: None,
+        page: None,
+        times: None,
+        probability: None,
+        kind: FaultKind::Patch {
+            set: vec![("/month".into(), json!(13))],
+            remove: vec![],
+        },
+    });
+    control.add_fault(FaultRule {
+        endpoint: Some(Endpoint::SdkReportDaily),
+        account_id: None,
+        report_type: None,
+        page: None,
+        times: None,
+        probability: None,
+        kind: FaultKind::Patch {
+            set: vec![("/year".into(), json!(1)), ("/month".into(), json!(1))],
+            remove: vec![],
+        },
+    });
+    let out = run(&config.path, &["collect"]).await;
+    assert_eq!(out.code, 1, "{}", out.output());
+    for stream in ["zoom_daily_usage", "zoom_sdk_daily_usage"] {
+        for (start, state, _, error) in windows_of(&db.pool, stream).await {
+            if reachable_months().contains(&start) {
+                assert_eq!(state, "failed", "{stream} {start}");
+                assert!(
+                    error
+                        .as_deref()
+                        .is_some_and(|e| e.contains("was requested")),
+                    "{stream} {start}: {error:?}"
+                );
+            }
+        }
+    }
+    let rows: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM rollcall.zoom_daily_usage),
+                (SELECT count(*) FROM rollcall.zoom_sdk_daily_usage)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, (0, 0), "a reply for another month is not stored");
+    // The host reports and session lists of the same accounts are not affected.
+    let others: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.collection_windows
+          WHERE stream IN ('zoom_host_report', 'zoom_sdk_sessions') AND state = 'failed'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(others, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconciliation_shows_the_day_the_daily_report_and_the_session_list_disagree() {
+    let db = TestDb::create().await;
+    let sdk = vec![sdk_account("studio", 40)];
+    let sandbox = sandbox_with(vec![], sdk.clone()).await;
+    let control = sandbox.control();
+    let config = config(&db, &sandbox, &[], &sdk);
+
+    let first = run(&config.path, &["collect"]).await;
+    assert_eq!(first.code, 0, "{}", first.output());
+    let (days, disagreeing): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE difference <> 0) FROM rollcall.zoom_sdk_reconciliation
+          WHERE account = 'studio'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(days > 20, "{days} days reconciled");
+    assert_eq!(disagreeing, 0, "the sandbox's two reports agree by default");
+    let status = run(&config.path, &["status"]).await;
+    assert!(
+        status
+            .stdout
+            .contains("studio: 0 days where the daily report and the stored session list disagree"),
+        "{}",
+        status.output()
+    );
+
+    // Today is in the current month, which is never final: the next collection walks it again.
+    let today = Utc::now().date_naive();
+    let listed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.zoom_sdk_sessions
+          WHERE account = 'studio' AND missing_since IS NULL AND (start_time AT TIME ZONE 'UTC')::date = $1",
+    )
+    .bind(today)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let reported = listed as u64 + 2;
+    assert!(control.set_sdk_daily_sessions(&sdk[0].api_key, today, Some(reported)));
+    let again = run(
+        &config.path,
+        &["collect", "--stream", "zoom_sdk_daily_usage"],
+    )
+    .await;
+    assert_eq!(again.code, 0, "{}", again.output());
+    let rows: Vec<(NaiveDate, Option<i64>, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT day, sessions_reported, sessions_listed, difference FROM rollcall.zoom_sdk_reconciliation
+          WHERE account = 'studio' AND difference <> 0",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, vec![(today, Some(reported as i64), listed, Some(2))]);
+    let status = run(&config.path, &["status"]).await;
+    assert!(
+        status.stdout.contains(
+            "studio: 1 day where the daily report and the stored session list disagree (rollcall.zoom_sdk_reconciliation)"
+        ),
+        "{}",
+        status.output()
+    );
+
+    // The daemon's /metrics reads the same view at scrape time; it collects nothing here.
+    let port = free_port();
+    let mut cmd = rollcall(&config.path, &["run"]);
+    cmd.env("ROLLCALL__SCHEDULE__CRON", "0 0 0 1 1 *")
+        .env("ROLLCALL__SCHEDULE__RUN_ON_START", "false")
+        .env("ROLLCALL__HTTP__LISTEN", format!("127.0.0.1:{port}"));
+    let child = cmd.spawn().expect("spawn rollcall run");
+    let metrics = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut poll = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            poll.tick().await;
+            if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+                if let Ok(text) = response.text().await {
+                    if text.contains("rollcall_sdk_reconciliation_mismatched_days") {
+                        return text;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("/metrics answers with the reconciliation gauge");
+    assert!(
+        metrics.contains("rollcall_sdk_reconciliation_mismatched_days{account=\"studio\"} 1"),
+        "{metrics}"
+    );
+    let pid = child.id().expect("pid").to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert_eq!(finish(child).await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_plans_a_daily_stream_and_refuses_by_name_what_zoom_no_longer_serves() {
+    let db = TestDb::create().await;
+    let zoom = vec![zoom_account("acme", 30)];
+    let sdk = vec![sdk_account("studio", 9)];
+    let sandbox = sandbox_with(zoom.clone(), sdk.clone()).await;
+    let config = config(&db, &sandbox, &zoom, &sdk);
+    let too_old = reachable_months()[0]
+        .checked_sub_months(chrono::Months::new(3))
+        .expect("date math");
+
+    let out = run(
+        &config.path,
+        &[
+            "backfill",
+            "--from",
+            &too_old.to_string(),
+            "--stream",
+            "zoom_sdk_daily_usage",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.output());
+    assert!(
+        out.stderr.contains(&format!("--from {too_old}")) && out.stderr.contains("studio"),
+        "the refusal names the date and the account: {}",
+        out.stderr
+    );
+    let streams: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT stream, state, count(*) FROM rollcall.collection_windows GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        streams,
+        vec![
+            (
+                "zoom_sdk_daily_usage".to_string(),
+                "complete".to_string(),
+                reachable_months().len() as i64
+            ),
+            // The months from --from up to the horizon's.
+            (
+                "zoom_sdk_daily_usage".to_string(),
+                "unreachable".to_string(),
+                3
+            ),
+        ]
+    );
+    let requests = sandbox.control().requests();
+    assert!(requests
+        .iter()
+        .all(|r| r.endpoint == Endpoint::SdkReportDaily && r.status == 200));
+    assert_eq!(
+        requested_months(&sandbox, Endpoint::SdkReportDaily),
+        reachable_months().into_iter().map(ym).collect()
+    );
+    assert_daily_mirror_sdk_only(&db.pool, &sandbox, &sdk[0]).await;
+}
+
+async fn assert_daily_mirror_sdk_only(
+    pool: &sqlx::PgPool,
+    sandbox: &Sandbox,
+    sdk: &VideoSdkAccountSpec,
+) {
+    for month in reachable_months() {
+        let truth = sandbox.control().sdk_daily_usage(&sdk.api_key, month);
+        let got = stored(
+            pool,
+            "zoom_sdk_daily_usage",
+            &SDK_METRICS,
+            &sdk_name(sdk),
+            month,
+        )
+        .await;
+        assert_eq!(got, expected(&truth, month, &SDK_METRICS), "{month}");
+    }
+}
