@@ -640,7 +640,11 @@ async fn a_resumed_walk_keeps_the_parameters_of_its_first_page() {
         report_type: Some(ReportType::Active),
         ..fault(Endpoint::ReportUsers, Some(3), Some(1), FaultKind::Hang)
     });
-    let mut child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
+    // One window at a time in the killed run, so the others start their walks after the config change.
+    let mut child = rollcall(&config.path, &["collect"])
+        .env("ROLLCALL__COLLECTOR__WINDOWS_IN_FLIGHT", "1")
+        .spawn()
+        .expect("spawn");
     let hung = control
         .wait_for_request(
             |r| r.endpoint == Endpoint::ReportUsers && r.page == Some(3) && r.status == 0,

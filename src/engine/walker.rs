@@ -1,7 +1,7 @@
 use super::{RunContext, Source, MAX_RESTARTS_PER_RUN, PAGE_TOKEN_TRUST};
 use crate::http::ApiError;
 use crate::observe;
-use crate::store::windows::{self, Checkpoint, Completion, LeaseOwner, Window};
+use crate::store::windows::{self, Checkpoint, Completion, LeaseOwner, Window, WindowState};
 use crate::store::{pauses, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -444,15 +444,18 @@ impl Engine {
             .walk_params
             .clone()
             .and_then(|p| serde_json::from_value::<S::Params>(p).ok());
-        let resumable = window.state == "running"
+        let resumable = window.state == WindowState::Running
             && window.next_page_token.is_some()
             && window
                 .token_issued_at
                 .is_some_and(|at| Utc::now() - at < PAGE_TOKEN_TRUST);
+        // The total the API announced for the window (Zoom's `total_records`), as the checkpoint stored it.
+        let mut expected_total = None;
         let (mut walk_id, mut token, mut params) = match (resumable, window.walk_id, stored_params)
         {
             (true, Some(walk_id), Some(params)) => {
                 tracing::debug!(window_id = window.id, pages = window.pages, "resuming walk");
+                expected_total = window.expected_total;
                 (walk_id, window.next_page_token.clone(), params)
             }
             _ => {
@@ -497,6 +500,7 @@ impl Engine {
                     );
                     (walk_id, params) = self.begin_walk(source, window).await?;
                     token = None;
+                    expected_total = None;
                     continue;
                 }
                 Err(err) => {
@@ -519,6 +523,7 @@ impl Engine {
                     });
                 }
             };
+            expected_total = meta.expected_total.or(expected_total);
             if let Some(next) = meta.next_page_token.clone() {
                 let write = async {
                     let page_rows = source.write_page(&mut tx, window, walk_id, &page).await?;
@@ -561,6 +566,19 @@ impl Engine {
                 .finish(&mut tx, window, walk_id, &page, is_final)
                 .await?
             {
+                Ok(rows) if expected_total.is_some_and(|expected| expected != rows) => {
+                    // The walk does not add up to what the API announced: nothing of its last page, and
+                    // none of the mirror step, may stand. The next run walks the window again.
+                    tx.rollback().await?;
+                    let reason = format!(
+                        "the API announced {} rows for this window but the walk saw {rows} distinct rows; it is walked again next run",
+                        expected_total.unwrap_or_default()
+                    );
+                    windows::fail_now(&self.pool, window.id, &self.owner, &reason).await?;
+                    return Ok(WalkEnd::Failed {
+                        error: ApiErrorOrReason::Reason(reason),
+                    });
+                }
                 Ok(rows) => {
                     let completion =
                         windows::complete(&mut tx, window.id, &self.owner, is_final, rows).await?;

@@ -28,6 +28,18 @@ pub struct PlannedWindow {
     pub reach: Reach,
 }
 
+/// A window's `state` column (see its comment in the schema).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum WindowState {
+    Pending,
+    Running,
+    AwaitingChildren,
+    Complete,
+    Failed,
+    Unreachable,
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Window {
     pub id: i64,
@@ -36,7 +48,7 @@ pub struct Window {
     pub scope: String,
     pub window_start: NaiveDate,
     pub window_end: NaiveDate,
-    pub state: String,
+    pub state: WindowState,
     pub is_final: bool,
     pub pages: i32,
     pub rows: i64,

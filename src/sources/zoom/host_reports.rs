@@ -249,12 +249,8 @@ impl Source for HostReports {
         .bind(walk_id)
         .fetch_one(&mut **tx)
         .await?;
-        let total = int(last_page.body.total_records.as_ref()).unwrap_or(-1);
-        if seen != total {
-            return Ok(Err(format!(
-                "Zoom announced total_records={total} but the walk saw {seen} distinct users; the month is walked again next run"
-            )));
-        }
+        // The engine compares `seen` with `total_records` and rolls all of this back if they differ.
+        let total = int(last_page.body.total_records.as_ref()).unwrap_or(seen);
         sqlx::query(
             "DELETE FROM rollcall.zoom_host_report_users
               WHERE account = $1 AND month = $2 AND report_type = $3 AND walk_id <> $4",
