@@ -18,6 +18,12 @@ pub struct Missing {
     pub newly_missing: u64,
 }
 
+/// The rows a walk mirrors: a month's sessions, or one session's joins.
+enum Scope<'a> {
+    Month(NaiveDate),
+    Session(&'a str),
+}
+
 /// The sessions of `month` that the list walk `walk_id` of run `run_id` did not see. Returns the session
 /// ids deleted; the caller removes their users and child windows in the same transaction.
 pub async fn sessions(
@@ -27,32 +33,7 @@ pub async fn sessions(
     walk_id: Uuid,
     run_id: Uuid,
 ) -> Result<Missing, StoreError> {
-    let confirmed: Vec<String> = sqlx::query_scalar(
-        "DELETE FROM rollcall.zoom_sdk_sessions
-          WHERE account = $1 AND month = $2 AND walk_id <> $3
-            AND missing_since IS NOT NULL AND missing_run <> $4
-      RETURNING session_id",
-    )
-    .bind(account)
-    .bind(month)
-    .bind(walk_id)
-    .bind(run_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let marked = sqlx::query(
-        "UPDATE rollcall.zoom_sdk_sessions SET missing_since = now(), missing_run = $4
-          WHERE account = $1 AND month = $2 AND walk_id <> $3 AND missing_since IS NULL",
-    )
-    .bind(account)
-    .bind(month)
-    .bind(walk_id)
-    .bind(run_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(Missing {
-        confirmed,
-        newly_missing: marked.rows_affected(),
-    })
+    unseen(tx, account, Scope::Month(month), walk_id, run_id).await
 }
 
 /// The joins of `session_id` that the users walk `walk_id` of run `run_id` did not see. `confirmed` holds
@@ -64,28 +45,48 @@ pub async fn session_users(
     walk_id: Uuid,
     run_id: Uuid,
 ) -> Result<Missing, StoreError> {
-    let confirmed: Vec<String> = sqlx::query_scalar(
-        "DELETE FROM rollcall.zoom_sdk_session_users
-          WHERE account = $1 AND session_id = $2 AND walk_id <> $3
+    unseen(tx, account, Scope::Session(session_id), walk_id, run_id).await
+}
+
+/// Deletes the rows of `scope` missed by an earlier run and this one, then marks those missed for the
+/// first time. The statements differ only in table and key, which are constants chosen here.
+async fn unseen(
+    tx: &mut Tx,
+    account: &str,
+    scope: Scope<'_>,
+    walk_id: Uuid,
+    run_id: Uuid,
+) -> Result<Missing, StoreError> {
+    let (table, key, returned) = match scope {
+        Scope::Month(_) => ("zoom_sdk_sessions", "month", "session_id"),
+        Scope::Session(_) => ("zoom_sdk_session_users", "session_id", "user_id"),
+    };
+    let delete = format!(
+        "DELETE FROM rollcall.{table}
+          WHERE account = $1 AND {key} = $2 AND walk_id <> $3
             AND missing_since IS NOT NULL AND missing_run <> $4
-      RETURNING user_id",
-    )
-    .bind(account)
-    .bind(session_id)
-    .bind(walk_id)
-    .bind(run_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let marked = sqlx::query(
-        "UPDATE rollcall.zoom_sdk_session_users SET missing_since = now(), missing_run = $4
-          WHERE account = $1 AND session_id = $2 AND walk_id <> $3 AND missing_since IS NULL",
-    )
-    .bind(account)
-    .bind(session_id)
-    .bind(walk_id)
-    .bind(run_id)
-    .execute(&mut **tx)
-    .await?;
+      RETURNING {returned}"
+    );
+    let mark = format!(
+        "UPDATE rollcall.{table} SET missing_since = now(), missing_run = $4
+          WHERE account = $1 AND {key} = $2 AND walk_id <> $3 AND missing_since IS NULL"
+    );
+    let bind = |sql| {
+        let query = sqlx::query(sql).bind(account);
+        match scope {
+            Scope::Month(month) => query.bind(month),
+            Scope::Session(id) => query.bind(id),
+        }
+        .bind(walk_id)
+        .bind(run_id)
+    };
+    let confirmed = bind(&delete)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| sqlx::Row::try_get::<String, _>(row, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let marked = bind(&mark).execute(&mut **tx).await?;
     Ok(Missing {
         confirmed,
         newly_missing: marked.rows_affected(),
