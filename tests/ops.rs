@@ -358,7 +358,9 @@ async fn a_killed_collectors_lease_is_taken_over_at_once() {
     let long_lease = [("ROLLCALL__COLLECTOR__LEASE_SECS", "600")];
     let mut first = spawn(&config.path, &["collect"], &long_lease);
     let leased = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut poll = tokio::time::interval(Duration::from_millis(50));
         loop {
+            poll.tick().await;
             let owner: Option<String> = sqlx::query_scalar(
                 "SELECT lease_owner FROM rollcall.collection_windows
                   WHERE lease_owner IS NOT NULL AND pages > 0 LIMIT 1",
@@ -370,7 +372,6 @@ async fn a_killed_collectors_lease_is_taken_over_at_once() {
             if let Some(owner) = owner {
                 return owner;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
     .await
