@@ -1224,3 +1224,18 @@ fn secrets_from_files_in_included_files() {
         "{found:#?}"
     );
 }
+
+#[test]
+fn a_star_does_not_match_a_leading_dot() {
+    // A Kubernetes ConfigMap volume: the keys are symlinks beside `..data` and a timestamped directory.
+    let (dir, main) = config_dir(
+        &MAIN_WITH_INCLUDE.replace("accounts.d/*.toml", "accounts.d/*"),
+        &[
+            ("accounts.d/a.toml", zoom_entry("a1", "").as_str()),
+            ("accounts.d/.editor-backup.toml", "not = \"an account\"\n"),
+        ],
+    );
+    std::fs::create_dir(dir.path().join("accounts.d/..data")).unwrap();
+    let config = Config::load_with_env(&main, Vec::new()).unwrap();
+    assert_eq!(config.included, [dir.path().join("accounts.d/a.toml")]);
+}
