@@ -4,6 +4,9 @@
 //! cannot address array entries from the environment (`ROLLCALL__ZOOM__0__CLIENT_SECRET`), and building the
 //! typed structs by hand lets validation report every problem at once, each naming its key, where serde
 //! would stop at the first one.
+//!
+//! Order of the layers: the main file, then the account files it `include`s (appended, see `include.rs`),
+//! then the environment, so an override's index counts the merged list.
 
 mod build;
 mod env;
