@@ -76,7 +76,12 @@ enum Command {
         today: Option<NaiveDate>,
     },
     /// Validate the config and each credential against the API; writes nothing.
-    Check,
+    Check {
+        /// Validate only the config and the files it names (included account files, *_file secrets);
+        /// contact neither the database nor any API. Exit 0 valid, 2 invalid.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Apply the database migrations.
     Migrate,
     /// Serve the fake Zoom and Rocket.Chat APIs.
@@ -183,8 +188,12 @@ async fn dispatch(cli: Cli) -> ExitCode {
             };
             show_coverage(&config, request, json).await
         }
-        Command::Check => {
-            let lines = check::run(&config).await;
+        Command::Check { offline } => {
+            let lines = if offline {
+                check::offline(&config)
+            } else {
+                check::run(&config).await
+            };
             let mut ok = true;
             for line in lines {
                 match line {

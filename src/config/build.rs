@@ -77,6 +77,7 @@ pub(super) fn build(root: Table, origins: &Origins) -> Result<Config, Vec<String
             zoom,
             videosdk,
             rocketchat,
+            included: Vec::new(),
         })
     } else {
         Err(cx.problems)
@@ -362,7 +363,11 @@ fn check_names<'n>(cx: &mut Ctx, names: impl Iterator<Item = (String, &'n str)>)
         }
         match seen.get(name) {
             Some(first) => {
-                let message = format!("{} is already used by {first}", quote(name));
+                let message = format!(
+                    "{} is already used by {}",
+                    quote(name),
+                    cx.refer(first, &path)
+                );
                 cx.problem(&path, message);
             }
             None => {

@@ -9,8 +9,9 @@ use toml::{Table, Value};
 use super::reader::{join, kind, Origins};
 
 const PREFIX: &str = "ROLLCALL__";
-/// Far more accounts than anyone configures, small enough that a typo cannot allocate millions of entries.
-const MAX_INDEX: usize = 99;
+/// Room for the hundreds of accounts one process serves (with `include`d account files), small enough that
+/// a typo cannot allocate millions of entries.
+const MAX_INDEX: usize = 999;
 
 pub(super) fn apply(
     root: &mut Value,

@@ -4,9 +4,13 @@
 //! cannot address array entries from the environment (`ROLLCALL__ZOOM__0__CLIENT_SECRET`), and building the
 //! typed structs by hand lets validation report every problem at once, each naming its key, where serde
 //! would stop at the first one.
+//!
+//! Order of the layers: the main file, then the account files it `include`s (appended, see `include.rs`),
+//! then the environment, so an override's index counts the merged list.
 
 mod build;
 mod env;
+mod include;
 mod reader;
 #[cfg(test)]
 mod tests;
@@ -34,6 +38,9 @@ pub struct Config {
     pub zoom: Vec<ZoomAccount>,
     pub videosdk: Vec<VideoSdkAccount>,
     pub rocketchat: Vec<RocketChatWorkspace>,
+    /// The files `include` named, in the order their entries were appended (`rollcall check --offline`
+    /// lists them).
+    pub included: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -286,7 +293,11 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        parse(&text, &path.display().to_string(), env)
+        let base = include::Base {
+            dir: path.parent().unwrap_or(Path::new("")),
+            main: Some(path),
+        };
+        parse(&text, &path.display().to_string(), &base, env)
     }
 
     /// Parses TOML text instead of a file, for callers that generate their configuration (the demo).
@@ -294,13 +305,19 @@ impl Config {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        parse(text, "<config>", env)
+        // No file, so `include` patterns resolve against the working directory.
+        let base = include::Base {
+            dir: Path::new(""),
+            main: None,
+        };
+        parse(text, "<config>", &base, env)
     }
 }
 
 fn parse(
     text: &str,
     origin: &str,
+    base: &include::Base,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
     let root: toml::Table = text
@@ -308,9 +325,14 @@ fn parse(
         .map_err(|e: toml::de::Error| ConfigError::Invalid {
             problems: vec![syntax_problem(text, origin, &e)],
         })?;
-    let mut root = toml::Value::Table(root);
+    let mut root = root;
     let mut origins = reader::Origins::default();
+    origins.set_main_label(origin);
     let mut problems = Vec::new();
+    let mut env: Vec<(String, String)> = env.into_iter().collect();
+    // Before the environment, so `ROLLCALL__ZOOM__<i>__...` addresses the merged list.
+    let included = include::merge(&mut root, base, &mut env, &mut origins, &mut problems);
+    let mut root = toml::Value::Table(root);
     env::apply(&mut root, env, &mut origins, &mut problems);
     let toml::Value::Table(root) = root else {
         // `env::apply` only ever edits inside the root table.
@@ -319,7 +341,7 @@ fn parse(
         });
     };
     match build::build(root, &origins) {
-        Ok(config) if problems.is_empty() => Ok(config),
+        Ok(config) if problems.is_empty() => Ok(Config { included, ..config }),
         Ok(_) => Err(ConfigError::Invalid { problems }),
         Err(more) => {
             problems.extend(more);

@@ -17,6 +17,11 @@ pub(super) struct Origins {
     leaves: HashMap<String, String>,
     /// Tables and array entries the environment created on its way to a leaf.
     created: HashMap<String, String>,
+    /// Entries merged from an included file (`zoom[5]`): the file's label and the entry's path in it
+    /// (`zoom[0]`). Keys keep the merged index, which is what the environment addresses.
+    included: HashMap<String, (String, String)>,
+    /// How the main file is named in a message that must tell it apart from an included one.
+    main_label: String,
 }
 
 impl Origins {
@@ -38,6 +43,22 @@ impl Origins {
 
     pub(super) fn note_created(&mut self, path: String, var: &str) {
         self.created.entry(path).or_insert_with(|| var.to_owned());
+    }
+
+    pub(super) fn note_included(&mut self, entry: String, file: String, local: String) {
+        self.included.insert(entry, (file, local));
+    }
+
+    pub(super) fn set_main_label(&mut self, label: &str) {
+        label.clone_into(&mut self.main_label);
+    }
+
+    /// The included file a key lives in and the key's path there; `None` for the main file.
+    fn located(&self, path: &str) -> Option<(&str, String)> {
+        let end = path.find(']')? + 1;
+        let (entry, rest) = path.split_at(end);
+        let (file, local) = self.included.get(entry)?;
+        Some((file.as_str(), format!("{local}{rest}")))
     }
 
     pub(super) fn is_leaf(&self, path: &str) -> bool {
@@ -101,15 +122,37 @@ impl<'a> Ctx<'a> {
             .rsplit_once('.')
             .map(|(parent, _)| parent)
             .filter(|parent| parent.ends_with(']'));
+        let shown = self.display(path);
         let line = match (
             self.origins.get(path),
             entry.and_then(|e| self.origins.created.get(e)),
         ) {
-            (Some(var), _) => format!("{path}: {message} (from {var})"),
-            (None, Some(var)) => format!("{path}: {message} (in an entry created by {var})"),
-            (None, None) => format!("{path}: {message}"),
+            (Some(var), _) => format!("{shown}: {message} (from {var})"),
+            (None, Some(var)) => format!("{shown}: {message} (in an entry created by {var})"),
+            (None, None) => format!("{shown}: {message}"),
         };
         self.problems.push(line);
+    }
+
+    /// A key as a message shows it: `accounts.d/campus.toml: zoom[0].plan` for an entry from an included
+    /// file (its index there), the merged path otherwise.
+    pub(super) fn display(&self, path: &str) -> String {
+        match self.origins.located(path) {
+            Some((file, local)) => format!("{file}: {local}"),
+            None => path.to_owned(),
+        }
+    }
+
+    /// Another key referred to inside a message about `from`: the file is named when the two live in
+    /// different files, so a duplicate across files names both.
+    pub(super) fn refer(&self, path: &str, from: &str) -> String {
+        let here = self.origins.located(from).map(|(file, _)| file);
+        match (self.origins.located(path), here) {
+            (Some((file, local)), Some(here)) if file == here => local,
+            (Some((file, local)), _) => format!("{local} in {file}"),
+            (None, Some(_)) => format!("{path} in {}", self.origins.main_label),
+            (None, None) => path.to_owned(),
+        }
     }
 
     fn is_env(&self, path: &str) -> bool {

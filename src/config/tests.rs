@@ -274,6 +274,7 @@ fn example_file_is_valid_and_documents_every_key() {
         (1, 1, 1)
     );
     let keys = [
+        "include",
         "url",
         "url_file",
         "max_connections",
@@ -420,8 +421,8 @@ fn environment_problems_name_the_variable() {
     );
     assert_problem(
         MINIMAL,
-        &[("ROLLCALL__ZOOM__100__NAME", "x")],
-        "ROLLCALL__ZOOM__100__NAME: index 100 is too large (at most 99)",
+        &[("ROLLCALL__ZOOM__1000__NAME", "x")],
+        "ROLLCALL__ZOOM__1000__NAME: index 1000 is too large (at most 999)",
     );
     assert_problem(
         MINIMAL,
@@ -921,4 +922,320 @@ fn limits_resolve_against_the_plan() {
             daily_requests: 5
         }
     );
+}
+
+// ---- include: accounts in files of their own ------------------------------------------------------------
+
+const MAIN_WITH_INCLUDE: &str = r#"
+include = ["accounts.d/*.toml"]
+
+[database]
+url = "postgres://rollcall@127.0.0.1/rollcall"
+
+[[zoom]]
+name = "main"
+account_id = "acc"
+client_id = "cid"
+client_secret = "zoom-secret-1234"
+"#;
+
+/// A config directory holding `rollcall.toml` and the given files (paths relative to it).
+fn config_dir(main: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("accounts.d")).unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
+    let main_path = dir.path().join("rollcall.toml");
+    std::fs::write(&main_path, main).unwrap();
+    (dir, main_path)
+}
+
+fn load_problems(path: &Path, vars: &[(&str, &str)]) -> Vec<String> {
+    match Config::load_with_env(path, env(vars)) {
+        Ok(config) => panic!("expected problems, got {config:?}"),
+        Err(ConfigError::Invalid { problems }) => problems,
+        Err(other) => panic!("expected Invalid, got {other}"),
+    }
+}
+
+fn zoom_entry(name: &str, extra: &str) -> String {
+    format!(
+        "[[zoom]]\nname = \"{name}\"\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret = \"s-1234\"\n{extra}\n"
+    )
+}
+
+#[test]
+fn included_accounts_follow_the_main_files_in_sorted_path_order() {
+    let b = format!(
+        "{}[[rocketchat]]\nname = \"chat-b\"\nurl = \"https://chat.example.com\"\nuser_id = \"u\"\nauth_token = \"t-1234\"\n",
+        zoom_entry("b1", "")
+    );
+    let a = format!(
+        "{}[[videosdk]]\nname = \"sdk-a\"\napi_key = \"k\"\napi_secret = \"s-1234\"\n",
+        zoom_entry("a1", "plan = \"business\"")
+    );
+    // Written b first: the order comes from the sorted paths, not from the directory listing.
+    let (dir, main) = config_dir(
+        MAIN_WITH_INCLUDE,
+        &[
+            ("accounts.d/b.toml", b.as_str()),
+            ("accounts.d/a.toml", a.as_str()),
+            ("accounts.d/notes.txt", "not toml, not matched"),
+        ],
+    );
+    let config = Config::load_with_env(&main, Vec::new()).unwrap();
+    let zoom: Vec<&str> = config.zoom.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(zoom, ["main", "a1", "b1"]);
+    assert_eq!(config.zoom[1].plan, Plan::Business);
+    assert_eq!(config.videosdk[0].name, "sdk-a");
+    assert_eq!(config.rocketchat[0].name, "chat-b");
+    assert_eq!(
+        config.included,
+        [
+            dir.path().join("accounts.d/a.toml"),
+            dir.path().join("accounts.d/b.toml")
+        ]
+    );
+}
+
+#[test]
+fn included_file_problems_name_the_file_all_at_once() {
+    let campus = zoom_entry("campus", "plan = \"gold\"\ncolour = \"red\"");
+    let other = format!(
+        "include = [\"more/*.toml\"]\n{}[database]\nurl = \"postgres://x@h/db\"\n",
+        zoom_entry("other", "")
+    );
+    let (_dir, main) = config_dir(
+        &format!("{MAIN_WITH_INCLUDE}plan = \"silver\"\n"),
+        &[
+            ("accounts.d/campus.toml", campus.as_str()),
+            ("accounts.d/other.toml", other.as_str()),
+            ("accounts.d/broken.toml", "[[zoom]]\nname = \"x\n"),
+        ],
+    );
+    let found = load_problems(&main, &[]);
+    for expected in [
+        "accounts.d/campus.toml: zoom[0].plan: expected \"pro\" or \"business\", got \"gold\"",
+        "accounts.d/campus.toml: zoom[0].colour: unknown key",
+        "accounts.d/other.toml: database: not allowed in an included file (only [[zoom]], [[videosdk]] and [[rocketchat]] entries)",
+        "accounts.d/other.toml: include: not allowed in an included file (only [[zoom]], [[videosdk]] and [[rocketchat]] entries)",
+        // The main file's own problem keeps its plain path.
+        "zoom[0].plan: expected \"pro\" or \"business\", got \"silver\"",
+    ] {
+        assert!(
+            found.iter().any(|p| p == expected),
+            "expected {expected:?} in {found:#?}"
+        );
+    }
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("accounts.d/broken.toml:2:") && p.contains("invalid TOML")),
+        "a syntax error names the file and line: {found:#?}"
+    );
+}
+
+#[test]
+fn included_sections_must_be_arrays_of_tables() {
+    let (_dir, main) = config_dir(
+        MAIN_WITH_INCLUDE,
+        &[("accounts.d/one.toml", "[zoom]\nname = \"x\"\n")],
+    );
+    assert_eq!(
+        load_problems(&main, &[]),
+        ["accounts.d/one.toml: zoom: expected an array of tables ([[zoom]]), got a table"]
+    );
+}
+
+#[test]
+fn duplicate_names_across_files_name_both_files() {
+    let a = zoom_entry("campus", "");
+    let b = format!("{}{}", zoom_entry("ok", ""), zoom_entry("campus", ""));
+    let c = "[[rocketchat]]\nname = \"main\"\nurl = \"https://chat.example.com\"\nuser_id = \"u\"\nauth_token = \"t-1234\"\n";
+    let (_dir, main) = config_dir(
+        MAIN_WITH_INCLUDE,
+        &[
+            ("accounts.d/a.toml", a.as_str()),
+            ("accounts.d/b.toml", b.as_str()),
+            ("accounts.d/c.toml", c),
+        ],
+    );
+    let found = load_problems(&main, &[]);
+    assert_eq!(
+        found,
+        [
+            "accounts.d/b.toml: zoom[1].name: \"campus\" is already used by zoom[0].name in accounts.d/a.toml".to_owned(),
+            format!(
+                "accounts.d/c.toml: rocketchat[0].name: \"main\" is already used by zoom[0].name in {}",
+                main.display()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn duplicate_names_within_one_included_file_name_it_once() {
+    let a = format!("{}{}", zoom_entry("x", ""), zoom_entry("x", ""));
+    let (_dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/a.toml", a.as_str())]);
+    assert_eq!(
+        load_problems(&main, &[]),
+        ["accounts.d/a.toml: zoom[1].name: \"x\" is already used by zoom[0].name"]
+    );
+}
+
+#[test]
+fn a_glob_matching_nothing_is_fine_a_missing_plain_path_is_not() {
+    let (dir, main) = config_dir(MAIN_WITH_INCLUDE, &[]);
+    let config = Config::load_with_env(&main, Vec::new()).unwrap();
+    assert_eq!(config.zoom.len(), 1);
+    assert!(config.included.is_empty());
+
+    let missing = MAIN_WITH_INCLUDE.replace("accounts.d/*.toml", "accounts.toml");
+    std::fs::write(&main, missing).unwrap();
+    assert_eq!(
+        load_problems(&main, &[]),
+        [format!(
+            "include[0]: no file at {:?}",
+            dir.path().join("accounts.toml").display().to_string()
+        )]
+    );
+}
+
+#[test]
+fn include_must_be_a_list_of_patterns() {
+    let (_dir, main) = config_dir(
+        &MAIN_WITH_INCLUDE.replace("[\"accounts.d/*.toml\"]", "\"accounts.d/*.toml\""),
+        &[],
+    );
+    assert_eq!(
+        load_problems(&main, &[]),
+        ["include: expected an array of file patterns such as [\"accounts.d/*.toml\"], got \"accounts.d/*.toml\""]
+    );
+    std::fs::write(
+        &main,
+        MAIN_WITH_INCLUDE.replace("[\"accounts.d/*.toml\"]", "[\"\", 3, \"[\"]"),
+    )
+    .unwrap();
+    let found = load_problems(&main, &[]);
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert_eq!(found[0], "include[0]: missing (an empty pattern)");
+    assert_eq!(found[1], "include[1]: expected a string, got 3");
+    assert!(
+        found[2].starts_with("include[2]: invalid pattern \"[\""),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn absolute_patterns_and_the_main_file_itself() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("far.toml"), zoom_entry("far", "")).unwrap();
+    let pattern = format!("{}/*.toml", elsewhere.path().display());
+    // `*.toml` beside the main file matches the main file too: it is not read twice.
+    let (_dir, main) = config_dir(
+        &MAIN_WITH_INCLUDE.replace(
+            "[\"accounts.d/*.toml\"]",
+            &format!("[\"*.toml\", {pattern:?}]"),
+        ),
+        &[("near.toml", zoom_entry("near", "").as_str())],
+    );
+    let config = Config::load_with_env(&main, Vec::new()).unwrap();
+    let names: Vec<&str> = config.zoom.iter().map(|a| a.name.as_str()).collect();
+    let mut expected = vec!["main", "near", "far"];
+    // Sorted by full path: the temp directories' names decide which file comes first.
+    if elsewhere.path().join("far.toml") < main.with_file_name("near.toml") {
+        expected.swap(1, 2);
+    }
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn environment_indexes_the_merged_list() {
+    let (_dir, main) = config_dir(
+        MAIN_WITH_INCLUDE,
+        &[
+            ("accounts.d/a.toml", zoom_entry("a1", "").as_str()),
+            ("accounts.d/b.toml", zoom_entry("b1", "").as_str()),
+        ],
+    );
+    // zoom[0] is the main file's, zoom[1] the first included one's, zoom[2] the next.
+    let config =
+        Config::load_with_env(&main, env(&[("ROLLCALL__ZOOM__2__PLAN", "business")])).unwrap();
+    assert_eq!(config.zoom[2].name, "b1");
+    assert_eq!(config.zoom[2].plan, Plan::Business);
+    assert_eq!(config.zoom[1].plan, Plan::Pro);
+
+    // A bad value set on an included entry names the file, its index there, and the variable.
+    assert_eq!(
+        load_problems(&main, &[("ROLLCALL__ZOOM__1__PLAN", "gold")]),
+        ["accounts.d/a.toml: zoom[0].plan: expected \"pro\" or \"business\", got \"gold\" (from ROLLCALL__ZOOM__1__PLAN)"]
+    );
+}
+
+#[test]
+fn include_from_the_environment() {
+    let (dir, main) = config_dir(
+        MAIN_WITH_INCLUDE,
+        &[
+            ("accounts.d/a.toml", zoom_entry("a1", "").as_str()),
+            ("other.toml", zoom_entry("o1", "").as_str()),
+        ],
+    );
+    let config = Config::load_with_env(&main, env(&[("ROLLCALL__INCLUDE", "other.toml")])).unwrap();
+    assert_eq!(config.included, [dir.path().join("other.toml")]);
+    assert_eq!(config.zoom[1].name, "o1");
+    // Empty counts as unset: the file's list holds.
+    let config = Config::load_with_env(&main, env(&[("ROLLCALL__INCLUDE", "")])).unwrap();
+    assert_eq!(config.zoom[1].name, "a1");
+    assert_eq!(
+        load_problems(&main, &[("ROLLCALL__INCLUDE__0", "x.toml")]),
+        ["ROLLCALL__INCLUDE__0: include is set as a whole, one pattern: ROLLCALL__INCLUDE=accounts.d/*.toml"]
+    );
+}
+
+#[test]
+fn secrets_from_files_in_included_files() {
+    let secret = temp_file("from-a-file-1234\n");
+    let good = format!(
+        "[[zoom]]\nname = \"a1\"\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret_file = {:?}\n",
+        secret.path().display().to_string()
+    );
+    let (dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/a.toml", good.as_str())]);
+    let config = Config::load_with_env(&main, Vec::new()).unwrap();
+    assert_eq!(
+        config.zoom[1].client_secret.expose_secret(),
+        "from-a-file-1234"
+    );
+
+    let missing = dir.path().join("no-such-secret");
+    let bad = format!(
+        "[[videosdk]]\nname = \"s\"\napi_key = \"k\"\napi_secret_file = {:?}\n",
+        missing.display().to_string()
+    );
+    std::fs::write(dir.path().join("accounts.d/b.toml"), bad).unwrap();
+    let found = load_problems(&main, &[]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with(&format!(
+            "accounts.d/b.toml: videosdk[0].api_secret_file: cannot read {:?}",
+            missing.display().to_string()
+        )),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_star_does_not_match_a_leading_dot() {
+    // A Kubernetes ConfigMap volume: the keys are symlinks beside `..data` and a timestamped directory.
+    let (dir, main) = config_dir(
+        &MAIN_WITH_INCLUDE.replace("accounts.d/*.toml", "accounts.d/*"),
+        &[
+            ("accounts.d/a.toml", zoom_entry("a1", "").as_str()),
+            ("accounts.d/.editor-backup.toml", "not = \"an account\"\n"),
+        ],
+    );
+    std::fs::create_dir(dir.path().join("accounts.d/..data")).unwrap();
+    let config = Config::load_with_env(&main, Vec::new()).unwrap();
+    assert_eq!(config.included, [dir.path().join("accounts.d/a.toml")]);
 }

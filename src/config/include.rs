@@ -1,0 +1,228 @@
+//! `include = ["accounts.d/*.toml"]`: account entries kept in files of their own, merged into the main
+//! file's tree before the environment layer, so `ROLLCALL__ZOOM__<i>__...` indexes the merged list.
+//!
+//! An included file may hold only `[[zoom]]`, `[[videosdk]]` and `[[rocketchat]]` entries: anything else
+//! would let two files disagree about one setting with no rule for who wins. Its entries are appended after
+//! the main file's, files in sorted path order, and each one remembers its file and its index there, so
+//! every problem with it names the file to open (see `Origins::note_included`).
+
+use std::path::{Path, PathBuf};
+
+use toml::{Table, Value};
+
+use super::reader::{describe, quote, Origins};
+use super::syntax_problem;
+
+/// The sections an included file may hold.
+const ACCOUNT_SECTIONS: &[&str] = &["zoom", "videosdk", "rocketchat"];
+const ENV_VAR: &str = "ROLLCALL__INCLUDE";
+
+/// Where the main file sits, so relative patterns resolve against its directory (not the working
+/// directory: a config and its account files are deployed together, wherever the process starts).
+pub(super) struct Base<'a> {
+    pub(super) dir: &'a Path,
+    /// The main file itself, never included again when a pattern such as `*.toml` matches it.
+    pub(super) main: Option<&'a Path>,
+}
+
+/// Takes `include` out of `root` (and `ROLLCALL__INCLUDE` out of `env`), reads every file it names and
+/// appends their entries to `root`. Returns the files read, in merge order.
+pub(super) fn merge(
+    root: &mut Table,
+    base: &Base,
+    env: &mut Vec<(String, String)>,
+    origins: &mut Origins,
+    problems: &mut Vec<String>,
+) -> Vec<PathBuf> {
+    let patterns = patterns(root.remove("include"), env, problems);
+    let files = expand(base, &patterns, problems);
+    for (path, label) in &files {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => {
+                problems.push(format!("{label}: cannot read it: {e}"));
+                continue;
+            }
+        };
+        match text.parse::<Table>() {
+            Ok(table) => append(root, table, label, origins, problems),
+            Err(e) => problems.push(syntax_problem(&text, label, &e)),
+        }
+    }
+    files.into_iter().map(|(path, _)| path).collect()
+}
+
+/// The patterns, each with the key that set it (`include[1]`) for messages. `ROLLCALL__INCLUDE` replaces
+/// the file's list with one pattern: a variable holds one string, and a separator would be ambiguous in a
+/// path.
+fn patterns(
+    value: Option<Value>,
+    env: &mut Vec<(String, String)>,
+    problems: &mut Vec<String>,
+) -> Vec<(String, String)> {
+    let mut from_env = None;
+    env.retain(|(name, value)| {
+        let Some(rest) = name.strip_prefix("ROLLCALL__") else {
+            return true;
+        };
+        let first = rest.split("__").next().unwrap_or("");
+        if !first.eq_ignore_ascii_case("include") {
+            return true;
+        }
+        if !rest.eq_ignore_ascii_case("include") {
+            problems.push(format!(
+                "{name}: include is set as a whole, one pattern: {ENV_VAR}=accounts.d/*.toml"
+            ));
+        } else if !value.is_empty() {
+            // Empty counts as unset, as for every other variable (compose passes unset ones as "").
+            from_env = Some(value.clone());
+        }
+        false
+    });
+    if let Some(pattern) = from_env {
+        return vec![(format!("include (from {ENV_VAR})"), pattern)];
+    }
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let Value::Array(items) = value else {
+        problems.push(format!(
+            "include: expected an array of file patterns such as [\"accounts.d/*.toml\"], got {}",
+            describe(&value)
+        ));
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
+            Value::String(text) if !text.trim().is_empty() => {
+                out.push((format!("include[{i}]"), text))
+            }
+            Value::String(_) => problems.push(format!("include[{i}]: missing (an empty pattern)")),
+            other => problems.push(format!(
+                "include[{i}]: expected a string, got {}",
+                describe(&other)
+            )),
+        }
+    }
+    out
+}
+
+/// Every file the patterns name, sorted by path and each once, with the label messages use: the path as
+/// written relative to the main file's directory, or absolute.
+fn expand(
+    base: &Base,
+    patterns: &[(String, String)],
+    problems: &mut Vec<String>,
+) -> Vec<(PathBuf, String)> {
+    let main = base.main.and_then(|m| m.canonicalize().ok());
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (key, pattern) in patterns {
+        let full = if Path::new(pattern).is_absolute() || base.dir.as_os_str().is_empty() {
+            PathBuf::from(pattern)
+        } else {
+            base.dir.join(pattern)
+        };
+        if !pattern.contains(['*', '?', '[']) {
+            // A plain path names one file the operator expects to exist: its absence is a mistake, where an
+            // empty `accounts.d/` matched by a glob is a normal state (no accounts there yet).
+            if full.exists() {
+                files.push(full);
+            } else {
+                problems.push(format!(
+                    "{key}: no file at {}",
+                    quote(&full.display().to_string())
+                ));
+            }
+            continue;
+        }
+        // The directory part is escaped, so a config directory named like `[x]` is taken literally.
+        let joined = if Path::new(pattern).is_absolute() || base.dir.as_os_str().is_empty() {
+            pattern.clone()
+        } else {
+            format!(
+                "{}/{pattern}",
+                glob::Pattern::escape(&base.dir.to_string_lossy())
+            )
+        };
+        // A leading dot must be matched literally, as in a shell: a Kubernetes ConfigMap volume holds
+        // `..data` and timestamped directories beside the files, and `*` must not pick those up.
+        let options = glob::MatchOptions {
+            require_literal_leading_dot: true,
+            ..glob::MatchOptions::new()
+        };
+        match glob::glob_with(&joined, options) {
+            Ok(paths) => {
+                for entry in paths {
+                    match entry {
+                        Ok(path) => files.push(path),
+                        Err(e) => problems.push(format!(
+                            "{key}: cannot read {}: {}",
+                            quote(&e.path().display().to_string()),
+                            e.error()
+                        )),
+                    }
+                }
+            }
+            Err(e) => problems.push(format!(
+                "{key}: invalid pattern {}: {}",
+                quote(pattern),
+                e.msg
+            )),
+        }
+    }
+    files.sort();
+    files.dedup();
+    files
+        .into_iter()
+        .filter(|path| main.is_none() || path.canonicalize().ok() != main)
+        .map(|path| {
+            let label = match path.strip_prefix(base.dir) {
+                Ok(relative) if !base.dir.as_os_str().is_empty() => relative.display().to_string(),
+                _ => path.display().to_string(),
+            };
+            (path, label)
+        })
+        .collect()
+}
+
+/// Appends one file's entries to the main tree, noting where each came from.
+fn append(
+    root: &mut Table,
+    table: Table,
+    label: &str,
+    origins: &mut Origins,
+    problems: &mut Vec<String>,
+) {
+    for (key, value) in table {
+        if !ACCOUNT_SECTIONS.contains(&key.as_str()) {
+            problems.push(format!(
+                "{label}: {key}: not allowed in an included file (only [[zoom]], [[videosdk]] and [[rocketchat]] entries)"
+            ));
+            continue;
+        }
+        let Value::Array(items) = value else {
+            problems.push(format!(
+                "{label}: {key}: expected an array of tables ([[{key}]]), got {}",
+                describe(&value)
+            ));
+            continue;
+        };
+        let target = root
+            .entry(key.clone())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        // The main file's own `key` is not an array: that is reported there, and these entries have
+        // nowhere to go.
+        let Value::Array(merged) = target else {
+            continue;
+        };
+        for (i, item) in items.into_iter().enumerate() {
+            origins.note_included(
+                format!("{key}[{}]", merged.len()),
+                label.to_owned(),
+                format!("{key}[{i}]"),
+            );
+            merged.push(item);
+        }
+    }
+}
