@@ -291,7 +291,9 @@ impl Source for HostReports {
 
 /// A page's rows as the column arrays of its UNNEST upsert, built once when the page is parsed so the
 /// write binds them without copying. A user served twice in one page keeps its last occurrence, since
-/// PostgreSQL refuses to update a row twice in one statement.
+/// PostgreSQL refuses to update a row twice in one statement. JSON columns are held as compact JSON text,
+/// not as `Value` trees: a tree costs several times its text, and with many windows in flight the pages
+/// waiting to be written are most of the collector's memory.
 pub struct HostColumns {
     ids: Vec<String>,
     emails: Vec<Option<String>>,
@@ -301,11 +303,11 @@ pub struct HostColumns {
     meetings: Vec<Option<i64>>,
     participants: Vec<Option<i64>>,
     minutes: Vec<Option<i64>>,
-    attributes: Vec<Option<Value>>,
+    attributes: Vec<Option<String>>,
     created: Vec<Option<DateTime<Utc>>>,
     logins: Vec<Option<DateTime<Utc>>>,
     versions: Vec<Option<String>>,
-    raws: Vec<Value>,
+    raws: Vec<String>,
 }
 
 impl HostColumns {
@@ -342,11 +344,12 @@ impl HostColumns {
             c.meetings.push(u.meetings);
             c.participants.push(u.participants);
             c.minutes.push(u.meeting_minutes);
-            c.attributes.push(u.custom_attributes);
+            c.attributes
+                .push(u.custom_attributes.as_ref().map(Value::to_string));
             c.created.push(u.create_time);
             c.logins.push(u.last_login_time);
             c.versions.push(u.last_client_version);
-            c.raws.push(u.raw);
+            c.raws.push(u.raw.to_string());
         }
         c
     }
@@ -368,10 +371,14 @@ async fn upsert_users(
            (account, month, report_type, user_id, email, user_name, user_type, dept, meetings, participants,
             meeting_minutes, custom_attributes, create_time, last_login_time, last_client_version, raw,
             first_seen_at, last_seen_at, walk_id)
-         SELECT $1, $2, $3, u.*, now(), now(), $4
+         SELECT $1, $2, $3, u.id, u.email, u.user_name, u.user_type, u.dept, u.meetings, u.participants,
+                u.meeting_minutes, u.custom_attributes::jsonb, u.create_time, u.last_login_time,
+                u.last_client_version, u.raw::jsonb, now(), now(), $4
            FROM UNNEST($5::text[], $6::text[], $7::text[], $8::int4[], $9::text[], $10::int8[], $11::int8[],
-                       $12::int8[], $13::jsonb[], $14::timestamptz[], $15::timestamptz[], $16::text[],
-                       $17::jsonb[]) AS u
+                       $12::int8[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::text[],
+                       $17::text[])
+             AS u(id, email, user_name, user_type, dept, meetings, participants, meeting_minutes,
+                  custom_attributes, create_time, last_login_time, last_client_version, raw)
          ON CONFLICT (account, month, report_type, user_id) DO UPDATE
            SET email = EXCLUDED.email, user_name = EXCLUDED.user_name, user_type = EXCLUDED.user_type,
                dept = EXCLUDED.dept, meetings = EXCLUDED.meetings, participants = EXCLUDED.participants,
