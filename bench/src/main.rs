@@ -209,6 +209,13 @@ fn write_config(
     let mut toml = format!(
         "[database]\nurl = \"{db_url}\"\nmax_connections = 16\n\n[log]\nlevel = \"warn\"\n\n"
     );
+    // To study what the windows walked at once cost (memory, rows/s); the measured figures use the default.
+    if let Ok(n) = std::env::var("ROLLCALL_BENCH_WINDOWS_IN_FLIGHT") {
+        let n: u32 = n.parse().with_context(|| {
+            format!("ROLLCALL_BENCH_WINDOWS_IN_FLIGHT must be a number, got {n}")
+        })?;
+        toml.push_str(&format!("[collector]\nwindows_in_flight = {n}\n\n"));
+    }
     for (i, spec) in specs.iter().enumerate() {
         toml.push_str(&format!(
             "[[zoom]]\nname = \"bench{i}\"\naccount_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\napi_url = \"{}\"\noauth_url = \"{}\"\nsettle_days = 90\nheavy_per_second = 0\nresource_intensive_per_minute = 0\ndaily_requests = 0\n\n",
