@@ -4,6 +4,8 @@
 #   bench/run.sh               # 100k and 1M host-report rows
 #   bench/run.sh 200000        # any sizes
 #   bench/run.sh pacing        # the pacing against Zoom's Pro limits (~2.5 minutes; bench/src/pacing.rs)
+#   bench/run.sh latency       # the pacing with 300 ms and 1 s replies, Pro and Business (~7 minutes)
+#   bench/run.sh latency pro-1000 business-1000   # some of them (pro-300 pro-1000 business-300 business-1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }

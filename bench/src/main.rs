@@ -7,6 +7,7 @@
 //!
 //! Usage: bench/run.sh [SIZE ...]   (default 100000 1000000; DATABASE_URL as for the tests)
 //!        bench/run.sh pacing       (the collector's pacing against Zoom's Pro limits; see pacing.rs)
+//!        bench/run.sh latency [SCENARIO ...]  (the same with slow replies, Pro and Business; pacing.rs)
 
 mod pacing;
 
@@ -44,8 +45,13 @@ struct SizeResult {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
-    if std::env::args().nth(1).as_deref() == Some("pacing") {
-        return pacing::run(&admin_url, &rollcall_binary()?).await;
+    match std::env::args().nth(1).as_deref() {
+        Some("pacing") => return pacing::run(&admin_url, &rollcall_binary()?).await,
+        Some("latency") => {
+            let names: Vec<String> = std::env::args().skip(2).collect();
+            return pacing::run_latency(&admin_url, &rollcall_binary()?, &names).await;
+        }
+        _ => {}
     }
     let sizes: Vec<u64> = std::env::args()
         .skip(1)
@@ -203,6 +209,13 @@ fn write_config(
     let mut toml = format!(
         "[database]\nurl = \"{db_url}\"\nmax_connections = 16\n\n[log]\nlevel = \"warn\"\n\n"
     );
+    // To study what the windows walked at once cost (memory, rows/s); the measured figures use the default.
+    if let Ok(n) = std::env::var("ROLLCALL_BENCH_WINDOWS_IN_FLIGHT") {
+        let n: u32 = n.parse().with_context(|| {
+            format!("ROLLCALL_BENCH_WINDOWS_IN_FLIGHT must be a number, got {n}")
+        })?;
+        toml.push_str(&format!("[collector]\nwindows_in_flight = {n}\n\n"));
+    }
     for (i, spec) in specs.iter().enumerate() {
         toml.push_str(&format!(
             "[[zoom]]\nname = \"bench{i}\"\naccount_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\napi_url = \"{}\"\noauth_url = \"{}\"\nsettle_days = 90\nheavy_per_second = 0\nresource_intensive_per_minute = 0\ndaily_requests = 0\n\n",
