@@ -1,5 +1,6 @@
 //! `rollcall status`: windows per account and stream, for people (a table) and scripts (`--json`).
 
+use crate::store::lease_owner::replica_of;
 use crate::store::StoreError;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -24,6 +25,33 @@ pub struct StreamStatus {
     pub last_completed_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub paused_until: Option<DateTime<Utc>>,
+    /// The stream's `running` windows and who holds each: with several replicas, which one walks what
+    /// (and whose lease a dead replica left behind). A field of each stream, not a new top level, so the
+    /// array scripts already read keeps its shape.
+    #[sqlx(skip)]
+    pub running_windows: Vec<RunningWindow>,
+}
+
+/// A `running` window and its lease.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct RunningWindow {
+    #[serde(skip)]
+    pub account: String,
+    #[serde(skip)]
+    pub stream: String,
+    pub scope: String,
+    pub window_start: NaiveDate,
+    pub window_end: NaiveDate,
+    pub pages: i32,
+    /// The full owner id (`collection_windows.lease_owner`); `None` when the walk was interrupted and
+    /// released (it resumes at the next claim).
+    pub lease_owner: Option<String>,
+    /// `host:pid` of the holder, the `replica` label of `/metrics`.
+    #[sqlx(skip)]
+    pub replica: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    /// The holder stopped renewing (it died or hangs): any replica may take the window over now.
+    pub lease_expired: bool,
 }
 
 pub async fn load(pool: &PgPool) -> Result<Vec<StreamStatus>, StoreError> {
@@ -53,6 +81,31 @@ pub async fn load(pool: &PgPool) -> Result<Vec<StreamStatus>, StoreError> {
     )
     .fetch_all(pool)
     .await?;
+    let mut rows = rows;
+    for running in running_windows(pool).await? {
+        if let Some(row) = rows
+            .iter_mut()
+            .find(|r| r.account == running.account && r.stream == running.stream)
+        {
+            row.running_windows.push(running);
+        }
+    }
+    Ok(rows)
+}
+
+async fn running_windows(pool: &PgPool) -> Result<Vec<RunningWindow>, StoreError> {
+    let mut rows = sqlx::query_as::<_, RunningWindow>(
+        "SELECT account, stream, scope, window_start, window_end, pages, lease_owner, lease_until,
+                coalesce(lease_until < now(), false) AS lease_expired
+           FROM rollcall.collection_windows
+          WHERE state = 'running'
+          ORDER BY account, stream, window_start, scope",
+    )
+    .fetch_all(pool)
+    .await?;
+    for row in &mut rows {
+        row.replica = row.lease_owner.as_deref().and_then(replica_of);
+    }
     Ok(rows)
 }
 
@@ -99,6 +152,48 @@ pub fn render_table(rows: &[StreamStatus]) -> String {
             r.rows,
             held,
             note
+        );
+    }
+    out.push_str(&render_running(rows));
+    out
+}
+
+/// One `HELD BY` line per running window under the table, so an operator sees which replica walks what,
+/// and which leases a dead replica left to expire.
+fn render_running(rows: &[StreamStatus]) -> String {
+    let running: Vec<&RunningWindow> = rows.iter().flat_map(|r| &r.running_windows).collect();
+    if running.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n");
+    let _ = writeln!(
+        out,
+        "{:<16} {:<24} {:<12} {:<23} {:>5}  HELD BY",
+        "RUNNING", "STREAM", "SCOPE", "WINDOW", "PAGES"
+    );
+    for w in running {
+        let holder = match (&w.lease_owner, &w.lease_until) {
+            (None, _) | (_, None) => "nobody: interrupted, resumes at the next claim".to_string(),
+            (Some(owner), Some(until)) => {
+                let who = w.replica.clone().unwrap_or_else(|| owner.clone());
+                if w.lease_expired {
+                    format!("{who} (lease expired {until}: free to take over)")
+                } else {
+                    format!("{who} until {until}")
+                }
+            }
+        };
+        // Video SDK scopes are session ids: long, so cut for the table (the JSON has them whole).
+        let scope: String = w.scope.chars().take(12).collect();
+        let _ = writeln!(
+            out,
+            "{:<16} {:<24} {:<12} {:<23} {:>5}  {}",
+            w.account,
+            w.stream,
+            scope,
+            format!("{}..{}", w.window_start, w.window_end),
+            w.pages,
+            holder
         );
     }
     out
