@@ -208,10 +208,6 @@ impl Replica {
         }
     }
 
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
     fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")
             .args([&format!("-{signal}"), &self.pid.to_string()])
