@@ -230,3 +230,70 @@ pub fn render_reconciliation(rows: &[(String, i64)]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(running_windows: Vec<RunningWindow>) -> StreamStatus {
+        StreamStatus {
+            account: "acme".into(),
+            stream: "zoom_host_report".into(),
+            complete: 1,
+            awaiting_children: 0,
+            running: running_windows.len() as i64,
+            pending: 0,
+            failed: 0,
+            unreachable: 0,
+            final_windows: 1,
+            rows: 10,
+            oldest_complete: None,
+            newest_complete: None,
+            last_completed_at: None,
+            last_error: None,
+            paused_until: None,
+            running_windows,
+        }
+    }
+
+    fn window(scope: &str, owner: Option<&str>, expired: bool) -> RunningWindow {
+        RunningWindow {
+            account: "acme".into(),
+            stream: "zoom_host_report".into(),
+            scope: scope.into(),
+            window_start: NaiveDate::from_ymd_opt(2026, 5, 1).unwrap_or_default(),
+            window_end: NaiveDate::from_ymd_opt(2026, 5, 31).unwrap_or_default(),
+            pages: 2,
+            lease_owner: owner.map(str::to_string),
+            replica: owner.and_then(replica_of),
+            lease_until: owner.map(|_| DateTime::<Utc>::UNIX_EPOCH),
+            lease_expired: expired,
+        }
+    }
+
+    #[test]
+    fn running_windows_name_their_holder() {
+        let owner = "rc2:pod-7:1:5000:4026531836:7a4964e4-1278-4752-aca7-70a2988b6abb:abcd1234";
+        let table = render_table(&[stream(vec![
+            window("active", Some(owner), false),
+            window("inactive", Some(owner), true),
+            window("x", None, false),
+        ])]);
+        let lines: Vec<&str> = table.lines().collect();
+        let held = |scope: &str| {
+            lines
+                .iter()
+                .find(|l| l.starts_with("acme ") && l.contains(&format!(" {scope} ")))
+                .map(|l| l.to_string())
+                .unwrap_or_default()
+        };
+        assert!(table.contains("HELD BY"), "{table}");
+        assert!(held("active").contains("pod-7:1 until"), "{table}");
+        assert!(
+            held("inactive").contains("pod-7:1 (lease expired"),
+            "{table}"
+        );
+        assert!(held("x").contains("nobody: interrupted"), "{table}");
+        assert!(!render_table(&[stream(Vec::new())]).contains("HELD BY"));
+    }
+}
