@@ -1,14 +1,30 @@
 //! Prometheus metrics (DESIGN §6): every name is prefixed `rollcall_`, and labels stay low-cardinality
 //! (account, stream, category, outcome; never user or session ids). Without an installed recorder (plain
 //! `collect`) the calls are no-ops.
+//!
+//! Replicas share one database but count their own requests, rows and windows, so every per-process
+//! counter carries `replica` (`host:pid`, the stable part of the lease owner id: see
+//! [`LeaseOwner::this_replica`]) and `rollcall_replica_info{replica} 1` names the process. The gauges read
+//! from PostgreSQL are the same shared truth on every replica and carry no replica label.
 
+use crate::store::lease_owner::LeaseOwner;
 use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
+use std::sync::OnceLock;
+
+/// This process's replica name, computed once: the host name and pid do not change while it runs.
+fn replica() -> &'static str {
+    static REPLICA: OnceLock<String> = OnceLock::new();
+    REPLICA.get_or_init(LeaseOwner::this_replica)
+}
 
 pub fn install() -> Option<PrometheusHandle> {
     match PrometheusBuilder::new().install_recorder() {
-        Ok(handle) => Some(handle),
+        Ok(handle) => {
+            gauge!("rollcall_replica_info", "replica" => replica()).set(1.0);
+            Some(handle)
+        }
         Err(err) => {
             tracing::warn!(error = %err, "metrics recorder not installed");
             None
@@ -18,7 +34,7 @@ pub fn install() -> Option<PrometheusHandle> {
 
 /// One API response (or transport failure) per call; `outcome` is the status class or `transport`.
 pub fn request(account: &str, category: &'static str, outcome: &'static str) {
-    counter!("rollcall_requests_total", "account" => account.to_string(), "category" => category, "outcome" => outcome)
+    counter!("rollcall_requests_total", "replica" => replica(), "account" => account.to_string(), "category" => category, "outcome" => outcome)
         .increment(1);
 }
 
@@ -33,12 +49,12 @@ pub fn status_outcome(status: u16) -> &'static str {
 }
 
 pub fn rows_upserted(account: &str, stream: &str, rows: i64) {
-    counter!("rollcall_rows_upserted_total", "account" => account.to_string(), "stream" => stream.to_string())
+    counter!("rollcall_rows_upserted_total", "replica" => replica(), "account" => account.to_string(), "stream" => stream.to_string())
         .increment(rows.max(0) as u64);
 }
 
 pub fn window_finished(account: &str, stream: &str, outcome: &'static str) {
-    counter!("rollcall_windows_finished_total", "account" => account.to_string(), "stream" => stream.to_string(), "outcome" => outcome)
+    counter!("rollcall_windows_finished_total", "replica" => replica(), "account" => account.to_string(), "stream" => stream.to_string(), "outcome" => outcome)
         .increment(1);
 }
 

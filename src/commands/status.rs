@@ -1,5 +1,6 @@
 //! `rollcall status`: windows per account and stream, for people (a table) and scripts (`--json`).
 
+use crate::store::lease_owner::replica_of;
 use crate::store::StoreError;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -24,6 +25,33 @@ pub struct StreamStatus {
     pub last_completed_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub paused_until: Option<DateTime<Utc>>,
+    /// The stream's `running` windows and who holds each: with several replicas, which one walks what
+    /// (and whose lease a dead replica left behind). A field of each stream, not a new top level, so the
+    /// array scripts already read keeps its shape.
+    #[sqlx(skip)]
+    pub running_windows: Vec<RunningWindow>,
+}
+
+/// A `running` window and its lease.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct RunningWindow {
+    #[serde(skip)]
+    pub account: String,
+    #[serde(skip)]
+    pub stream: String,
+    pub scope: String,
+    pub window_start: NaiveDate,
+    pub window_end: NaiveDate,
+    pub pages: i32,
+    /// The full owner id (`collection_windows.lease_owner`); `None` when the walk was interrupted and
+    /// released (it resumes at the next claim).
+    pub lease_owner: Option<String>,
+    /// `host:pid` of the holder, the `replica` label of `/metrics`.
+    #[sqlx(skip)]
+    pub replica: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    /// The holder stopped renewing (it died or hangs): any replica may take the window over now.
+    pub lease_expired: bool,
 }
 
 pub async fn load(pool: &PgPool) -> Result<Vec<StreamStatus>, StoreError> {
@@ -53,6 +81,31 @@ pub async fn load(pool: &PgPool) -> Result<Vec<StreamStatus>, StoreError> {
     )
     .fetch_all(pool)
     .await?;
+    let mut rows = rows;
+    for running in running_windows(pool).await? {
+        if let Some(row) = rows
+            .iter_mut()
+            .find(|r| r.account == running.account && r.stream == running.stream)
+        {
+            row.running_windows.push(running);
+        }
+    }
+    Ok(rows)
+}
+
+async fn running_windows(pool: &PgPool) -> Result<Vec<RunningWindow>, StoreError> {
+    let mut rows = sqlx::query_as::<_, RunningWindow>(
+        "SELECT account, stream, scope, window_start, window_end, pages, lease_owner, lease_until,
+                coalesce(lease_until < now(), false) AS lease_expired
+           FROM rollcall.collection_windows
+          WHERE state = 'running'
+          ORDER BY account, stream, window_start, scope",
+    )
+    .fetch_all(pool)
+    .await?;
+    for row in &mut rows {
+        row.replica = row.lease_owner.as_deref().and_then(replica_of);
+    }
     Ok(rows)
 }
 
@@ -101,6 +154,48 @@ pub fn render_table(rows: &[StreamStatus]) -> String {
             note
         );
     }
+    out.push_str(&render_running(rows));
+    out
+}
+
+/// One `HELD BY` line per running window under the table, so an operator sees which replica walks what,
+/// and which leases a dead replica left to expire.
+fn render_running(rows: &[StreamStatus]) -> String {
+    let running: Vec<&RunningWindow> = rows.iter().flat_map(|r| &r.running_windows).collect();
+    if running.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n");
+    let _ = writeln!(
+        out,
+        "{:<16} {:<24} {:<12} {:<23} {:>5}  HELD BY",
+        "RUNNING", "STREAM", "SCOPE", "WINDOW", "PAGES"
+    );
+    for w in running {
+        let holder = match (&w.lease_owner, &w.lease_until) {
+            (None, _) | (_, None) => "nobody: interrupted, resumes at the next claim".to_string(),
+            (Some(owner), Some(until)) => {
+                let who = w.replica.clone().unwrap_or_else(|| owner.clone());
+                if w.lease_expired {
+                    format!("{who} (lease expired {until}: free to take over)")
+                } else {
+                    format!("{who} until {until}")
+                }
+            }
+        };
+        // Video SDK scopes are session ids: long, so cut for the table (the JSON has them whole).
+        let scope: String = w.scope.chars().take(12).collect();
+        let _ = writeln!(
+            out,
+            "{:<16} {:<24} {:<12} {:<23} {:>5}  {}",
+            w.account,
+            w.stream,
+            scope,
+            format!("{}..{}", w.window_start, w.window_end),
+            w.pages,
+            holder
+        );
+    }
     out
 }
 
@@ -134,4 +229,71 @@ pub fn render_reconciliation(rows: &[(String, i64)]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(running_windows: Vec<RunningWindow>) -> StreamStatus {
+        StreamStatus {
+            account: "acme".into(),
+            stream: "zoom_host_report".into(),
+            complete: 1,
+            awaiting_children: 0,
+            running: running_windows.len() as i64,
+            pending: 0,
+            failed: 0,
+            unreachable: 0,
+            final_windows: 1,
+            rows: 10,
+            oldest_complete: None,
+            newest_complete: None,
+            last_completed_at: None,
+            last_error: None,
+            paused_until: None,
+            running_windows,
+        }
+    }
+
+    fn window(scope: &str, owner: Option<&str>, expired: bool) -> RunningWindow {
+        RunningWindow {
+            account: "acme".into(),
+            stream: "zoom_host_report".into(),
+            scope: scope.into(),
+            window_start: NaiveDate::from_ymd_opt(2026, 5, 1).unwrap_or_default(),
+            window_end: NaiveDate::from_ymd_opt(2026, 5, 31).unwrap_or_default(),
+            pages: 2,
+            lease_owner: owner.map(str::to_string),
+            replica: owner.and_then(replica_of),
+            lease_until: owner.map(|_| DateTime::<Utc>::UNIX_EPOCH),
+            lease_expired: expired,
+        }
+    }
+
+    #[test]
+    fn running_windows_name_their_holder() {
+        let owner = "rc2:pod-7:1:5000:4026531836:7a4964e4-1278-4752-aca7-70a2988b6abb:abcd1234";
+        let table = render_table(&[stream(vec![
+            window("active", Some(owner), false),
+            window("inactive", Some(owner), true),
+            window("x", None, false),
+        ])]);
+        let lines: Vec<&str> = table.lines().collect();
+        let held = |scope: &str| {
+            lines
+                .iter()
+                .find(|l| l.starts_with("acme ") && l.contains(&format!(" {scope} ")))
+                .map(|l| l.to_string())
+                .unwrap_or_default()
+        };
+        assert!(table.contains("HELD BY"), "{table}");
+        assert!(held("active").contains("pod-7:1 until"), "{table}");
+        assert!(
+            held("inactive").contains("pod-7:1 (lease expired"),
+            "{table}"
+        );
+        assert!(held("x").contains("nobody: interrupted"), "{table}");
+        assert!(!render_table(&[stream(Vec::new())]).contains("HELD BY"));
+    }
 }

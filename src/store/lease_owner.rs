@@ -38,6 +38,12 @@ impl LeaseOwner {
         LeaseOwner { id, lease_secs }
     }
 
+    /// This process's replica name, `host:pid`: the part of its owner id that stays the same for the
+    /// whole life of the process (the nonce changes with every run). See [`replica_of`].
+    pub fn this_replica() -> String {
+        replica_name(&hostname().replace(':', "_"), std::process::id())
+    }
+
     /// True only when `owner` provably names a process that no longer exists: same boot, same pid
     /// namespace, a /proc that shows this namespace in full, and the pid is gone or now belongs to a
     /// process started at another time. Everything else (old-format ids, other hosts or namespaces,
@@ -48,6 +54,27 @@ impl LeaseOwner {
         };
         judge(&owner, &Identity::of_this_process(), probe_proc)
     }
+}
+
+/// The replica that holds (or held) a lease: `host:pid` from an owner id, or `None` for an id this
+/// version cannot read. Short and stable per process, so `/metrics` and `status` can tell replicas apart
+/// without the boot id, namespace and start time that only the dead-owner proof needs. On Kubernetes the
+/// host is the pod name (every pod's pid is often 1); on one host the pid tells processes apart.
+pub fn replica_of(owner: &str) -> Option<String> {
+    if let Some(id) = OwnerId::parse(owner) {
+        return Some(replica_name(&id.host, id.pid));
+    }
+    // The older `host:pid:nonce` ids still name a replica, though they can never be judged dead.
+    match owner.split(':').collect::<Vec<_>>().as_slice() {
+        [host, pid, _nonce] if !host.is_empty() && pid.parse::<u32>().is_ok() => {
+            Some(replica_name(host, pid.parse().ok()?))
+        }
+        _ => None,
+    }
+}
+
+fn replica_name(host: &str, pid: u32) -> String {
+    format!("{host}:{pid}")
 }
 
 /// The parts of an owner id that identify a process.
@@ -349,6 +376,20 @@ mod tests {
         ] {
             assert!(!LeaseOwner::is_dead_local(text), "{text:?}");
         }
+    }
+
+    #[test]
+    fn replica_is_host_and_pid() {
+        assert_eq!(
+            replica_of(&owner().render("abcd1234")).as_deref(),
+            Some("box:4242")
+        );
+        assert_eq!(replica_of("box:4242:abcd1234").as_deref(), Some("box:4242"));
+        for text in ["", "garbage", "rc2:box:1:2:3", "box:notapid:n"] {
+            assert_eq!(replica_of(text), None, "{text:?}");
+        }
+        let ours = LeaseOwner::for_this_process(60).id;
+        assert_eq!(replica_of(&ours), Some(LeaseOwner::this_replica()));
     }
 
     #[test]
