@@ -1,5 +1,5 @@
 use super::{RunContext, Source, MAX_RESTARTS_PER_RUN, PAGE_TOKEN_TRUST};
-use crate::http::ApiError;
+use crate::http::{pacing, ApiError};
 use crate::observe;
 use crate::store::windows::{self, Checkpoint, Completion, LeaseOwner, Window, WindowState};
 use crate::store::{pauses, StoreError};
@@ -451,11 +451,14 @@ impl Engine {
                 .is_some_and(|at| Utc::now() - at < PAGE_TOKEN_TRUST);
         // The total the API announced for the window (Zoom's `total_records`), as the checkpoint stored it.
         let mut expected_total = None;
+        // Rows this walk has written, for the pacer's "most work left first" (see `pacing::WORK_LEFT`).
+        let mut walked: i64 = 0;
         let (mut walk_id, mut token, mut params) = match (resumable, window.walk_id, stored_params)
         {
             (true, Some(walk_id), Some(params)) => {
                 tracing::debug!(window_id = window.id, pages = window.pages, "resuming walk");
                 expected_total = window.expected_total;
+                walked = window.rows;
                 (walk_id, window.next_page_token.clone(), params)
             }
             _ => {
@@ -478,7 +481,10 @@ impl Engine {
                     let fetched = tokio::select! {
                         biased;
                         _ = cancel.cancelled() => return Ok(WalkEnd::Interrupted),
-                        page = source.fetch(window, &params, token.as_deref(), cancel) => page,
+                        page = pacing::WORK_LEFT.scope(
+                            work_left(expected_total, walked),
+                            source.fetch(window, &params, token.as_deref(), cancel),
+                        ) => page,
                     };
                     (requested_at, fetched)
                 }
@@ -501,6 +507,7 @@ impl Engine {
                     (walk_id, params) = self.begin_walk(source, window).await?;
                     token = None;
                     expected_total = None;
+                    walked = 0;
                     continue;
                 }
                 Err(err) => {
@@ -540,9 +547,14 @@ impl Engine {
                 let next_requested_at = Utc::now();
                 let (written, next_page) = tokio::join!(
                     write,
-                    source.fetch(window, &params, Some(next.as_str()), cancel)
+                    pacing::WORK_LEFT.scope(
+                        work_left(expected_total, walked),
+                        source.fetch(window, &params, Some(next.as_str()), cancel)
+                    )
                 );
-                observe::rows_upserted(&window.account, &window.stream, written?);
+                let written = written?;
+                walked += written;
+                observe::rows_upserted(&window.account, &window.stream, written);
                 prefetched = Some((next_requested_at, next_page));
                 token = Some(next);
                 continue;
@@ -611,6 +623,15 @@ impl Engine {
         let stored = serde_json::to_value(&params).unwrap_or(serde_json::Value::Null);
         windows::begin_walk(&self.pool, window.id, &self.owner, walk_id, &stored).await?;
         Ok((walk_id, params))
+    }
+}
+
+/// What the pacer ranks a window's next request by: the rows it has left, or "unknown, maybe a lot" until a
+/// page announced a total (so every window gets its first page early and shows its size).
+fn work_left(expected_total: Option<i64>, walked: i64) -> u64 {
+    match expected_total {
+        Some(total) => u64::try_from(total.saturating_sub(walked)).unwrap_or(0),
+        None => u64::MAX,
     }
 }
 

@@ -6,10 +6,21 @@ use super::ApiError;
 use crate::config::ResolvedLimits;
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, NaiveTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::BTreeSet;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+tokio::task_local! {
+    /// How much work the window behind a request still has (rows left to walk, or `u64::MAX` before its
+    /// first page announced a total). The account's pacer hands its next slot to the window with the most
+    /// left: a window's pages must follow one another, so a long window started late would otherwise walk
+    /// alone at one page per reply latency once the short ones are done, far under the allowed rate.
+    pub static WORK_LEFT: u64;
+}
 
 /// Zoom's rate-limit categories (research/zoom-api.md §4); calls are counted per category and account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,9 +58,71 @@ pub fn steady_limiter(requests: u32, per: Duration) -> Option<DefaultDirectRateL
 
 /// The pacing of one Zoom account: a limiter per category and the daily pool they share.
 pub struct ZoomPacer {
-    heavy: Option<DefaultDirectRateLimiter>,
-    resource_intensive: Option<DefaultDirectRateLimiter>,
+    heavy: Option<Paced>,
+    resource_intensive: Option<Paced>,
     daily: Option<DailyBudget>,
+}
+
+/// A limiter and the queue in front of it: the waiter with the most work left goes first.
+struct Paced {
+    limiter: DefaultDirectRateLimiter,
+    queue: Mutex<BTreeSet<(std::cmp::Reverse<u64>, u64)>>,
+    next_ticket: AtomicU64,
+    turn: Notify,
+}
+
+impl Paced {
+    fn new(limiter: DefaultDirectRateLimiter) -> Paced {
+        Paced {
+            limiter,
+            queue: Mutex::new(BTreeSet::new()),
+            next_ticket: AtomicU64::new(0),
+            turn: Notify::new(),
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, BTreeSet<(std::cmp::Reverse<u64>, u64)>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits for this request's turn, then for the limiter's next slot.
+    async fn until_ready(&self, cancel: &CancellationToken) -> Result<(), ApiError> {
+        let work_left = WORK_LEFT.try_with(|left| *left).unwrap_or(u64::MAX);
+        let entry = (
+            std::cmp::Reverse(work_left),
+            self.next_ticket.fetch_add(1, Ordering::Relaxed),
+        );
+        self.queue().insert(entry);
+        // Leaves the queue however the wait ends (a slot, a cancel, a dropped request), and wakes the next.
+        let _leave = Leave { paced: self, entry };
+        loop {
+            let turn = self.turn.notified();
+            if self.queue().first() == Some(&entry) {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(ApiError::Cancelled),
+                    _ = self.limiter.until_ready() => return Ok(()),
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(ApiError::Cancelled),
+                _ = turn => {}
+            }
+        }
+    }
+}
+
+struct Leave<'a> {
+    paced: &'a Paced,
+    entry: (std::cmp::Reverse<u64>, u64),
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.paced.queue().remove(&self.entry);
+        self.paced.turn.notify_waiters();
+    }
 }
 
 struct DailyBudget {
@@ -60,11 +133,12 @@ struct DailyBudget {
 impl ZoomPacer {
     pub fn new(limits: ResolvedLimits) -> ZoomPacer {
         ZoomPacer {
-            heavy: steady_limiter(limits.heavy_per_second, Duration::from_secs(1)),
+            heavy: steady_limiter(limits.heavy_per_second, Duration::from_secs(1)).map(Paced::new),
             resource_intensive: steady_limiter(
                 limits.resource_intensive_per_minute,
                 Duration::from_secs(60),
-            ),
+            )
+            .map(Paced::new),
             daily: (limits.daily_requests > 0).then(|| DailyBudget {
                 limit: limits.daily_requests,
                 used: Mutex::new((Utc::now().date_naive(), 0)),
@@ -84,11 +158,8 @@ impl ZoomPacer {
             Category::Heavy => self.heavy.as_ref(),
             Category::ResourceIntensive => self.resource_intensive.as_ref(),
         };
-        if let Some(limiter) = limiter {
-            tokio::select! {
-                _ = cancel.cancelled() => return Err(ApiError::Cancelled),
-                _ = limiter.until_ready() => {}
-            }
+        if let Some(paced) = limiter {
+            paced.until_ready(cancel).await?;
         }
         if let Some(daily) = &self.daily {
             let today = Utc::now().date_naive();
@@ -151,6 +222,36 @@ pub fn daily_pause_until(asked: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Da
 
 #[cfg(test)]
 mod tests {
+
+    /// Two requests wait for the same slot: the window with the most rows left gets it first, whatever the
+    /// order they arrived in.
+    #[tokio::test]
+    async fn the_waiter_with_the_most_work_left_goes_first() {
+        let paced = std::sync::Arc::new(Paced::new(
+            steady_limiter(20, Duration::from_secs(1)).expect("a limit"),
+        ));
+        let cancel = CancellationToken::new();
+        paced.until_ready(&cancel).await.expect("the free slot");
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for work in [5_u64, 100] {
+            let (waiter, order, cancel) = (paced.clone(), order.clone(), cancel.clone());
+            waiters.push(tokio::spawn(WORK_LEFT.scope(work, async move {
+                waiter.until_ready(&cancel).await.expect("a slot");
+                order.lock().expect("order").push(work);
+            })));
+            // The next waiter registers only after this one is queued.
+            while paced.queue().len() < waiters.len() {
+                tokio::task::yield_now().await;
+            }
+        }
+        for waiter in waiters {
+            waiter.await.expect("waiter");
+        }
+        assert_eq!(*order.lock().expect("order"), [100, 5]);
+        assert!(paced.queue().is_empty());
+    }
+
     use super::*;
 
     #[tokio::test]
