@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -23,6 +24,37 @@ pub struct Engine {
     run: RunContext,
     /// Windows of one (account, stream) walked at once (`collector.windows_in_flight`).
     windows_in_flight: usize,
+    /// One permit per window walked, across every account and stream (`collector.max_windows_in_flight`):
+    /// the pages in memory and the writers queuing for the pool grow with this, not with the accounts
+    /// configured. Tokio's semaphore is FIFO, and each stream queues at most one waiter at a time (the
+    /// worker holding the stream's claim lock), so slots go round the streams in turn: no account waits
+    /// for all the others to finish.
+    window_slots: Arc<Semaphore>,
+    /// Streams planning, retiring or settling their windows at once. Each of these holds a connection
+    /// for a whole transaction; hundreds of accounts starting together would otherwise queue in front of
+    /// the pool past its acquire timeout, which reads as a lost database.
+    setup_slots: Arc<Semaphore>,
+}
+
+/// How much of a run happens at once (see the fields of [`Engine`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Concurrency {
+    /// `collector.windows_in_flight`: windows of one (account, stream) at once.
+    pub per_stream: usize,
+    /// `collector.max_windows_in_flight`: windows of the whole run at once.
+    pub global: usize,
+    /// Streams planning or settling at once; half the pool, so walks always find connections too.
+    pub setup: usize,
+}
+
+impl Concurrency {
+    pub fn from_config(config: &crate::config::Config) -> Concurrency {
+        Concurrency {
+            per_stream: config.collector.windows_in_flight as usize,
+            global: config.collector.max_windows_in_flight as usize,
+            setup: (config.database.max_connections as usize / 2).max(1),
+        }
+    }
 }
 
 /// What the workers of one (account, stream) share.
@@ -97,14 +129,28 @@ impl Engine {
         owner: LeaseOwner,
         cancel: CancellationToken,
         run: RunContext,
-        windows_in_flight: usize,
+        concurrency: Concurrency,
     ) -> Engine {
         Engine {
             pool,
             owner,
             cancel,
             run,
-            windows_in_flight,
+            windows_in_flight: concurrency.per_stream.max(1),
+            window_slots: Arc::new(Semaphore::new(concurrency.global.max(1))),
+            setup_slots: Arc::new(Semaphore::new(concurrency.setup.max(1))),
+        }
+    }
+
+    /// Waits for a slot of `slots`, or for `stop`. `None` means stop (the semaphores are never closed).
+    async fn slot(
+        slots: &Arc<Semaphore>,
+        stop: &CancellationToken,
+    ) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => None,
+            permit = slots.clone().acquire_owned() => permit.ok(),
         }
     }
 
@@ -125,6 +171,10 @@ impl Engine {
             ..StreamOutcome::default()
         };
         let (account, stream) = (source.account(), source.stream());
+        let Some(setup) = Self::slot(&self.setup_slots, &self.cancel).await else {
+            outcome.interrupted = true;
+            return Ok(outcome);
+        };
         windows::plan(&self.pool, account, stream, &source.plan()).await?;
         if let Some(rule) = source.retirement() {
             let retired = windows::retire(&self.pool, account, stream, &rule).await?;
@@ -133,7 +183,9 @@ impl Engine {
                     "windows fell before the API horizon: retired as unreachable, their rows kept");
             }
         }
-        if let Some(pause) = pauses::active(&self.pool, account).await? {
+        let paused = pauses::active(&self.pool, account).await?;
+        drop(setup);
+        if let Some(pause) = paused {
             tracing::warn!(account, stream, until = %pause.until, reason = %pause.reason,
                 "account paused by a daily API limit; skipping it this run");
             outcome.stopped = Some(format!("paused until {}", pause.until));
@@ -188,7 +240,11 @@ impl Engine {
         if let Some(err) = first_error {
             return Err(err);
         }
+        // Not cancellable: settling only completes parents whose children are all complete, and a
+        // shutdown must not skip it (the slot is released within one statement anyway).
+        let settle = self.setup_slots.clone().acquire_owned().await.ok();
         windows::settle_parents(&self.pool, account).await?;
+        drop(settle);
         let mut outcome = std::mem::take(&mut *lock(&stream_state.outcome));
         outcome.interrupted |= self.cancel.is_cancelled();
         Ok(outcome)
@@ -203,15 +259,20 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let (account, stream) = (source.account(), source.stream());
         while !shared.account_stopped.is_cancelled() {
-            let window = {
+            let (window, slot) = {
                 // Claims are serialized within the process: `claim_next` lets an owner re-claim its own
-                // lease, so two workers must not race between a claim and its record in `claims`.
+                // lease, so two workers must not race between a claim and its record in `claims`. The
+                // lock is held while waiting for a run-wide slot, which is what keeps each stream to one
+                // place in the slots' queue.
                 let mut claims = shared.claims.lock().await;
-                let Some(window) = self.next_window(account, stream, &claims).await? else {
+                let Some((window, slot)) = self
+                    .next_window(account, stream, &claims, &shared.account_stopped)
+                    .await?
+                else {
                     break;
                 };
                 claims.push(window.id);
-                window
+                (window, slot)
             };
             let id = window.id;
             let walked = self
@@ -222,6 +283,8 @@ impl Engine {
                     &shared.probed,
                 )
                 .await;
+            // Freed before anything that may wait (the database coming back, the next claim).
+            drop(slot);
             let walked = match walked {
                 Err(err)
                     if err.is_connection_loss()
@@ -274,15 +337,21 @@ impl Engine {
         Ok(())
     }
 
-    /// The next window to walk: a free one, or one whose owner died on this host, or, when every remaining
-    /// window is leased by a live process, the first to be released after waiting for it.
+    /// The next window to walk, with the run-wide slot to walk it in: a free one, or one whose owner died
+    /// on this host, or, when every remaining window is leased by a live process, the first to be released
+    /// after waiting for it. The slot is taken before the claim, so a claimed window never waits for one
+    /// (its lease is only renewed while it is walked).
     async fn next_window(
         &self,
         account: &str,
         stream: &str,
         attempted: &[i64],
-    ) -> Result<Option<Window>, StoreError> {
+        stop: &CancellationToken,
+    ) -> Result<Option<(Window, OwnedSemaphorePermit)>, StoreError> {
         loop {
+            let Some(slot) = Self::slot(&self.window_slots, stop).await else {
+                return Ok(None);
+            };
             let claimed = windows::claim_next(
                 &self.pool,
                 account,
@@ -292,8 +361,8 @@ impl Engine {
                 attempted,
             )
             .await?;
-            if claimed.is_some() {
-                return Ok(claimed);
+            if let Some(window) = claimed {
+                return Ok(Some((window, slot)));
             }
             let leased = windows::leased_elsewhere(
                 &self.pool,
@@ -314,7 +383,7 @@ impl Engine {
                     {
                         tracing::info!(account, stream, window_id = id, dead_owner = %holder,
                             "took over the window of a process that no longer exists");
-                        return Ok(Some(window));
+                        return Ok(Some((window, slot)));
                     }
                 }
             }
@@ -323,6 +392,8 @@ impl Engine {
                 .and_then(|until| (until - Utc::now()).to_std().ok())
                 .unwrap_or_default()
                 .clamp(Duration::from_millis(200), Duration::from_secs(5));
+            // Waiting on another process is not walking: the slot goes to an account with work.
+            drop(slot);
             tracing::debug!(
                 account,
                 stream,
