@@ -34,6 +34,20 @@ pub struct Engine {
     /// for a whole transaction; hundreds of accounts starting together would otherwise queue in front of
     /// the pool past its acquire timeout, which reads as a lost database.
     setup_slots: Arc<Semaphore>,
+    /// Streams of the run that have not planned yet. Planning goes before walking: a window is claimed
+    /// only while this is 0. Walks compete with planning for the pool, and with hundreds of accounts the
+    /// last ones would otherwise plan (and so walk their first window) only after most of the run.
+    unplanned: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// A stream counted in [`Engine::unplanned`] until its set-up is over (or it ended early): uncounted on
+/// drop, so no error path can leave the walks waiting forever.
+struct Unplanned(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Drop for Unplanned {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// How much of a run happens at once (see the fields of [`Engine`]).
@@ -139,6 +153,7 @@ impl Engine {
             windows_in_flight: concurrency.per_stream.max(1),
             window_slots: Arc::new(Semaphore::new(concurrency.global.max(1))),
             setup_slots: Arc::new(Semaphore::new(concurrency.setup.max(1))),
+            unplanned: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 
@@ -161,9 +176,22 @@ impl Engine {
     /// Walks every due window of one source. A write PostgreSQL refuses or a lost lease ends that window
     /// only; losing the database itself is waited out a few times, then aborts the stream (nothing
     /// half-written survives because every write is transactional).
-    pub async fn run_source<S: Source>(
+    ///
+    /// The stream counts as unplanned from this call, not from the first poll of the future, so the
+    /// streams a run spawns together all plan before any of them claims a window.
+    pub fn run_source<S: Source>(
         self: Arc<Self>,
         source: Arc<S>,
+    ) -> impl std::future::Future<Output = Result<StreamOutcome, StoreError>> + Send + 'static {
+        self.unplanned.send_modify(|n| *n += 1);
+        let unplanned = Unplanned(self.unplanned.clone());
+        self.run_source_planned_first(source, unplanned)
+    }
+
+    async fn run_source_planned_first<S: Source>(
+        self: Arc<Self>,
+        source: Arc<S>,
+        unplanned: Unplanned,
     ) -> Result<StreamOutcome, StoreError> {
         let mut outcome = StreamOutcome {
             account: source.account().to_string(),
@@ -185,6 +213,7 @@ impl Engine {
         }
         let paused = pauses::active(&self.pool, account).await?;
         drop(setup);
+        drop(unplanned);
         if let Some(pause) = paused {
             tracing::warn!(account, stream, until = %pause.until, reason = %pause.reason,
                 "account paused by a daily API limit; skipping it this run");
@@ -348,7 +377,14 @@ impl Engine {
         attempted: &[i64],
         stop: &CancellationToken,
     ) -> Result<Option<(Window, OwnedSemaphorePermit)>, StoreError> {
+        let mut unplanned = self.unplanned.subscribe();
         loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => return Ok(None),
+                // The sender lives as long as the engine, which outlives this call.
+                _ = unplanned.wait_for(|n| *n == 0) => {}
+            }
             let Some(slot) = Self::slot(&self.window_slots, stop).await else {
                 return Ok(None);
             };
