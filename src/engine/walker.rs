@@ -83,6 +83,10 @@ struct StreamState {
     /// account whose credentials are refused (or that is out of its daily budget) sends one request, not
     /// one per worker.
     probed: tokio::sync::watch::Sender<bool>,
+    /// Windows claimed so far: a further worker starts only once every worker started has claimed one,
+    /// so a stream keeps live workers for the windows it really walks at once, not `windows_in_flight`
+    /// idle ones (with hundreds of accounts those idle tasks were most of the process's memory).
+    claimed: tokio::sync::watch::Sender<usize>,
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -227,6 +231,7 @@ impl Engine {
             account_stopped: self.cancel.child_token(),
             db_recoveries: AtomicU32::new(0),
             probed,
+            claimed: tokio::sync::watch::Sender::new(0),
         });
         // Windows of one stream are walked by several workers at once, so the account's rate budget is
         // filled whatever the reply latency; the account's pacer (shared by its sources) keeps the rate,
@@ -243,28 +248,37 @@ impl Engine {
             self.clone()
                 .walk_windows(source.clone(), stream_state.clone()),
         );
-        if in_flight > 1 {
-            tokio::select! {
-                _ = probe_done.wait_for(|done| *done) => {}
-                _ = stream_state.account_stopped.cancelled() => {}
-            }
-            for _ in 1..in_flight {
-                workers.spawn(
-                    self.clone()
-                        .walk_windows(source.clone(), stream_state.clone()),
-                );
-            }
-        }
+        let mut claimed = stream_state.claimed.subscribe();
+        let mut started = 1;
         let mut first_error = None;
-        while let Some(joined) = workers.join_next().await {
-            let failed = match joined {
-                Ok(Ok(())) => continue,
-                Ok(Err(err)) => err,
-                Err(join) => StoreError::Task(join.to_string()),
+        loop {
+            let more = started < in_flight && !stream_state.account_stopped.is_cancelled();
+            let ready = async {
+                // The senders live in `stream_state`, held here: these waits end only by their condition.
+                let _ = probe_done.wait_for(|done| *done).await;
+                let _ = claimed.wait_for(|n| *n >= started).await;
             };
-            // One worker lost the database for good: the others stop claiming, finish their page and go.
-            stream_state.account_stopped.cancel();
-            first_error.get_or_insert(failed);
+            tokio::select! {
+                joined = workers.join_next() => {
+                    let Some(joined) = joined else { break };
+                    let failed = match joined {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(err)) => err,
+                        Err(join) => StoreError::Task(join.to_string()),
+                    };
+                    // One worker lost the database for good: the others stop claiming, finish their page
+                    // and go.
+                    stream_state.account_stopped.cancel();
+                    first_error.get_or_insert(failed);
+                }
+                _ = ready, if more => {
+                    workers.spawn(
+                        self.clone()
+                            .walk_windows(source.clone(), stream_state.clone()),
+                    );
+                    started += 1;
+                }
+            }
         }
         if let Some(err) = first_error {
             return Err(err);
@@ -301,17 +315,19 @@ impl Engine {
                     break;
                 };
                 claims.push(window.id);
+                shared.claimed.send_modify(|n| *n += 1);
                 (window, slot)
             };
             let id = window.id;
-            let walked = self
-                .walk(
-                    source.as_ref(),
-                    window,
-                    &shared.account_stopped,
-                    &shared.probed,
-                )
-                .await;
+            // Boxed: a walk's state (pages, fetch futures) is allocated only while a window is walked, so a
+            // worker waiting for a slot costs a few hundred bytes, not the size of a whole walk.
+            let walked = Box::pin(self.walk(
+                source.as_ref(),
+                window,
+                &shared.account_stopped,
+                &shared.probed,
+            ))
+            .await;
             // Freed before anything that may wait (the database coming back, the next claim).
             drop(slot);
             let walked = match walked {
