@@ -4,6 +4,7 @@
 #   bench/run.sh               # 100k and 1M host-report rows
 #   bench/run.sh 200000        # any sizes
 #   bench/run.sh pacing        # the pacing against Zoom's Pro limits (~2.5 minutes; bench/src/pacing.rs)
+#   bench/run.sh scale         # RSS and wall time for 10, 100, 300 Zoom accounts (bench/src/scale.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }

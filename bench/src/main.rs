@@ -7,8 +7,10 @@
 //!
 //! Usage: bench/run.sh [SIZE ...]   (default 100000 1000000; DATABASE_URL as for the tests)
 //!        bench/run.sh pacing       (the collector's pacing against Zoom's Pro limits; see pacing.rs)
+//!        bench/run.sh scale        (memory and wall time as Zoom accounts grow; see scale.rs)
 
 mod pacing;
+mod scale;
 
 use anyhow::{bail, Context};
 use chrono::{Datelike, Months, NaiveDate, Utc};
@@ -46,6 +48,9 @@ async fn main() -> anyhow::Result<()> {
     let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
     if std::env::args().nth(1).as_deref() == Some("pacing") {
         return pacing::run(&admin_url, &rollcall_binary()?).await;
+    }
+    if std::env::args().nth(1).as_deref() == Some("scale") {
+        return scale::run(&admin_url, &rollcall_binary()?).await;
     }
     let sizes: Vec<u64> = std::env::args()
         .skip(1)
