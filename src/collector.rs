@@ -2,7 +2,7 @@
 //! `run` and `demo` share.
 
 use crate::config::Config;
-use crate::engine::{Engine, RunContext, Source, StreamOutcome};
+use crate::engine::{Concurrency, Engine, RunContext, Source, StreamOutcome};
 use crate::http::pacing::ZoomPacer;
 use crate::http::{build_client, ApiError, HttpClient, RetryPolicy};
 use crate::sources::rocketchat::{
@@ -170,8 +170,9 @@ pub fn zoom_clients(config: &Config, http: &HttpClient) -> Vec<(usize, Arc<ZoomC
         .collect()
 }
 
-/// Walks every due window of the selection once. Accounts run in parallel; windows of one account and
-/// stream run one after the other, which is what the APIs' per-account limits want.
+/// Walks every due window of the selection once. Accounts run in parallel, each within its own rate
+/// limits and `collector.windows_in_flight`, and all of them within `collector.max_windows_in_flight`
+/// windows at once, handed out in turn so every account makes progress.
 pub async fn run_once(
     pool: &PgPool,
     config: &Config,
@@ -202,7 +203,7 @@ pub async fn run_once_at(
         owner,
         cancel.clone(),
         run.clone(),
-        config.collector.windows_in_flight as usize,
+        Concurrency::from_config(config),
     ));
     let mut tasks: JoinSet<Result<StreamOutcome, StoreError>> = JoinSet::new();
     let mut selected: Vec<(String, &'static str)> = Vec::new();

@@ -8,8 +8,10 @@
 //! Usage: bench/run.sh [SIZE ...]   (default 100000 1000000; DATABASE_URL as for the tests)
 //!        bench/run.sh pacing       (the collector's pacing against Zoom's Pro limits; see pacing.rs)
 //!        bench/run.sh latency [SCENARIO ...]  (the same with slow replies, Pro and Business; pacing.rs)
+//!        bench/run.sh scale        (memory and wall time as Zoom accounts grow; see scale.rs)
 
 mod pacing;
+mod scale;
 
 use anyhow::{bail, Context};
 use chrono::{Datelike, Months, NaiveDate, Utc};
@@ -52,6 +54,9 @@ async fn main() -> anyhow::Result<()> {
             return pacing::run_latency(&admin_url, &rollcall_binary()?, &names).await;
         }
         _ => {}
+    }
+    if std::env::args().nth(1).as_deref() == Some("scale") {
+        return scale::run(&admin_url, &rollcall_binary()?).await;
     }
     let sizes: Vec<u64> = std::env::args()
         .skip(1)

@@ -100,7 +100,7 @@ fn database(cx: &mut Ctx, mut s: Section) -> DatabaseConfig {
             );
         }
     }
-    let max_connections = cx.u32_or(&mut s, "max_connections", 8, 1, 1_000);
+    let max_connections = cx.u32_or(&mut s, "max_connections", DEFAULT_MAX_CONNECTIONS, 1, 1_000);
     cx.finish(s);
     DatabaseConfig {
         url,
@@ -203,12 +203,20 @@ fn collector(cx: &mut Ctx, mut s: Section) -> CollectorConfig {
         1,
         256,
     );
+    let max_windows_in_flight = cx.u32_or(
+        &mut s,
+        "max_windows_in_flight",
+        default.max_windows_in_flight,
+        1,
+        4_096,
+    );
     cx.finish(s);
     CollectorConfig {
         lease_secs,
         max_retries,
         retry_base_ms,
         windows_in_flight,
+        max_windows_in_flight,
     }
 }
 

@@ -27,6 +27,13 @@ pub const DEFAULT_ZOOM_API_URL: &str = "https://api.zoom.us/v2";
 pub const DEFAULT_ZOOM_OAUTH_URL: &str = "https://zoom.us/oauth/token";
 /// Zoom's `page_size` maximum; fewer, larger pages spend less of the rate budget.
 pub const MAX_PAGE_SIZE: u32 = 300;
+/// Windows walked at once across all accounts. 64 keeps hundreds of accounts moving (a walk mostly waits
+/// for the API's reply) while the pages in memory and the writers in front of the pool stay few.
+pub const DEFAULT_MAX_WINDOWS_IN_FLIGHT: u32 = 64;
+/// A walk holds a connection only for one page's transaction (milliseconds), never across an API request,
+/// so a quarter of the default global bound keeps pool waits short; well below PostgreSQL's default
+/// `max_connections` of 100, so a few replicas and the analysts still fit.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -134,6 +141,9 @@ pub struct CollectorConfig {
     /// Windows of one (account, stream) walked at once. The account's pacer keeps the rate; this only has
     /// to cover rate × reply latency (Pro: 10/s × 1.6 s, Business: 40/s × 0.4 s at the default).
     pub windows_in_flight: u32,
+    /// Windows walked at once by the whole process, across every account and stream: what bounds the
+    /// process's memory and its demand on the connection pool however many accounts are configured.
+    pub max_windows_in_flight: u32,
 }
 
 impl Default for CollectorConfig {
@@ -143,6 +153,7 @@ impl Default for CollectorConfig {
             max_retries: 4,
             retry_base_ms: 500,
             windows_in_flight: 16,
+            max_windows_in_flight: DEFAULT_MAX_WINDOWS_IN_FLIGHT,
         }
     }
 }

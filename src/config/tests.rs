@@ -78,7 +78,7 @@ fn minimal_file_loads_with_defaults() {
         config.database.url.expose_secret(),
         "postgres://rollcall:dbpass-1234@127.0.0.1/rollcall"
     );
-    assert_eq!(config.database.max_connections, 8);
+    assert_eq!(config.database.max_connections, 16);
     assert_eq!(
         config.schedule,
         ScheduleConfig {
@@ -102,7 +102,8 @@ fn minimal_file_loads_with_defaults() {
             lease_secs: 60,
             max_retries: 4,
             retry_base_ms: 500,
-            windows_in_flight: 16
+            windows_in_flight: 16,
+            max_windows_in_flight: 64
         }
     );
 
@@ -176,6 +177,7 @@ fn every_key_set_explicitly() {
         max_retries = 0
         retry_base_ms = 10
         windows_in_flight = 3
+        max_windows_in_flight = 5
         [[zoom]]
         name = "a.b-c_1"
         account_id = "x"
@@ -231,7 +233,8 @@ fn every_key_set_explicitly() {
             lease_secs: 3,
             max_retries: 0,
             retry_base_ms: 10,
-            windows_in_flight: 3
+            windows_in_flight: 3,
+            max_windows_in_flight: 5
         }
     );
     let zoom = &config.zoom[0];
@@ -289,6 +292,7 @@ fn example_file_is_valid_and_documents_every_key() {
         "max_retries",
         "retry_base_ms",
         "windows_in_flight",
+        "max_windows_in_flight",
         "name",
         "account_id",
         "client_id",

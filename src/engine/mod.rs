@@ -7,7 +7,7 @@ mod walker;
 
 pub use run::RunContext;
 pub use source::{PageMeta, Source, Tx};
-pub use walker::{Engine, StreamOutcome};
+pub use walker::{Concurrency, Engine, StreamOutcome};
 
 /// Stored page tokens are trusted for 14 minutes: Zoom's live 15, and a token that dies in flight only costs
 /// a restart, never a wrong row.

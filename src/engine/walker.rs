@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -23,6 +24,51 @@ pub struct Engine {
     run: RunContext,
     /// Windows of one (account, stream) walked at once (`collector.windows_in_flight`).
     windows_in_flight: usize,
+    /// One permit per window walked, across every account and stream (`collector.max_windows_in_flight`):
+    /// the pages in memory and the writers queuing for the pool grow with this, not with the accounts
+    /// configured. Tokio's semaphore is FIFO, and each stream queues at most one waiter at a time (the
+    /// worker holding the stream's claim lock), so slots go round the streams in turn: no account waits
+    /// for all the others to finish.
+    window_slots: Arc<Semaphore>,
+    /// Streams planning, retiring or settling their windows at once. Each of these holds a connection
+    /// for a whole transaction; hundreds of accounts starting together would otherwise queue in front of
+    /// the pool past its acquire timeout, which reads as a lost database.
+    setup_slots: Arc<Semaphore>,
+    /// Streams of the run that have not planned yet. Planning goes before walking: a window is claimed
+    /// only while this is 0. Walks compete with planning for the pool, and with hundreds of accounts the
+    /// last ones would otherwise plan (and so walk their first window) only after most of the run.
+    unplanned: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// A stream counted in [`Engine::unplanned`] until its set-up is over (or it ended early): uncounted on
+/// drop, so no error path can leave the walks waiting forever.
+struct Unplanned(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Drop for Unplanned {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// How much of a run happens at once (see the fields of [`Engine`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Concurrency {
+    /// `collector.windows_in_flight`: windows of one (account, stream) at once.
+    pub per_stream: usize,
+    /// `collector.max_windows_in_flight`: windows of the whole run at once.
+    pub global: usize,
+    /// Streams planning or settling at once; half the pool, so walks always find connections too.
+    pub setup: usize,
+}
+
+impl Concurrency {
+    pub fn from_config(config: &crate::config::Config) -> Concurrency {
+        Concurrency {
+            per_stream: config.collector.windows_in_flight as usize,
+            global: config.collector.max_windows_in_flight as usize,
+            setup: (config.database.max_connections as usize / 2).max(1),
+        }
+    }
 }
 
 /// What the workers of one (account, stream) share.
@@ -37,6 +83,10 @@ struct StreamState {
     /// account whose credentials are refused (or that is out of its daily budget) sends one request, not
     /// one per worker.
     probed: tokio::sync::watch::Sender<bool>,
+    /// Windows claimed so far: a further worker starts only once every worker started has claimed one,
+    /// so a stream keeps live workers for the windows it really walks at once, not `windows_in_flight`
+    /// idle ones (with hundreds of accounts those idle tasks were most of the process's memory).
+    claimed: tokio::sync::watch::Sender<usize>,
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -97,14 +147,29 @@ impl Engine {
         owner: LeaseOwner,
         cancel: CancellationToken,
         run: RunContext,
-        windows_in_flight: usize,
+        concurrency: Concurrency,
     ) -> Engine {
         Engine {
             pool,
             owner,
             cancel,
             run,
-            windows_in_flight,
+            windows_in_flight: concurrency.per_stream.max(1),
+            window_slots: Arc::new(Semaphore::new(concurrency.global.max(1))),
+            setup_slots: Arc::new(Semaphore::new(concurrency.setup.max(1))),
+            unplanned: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
+
+    /// Waits for a slot of `slots`, or for `stop`. `None` means stop (the semaphores are never closed).
+    async fn slot(
+        slots: &Arc<Semaphore>,
+        stop: &CancellationToken,
+    ) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => None,
+            permit = slots.clone().acquire_owned() => permit.ok(),
         }
     }
 
@@ -115,9 +180,22 @@ impl Engine {
     /// Walks every due window of one source. A write PostgreSQL refuses or a lost lease ends that window
     /// only; losing the database itself is waited out a few times, then aborts the stream (nothing
     /// half-written survives because every write is transactional).
-    pub async fn run_source<S: Source>(
+    ///
+    /// The stream counts as unplanned from this call, not from the first poll of the future, so the
+    /// streams a run spawns together all plan before any of them claims a window.
+    pub fn run_source<S: Source>(
         self: Arc<Self>,
         source: Arc<S>,
+    ) -> impl std::future::Future<Output = Result<StreamOutcome, StoreError>> + Send + 'static {
+        self.unplanned.send_modify(|n| *n += 1);
+        let unplanned = Unplanned(self.unplanned.clone());
+        self.run_source_planned_first(source, unplanned)
+    }
+
+    async fn run_source_planned_first<S: Source>(
+        self: Arc<Self>,
+        source: Arc<S>,
+        unplanned: Unplanned,
     ) -> Result<StreamOutcome, StoreError> {
         let mut outcome = StreamOutcome {
             account: source.account().to_string(),
@@ -125,6 +203,10 @@ impl Engine {
             ..StreamOutcome::default()
         };
         let (account, stream) = (source.account(), source.stream());
+        let Some(setup) = Self::slot(&self.setup_slots, &self.cancel).await else {
+            outcome.interrupted = true;
+            return Ok(outcome);
+        };
         windows::plan(&self.pool, account, stream, &source.plan()).await?;
         if let Some(rule) = source.retirement() {
             let retired = windows::retire(&self.pool, account, stream, &rule).await?;
@@ -133,7 +215,10 @@ impl Engine {
                     "windows fell before the API horizon: retired as unreachable, their rows kept");
             }
         }
-        if let Some(pause) = pauses::active(&self.pool, account).await? {
+        let paused = pauses::active(&self.pool, account).await?;
+        drop(setup);
+        drop(unplanned);
+        if let Some(pause) = paused {
             tracing::warn!(account, stream, until = %pause.until, reason = %pause.reason,
                 "account paused by a daily API limit; skipping it this run");
             outcome.stopped = Some(format!("paused until {}", pause.until));
@@ -146,6 +231,7 @@ impl Engine {
             account_stopped: self.cancel.child_token(),
             db_recoveries: AtomicU32::new(0),
             probed,
+            claimed: tokio::sync::watch::Sender::new(0),
         });
         // Windows of one stream are walked by several workers at once, so the account's rate budget is
         // filled whatever the reply latency; the account's pacer (shared by its sources) keeps the rate,
@@ -162,33 +248,46 @@ impl Engine {
             self.clone()
                 .walk_windows(source.clone(), stream_state.clone()),
         );
-        if in_flight > 1 {
-            tokio::select! {
-                _ = probe_done.wait_for(|done| *done) => {}
-                _ = stream_state.account_stopped.cancelled() => {}
-            }
-            for _ in 1..in_flight {
-                workers.spawn(
-                    self.clone()
-                        .walk_windows(source.clone(), stream_state.clone()),
-                );
-            }
-        }
+        let mut claimed = stream_state.claimed.subscribe();
+        let mut started = 1;
         let mut first_error = None;
-        while let Some(joined) = workers.join_next().await {
-            let failed = match joined {
-                Ok(Ok(())) => continue,
-                Ok(Err(err)) => err,
-                Err(join) => StoreError::Task(join.to_string()),
+        loop {
+            let more = started < in_flight && !stream_state.account_stopped.is_cancelled();
+            let ready = async {
+                // The senders live in `stream_state`, held here: these waits end only by their condition.
+                let _ = probe_done.wait_for(|done| *done).await;
+                let _ = claimed.wait_for(|n| *n >= started).await;
             };
-            // One worker lost the database for good: the others stop claiming, finish their page and go.
-            stream_state.account_stopped.cancel();
-            first_error.get_or_insert(failed);
+            tokio::select! {
+                joined = workers.join_next() => {
+                    let Some(joined) = joined else { break };
+                    let failed = match joined {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(err)) => err,
+                        Err(join) => StoreError::Task(join.to_string()),
+                    };
+                    // One worker lost the database for good: the others stop claiming, finish their page
+                    // and go.
+                    stream_state.account_stopped.cancel();
+                    first_error.get_or_insert(failed);
+                }
+                _ = ready, if more => {
+                    workers.spawn(
+                        self.clone()
+                            .walk_windows(source.clone(), stream_state.clone()),
+                    );
+                    started += 1;
+                }
+            }
         }
         if let Some(err) = first_error {
             return Err(err);
         }
+        // Not cancellable: settling only completes parents whose children are all complete, and a
+        // shutdown must not skip it (the slot is released within one statement anyway).
+        let settle = self.setup_slots.clone().acquire_owned().await.ok();
         windows::settle_parents(&self.pool, account).await?;
+        drop(settle);
         let mut outcome = std::mem::take(&mut *lock(&stream_state.outcome));
         outcome.interrupted |= self.cancel.is_cancelled();
         Ok(outcome)
@@ -203,25 +302,34 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let (account, stream) = (source.account(), source.stream());
         while !shared.account_stopped.is_cancelled() {
-            let window = {
+            let (window, slot) = {
                 // Claims are serialized within the process: `claim_next` lets an owner re-claim its own
-                // lease, so two workers must not race between a claim and its record in `claims`.
+                // lease, so two workers must not race between a claim and its record in `claims`. The
+                // lock is held while waiting for a run-wide slot, which is what keeps each stream to one
+                // place in the slots' queue.
                 let mut claims = shared.claims.lock().await;
-                let Some(window) = self.next_window(account, stream, &claims).await? else {
+                let Some((window, slot)) = self
+                    .next_window(account, stream, &claims, &shared.account_stopped)
+                    .await?
+                else {
                     break;
                 };
                 claims.push(window.id);
-                window
+                shared.claimed.send_modify(|n| *n += 1);
+                (window, slot)
             };
             let id = window.id;
-            let walked = self
-                .walk(
-                    source.as_ref(),
-                    window,
-                    &shared.account_stopped,
-                    &shared.probed,
-                )
-                .await;
+            // Boxed: a walk's state (pages, fetch futures) is allocated only while a window is walked, so a
+            // worker waiting for a slot costs a few hundred bytes, not the size of a whole walk.
+            let walked = Box::pin(self.walk(
+                source.as_ref(),
+                window,
+                &shared.account_stopped,
+                &shared.probed,
+            ))
+            .await;
+            // Freed before anything that may wait (the database coming back, the next claim).
+            drop(slot);
             let walked = match walked {
                 Err(err)
                     if err.is_connection_loss()
@@ -274,15 +382,28 @@ impl Engine {
         Ok(())
     }
 
-    /// The next window to walk: a free one, or one whose owner died on this host, or, when every remaining
-    /// window is leased by a live process, the first to be released after waiting for it.
+    /// The next window to walk, with the run-wide slot to walk it in: a free one, or one whose owner died
+    /// on this host, or, when every remaining window is leased by a live process, the first to be released
+    /// after waiting for it. The slot is taken before the claim, so a claimed window never waits for one
+    /// (its lease is only renewed while it is walked).
     async fn next_window(
         &self,
         account: &str,
         stream: &str,
         attempted: &[i64],
-    ) -> Result<Option<Window>, StoreError> {
+        stop: &CancellationToken,
+    ) -> Result<Option<(Window, OwnedSemaphorePermit)>, StoreError> {
+        let mut unplanned = self.unplanned.subscribe();
         loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => return Ok(None),
+                // The sender lives as long as the engine, which outlives this call.
+                _ = unplanned.wait_for(|n| *n == 0) => {}
+            }
+            let Some(slot) = Self::slot(&self.window_slots, stop).await else {
+                return Ok(None);
+            };
             let claimed = windows::claim_next(
                 &self.pool,
                 account,
@@ -292,8 +413,8 @@ impl Engine {
                 attempted,
             )
             .await?;
-            if claimed.is_some() {
-                return Ok(claimed);
+            if let Some(window) = claimed {
+                return Ok(Some((window, slot)));
             }
             let leased = windows::leased_elsewhere(
                 &self.pool,
@@ -314,7 +435,7 @@ impl Engine {
                     {
                         tracing::info!(account, stream, window_id = id, dead_owner = %holder,
                             "took over the window of a process that no longer exists");
-                        return Ok(Some(window));
+                        return Ok(Some((window, slot)));
                     }
                 }
             }
@@ -323,6 +444,8 @@ impl Engine {
                 .and_then(|until| (until - Utc::now()).to_std().ok())
                 .unwrap_or_default()
                 .clamp(Duration::from_millis(200), Duration::from_secs(5));
+            // Waiting on another process is not walking: the slot goes to an account with work.
+            drop(slot);
             tracing::debug!(
                 account,
                 stream,

@@ -106,43 +106,54 @@ pub async fn plan(
     stream: &str,
     windows: &[PlannedWindow],
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+    // The reachable windows go in one statement: with hundreds of accounts planning at the start of a
+    // run, a round trip per window would keep the pool busy long enough to delay every account's first
+    // walk.
+    let (mut scopes, mut starts, mut ends) = (Vec::new(), Vec::new(), Vec::new());
     for w in windows {
-        match &w.reach {
-            Reach::Reachable => {
-                sqlx::query(
-                    "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                )
+        if let Reach::Reachable = w.reach {
+            scopes.push(w.scope.as_str());
+            starts.push(w.start);
+            ends.push(w.end);
+        }
+    }
+    let mut tx = pool.begin().await?;
+    if !scopes.is_empty() {
+        sqlx::query(
+            "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end)
+             SELECT $1, $2, w.scope, w.window_start, w.window_end
+               FROM UNNEST($3::text[], $4::date[], $5::date[]) AS w (scope, window_start, window_end)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(account)
+        .bind(stream)
+        .bind(&scopes)
+        .bind(&starts)
+        .bind(&ends)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for w in windows {
+        if let Reach::Unreachable(reason) = &w.reach {
+            let sql = format!(
+                "INSERT INTO rollcall.collection_windows
+                   (account, stream, scope, window_start, window_end, state, last_error)
+                 VALUES ($1, $2, $3, $4, $5, 'unreachable', $6)
+                 ON CONFLICT (account, stream, scope, window_start, window_end) DO UPDATE
+                   SET state = 'unreachable', last_error = EXCLUDED.last_error, next_page_token = NULL,
+                       token_issued_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = now()
+                 WHERE {}",
+                retirable("collection_windows")
+            );
+            sqlx::query(&sql)
                 .bind(account)
                 .bind(stream)
                 .bind(&w.scope)
                 .bind(w.start)
                 .bind(w.end)
+                .bind(reason)
                 .execute(&mut *tx)
                 .await?;
-            }
-            Reach::Unreachable(reason) => {
-                let sql = format!(
-                    "INSERT INTO rollcall.collection_windows
-                       (account, stream, scope, window_start, window_end, state, last_error)
-                     VALUES ($1, $2, $3, $4, $5, 'unreachable', $6)
-                     ON CONFLICT (account, stream, scope, window_start, window_end) DO UPDATE
-                       SET state = 'unreachable', last_error = EXCLUDED.last_error, next_page_token = NULL,
-                           token_issued_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = now()
-                     WHERE {}",
-                    retirable("collection_windows")
-                );
-                sqlx::query(&sql)
-                    .bind(account)
-                    .bind(stream)
-                    .bind(&w.scope)
-                    .bind(w.start)
-                    .bind(w.end)
-                    .bind(reason)
-                    .execute(&mut *tx)
-                    .await?;
-            }
         }
     }
     tx.commit().await?;
