@@ -27,11 +27,13 @@ pub const DEFAULT_ZOOM_API_URL: &str = "https://api.zoom.us/v2";
 pub const DEFAULT_ZOOM_OAUTH_URL: &str = "https://zoom.us/oauth/token";
 /// Zoom's `page_size` maximum; fewer, larger pages spend less of the rate budget.
 pub const MAX_PAGE_SIZE: u32 = 300;
-/// Windows walked at once across all accounts. 64 keeps hundreds of accounts moving (a walk mostly waits
-/// for the API's reply) while the pages in memory and the writers in front of the pool stay few.
-pub const DEFAULT_MAX_WINDOWS_IN_FLIGHT: u32 = 64;
+/// Windows walked at once across all accounts. The pages waiting to be written are most of the process's
+/// memory (about 0.4 MiB per window in flight at 300 rows a page): 32 keeps a 1,000,000-row first
+/// collection under 48 MiB (bench/RESULTS.md: 48.2 MiB at 64) while a walk, which mostly waits for the API's
+/// reply, still fills two Business accounts at 300 ms. Fleets of accounts at high latency raise it.
+pub const DEFAULT_MAX_WINDOWS_IN_FLIGHT: u32 = 32;
 /// A walk holds a connection only for one page's transaction (milliseconds), never across an API request,
-/// so a quarter of the default global bound keeps pool waits short; well below PostgreSQL's default
+/// so half of the default global bound keeps pool waits short; well below PostgreSQL's default
 /// `max_connections` of 100, so a few replicas and the analysts still fit.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 

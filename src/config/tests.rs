@@ -103,7 +103,7 @@ fn minimal_file_loads_with_defaults() {
             max_retries: 4,
             retry_base_ms: 500,
             windows_in_flight: 16,
-            max_windows_in_flight: 64
+            max_windows_in_flight: 32
         }
     );
 
