@@ -13,7 +13,7 @@ use crate::sources::zoom::auth::{S2sAuth, S2sCredentials};
 use crate::sources::zoom::client::{ZoomAuth, ZoomClient};
 use crate::sources::zoom::daily_usage::{self, DailyUsage};
 use crate::sources::zoom::host_reports::{self, HostReports};
-use crate::sources::zoom::months;
+use crate::sources::zoom::months::{self, MonthWindows};
 use crate::sources::zoom::videosdk::{self, session_users as sdk_users, sessions as sdk_sessions};
 use crate::store::windows::{self, LeaseOwner};
 use crate::store::StoreError;
@@ -210,17 +210,20 @@ pub async fn run_once_at(
 
     for (i, client) in zoom_clients(config, &http) {
         let account = &config.zoom[i];
+        let months = MonthWindows {
+            today: run.today_utc(),
+            settle_days: account.settle_days,
+            horizon_days: account.horizon_days,
+            from: selection.from,
+            to: selection.to,
+        };
         // The daily report shares the host reports' client: one token cache, one pacer per account.
         if selection.wants(daily_usage::STREAM, &account.name) {
             let source = Arc::new(DailyUsage {
                 client: client.clone(),
                 report: daily_usage::Report::Meetings,
                 account: account.name.clone(),
-                settle_days: account.settle_days,
-                horizon_days: account.horizon_days,
-                today: run.today_utc(),
-                plan_from: selection.from,
-                plan_to: selection.to,
+                months: months.clone(),
             });
             selected.push((account.name.clone(), source.stream()));
             tasks.spawn(engine.clone().run_source(source));
@@ -232,11 +235,7 @@ pub async fn run_once_at(
             client,
             account: account.name.clone(),
             page_size: account.page_size,
-            settle_days: account.settle_days,
-            horizon_days: account.horizon_days,
-            today: run.today_utc(),
-            plan_from: selection.from,
-            plan_to: selection.to,
+            months,
         });
         selected.push((account.name.clone(), source.stream()));
         tasks.spawn(engine.clone().run_source(source));

@@ -10,7 +10,7 @@
 
 use super::client::ZoomClient;
 use super::fields::{field, int, required_list};
-use super::months::{self, first_of_month, last_of_month};
+use super::months::{self, first_of_month, last_of_month, MonthWindows};
 use crate::engine::{PageMeta, Source, Tx};
 use crate::http::pacing::Category;
 use crate::http::ApiError;
@@ -72,12 +72,8 @@ pub struct DailyUsage {
     pub client: Arc<ZoomClient>,
     pub report: Report,
     pub account: String,
-    pub settle_days: u32,
-    pub horizon_days: Option<u32>,
-    /// The UTC date this run started on.
-    pub today: NaiveDate,
-    pub plan_from: Option<NaiveDate>,
-    pub plan_to: Option<NaiveDate>,
+    /// Its months: planning, horizon, finality.
+    pub months: MonthWindows,
 }
 
 /// One month's request. `to` is not sent (Zoom takes year and month) but fixes, at the walk's start, the
@@ -169,28 +165,22 @@ impl Source for DailyUsage {
     }
 
     fn plan(&self) -> Vec<PlannedWindow> {
-        months::plan_stream(
-            self.today,
-            self.horizon_days,
-            self.plan_from,
-            self.plan_to,
-            &[""],
-        )
+        self.months.plan(&[""])
     }
 
     fn retirement(&self) -> Option<Retirement> {
-        Some(months::retirement(self.today, self.horizon_days))
+        Some(self.months.retirement())
     }
 
     fn is_final(&self, window: &Window) -> bool {
-        months::is_final(window.window_end, self.today, self.settle_days)
+        self.months.is_final(window)
     }
 
     fn params(&self, window: &Window) -> DailyRequest {
         DailyRequest {
             year: window.window_start.year(),
             month: window.window_start.month(),
-            to: months::request_to(window.window_end, self.today),
+            to: months::request_to(window.window_end, self.months.today),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use super::client::ZoomClient;
 use super::fields::{field, int, page_token, required_list, text, timestamp};
-use super::months::{self, MonthRequest};
+use super::months::{self, MonthRequest, MonthWindows};
 use crate::engine::{PageMeta, Source, Tx};
 use crate::http::pacing::Category;
 use crate::http::ApiError;
@@ -24,14 +24,8 @@ pub struct HostReports {
     pub client: Arc<ZoomClient>,
     pub account: String,
     pub page_size: u32,
-    pub settle_days: u32,
-    pub horizon_days: Option<u32>,
-    /// The UTC date this run started on.
-    pub today: NaiveDate,
-    /// The oldest month to plan; by default the month of the horizon (so it is recorded as unreachable).
-    pub plan_from: Option<NaiveDate>,
-    /// The newest month to plan (backfill --to); by default the current month.
-    pub plan_to: Option<NaiveDate>,
+    /// Its months: planning, horizon, finality.
+    pub months: MonthWindows,
 }
 
 /// One report walk's request: the month's range and the report type.
@@ -129,32 +123,21 @@ impl Source for HostReports {
     }
 
     fn plan(&self) -> Vec<PlannedWindow> {
-        months::plan_stream(
-            self.today,
-            self.horizon_days,
-            self.plan_from,
-            self.plan_to,
-            &REPORT_TYPES,
-        )
+        self.months.plan(&REPORT_TYPES)
     }
 
     fn retirement(&self) -> Option<Retirement> {
-        Some(months::retirement(self.today, self.horizon_days))
+        Some(self.months.retirement())
     }
 
     fn is_final(&self, window: &Window) -> bool {
-        months::is_final(window.window_end, self.today, self.settle_days)
+        self.months.is_final(window)
     }
 
     fn params(&self, window: &Window) -> ReportRequest {
         ReportRequest {
             report_type: window.scope.clone(),
-            month: MonthRequest::new(
-                window.window_start,
-                window.window_end,
-                self.today,
-                self.page_size,
-            ),
+            month: self.months.request(window, self.page_size),
         }
     }
 

@@ -1,8 +1,46 @@
 //! Zoom's calendar-month windows, horizon and finality (DESIGN §3). "Today" is always the UTC date.
 
-use crate::store::windows::{Edge, PlannedWindow, Reach, Retirement};
+use crate::store::windows::{Edge, PlannedWindow, Reach, Retirement, Window};
 use chrono::{Datelike, Duration, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
+
+/// The calendar-month windows of one Zoom account and stream as this run sees them: what every Zoom source
+/// plans, retires, calls final and requests, in one place.
+#[derive(Clone, Debug)]
+pub struct MonthWindows {
+    /// The UTC date this run started on.
+    pub today: NaiveDate,
+    pub settle_days: u32,
+    pub horizon_days: Option<u32>,
+    /// Backfill bounds: plan from this day's month (default: the horizon's, recorded unreachable) up to
+    /// this day's month (default: the current one).
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+impl MonthWindows {
+    pub fn plan(&self, scopes: &[&str]) -> Vec<PlannedWindow> {
+        plan_stream(self.today, self.horizon_days, self.from, self.to, scopes)
+    }
+
+    pub fn retirement(&self) -> Retirement {
+        retirement(self.today, self.horizon_days)
+    }
+
+    pub fn is_final(&self, window: &Window) -> bool {
+        is_final(window.window_end, self.today, self.settle_days)
+    }
+
+    /// The request a walk of `window` that starts now sends.
+    pub fn request(&self, window: &Window, page_size: u32) -> MonthRequest {
+        MonthRequest::new(
+            window.window_start,
+            window.window_end,
+            self.today,
+            page_size,
+        )
+    }
+}
 
 /// The request of one month's walk, fixed at its page 1 (see `Source::Params`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -88,34 +88,36 @@ pub fn sources(
         std::time::Duration::from_millis(config.collector.retry_base_ms),
     );
     let client = client(index, account, http, retry);
+    let months = super::months::MonthWindows {
+        today: run.today_utc(),
+        settle_days: account.settle_days,
+        horizon_days: account.horizon_days,
+        from: plan_from,
+        to: plan_to,
+    };
     let list = sessions::SdkSessions {
         client: client.clone(),
         account: account.name.clone(),
         page_size: account.page_size,
-        settle_days: account.settle_days,
-        horizon_days: account.horizon_days,
-        today: run.today_utc(),
+        months: months.clone(),
         run_id: run.id,
-        plan_from,
-        plan_to,
     };
     let daily = DailyUsage {
         client: client.clone(),
         report: Report::VideoSdk,
         account: account.name.clone(),
-        settle_days: account.settle_days,
-        horizon_days: account.horizon_days,
-        today: run.today_utc(),
-        plan_from,
-        plan_to,
+        months: months.clone(),
     };
     let users = session_users::SdkSessionUsers {
         client,
         account: account.name.clone(),
         page_size: account.page_size,
-        settle_days: account.settle_days,
-        horizon_days: account.horizon_days,
-        today: run.today_utc(),
+        // The users walk no months of their own: no backfill bounds, the list's horizon and finality.
+        months: super::months::MonthWindows {
+            from: None,
+            to: None,
+            ..months
+        },
         run_id: run.id,
     };
     Some((Arc::new(list), Arc::new(users), Arc::new(daily)))

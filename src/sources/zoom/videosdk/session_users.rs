@@ -9,11 +9,11 @@ use crate::http::pacing::Category;
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{field, id, page_token, required_list, text, timestamp};
-use crate::sources::zoom::months;
+use crate::sources::zoom::months::MonthWindows;
 use crate::store::text::clean_json;
 use crate::store::windows::{PlannedWindow, Retirement, Window};
 use crate::store::StoreError;
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -27,10 +27,8 @@ pub struct SdkSessionUsers {
     pub client: Arc<ZoomClient>,
     pub account: String,
     pub page_size: u32,
-    pub settle_days: u32,
-    pub horizon_days: Option<u32>,
-    /// The UTC date this run started on.
-    pub today: NaiveDate,
+    /// Its months: horizon and finality (the list plans them).
+    pub months: MonthWindows,
     /// This run: a join is deleted only when complete walks in two different runs missed it.
     pub run_id: Uuid,
 }
@@ -122,13 +120,13 @@ impl Source for SdkSessionUsers {
 
     /// The parent month's rule: children of a final month are final.
     fn is_final(&self, window: &Window) -> bool {
-        months::is_final(window.window_end, self.today, self.settle_days)
+        self.months.is_final(window)
     }
 
     /// Children are not planned by their own stream, so the months' horizon rule retires them here: a
     /// child of a month Zoom no longer serves is never requested.
     fn retirement(&self) -> Option<Retirement> {
-        Some(months::retirement(self.today, self.horizon_days))
+        Some(self.months.retirement())
     }
 
     fn params(&self, _window: &Window) -> UsersRequest {

@@ -9,7 +9,7 @@ use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{
     boolean, field, id, int, page_token, required_list, text, timestamp,
 };
-use crate::sources::zoom::months::{self, MonthRequest};
+use crate::sources::zoom::months::{self, MonthRequest, MonthWindows};
 use crate::store::text::clean_json;
 use crate::store::windows::{self, PlannedWindow, Retirement, Window};
 use crate::store::StoreError;
@@ -27,14 +27,10 @@ pub struct SdkSessions {
     pub client: Arc<ZoomClient>,
     pub account: String,
     pub page_size: u32,
-    pub settle_days: u32,
-    pub horizon_days: Option<u32>,
-    /// The UTC date this run started on.
-    pub today: NaiveDate,
+    /// Its months: planning, horizon, finality.
+    pub months: MonthWindows,
     /// This run: a session is deleted only when complete walks in two different runs missed it.
     pub run_id: Uuid,
-    pub plan_from: Option<NaiveDate>,
-    pub plan_to: Option<NaiveDate>,
 }
 
 pub struct SessionsPage {
@@ -118,30 +114,19 @@ impl Source for SdkSessions {
     }
 
     fn plan(&self) -> Vec<PlannedWindow> {
-        months::plan_stream(
-            self.today,
-            self.horizon_days,
-            self.plan_from,
-            self.plan_to,
-            &[""],
-        )
+        self.months.plan(&[""])
     }
 
     fn is_final(&self, window: &Window) -> bool {
-        months::is_final(window.window_end, self.today, self.settle_days)
+        self.months.is_final(window)
     }
 
     fn retirement(&self) -> Option<Retirement> {
-        Some(months::retirement(self.today, self.horizon_days))
+        Some(self.months.retirement())
     }
 
     fn params(&self, window: &Window) -> MonthRequest {
-        MonthRequest::new(
-            window.window_start,
-            window.window_end,
-            self.today,
-            self.page_size,
-        )
+        self.months.request(window, self.page_size)
     }
 
     async fn fetch(
