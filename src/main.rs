@@ -337,28 +337,42 @@ async fn collect(
 /// can tell "nothing collected here yet" from "cannot tell".
 const STATUS_NO_SCHEMA: u8 = 3;
 
-/// Read-only: `status` is what an operator runs against a database they are unsure of, so it must not
-/// create or migrate anything there.
-async fn show_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+/// A read-only pool on a database with a rollcall schema, warning when the schema is older or newer than
+/// this binary (`newer`: what a newer schema means for the command); `None`, said on stderr, when the
+/// database was never migrated.
+async fn read_only_schema(config: &Config, newer: &str) -> anyhow::Result<Option<sqlx::PgPool>> {
     let pool = store::read_only_pool(&config.database.url)?;
     match store::schema_state(&pool).await? {
         store::SchemaState::Missing => {
             eprintln!(
                 "the database has no rollcall schema yet: run `rollcall migrate` or `rollcall collect`"
             );
-            return Ok(ExitCode::from(STATUS_NO_SCHEMA));
+            return Ok(None);
         }
-        // Every schema version has the window table `status` reads, so what it holds is still shown.
+        // Every schema version has the window table these commands read, so what it holds is still shown.
         store::SchemaState::Behind { have, want } => eprintln!(
             "warning: schema at version {}, this binary expects {want}; run `rollcall migrate`",
             have.map_or_else(|| "unknown".to_string(), |v| v.to_string())
         ),
-        store::SchemaState::Ahead { have, want } => eprintln!(
-            "warning: schema at version {have}, newer than this binary's {want}: a newer rollcall migrated it; \
-             this status may miss what the newer version records"
-        ),
+        store::SchemaState::Ahead { have, want } => {
+            eprintln!("warning: schema at version {have}, newer than this binary's {want}; {newer}")
+        }
         store::SchemaState::Current { .. } => {}
     }
+    Ok(Some(pool))
+}
+
+/// Read-only: `status` is what an operator runs against a database they are unsure of, so it must not
+/// create or migrate anything there.
+async fn show_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let Some(pool) = read_only_schema(
+        config,
+        "a newer rollcall migrated it; this status may miss what the newer version records",
+    )
+    .await?
+    else {
+        return Ok(ExitCode::from(STATUS_NO_SCHEMA));
+    };
     let rows = status::load(&pool).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -387,23 +401,10 @@ async fn show_coverage(
             );
         }
     }
-    let pool = store::read_only_pool(&config.database.url)?;
-    match store::schema_state(&pool).await? {
-        store::SchemaState::Missing => {
-            eprintln!(
-                "the database has no rollcall schema yet: run `rollcall migrate` or `rollcall collect`"
-            );
-            return Ok(ExitCode::from(STATUS_NO_SCHEMA));
-        }
-        store::SchemaState::Behind { have, want } => eprintln!(
-            "warning: schema at version {}, this binary expects {want}; run `rollcall migrate`",
-            have.map_or_else(|| "unknown".to_string(), |v| v.to_string())
-        ),
-        store::SchemaState::Ahead { have, want } => eprintln!(
-            "warning: schema at version {have}, newer than this binary's {want}; states it does not know are shown pending"
-        ),
-        store::SchemaState::Current { .. } => {}
-    }
+    let Some(pool) = read_only_schema(config, "states it does not know are shown pending").await?
+    else {
+        return Ok(ExitCode::from(STATUS_NO_SCHEMA));
+    };
     let matrix = coverage::load(&pool, &request).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&matrix)?);
