@@ -11,15 +11,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
 fn rule(endpoint: Endpoint, kind: FaultKind) -> FaultRule {
-    FaultRule {
-        endpoint: Some(endpoint),
-        account_id: None,
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind,
-    }
+    FaultRule::on(endpoint, kind)
 }
 
 /// The latest end a daily-limit pause begun now may have: the next 00:00 UTC plus the 5-minute margin.

@@ -16,15 +16,10 @@ async fn ticks_during_a_collection_are_skipped_and_sigterm_exits_cleanly() {
     let control = sandbox.control();
     let config = write_config(&db, &sandbox, &specs, 100);
     // Slow pages make one collection outlast several one-second ticks.
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::ReportUsers),
-        account_id: None,
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind: FaultKind::Delay { ms: 400 },
-    });
+    control.add_fault(FaultRule::on(
+        Endpoint::ReportUsers,
+        FaultKind::Delay { ms: 400 },
+    ));
     let port = free_port();
     let mut cmd = rollcall(&config.path, &["run"]);
     cmd.env("ROLLCALL__SCHEDULE__CRON", "* * * * * *")

@@ -330,30 +330,20 @@ async fn a_reply_for_another_month_fails_the_window_and_writes_nothing() {
 
     // Every reply claims a month that was not asked for: 13 is no month, and January of year 1 is none
     // of the six.
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::ReportDaily),
-        account_id: None,
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind: FaultKind::Patch {
+    control.add_fault(FaultRule::on(
+        Endpoint::ReportDaily,
+        FaultKind::Patch {
             set: vec![("/month".into(), json!(13))],
             remove: vec![],
         },
-    });
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::SdkReportDaily),
-        account_id: None,
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind: FaultKind::Patch {
+    ));
+    control.add_fault(FaultRule::on(
+        Endpoint::SdkReportDaily,
+        FaultKind::Patch {
             set: vec![("/year".into(), json!(1)), ("/month".into(), json!(1))],
             remove: vec![],
         },
-    });
+    ));
     let out = run(&config.path, &["collect"]).await;
     assert_eq!(out.code, 1, "{}", out.output());
     for stream in ["zoom_daily_usage", "zoom_sdk_daily_usage"] {

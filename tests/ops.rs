@@ -308,15 +308,10 @@ async fn sigterm_during_a_long_retry_after_exits_1_and_releases_the_lease() {
     let control = sandbox.control();
     let config = write_config(&db, &sandbox, &specs, 300);
     // 50 s: under the 60 s a request waits in place (longer fails the window without waiting).
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::ReportUsers),
-        account_id: None,
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind: FaultKind::RateLimitQpsRetryAfter { seconds: 50 },
-    });
+    control.add_fault(FaultRule::on(
+        Endpoint::ReportUsers,
+        FaultKind::RateLimitQpsRetryAfter { seconds: 50 },
+    ));
     let mut child = spawn(
         &config.path,
         &["collect"],
@@ -346,15 +341,10 @@ async fn a_killed_collectors_lease_is_taken_over_at_once() {
     let sandbox = sandbox(specs.clone()).await;
     let control = sandbox.control();
     let config = write_config(&db, &sandbox, &specs, 100);
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::ReportUsers),
-        account_id: None,
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind: FaultKind::Delay { ms: 300 },
-    });
+    control.add_fault(FaultRule::on(
+        Endpoint::ReportUsers,
+        FaultKind::Delay { ms: 300 },
+    ));
     let long_lease = [("ROLLCALL__COLLECTOR__LEASE_SECS", "600")];
     let mut first = spawn(&config.path, &["collect"], &long_lease);
     let leased = tokio::time::timeout(Duration::from_secs(60), async {

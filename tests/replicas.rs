@@ -15,15 +15,10 @@ async fn two_replicas_walk_every_window_exactly_once_between_them() {
     let control = sandbox.control();
     let config = write_config(&db, &sandbox, &specs, 100);
     // Slow pages keep both replicas busy at once, so they really compete for windows.
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::ReportUsers),
-        account_id: None,
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind: FaultKind::Delay { ms: 30 },
-    });
+    control.add_fault(FaultRule::on(
+        Endpoint::ReportUsers,
+        FaultKind::Delay { ms: 30 },
+    ));
     // The schema must exist before both replicas race to create it.
     assert_eq!(run(&config.path, &["migrate"]).await.code, 0);
 
@@ -273,15 +268,10 @@ async fn survive_a_kill(takeover: Takeover, lease_secs: u64) {
         kind: FaultKind::Hang,
     });
     // Slow pages keep every replica mid-window most of the time.
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::ReportUsers),
-        account_id: None,
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind: FaultKind::Delay { ms: 60 },
-    });
+    control.add_fault(FaultRule::on(
+        Endpoint::ReportUsers,
+        FaultKind::Delay { ms: 60 },
+    ));
     assert_eq!(run(&config.path, &["migrate"]).await.code, 0);
     let mut replicas: Vec<Replica> = (0..3)
         .map(|_| Replica::spawn(&config.path, lease_secs))

@@ -11,15 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn rule(kind: FaultKind) -> FaultRule {
-    FaultRule {
-        endpoint: Some(Endpoint::ReportUsers),
-        account_id: None,
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind,
-    }
+    FaultRule::on(Endpoint::ReportUsers, kind)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,13 +15,9 @@ const RETENTION: i64 = 44;
 
 fn rc_fault(workspace: &str, times: Option<u32>, kind: FaultKind) -> FaultRule {
     FaultRule {
-        endpoint: Some(Endpoint::RcActiveUsers),
         account_id: Some(workspace.into()),
-        report_type: None,
-        page: None,
         times,
-        probability: None,
-        kind,
+        ..FaultRule::on(Endpoint::RcActiveUsers, kind)
     }
 }
 

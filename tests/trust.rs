@@ -10,13 +10,9 @@ use std::time::Duration;
 
 fn fault(endpoint: Endpoint, page: Option<u32>, times: Option<u32>, kind: FaultKind) -> FaultRule {
     FaultRule {
-        endpoint: Some(endpoint),
-        account_id: None,
-        report_type: None,
         page,
         times,
-        probability: None,
-        kind,
+        ..FaultRule::on(endpoint, kind)
     }
 }
 

@@ -7,15 +7,7 @@ use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, ReportType};
 use std::time::Duration;
 
 fn fault(kind: FaultKind) -> FaultRule {
-    FaultRule {
-        endpoint: Some(Endpoint::ReportUsers),
-        account_id: None,
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind,
-    }
+    FaultRule::on(Endpoint::ReportUsers, kind)
 }
 
 #[tokio::test(flavor = "multi_thread")]

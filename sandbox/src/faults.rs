@@ -32,6 +32,22 @@ pub struct FaultRule {
     pub kind: FaultKind,
 }
 
+impl FaultRule {
+    /// `kind` on every request to `endpoint`, until cleared; narrow it with struct update syntax
+    /// (`FaultRule { page: Some(2), ..FaultRule::on(endpoint, kind) }`).
+    pub fn on(endpoint: Endpoint, kind: FaultKind) -> FaultRule {
+        FaultRule {
+            endpoint: Some(endpoint),
+            account_id: None,
+            report_type: None,
+            page: None,
+            times: None,
+            probability: None,
+            kind,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FaultKind {
