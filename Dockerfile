@@ -1,8 +1,11 @@
 # Multi-stage: build with the Rust toolchain, run from a small Debian image as a non-root user.
 FROM rust:1-bookworm AS build
+# The production image leaves out the fake APIs and `demo` (the `sandbox` cargo feature); compose's sandbox
+# profile builds with --build-arg FEATURES=sandbox.
+ARG FEATURES=""
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin rollcall \
+RUN cargo build --release --locked --bin rollcall --no-default-features --features "$FEATURES" \
  && strip target/release/rollcall
 
 FROM debian:bookworm-slim

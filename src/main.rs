@@ -1,12 +1,13 @@
 //! CLI wiring only: parse arguments, load the config, hand over to the library, map outcomes to exit codes
 //! (0 all complete, 1 something incomplete or failed, 2 config or usage error).
 
-use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use rollcall::collector::{self, Selection, STREAMS};
 use rollcall::commands::progress::Progress;
-use rollcall::commands::{check, coverage, demo, healthcheck, status};
+#[cfg(feature = "sandbox")]
+use rollcall::commands::{demo, sandbox};
+use rollcall::commands::{check, coverage, healthcheck, status};
 use rollcall::config::Config;
 use rollcall::{daemon, store, telemetry};
 use std::path::PathBuf;
@@ -85,6 +86,7 @@ enum Command {
     /// Apply the database migrations.
     Migrate,
     /// Serve the fake Zoom and Rocket.Chat APIs.
+    #[cfg(feature = "sandbox")]
     Sandbox {
         /// Sandbox config (TOML).
         #[arg(long = "config", default_value = "config/sandbox.toml")]
@@ -94,6 +96,7 @@ enum Command {
         listen: Option<String>,
     },
     /// Newcomer path: sandbox + PostgreSQL + one collection + a summary. Needs no credentials.
+    #[cfg(feature = "sandbox")]
     Demo,
     /// GET /healthz of the daemon on http.listen (loopback for 0.0.0.0 or [::]); exit 0 on HTTP 200, 1
     /// otherwise. For container health checks; needs no database.
@@ -135,6 +138,7 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> ExitCode {
+    #[cfg(feature = "sandbox")]
     match cli.command {
         Command::Sandbox {
             sandbox_config,
@@ -142,7 +146,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         } => {
             telemetry::init_default();
             return report(
-                serve_sandbox(sandbox_config, listen)
+                sandbox::serve(sandbox_config, listen, shutdown_signal())
                     .await
                     .map(|_| ExitCode::SUCCESS),
             );
@@ -226,6 +230,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 }
             })
         }
+        // Handled before the config is loaded: they do not read it.
+        #[cfg(feature = "sandbox")]
         Command::Sandbox { .. } | Command::Demo => Ok(ExitCode::SUCCESS),
     };
     report(outcome)
@@ -441,23 +447,6 @@ async fn migrate(config: &Config, cancel: &CancellationToken) -> anyhow::Result<
     store::migrate(&pool).await?;
     println!("migrations applied");
     Ok(ExitCode::SUCCESS)
-}
-
-async fn serve_sandbox(path: PathBuf, listen: Option<String>) -> anyhow::Result<()> {
-    let mut config = rollcall_sandbox::SandboxConfig::from_toml_file(&path)
-        .with_context(|| format!("reading the sandbox config {}", path.display()))?;
-    if let Some(listen) = listen {
-        config.listen = listen;
-    }
-    let sandbox = rollcall_sandbox::spawn(config).await?;
-    println!("sandbox listening on {}", sandbox.base_url());
-    println!("  Zoom API:   {}", sandbox.zoom_api_url());
-    println!("  Zoom OAuth: {}", sandbox.zoom_oauth_url());
-    let cancel = shutdown_signal();
-    tokio::select! {
-        result = sandbox.wait() => result,
-        _ = cancel.cancelled() => Ok(()),
-    }
 }
 
 fn account_names(config: &Config) -> Vec<String> {

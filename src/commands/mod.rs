@@ -2,7 +2,10 @@
 
 pub mod check;
 pub mod coverage;
+#[cfg(feature = "sandbox")]
 pub mod demo;
 pub mod healthcheck;
 pub mod progress;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 pub mod status;
