@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::engine::{Concurrency, Engine, RunContext, Source, StreamOutcome};
-use crate::http::pacing::ZoomPacer;
 use crate::http::{build_client, ApiError, HttpClient, RetryPolicy};
 use crate::sources::rocketchat::{
     self,
@@ -14,6 +13,7 @@ use crate::sources::zoom::client::{ZoomAuth, ZoomClient};
 use crate::sources::zoom::daily_usage::{self, DailyUsage};
 use crate::sources::zoom::host_reports::{self, HostReports};
 use crate::sources::zoom::months::{self, MonthWindows};
+use crate::sources::zoom::pacing::ZoomPacer;
 use crate::sources::zoom::videosdk::{self, session_users as sdk_users, sessions as sdk_sessions};
 use crate::store::windows::{self, LeaseOwner};
 use crate::store::StoreError;

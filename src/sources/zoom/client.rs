@@ -2,8 +2,8 @@
 //! and Zoom's error vocabulary mapped onto [`ApiError`].
 
 use super::auth::{AccessToken, S2sAuth};
+use super::pacing::{daily_pause_until, Category, ZoomPacer};
 use super::videosdk::jwt::JwtAuth;
-use crate::http::pacing::{daily_pause_until, Category, ZoomPacer};
 use crate::http::{
     code_suffix, header, status_error, with_retries, ApiError, ErrorBody, HttpClient, Meter,
     RetryPolicy,
@@ -242,7 +242,7 @@ mod tests {
         headers.insert("x-ratelimit-type", "Daily-limit".parse().unwrap());
         match classify("t", 429, &headers, &ErrorBody::default(), b"") {
             ApiError::DailyLimit { until, .. } => {
-                assert_eq!(until, crate::http::pacing::next_utc_midnight(Utc::now()))
+                assert_eq!(until, super::super::pacing::next_utc_midnight(Utc::now()))
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -257,8 +257,8 @@ mod tests {
         let before = Utc::now();
         match classify("t", 429, &headers, &ErrorBody::default(), b"") {
             ApiError::DailyLimit { until, .. } => {
-                let latest = crate::http::pacing::next_utc_midnight(Utc::now())
-                    + crate::http::pacing::daily_reset_margin();
+                let latest = super::super::pacing::next_utc_midnight(Utc::now())
+                    + super::super::pacing::daily_reset_margin();
                 assert!(until <= latest && until > before, "{until}");
             }
             other => panic!("unexpected {other:?}"),

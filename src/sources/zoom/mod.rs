@@ -7,4 +7,5 @@ pub mod daily_usage;
 pub mod fields;
 pub mod host_reports;
 pub mod months;
+pub mod pacing;
 pub mod videosdk;

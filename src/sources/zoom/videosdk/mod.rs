@@ -16,8 +16,8 @@ pub mod sessions;
 use super::client::{ZoomAuth, ZoomClient};
 use super::daily_usage::{DailyUsage, Report};
 use crate::config::VideoSdkAccount;
-use crate::http::pacing::{Category, ZoomPacer};
 use crate::http::{ApiError, RetryPolicy};
+use crate::sources::zoom::pacing::{Category, ZoomPacer};
 use chrono::Utc;
 use jwt::{JwtAuth, JwtCredentials};
 use serde_json::Value;
@@ -126,7 +126,7 @@ pub fn sources(
 #[cfg(test)]
 mod tests {
     use crate::config::{Plan, ZoomLimits};
-    use crate::http::pacing::{Category, ZoomPacer};
+    use crate::sources::zoom::pacing::{Category, ZoomPacer};
     use std::time::{Duration, Instant};
     use tokio_util::sync::CancellationToken;
 

@@ -3,13 +3,13 @@
 
 use super::{mirror, session_users};
 use crate::engine::{PageMeta, Source, Tx};
-use crate::http::pacing::Category;
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{
     boolean, field, id, int, page_token, required_list, text, timestamp,
 };
 use crate::sources::zoom::months::{self, MonthRequest, MonthWindows};
+use crate::sources::zoom::pacing::Category;
 use crate::store::text::clean_json;
 use crate::store::windows::{self, PlannedWindow, Retirement, Window};
 use crate::store::StoreError;
