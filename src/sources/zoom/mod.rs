@@ -2,6 +2,7 @@
 //! and session users; both daily usage reports.
 
 pub mod auth;
+pub mod build;
 pub mod client;
 pub mod daily_usage;
 pub mod fields;
