@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// The values of `--stream`, as stored in `collection_windows.stream`.
 pub const STREAMS: [&str; 6] = [
@@ -186,6 +187,7 @@ fn spawn(
     source: BuiltSource,
     after: Option<CancellationToken>,
 ) -> CancellationToken {
+    let (source_account, stream) = (source.account().to_string(), source.stream());
     let finished = CancellationToken::new();
     let done = finished.clone().drop_guard();
     let run = match after {
@@ -199,9 +201,14 @@ fn spawn(
             })
         }
     };
-    tasks.spawn(async move {
-        let _done = done;
-        run.await
-    });
+    // Every line the stream logs, its windows' included, carries the account and the stream.
+    let span = tracing::info_span!("source", account = %source_account, stream = %stream);
+    tasks.spawn(
+        async move {
+            let _done = done;
+            run.await
+        }
+        .instrument(span),
+    );
     finished
 }
