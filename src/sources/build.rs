@@ -19,7 +19,7 @@ pub struct BuildContext<'a> {
 }
 
 /// An account (or workspace) section of the configuration.
-pub trait SourceConfig: Sync {
+pub trait SourceConfig {
     fn name(&self) -> &str;
 
     /// Every stream of the account, in the order they start; a stream that runs after another comes after
@@ -33,7 +33,8 @@ pub trait SourceConfig: Sync {
     fn backfill_refusal(&self, from: NaiveDate, now: DateTime<Utc>) -> Option<String>;
 }
 
-/// Every configured account with its index in its section, in the order a run starts them.
+/// Every configured account with its index in its section, in the config's section order: the order a
+/// run starts them and `backfill` names what it refuses.
 pub fn accounts(config: &Config) -> impl Iterator<Item = (usize, &dyn SourceConfig)> {
     fn indexed<T: SourceConfig>(section: &[T]) -> impl Iterator<Item = (usize, &dyn SourceConfig)> {
         section
@@ -42,8 +43,8 @@ pub fn accounts(config: &Config) -> impl Iterator<Item = (usize, &dyn SourceConf
             .map(|(i, account)| (i, account as &dyn SourceConfig))
     }
     indexed(&config.zoom)
-        .chain(indexed(&config.rocketchat))
         .chain(indexed(&config.videosdk))
+        .chain(indexed(&config.rocketchat))
 }
 
 /// How hard a run retries one request (`collector.max_retries`, `collector.retry_base_ms`).
