@@ -2,7 +2,7 @@
 //! `run` and `demo` share.
 
 use crate::config::Config;
-use crate::engine::{BuiltSource, Concurrency, Engine, RunContext, StreamOutcome};
+use crate::engine::{Concurrency, Engine, RunContext, SourceRun, StreamOutcome};
 use crate::http::{build_client, ApiError};
 use crate::sources::build::{self as sources, BuildContext};
 use crate::sources::rocketchat::active_users;
@@ -146,7 +146,11 @@ pub async fn run_once_at(
             let after = source
                 .runs_after()
                 .and_then(|stream| finished.get(&(key.0.clone(), stream)).cloned());
-            finished.insert(key, spawn(&mut tasks, &engine, source, after));
+            // Every line the stream logs, its windows' included, carries the account and the stream.
+            let span = tracing::info_span!("source", account = %key.0, stream = %key.1);
+            let engine = engine.clone();
+            let done = spawn(&mut tasks, span, move || source.run(engine), after);
+            finished.insert(key, done);
         }
     }
 
@@ -179,30 +183,25 @@ pub async fn run_once_at(
     Ok(report)
 }
 
-/// Spawns `source`, after `after` has finished if given, and returns what finishes when it does (or
-/// panics, so nothing waits forever on it).
+/// Spawns the stream `start` starts, after `after` has finished if given, and returns what finishes
+/// when this one does (or panics, so nothing waits forever on it). `start` is called only when the stream
+/// may start: from then on the engine counts it as a stream still to plan.
 fn spawn(
     tasks: &mut JoinSet<Result<StreamOutcome, StoreError>>,
-    engine: &Arc<Engine>,
-    source: BuiltSource,
+    span: tracing::Span,
+    start: impl FnOnce() -> SourceRun + Send + 'static,
     after: Option<CancellationToken>,
 ) -> CancellationToken {
-    let (source_account, stream) = (source.account().to_string(), source.stream());
     let finished = CancellationToken::new();
     let done = finished.clone().drop_guard();
     let run = match after {
         // Started here, not when first polled: the streams spawned together all plan before any walks.
-        None => source.run(engine.clone()),
-        Some(prior) => {
-            let engine = engine.clone();
-            Box::pin(async move {
-                prior.cancelled().await;
-                source.run(engine).await
-            })
-        }
+        None => start(),
+        Some(prior) => Box::pin(async move {
+            prior.cancelled().await;
+            start().await
+        }),
     };
-    // Every line the stream logs, its windows' included, carries the account and the stream.
-    let span = tracing::info_span!("source", account = %source_account, stream = %stream);
     tasks.spawn(
         async move {
             let _done = done;
@@ -211,4 +210,63 @@ fn spawn(
         .instrument(span),
     );
     finished
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn outcome(stream: &str) -> SourceRun {
+        let stream = stream.to_string();
+        Box::pin(async move {
+            Ok(StreamOutcome {
+                stream,
+                ..StreamOutcome::default()
+            })
+        })
+    }
+
+    /// The users of a session list start only once the list has finished, and still start when the list
+    /// ended in a panic.
+    #[tokio::test]
+    async fn a_stream_starts_after_the_one_it_follows_however_that_ended() {
+        for list_panics in [false, true] {
+            let started = Arc::new(Mutex::new(Vec::new()));
+            let mut tasks = JoinSet::new();
+            let log = started.clone();
+            let list = spawn(
+                &mut tasks,
+                tracing::Span::none(),
+                move || {
+                    Box::pin(async move {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        log.lock().expect("log").push("list done");
+                        assert!(!list_panics, "the list panicked");
+                        outcome("list").await
+                    })
+                },
+                None,
+            );
+            let log = started.clone();
+            spawn(
+                &mut tasks,
+                tracing::Span::none(),
+                move || {
+                    log.lock().expect("log").push("users started");
+                    outcome("users")
+                },
+                Some(list),
+            );
+            let mut panicked = 0;
+            while let Some(joined) = tasks.join_next().await {
+                panicked += usize::from(joined.is_err());
+            }
+            assert_eq!(panicked, usize::from(list_panics));
+            assert_eq!(
+                *started.lock().expect("log"),
+                ["list done", "users started"]
+            );
+        }
+    }
 }
