@@ -2,36 +2,31 @@
 //! `run` and `demo` share.
 
 use crate::config::Config;
-use crate::engine::{Concurrency, Engine, RunContext, Source, StreamOutcome};
-use crate::http::pacing::ZoomPacer;
-use crate::http::{build_client, ApiError, HttpClient, RetryPolicy};
-use crate::sources::rocketchat::{
-    self,
-    active_users::{self, ActiveUsers},
-};
-use crate::sources::zoom::auth::{S2sAuth, S2sCredentials};
-use crate::sources::zoom::client::{ZoomAuth, ZoomClient};
-use crate::sources::zoom::daily_usage::{self, DailyUsage};
-use crate::sources::zoom::host_reports::{self, HostReports};
-use crate::sources::zoom::months::{self, MonthWindows};
-use crate::sources::zoom::videosdk::{self, session_users as sdk_users, sessions as sdk_sessions};
+use crate::engine::{Concurrency, Engine, RunContext, SourceRun, StreamOutcome};
+use crate::http::{build_client, ApiError};
+use crate::sources::build::{self as sources, BuildContext};
+use crate::sources::rocketchat::active_users;
+use crate::sources::zoom::videosdk::{session_users as sdk_users, sessions as sdk_sessions};
+use crate::sources::zoom::{daily_usage, host_reports};
 use crate::store::windows::{self, LeaseOwner};
 use crate::store::StoreError;
 use chrono::NaiveDate;
 use sqlx::PgPool;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// The values of `--stream`, as stored in `collection_windows.stream`.
 pub const STREAMS: [&str; 6] = [
     host_reports::STREAM,
     daily_usage::STREAM,
-    "zoom_sdk_sessions",
-    "zoom_sdk_session_users",
+    sdk_sessions::STREAM,
+    sdk_users::STREAM,
     daily_usage::SDK_STREAM,
-    "rc_active_users",
+    active_users::STREAM,
 ];
 
 /// Which part of the configuration a run covers.
@@ -82,91 +77,15 @@ impl RunReport {
 /// What a backfill from `from` asks for that the APIs no longer serve, one line per account, naming the
 /// date and the horizon. Those months are recorded `unreachable` and never requested.
 pub fn refused_by_horizon(config: &Config, selection: &Selection, from: NaiveDate) -> Vec<String> {
-    let today = chrono::Utc::now().date_naive();
-    let mut refused = Vec::new();
-    for account in &config.zoom {
-        if !selection.wants(host_reports::STREAM, &account.name)
-            && !selection.wants(daily_usage::STREAM, &account.name)
-        {
-            continue;
-        }
-        let horizon = months::horizon(today, account.horizon_days);
-        if months::first_of_month(from) < horizon {
-            refused.push(format!(
-                "zoom account \"{}\": --from {from} is before Zoom's horizon {horizon} (six months); the months from {} to {} are recorded unreachable and not requested",
-                account.name,
-                months::first_of_month(from).format("%Y-%m"),
-                horizon.format("%Y-%m"),
-            ));
-        }
-    }
-    for account in &config.videosdk {
-        if !selection.wants(sdk_sessions::STREAM, &account.name)
-            && !selection.wants(daily_usage::SDK_STREAM, &account.name)
-        {
-            continue;
-        }
-        let horizon = months::horizon(today, account.horizon_days);
-        if months::first_of_month(from) < horizon {
-            refused.push(format!(
-                "videosdk account \"{}\": --from {from} is before Zoom's horizon {horizon} (six months); the months from {} to {} are recorded unreachable and not requested",
-                account.name,
-                months::first_of_month(from).format("%Y-%m"),
-                horizon.format("%Y-%m"),
-            ));
-        }
-    }
-    for workspace in &config.rocketchat {
-        if !selection.wants(active_users::STREAM, &workspace.name) {
-            continue;
-        }
-        let today = chrono::Utc::now()
-            .with_timezone(&workspace.timezone)
-            .date_naive();
-        let oldest = today - chrono::Duration::days(i64::from(workspace.retention_days));
-        if from < oldest {
-            refused.push(format!(
-                "rocketchat workspace \"{}\": --from {from} is before {oldest}, the oldest day the server still holds (retention_days = {}); those days are not requested",
-                workspace.name, workspace.retention_days,
-            ));
-        }
-    }
-    refused
-}
-
-pub fn zoom_clients(config: &Config, http: &HttpClient) -> Vec<(usize, Arc<ZoomClient>)> {
-    let retry = RetryPolicy::new(
-        config.collector.max_retries,
-        Duration::from_millis(config.collector.retry_base_ms),
-    );
-    config
-        .zoom
-        .iter()
-        .enumerate()
-        .map(|(i, account)| {
-            let auth = S2sAuth::new(
-                S2sCredentials {
-                    oauth_url: account.oauth_url.clone(),
-                    account_id: account.account_id.clone(),
-                    client_id: account.client_id.clone(),
-                    client_secret: account.client_secret.clone(),
-                    config_keys: format!(
-                        "zoom[{i}].account_id, zoom[{i}].client_id and zoom[{i}].client_secret"
-                    ),
-                    account_name: account.name.clone(),
-                },
-                http.clone(),
-            );
-            let client = ZoomClient::new(
-                account.name.clone(),
-                account.api_url.clone(),
-                http.clone(),
-                ZoomAuth::S2s(auth),
-                ZoomPacer::new(account.limits.resolve(account.plan)),
-                retry,
-            );
-            (i, Arc::new(client))
+    let now = chrono::Utc::now();
+    sources::accounts(config)
+        .filter(|(_, account)| {
+            account
+                .backfill_streams()
+                .iter()
+                .any(|stream| selection.wants(stream, account.name()))
         })
+        .filter_map(|(_, account)| account.backfill_refusal(from, now))
         .collect()
 }
 
@@ -205,91 +124,33 @@ pub async fn run_once_at(
         run.clone(),
         Concurrency::from_config(config),
     ));
-    let mut tasks: JoinSet<Result<StreamOutcome, StoreError>> = JoinSet::new();
-    let mut selected: Vec<(String, &'static str)> = Vec::new();
-
-    for (i, client) in zoom_clients(config, &http) {
-        let account = &config.zoom[i];
-        let months = MonthWindows {
-            today: run.today_utc(),
-            settle_days: account.settle_days,
-            horizon_days: account.horizon_days,
-            from: selection.from,
-            to: selection.to,
-        };
-        // The daily report shares the host reports' client: one token cache, one pacer per account.
-        if selection.wants(daily_usage::STREAM, &account.name) {
-            let source = Arc::new(DailyUsage {
-                client: client.clone(),
-                report: daily_usage::Report::Meetings,
-                account: account.name.clone(),
-                months: months.clone(),
-            });
-            selected.push((account.name.clone(), source.stream()));
-            tasks.spawn(engine.clone().run_source(source));
-        }
-        if !selection.wants(host_reports::STREAM, &account.name) {
-            continue;
-        }
-        let source = Arc::new(HostReports {
-            client,
-            account: account.name.clone(),
-            page_size: account.page_size,
-            months,
-        });
-        selected.push((account.name.clone(), source.stream()));
-        tasks.spawn(engine.clone().run_source(source));
-    }
-
-    for (i, client) in rocketchat::clients(config, &http) {
-        let workspace = &config.rocketchat[i];
-        if !selection.wants(active_users::STREAM, &workspace.name) {
-            continue;
-        }
-        let source = Arc::new(ActiveUsers::new(
-            client,
-            workspace,
-            &run,
-            selection.from,
-            selection.to,
-        ));
-        selected.push((workspace.name.clone(), source.stream()));
-        tasks.spawn(engine.clone().run_source(source));
-    }
-
-    for (i, account) in config.videosdk.iter().enumerate() {
-        let lists = selection.wants(sdk_sessions::STREAM, &account.name);
-        let users = selection.wants(sdk_users::STREAM, &account.name);
-        let Some((list, children, daily)) =
-            videosdk::sources(config, i, &http, &run, selection.from, selection.to)
-        else {
-            continue;
-        };
-        if selection.wants(daily_usage::SDK_STREAM, &account.name) {
-            selected.push((account.name.clone(), daily.stream()));
-            tasks.spawn(engine.clone().run_source(daily));
-        }
-        // The users run after the list of the same account, so children planned by this run's list pages
-        // are walked in this run; a month is complete only with its children, so they count either way.
-        let (listed, list_done) = tokio::sync::oneshot::channel::<()>();
-        if lists {
-            selected.push((account.name.clone(), sdk_sessions::STREAM));
+    let cx = BuildContext {
+        run: &run,
+        from: selection.from,
+        to: selection.to,
+        http: &http,
+        retry: sources::retry_policy(&config.collector),
+    };
+    let mut tasks = JoinSet::new();
+    // Each (account, stream) whose due windows decide the run's exit status.
+    let mut selected: BTreeSet<(String, &'static str)> = BTreeSet::new();
+    // When each stream spawned so far has finished, for the streams that run after it.
+    let mut finished: HashMap<(String, &'static str), CancellationToken> = HashMap::new();
+    for (index, account) in sources::accounts(config) {
+        for source in account.build(index, &cx) {
+            if !selection.wants(source.stream(), source.account()) {
+                continue;
+            }
+            let key = (source.account().to_string(), source.stream());
+            selected.extend(source.counted().map(|stream| (key.0.clone(), stream)));
+            let after = source
+                .runs_after()
+                .and_then(|stream| finished.get(&(key.0.clone(), stream)).cloned());
+            // Every line the stream logs, its windows' included, carries the account and the stream.
+            let span = tracing::info_span!("source", account = %key.0, stream = %key.1);
             let engine = engine.clone();
-            tasks.spawn(async move {
-                let outcome = engine.run_source(list).await;
-                let _ = listed.send(());
-                outcome
-            });
-        }
-        if lists || users {
-            selected.push((account.name.clone(), sdk_users::STREAM));
-        }
-        if users {
-            let engine = engine.clone();
-            tasks.spawn(async move {
-                let _ = list_done.await;
-                engine.run_source(children).await
-            });
+            let done = spawn(&mut tasks, span, move || source.run(engine), after);
+            finished.insert(key, done);
         }
     }
 
@@ -320,4 +181,92 @@ pub async fn run_once_at(
         .outcomes
         .sort_by(|a, b| (&a.account, &a.stream).cmp(&(&b.account, &b.stream)));
     Ok(report)
+}
+
+/// Spawns the stream `start` starts, after `after` has finished if given, and returns what finishes
+/// when this one does (or panics, so nothing waits forever on it). `start` is called only when the stream
+/// may start: from then on the engine counts it as a stream still to plan.
+fn spawn(
+    tasks: &mut JoinSet<Result<StreamOutcome, StoreError>>,
+    span: tracing::Span,
+    start: impl FnOnce() -> SourceRun + Send + 'static,
+    after: Option<CancellationToken>,
+) -> CancellationToken {
+    let finished = CancellationToken::new();
+    let done = finished.clone().drop_guard();
+    let run = match after {
+        // Started here, not when first polled: the streams spawned together all plan before any walks.
+        None => start(),
+        Some(prior) => Box::pin(async move {
+            prior.cancelled().await;
+            start().await
+        }),
+    };
+    tasks.spawn(
+        async move {
+            let _done = done;
+            run.await
+        }
+        .instrument(span),
+    );
+    finished
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn outcome(stream: &str) -> SourceRun {
+        let stream = stream.to_string();
+        Box::pin(async move {
+            Ok(StreamOutcome {
+                stream,
+                ..StreamOutcome::default()
+            })
+        })
+    }
+
+    /// The users of a session list start only once the list has finished, and still start when the list
+    /// ended in a panic.
+    #[tokio::test]
+    async fn a_stream_starts_after_the_one_it_follows_however_that_ended() {
+        for list_panics in [false, true] {
+            let started = Arc::new(Mutex::new(Vec::new()));
+            let mut tasks = JoinSet::new();
+            let log = started.clone();
+            let list = spawn(
+                &mut tasks,
+                tracing::Span::none(),
+                move || {
+                    Box::pin(async move {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        log.lock().expect("log").push("list done");
+                        assert!(!list_panics, "the list panicked");
+                        outcome("list").await
+                    })
+                },
+                None,
+            );
+            let log = started.clone();
+            spawn(
+                &mut tasks,
+                tracing::Span::none(),
+                move || {
+                    log.lock().expect("log").push("users started");
+                    outcome("users")
+                },
+                Some(list),
+            );
+            let mut panicked = 0;
+            while let Some(joined) = tasks.join_next().await {
+                panicked += usize::from(joined.is_err());
+            }
+            assert_eq!(panicked, usize::from(list_panics));
+            assert_eq!(
+                *started.lock().expect("log"),
+                ["list done", "users started"]
+            );
+        }
+    }
 }

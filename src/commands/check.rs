@@ -1,10 +1,11 @@
 //! `rollcall check`: proves the config and every credential against the API without writing anything;
 //! `rollcall check --offline` only the config and the files it names.
 
-use crate::collector::zoom_clients;
 use crate::config::Config;
 use crate::http::{build_client, ApiError, RetryPolicy};
-use crate::sources::zoom::videosdk;
+use crate::sources::build::retry_policy;
+use crate::sources::rocketchat;
+use crate::sources::zoom::{self, videosdk};
 use crate::store::pauses::{self, Pause};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -103,11 +104,12 @@ pub async fn run(config: &Config) -> Vec<Line> {
             return lines;
         }
     };
-    for (i, client) in zoom_clients(config, &http) {
-        let name = &config.zoom[i].name;
+    for (i, account) in config.zoom.iter().enumerate() {
+        let name = &account.name;
         if paused(&mut lines, "zoom", i, name) {
             continue;
         }
+        let client = zoom::build::client(i, account, &http, retry_policy(&config.collector));
         lines.push(match client.verify_credentials().await {
             Ok(()) => Line::Ok(format!("zoom[{i}] \"{name}\": credentials accepted")),
             Err(err @ ApiError::AuthRejected { .. }) => {
@@ -136,14 +138,14 @@ pub async fn run(config: &Config) -> Vec<Line> {
             )),
         });
     }
-    for (i, client) in crate::sources::rocketchat::clients(config, &http) {
-        let workspace = &config.rocketchat[i];
+    for (i, workspace) in config.rocketchat.iter().enumerate() {
         let name = &workspace.name;
         if paused(&mut lines, "rocketchat", i, name) {
             continue;
         }
+        let client = rocketchat::client(i, workspace, &http, retry_policy(&config.collector));
         lines.push(
-            match crate::sources::rocketchat::verify(&client, workspace.timezone).await {
+            match rocketchat::verify(&client, workspace.timezone).await {
                 Ok(users) => Line::Ok(format!(
                     "rocketchat[{i}] \"{name}\": credentials, permission and license accepted ({users} active users yesterday)"
                 )),

@@ -1,10 +1,12 @@
 //! The generic page walker (DESIGN §3): plan windows, claim them with leases, walk every page with a
 //! checkpoint committed in the page's own transaction, verify, complete.
 
+mod built;
 mod run;
 mod source;
 mod walker;
 
+pub use built::{BuiltSource, SourceRun};
 pub use run::RunContext;
 pub use source::{PageMeta, Source, Tx};
 pub use walker::{Concurrency, Engine, StreamOutcome};

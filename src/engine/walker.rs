@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// How often one stream survives losing the database, and how long it waits for it each time.
@@ -211,7 +212,7 @@ impl Engine {
         if let Some(rule) = source.retirement() {
             let retired = windows::retire(&self.pool, account, stream, &rule).await?;
             if retired > 0 {
-                tracing::info!(account, stream, retired, before = %rule.before,
+                tracing::info!(retired, before = %rule.before,
                     "windows fell before the API horizon: retired as unreachable, their rows kept");
             }
         }
@@ -219,7 +220,7 @@ impl Engine {
         drop(setup);
         drop(unplanned);
         if let Some(pause) = paused {
-            tracing::warn!(account, stream, until = %pause.until, reason = %pause.reason,
+            tracing::warn!(until = %pause.until, reason = %pause.reason,
                 "account paused by a daily API limit; skipping it this run");
             outcome.stopped = Some(format!("paused until {}", pause.until));
             return Ok(outcome);
@@ -244,9 +245,11 @@ impl Engine {
             })
             .max(1);
         let mut workers = tokio::task::JoinSet::new();
+        // Workers log inside the stream's span (account, stream) like the stream itself.
         workers.spawn(
             self.clone()
-                .walk_windows(source.clone(), stream_state.clone()),
+                .walk_windows(source.clone(), stream_state.clone())
+                .in_current_span(),
         );
         let mut claimed = stream_state.claimed.subscribe();
         let mut started = 1;
@@ -274,7 +277,8 @@ impl Engine {
                 _ = ready, if more => {
                     workers.spawn(
                         self.clone()
-                            .walk_windows(source.clone(), stream_state.clone()),
+                            .walk_windows(source.clone(), stream_state.clone())
+                            .in_current_span(),
                     );
                     started += 1;
                 }
@@ -319,14 +323,20 @@ impl Engine {
                 (window, slot)
             };
             let id = window.id;
+            // Every line about this window, up to its one closing line, carries which window it is.
+            let span =
+                tracing::info_span!("window", scope = %window.scope, window = %span_of(&window));
             // Boxed: a walk's state (pages, fetch futures) is allocated only while a window is walked, so a
             // worker waiting for a slot costs a few hundred bytes, not the size of a whole walk.
-            let walked = Box::pin(self.walk(
-                source.as_ref(),
-                window,
-                &shared.account_stopped,
-                &shared.probed,
-            ))
+            let walked = Box::pin(
+                self.walk(
+                    source.as_ref(),
+                    window,
+                    &shared.account_stopped,
+                    &shared.probed,
+                )
+                .instrument(span),
+            )
             .await;
             // Freed before anything that may wait (the database coming back, the next claim).
             drop(slot);
@@ -338,7 +348,7 @@ impl Engine {
                 {
                     // PostgreSQL restarted or the network blinked: the page in flight was rolled back,
                     // the checkpoint still holds. Wait for the database and walk the window again.
-                    tracing::warn!(account, stream, error = %err, "database connection lost; waiting for PostgreSQL");
+                    tracing::warn!(error = %err, "database connection lost; waiting for PostgreSQL");
                     crate::store::wait_until_reachable(&self.pool, DB_PATIENCE, &self.cancel)
                         .await?;
                     shared.claims.lock().await.retain(|claimed| *claimed != id);
@@ -433,7 +443,7 @@ impl Engine {
                     if let Some(window) =
                         windows::take_over(&self.pool, *id, holder, &self.owner).await?
                     {
-                        tracing::info!(account, stream, window_id = id, dead_owner = %holder,
+                        tracing::info!(window_id = id, dead_owner = %holder,
                             "took over the window of a process that no longer exists");
                         return Ok(Some((window, slot)));
                     }
@@ -447,8 +457,6 @@ impl Engine {
             // Waiting on another process is not walking: the slot goes to an account with work.
             drop(slot);
             tracing::debug!(
-                account,
-                stream,
                 windows = leased.len(),
                 "waiting for windows leased by another process"
             );
@@ -492,36 +500,32 @@ impl Engine {
         match &end {
             WalkEnd::Interrupted => {
                 windows::release(&self.pool, window.id, &self.owner).await?;
-                tracing::info!(account = %window.account, stream = %window.stream, scope = %window.scope,
-                    window = %span_of(&window), "walk interrupted; it resumes from its checkpoint next run");
+                tracing::info!("walk interrupted; it resumes from its checkpoint next run");
             }
             WalkEnd::Complete {
                 rows,
                 completion: Completion::Complete,
             } => {
                 observe::window_finished(&window.account, &window.stream, "complete");
-                tracing::info!(account = %window.account, stream = %window.stream, scope = %window.scope,
-                    window = %span_of(&window), rows, "window complete");
+                tracing::info!(rows, "window complete");
             }
             WalkEnd::Complete {
                 rows,
                 completion: Completion::AwaitingChildren,
             } => {
                 observe::window_finished(&window.account, &window.stream, "awaiting_children");
-                tracing::info!(account = %window.account, stream = %window.stream, scope = %window.scope,
-                    window = %span_of(&window), rows,
-                    "window walked and verified; it completes when its child windows do");
+                tracing::info!(
+                    rows,
+                    "window walked and verified; it completes when its child windows do"
+                );
             }
             WalkEnd::LeaseLost => {
                 observe::window_finished(&window.account, &window.stream, "lease_lost");
-                tracing::warn!(account = %window.account, stream = %window.stream, scope = %window.scope,
-                    window = %span_of(&window),
-                    "lease lost to another process; that process finishes the window");
+                tracing::warn!("lease lost to another process; that process finishes the window");
             }
             WalkEnd::Failed { error } => {
                 observe::window_finished(&window.account, &window.stream, "failed");
-                tracing::warn!(account = %window.account, stream = %window.stream, scope = %window.scope,
-                    window = %span_of(&window), error = %error, "window failed; retried next run");
+                tracing::warn!(error = %error, "window failed; retried next run");
             }
         }
         Ok(end)
@@ -538,7 +542,7 @@ impl Engine {
         let pool = self.pool.clone();
         let owner = self.owner.clone();
         let period = Duration::from_secs(owner.lease_secs.max(3) / 3);
-        tokio::spawn(async move {
+        let renew = async move {
             loop {
                 tokio::time::sleep(period).await;
                 match windows::renew(&pool, id, &owner).await {
@@ -553,7 +557,8 @@ impl Engine {
                     }
                 }
             }
-        })
+        };
+        tokio::spawn(renew.in_current_span())
     }
 
     async fn walk_pages<S: Source>(

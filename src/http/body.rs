@@ -33,7 +33,7 @@ impl BodyCap {
 /// Reads the whole body, or fails as soon as it is known to exceed the cap: from `Content-Length` before
 /// reading anything, else once the chunks read so far pass it. An oversized body is a malformed page
 /// (retried like one, then the window fails), never a truncated one that could pass for a short page.
-pub async fn read_body(
+pub(super) async fn read_body(
     mut response: reqwest::Response,
     cap: BodyCap,
     what: &str,

@@ -32,7 +32,7 @@ pub enum ApiError {
     #[error("{what}: the page token is invalid or expired")]
     PageTokenExpired { what: String },
 
-    /// Credentials were refused; `key` names the config keys to fix. Never retried within a run.
+    /// Credentials were refused; `key` names the settings to fix. Never retried within a run.
     #[error("{what}: credentials rejected ({message}); check {key}")]
     AuthRejected {
         what: String,

@@ -6,10 +6,12 @@ mod body;
 mod error;
 pub mod pacing;
 mod retry;
+mod send;
 
-pub use body::{malformed_json, quote_bounded, read_body, BodyCap, MAX_QUOTED_BYTES};
+pub use body::{malformed_json, quote_bounded, BodyCap, MAX_QUOTED_BYTES};
 pub use error::{ApiError, ErrorBody, Unaddressable};
 pub use retry::{with_retries, RetryPolicy};
+pub use send::{code_suffix, describe_transport_error, header, status_error, Meter, Reply};
 
 use std::time::Duration;
 
@@ -27,11 +29,6 @@ impl HttpClient {
 
     pub fn post(&self, url: &str) -> reqwest::RequestBuilder {
         self.client.post(url)
-    }
-
-    /// The response's body, read under `http.max_body_mib`.
-    pub async fn body(&self, response: reqwest::Response, what: &str) -> Result<Vec<u8>, ApiError> {
-        read_body(response, self.body_cap, what).await
     }
 }
 
@@ -53,30 +50,4 @@ pub fn build_client(timeout: Duration, max_body_mib: u64) -> Result<HttpClient, 
         client,
         body_cap: BodyCap::from_mib(max_body_mib),
     })
-}
-
-/// Describes a transport error without echoing the URL: query strings can carry page tokens.
-pub fn describe_transport_error(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "could not connect"
-    } else if err.is_body() || err.is_decode() {
-        "the response body was cut off"
-    } else if err.is_request() {
-        "the request failed"
-    } else {
-        "transport error"
-    };
-    let mut detail = String::new();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        detail = cause.to_string();
-        source = cause.source();
-    }
-    if detail.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind} ({detail})")
-    }
 }

@@ -1,10 +1,9 @@
 //! Client-side pacing below the platforms' limits (DESIGN §1.5), so a normal run draws no 429 of its own
 //! making. Limiters allow no burst: Zoom and Rocket.Chat count in windows we cannot see, and a burst that
-//! fits a token bucket can still overflow their window.
+//! fits a token bucket can still overflow their window. What each platform's limits are lives with its
+//! source (`sources::zoom::pacing`, the Rocket.Chat client).
 
 use super::ApiError;
-use crate::config::ResolvedLimits;
-use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, NaiveTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
@@ -22,31 +21,13 @@ tokio::task_local! {
     pub static WORK_LEFT: u64;
 }
 
-/// Zoom's rate-limit categories (research/zoom-api.md §4); calls are counted per category and account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Category {
-    /// `/report/users`, `/videosdk/sessions/{id}/users`.
-    Heavy,
-    /// `/videosdk/sessions`.
-    ResourceIntensive,
-}
-
-impl Category {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Heavy => "heavy",
-            Category::ResourceIntensive => "resource_intensive",
-        }
-    }
-}
-
 /// How far under the allowed rate we pace. Exact spacing is not enough: the server counts arrivals, and
 /// any request that reaches it a few milliseconds sooner (relative to its predecessor ten requests back)
 /// than the others puts N+1 arrivals in one window. The sandbox's enforced limits showed 429s at 0% margin;
 /// 5% absorbs 50 ms of jitter at 10/s and 3 s at 10/min, and keeps us at 95% of the allowed rate.
 const PACING_MARGIN: f64 = 1.05;
 
-/// One request per `period` (stretched by the margin), no burst; `None` when the configured rate is 0 (no
+/// One request per `period` (stretched by the margin), no burst; `None` when the rate asked for is 0 (no
 /// limit).
 pub fn steady_limiter(requests: u32, per: Duration) -> Option<DefaultDirectRateLimiter> {
     let requests = NonZeroU32::new(requests)?;
@@ -56,15 +37,8 @@ pub fn steady_limiter(requests: u32, per: Duration) -> Option<DefaultDirectRateL
     Some(RateLimiter::direct(quota))
 }
 
-/// The pacing of one Zoom account: a limiter per category and the daily pool they share.
-pub struct ZoomPacer {
-    heavy: Option<Paced>,
-    resource_intensive: Option<Paced>,
-    daily: Option<DailyBudget>,
-}
-
 /// A limiter and the queue in front of it: the waiter with the most work left goes first.
-struct Paced {
+pub struct Paced {
     limiter: DefaultDirectRateLimiter,
     queue: Mutex<BTreeSet<(std::cmp::Reverse<u64>, u64)>>,
     next_ticket: AtomicU64,
@@ -72,7 +46,7 @@ struct Paced {
 }
 
 impl Paced {
-    fn new(limiter: DefaultDirectRateLimiter) -> Paced {
+    pub fn new(limiter: DefaultDirectRateLimiter) -> Paced {
         Paced {
             limiter,
             queue: Mutex::new(BTreeSet::new()),
@@ -88,7 +62,7 @@ impl Paced {
     }
 
     /// Waits for this request's turn, then for the limiter's next slot.
-    async fn until_ready(&self, cancel: &CancellationToken) -> Result<(), ApiError> {
+    pub async fn until_ready(&self, cancel: &CancellationToken) -> Result<(), ApiError> {
         let work_left = WORK_LEFT.try_with(|left| *left).unwrap_or(u64::MAX);
         let entry = (
             std::cmp::Reverse(work_left),
@@ -125,103 +99,9 @@ impl Drop for Leave<'_> {
     }
 }
 
-struct DailyBudget {
-    limit: u32,
-    used: Mutex<(NaiveDate, u32)>,
-}
-
-impl ZoomPacer {
-    pub fn new(limits: ResolvedLimits) -> ZoomPacer {
-        ZoomPacer {
-            heavy: steady_limiter(limits.heavy_per_second, Duration::from_secs(1)).map(Paced::new),
-            resource_intensive: steady_limiter(
-                limits.resource_intensive_per_minute,
-                Duration::from_secs(60),
-            )
-            .map(Paced::new),
-            daily: (limits.daily_requests > 0).then(|| DailyBudget {
-                limit: limits.daily_requests,
-                used: Mutex::new((Utc::now().date_naive(), 0)),
-            }),
-        }
-    }
-
-    /// Waits for the category's next slot and counts the request against the daily pool. When the pool is
-    /// spent, the account is treated as daily-limited until 00:00 UTC without sending anything.
-    pub async fn acquire(
-        &self,
-        category: Category,
-        what: &str,
-        cancel: &CancellationToken,
-    ) -> Result<(), ApiError> {
-        let limiter = match category {
-            Category::Heavy => self.heavy.as_ref(),
-            Category::ResourceIntensive => self.resource_intensive.as_ref(),
-        };
-        if let Some(paced) = limiter {
-            paced.until_ready(cancel).await?;
-        }
-        if let Some(daily) = &self.daily {
-            let today = Utc::now().date_naive();
-            let mut used = daily
-                .used
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if used.0 != today {
-                *used = (today, 0);
-            }
-            if used.1 >= daily.limit {
-                return Err(ApiError::DailyLimit {
-                    what: format!(
-                        "{what} (rollcall's own count of the daily pool of {})",
-                        daily.limit
-                    ),
-                    until: next_utc_midnight(Utc::now()),
-                });
-            }
-            used.1 += 1;
-        }
-        Ok(())
-    }
-}
-
-/// Zoom's daily pool resets at 00:00 UTC. A pause may reach this far past it, for clock skew between Zoom
-/// and us; never further, whatever a server says.
-pub fn daily_reset_margin() -> ChronoDuration {
-    ChronoDuration::minutes(5)
-}
-
-/// A `Retry-After` in the past (a skewed clock on either side) means the server believes the reset has
-/// come: pausing this long lets it settle without giving up a day of collection.
-fn past_retry_pause() -> ChronoDuration {
-    ChronoDuration::minutes(1)
-}
-
-pub fn next_utc_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
-    (now.date_naive() + ChronoDuration::days(1))
-        .and_time(NaiveTime::MIN)
-        .and_utc()
-}
-
-/// The latest a daily-limit pause begun at `now` may last.
-pub fn latest_daily_pause(now: DateTime<Utc>) -> DateTime<Utc> {
-    next_utc_midnight(now) + daily_reset_margin()
-}
-
-/// The end of a daily-limit pause, from the 429's `Retry-After` (if any) and the time it arrived: without
-/// one, the next 00:00 UTC; a past one, a minute from now; a future one as asked, but never past the next
-/// 00:00 UTC plus [`daily_reset_margin`], so no reply can wedge an account for longer than a day.
-pub fn daily_pause_until(asked: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
-    let latest = latest_daily_pause(now);
-    match asked {
-        None => next_utc_midnight(now),
-        Some(at) if at <= now => now + past_retry_pause(),
-        Some(at) => at.min(latest),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     /// Two requests wait for the same slot: the window with the most rows left gets it first, whatever the
     /// order they arrived in.
@@ -250,64 +130,6 @@ mod tests {
         }
         assert_eq!(*order.lock().expect("order"), [100, 5]);
         assert!(paced.queue().is_empty());
-    }
-
-    use super::*;
-
-    #[tokio::test]
-    async fn the_daily_pool_stops_requests_once_spent() {
-        let pacer = ZoomPacer::new(ResolvedLimits {
-            heavy_per_second: 0,
-            resource_intensive_per_minute: 0,
-            daily_requests: 2,
-        });
-        let cancel = CancellationToken::new();
-        assert!(pacer.acquire(Category::Heavy, "t", &cancel).await.is_ok());
-        assert!(pacer
-            .acquire(Category::ResourceIntensive, "t", &cancel)
-            .await
-            .is_ok());
-        assert!(matches!(
-            pacer.acquire(Category::Heavy, "t", &cancel).await,
-            Err(ApiError::DailyLimit { .. })
-        ));
-    }
-
-    #[test]
-    fn daily_pauses_end_by_the_next_reset_plus_the_margin() {
-        let at = |s: &str| {
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap()
-        };
-        let now = at("2026-03-10T17:30:00Z");
-        let midnight = at("2026-03-11T00:00:00Z");
-        assert_eq!(daily_pause_until(None, now), midnight);
-        assert_eq!(
-            daily_pause_until(Some(at("2027-03-10T00:00:00Z")), now),
-            at("2026-03-11T00:05:00Z"),
-            "a year ahead is cut to the reset plus the margin"
-        );
-        assert_eq!(
-            daily_pause_until(Some(at("2026-03-11T00:03:00Z")), now),
-            at("2026-03-11T00:03:00Z"),
-            "inside the margin, as asked"
-        );
-        assert_eq!(
-            daily_pause_until(Some(at("2026-03-10T18:00:00Z")), now),
-            at("2026-03-10T18:00:00Z"),
-            "a shorter pause is kept"
-        );
-        assert_eq!(
-            daily_pause_until(Some(at("2026-03-09T00:00:00Z")), now),
-            at("2026-03-10T17:31:00Z"),
-            "a past Retry-After pauses a minute"
-        );
-        let late = at("2026-03-10T23:59:59Z");
-        assert_eq!(
-            daily_pause_until(Some(at("2026-12-31T00:00:00Z")), late),
-            at("2026-03-11T00:05:00Z")
-        );
     }
 
     #[test]

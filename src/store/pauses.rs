@@ -1,7 +1,7 @@
 //! Daily-limit pauses, kept in PostgreSQL so a restart or another replica respects them (DESIGN §1.5).
 
 use super::StoreError;
-use crate::http::pacing::latest_daily_pause;
+use crate::sources::zoom::pacing::latest_daily_pause;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::collections::HashMap;

@@ -4,10 +4,8 @@
 
 use crate::http::pacing::steady_limiter;
 use crate::http::{
-    describe_transport_error, malformed_json, with_retries, ApiError, ErrorBody, HttpClient,
-    RetryPolicy,
+    header, status_error, with_retries, ApiError, ErrorBody, HttpClient, Meter, RetryPolicy,
 };
-use crate::observe;
 use chrono::{DateTime, TimeZone, Utc};
 use governor::DefaultDirectRateLimiter;
 use reqwest::header::HeaderMap;
@@ -97,47 +95,33 @@ impl RocketChatClient {
         cancel: &CancellationToken,
     ) -> Result<Value, ApiError> {
         self.pace(cancel).await?;
-        let response = self
+        let request = self
             .http
             .get(url)
             .query(query)
             .header("X-User-Id", &self.user_id)
-            .header("X-Auth-Token", self.auth_token.expose_secret())
-            .send()
-            .await
-            .map_err(|e| {
-                observe::request(&self.workspace, "rocketchat", "transport");
-                ApiError::Transport {
+            .header("X-Auth-Token", self.auth_token.expose_secret());
+        let meter = Meter {
+            account: &self.workspace,
+            category: "rocketchat",
+        };
+        let reply = self.http.send(request, what, Some(meter)).await?;
+        self.note_limit(&reply.headers);
+        if reply.is_success() {
+            return reply.json(what).and_then(|body| {
+                with_month_list(body).map_err(|message| ApiError::Malformed {
                     what: what.to_string(),
-                    message: describe_transport_error(&e),
-                }
-            })?;
-        let status = response.status().as_u16();
-        observe::request(
-            &self.workspace,
-            "rocketchat",
-            observe::status_outcome(status),
-        );
-        let headers = response.headers().clone();
-        self.note_limit(&headers);
-        let body = self.http.body(response, what).await?;
-        if (200..300).contains(&status) {
-            return serde_json::from_slice(&body)
-                .map_err(|e| malformed_json(what, &e))
-                .and_then(|body| {
-                    with_month_list(body).map_err(|message| ApiError::Malformed {
-                        what: what.to_string(),
-                        message,
-                    })
-                });
+                    message,
+                })
+            });
         }
         Err(classify(
             what,
             &self.config_key,
-            status,
-            &headers,
-            &ErrorBody::parse(&body),
-            &body,
+            reply.status,
+            &reply.headers,
+            &reply.error_body(),
+            &reply.body,
         ))
     }
 
@@ -251,25 +235,9 @@ fn classify(
             message,
             retry_after: retry_after(headers, error, body),
         },
-        s if s >= 500 || s == 408 => ApiError::Status {
-            what,
-            status,
-            code: None,
-            message,
-            retry_after: None,
-        },
-        _ => ApiError::Rejected {
-            what,
-            message: format!("HTTP {status}: {message}"),
-        },
+        // Rocket.Chat's codes are not numbers worth quoting: the message names the error.
+        _ => status_error(&what, status, None, message),
     }
-}
-
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_string())
 }
 
 /// `X-RateLimit-Reset` is an epoch in milliseconds (not seconds) on Rocket.Chat.

@@ -5,41 +5,59 @@ pub mod active_users;
 pub mod client;
 pub mod days;
 
-use crate::config::Config;
-use crate::http::RetryPolicy;
+use crate::config::RocketChatWorkspace;
+use crate::engine::BuiltSource;
+use crate::http::{HttpClient, RetryPolicy};
+use crate::sources::build::{BuildContext, SourceConfig};
+use active_users::ActiveUsers;
+use chrono::{DateTime, NaiveDate, Utc};
 use client::{ClientSettings, RocketChatClient};
 use std::sync::Arc;
-use std::time::Duration;
 
-/// One client per `[[rocketchat]]` workspace, with its config index (for errors naming its keys).
-pub fn clients(
-    config: &Config,
-    http: &crate::http::HttpClient,
-) -> Vec<(usize, Arc<RocketChatClient>)> {
-    let retry = RetryPolicy::new(
-        config.collector.max_retries,
-        Duration::from_millis(config.collector.retry_base_ms),
-    );
-    config
-        .rocketchat
-        .iter()
-        .enumerate()
-        .map(|(index, ws)| {
-            let settings = ClientSettings {
-                workspace: ws.name.clone(),
-                index,
-                url: ws.url.clone(),
-                user_id: ws.user_id.clone(),
-                auth_token: ws.auth_token.clone(),
-                requests_per_minute: ws.requests_per_minute,
-                retry,
-            };
-            (
-                index,
-                Arc::new(RocketChatClient::new(settings, http.clone())),
+/// The client of `rocketchat[index]`, with its own pacing.
+pub fn client(
+    index: usize,
+    workspace: &RocketChatWorkspace,
+    http: &HttpClient,
+    retry: RetryPolicy,
+) -> Arc<RocketChatClient> {
+    let settings = ClientSettings {
+        workspace: workspace.name.clone(),
+        index,
+        url: workspace.url.clone(),
+        user_id: workspace.user_id.clone(),
+        auth_token: workspace.auth_token.clone(),
+        requests_per_minute: workspace.requests_per_minute,
+        retry,
+    };
+    Arc::new(RocketChatClient::new(settings, http.clone()))
+}
+
+impl SourceConfig for RocketChatWorkspace {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn build(&self, index: usize, cx: &BuildContext<'_>) -> Vec<BuiltSource> {
+        let client = client(index, self, cx.http, cx.retry);
+        let source = ActiveUsers::new(client, self, cx.run, cx.from, cx.to);
+        vec![BuiltSource::new(Arc::new(source))]
+    }
+
+    fn backfill_streams(&self) -> &'static [&'static str] {
+        &[active_users::STREAM]
+    }
+
+    fn backfill_refusal(&self, from: NaiveDate, now: DateTime<Utc>) -> Option<String> {
+        let today = now.with_timezone(&self.timezone).date_naive();
+        let oldest = today - chrono::Duration::days(i64::from(self.retention_days));
+        (from < oldest).then(|| {
+            format!(
+                "rocketchat workspace \"{}\": --from {from} is before {oldest}, the oldest day the server still holds (retention_days = {}); those days are not requested",
+                self.name, self.retention_days,
             )
         })
-        .collect()
+    }
 }
 
 /// What `rollcall check` asks: yesterday's active users, which proves the credentials, the

@@ -2,7 +2,7 @@
 //! a minute before it expires. Concurrent mints have invalidated each other's tokens on Zoom
 //! (research/zoom-api.md §6.9), hence the single flight.
 
-use crate::http::{malformed_json, ApiError, ErrorBody, HttpClient};
+use crate::http::{ApiError, HttpClient};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
@@ -134,25 +134,17 @@ impl S2sAuth {
             "zoom account \"{}\": minting an access token",
             c.account_name
         );
-        let response = self
+        let request = self
             .http
             .post(&c.oauth_url)
             .basic_auth(&c.client_id, Some(c.client_secret.expose_secret()))
             .form(&[
                 ("grant_type", "account_credentials"),
                 ("account_id", c.account_id.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(|e| ApiError::Transport {
-                what: what.clone(),
-                message: crate::http::describe_transport_error(&e),
-            })?;
-        let status = response.status();
-        let body = self.http.body(response, &what).await?;
-        if status.is_success() {
-            let parsed: TokenResponse =
-                serde_json::from_slice(&body).map_err(|e| malformed_json(&what, &e))?;
+            ]);
+        let reply = self.http.send(request, &what, None).await?;
+        if reply.is_success() {
+            let parsed: TokenResponse = reply.json(&what)?;
             if parsed.access_token.is_empty() {
                 return Err(ApiError::Malformed {
                     what,
@@ -172,24 +164,19 @@ impl S2sAuth {
             };
             return Ok((token, now + lifetime - refresh_margin(lifetime)));
         }
-        let error = ErrorBody::parse(&body);
-        let message = format!("HTTP {}: {}", status.as_u16(), error.message(&body));
-        match status.as_u16() {
+        let error = reply.error_body();
+        let message = format!("HTTP {}: {}", reply.status, error.message(&reply.body));
+        match reply.status {
             400 | 401 | 403 => Err(ApiError::AuthRejected {
                 what,
                 key: c.config_keys.clone(),
                 message,
             }),
-            429 => Err(ApiError::Status {
+            // A mint refused for any other reason (a 429, a 5xx, a moved URL) is the server's failure, not
+            // the credentials': the account is not stopped.
+            status => Err(ApiError::Status {
                 what,
-                status: 429,
-                code: error.code(),
-                message,
-                retry_after: None,
-            }),
-            s => Err(ApiError::Status {
-                what,
-                status: s,
+                status,
                 code: error.code(),
                 message,
                 retry_after: None,

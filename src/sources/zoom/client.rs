@@ -2,13 +2,12 @@
 //! and Zoom's error vocabulary mapped onto [`ApiError`].
 
 use super::auth::{AccessToken, S2sAuth};
+use super::pacing::{daily_pause_until, Category, ZoomPacer};
 use super::videosdk::jwt::JwtAuth;
-use crate::http::pacing::{daily_pause_until, Category, ZoomPacer};
 use crate::http::{
-    describe_transport_error, malformed_json, with_retries, ApiError, ErrorBody, HttpClient,
+    code_suffix, header, status_error, with_retries, ApiError, ErrorBody, HttpClient, Meter,
     RetryPolicy,
 };
-use crate::observe;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use reqwest::header::HeaderMap;
 use secrecy::ExposeSecret;
@@ -48,17 +47,15 @@ impl ZoomAuth {
     ) -> Option<ApiError> {
         match self {
             ZoomAuth::S2s(_) => None,
-            ZoomAuth::Jwt(auth) => {
-                Some(ApiError::AuthRejected {
-                    what: what.to_string(),
-                    key: auth.config_keys().to_string(),
-                    message: format!(
+            ZoomAuth::Jwt(auth) => Some(ApiError::AuthRejected {
+                what: what.to_string(),
+                key: auth.config_keys().to_string(),
+                message: format!(
                     "HTTP {status}{}: {}; the API JWT signed with the API secret was refused twice",
-                    error.code().map(|c| format!(" (code {c})")).unwrap_or_default(),
+                    code_suffix(error.code()),
                     error.message(body)
                 ),
-                })
-            }
+            }),
         }
     }
 }
@@ -125,32 +122,21 @@ impl ZoomClient {
         loop {
             let token = self.auth.token().await?;
             self.pacer.acquire(category, what, cancel).await?;
-            let response = self
+            let request = self
                 .http
                 .get(url)
                 .query(query)
-                .bearer_auth(token.value.expose_secret())
-                .send()
-                .await
-                .map_err(|e| {
-                    observe::request(&self.account_name, category.as_str(), "transport");
-                    ApiError::Transport {
-                        what: what.to_string(),
-                        message: describe_transport_error(&e),
-                    }
-                })?;
-            let status = response.status().as_u16();
-            observe::request(
-                &self.account_name,
-                category.as_str(),
-                observe::status_outcome(status),
-            );
-            let headers = response.headers().clone();
-            let body = self.http.body(response, what).await?;
-            if (200..300).contains(&status) {
-                return serde_json::from_slice(&body).map_err(|e| malformed_json(what, &e));
+                .bearer_auth(token.value.expose_secret());
+            let meter = Meter {
+                account: &self.account_name,
+                category: category.as_str(),
+            };
+            let reply = self.http.send(request, what, Some(meter)).await?;
+            if reply.is_success() {
+                return reply.json(what);
             }
-            let error = ErrorBody::parse(&body);
+            let (status, body) = (reply.status, &reply.body);
+            let error = reply.error_body();
             if status == 401 && !reminted {
                 // An expired or revoked token: mint once more and retry, as Zoom advises; a second 401 is real.
                 reminted = true;
@@ -158,14 +144,14 @@ impl ZoomClient {
                 continue;
             }
             if status == 401 {
-                if let Some(rejected) = self.auth.rejected(what, status, &error, &body) {
+                if let Some(rejected) = self.auth.rejected(what, status, &error, body) {
                     return Err(rejected);
                 }
             }
-            if let Some(track) = headers.get("x-zm-trackingid").and_then(|v| v.to_str().ok()) {
+            if let Some(track) = reply.header("x-zm-trackingid") {
                 tracing::debug!(tracking_id = track, status, "Zoom error response");
             }
-            return Err(classify(what, status, &headers, &error, &body));
+            return Err(classify(what, status, &reply.headers, &error, body));
         }
     }
 }
@@ -207,7 +193,7 @@ fn classify(
             what,
             message: format!(
                 "HTTP 401{}: {message}; the app's token was refused twice: check that the Server-to-Server OAuth app is activated and has the report:read:admin scope",
-                code.map(|c| format!(" (code {c})")).unwrap_or_default()
+                code_suffix(code)
             ),
         },
         400 if code == Some(200) => ApiError::Rejected {
@@ -218,28 +204,8 @@ fn classify(
             what,
             message: format!("HTTP 404: {message}; check api_url"),
         },
-        s if s >= 500 || s == 408 => ApiError::Status {
-            what,
-            status,
-            code,
-            message,
-            retry_after: None,
-        },
-        _ => ApiError::Rejected {
-            what,
-            message: format!(
-                "HTTP {status}{}: {message}",
-                code.map(|c| format!(" (code {c})")).unwrap_or_default()
-            ),
-        },
+        _ => status_error(&what, status, code, message),
     }
-}
-
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_string())
 }
 
 /// Zoom sends `Retry-After` as an absolute ISO-8601 time; plain seconds are accepted too.
@@ -276,7 +242,7 @@ mod tests {
         headers.insert("x-ratelimit-type", "Daily-limit".parse().unwrap());
         match classify("t", 429, &headers, &ErrorBody::default(), b"") {
             ApiError::DailyLimit { until, .. } => {
-                assert_eq!(until, crate::http::pacing::next_utc_midnight(Utc::now()))
+                assert_eq!(until, super::super::pacing::next_utc_midnight(Utc::now()))
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -291,8 +257,8 @@ mod tests {
         let before = Utc::now();
         match classify("t", 429, &headers, &ErrorBody::default(), b"") {
             ApiError::DailyLimit { until, .. } => {
-                let latest = crate::http::pacing::next_utc_midnight(Utc::now())
-                    + crate::http::pacing::daily_reset_margin();
+                let latest = super::super::pacing::next_utc_midnight(Utc::now())
+                    + super::super::pacing::daily_reset_margin();
                 assert!(until <= latest && until > before, "{until}");
             }
             other => panic!("unexpected {other:?}"),

@@ -11,8 +11,8 @@
 use super::client::ZoomClient;
 use super::fields::{field, int, required_list};
 use super::months::{self, first_of_month, last_of_month, MonthWindows};
+use super::pacing::Category;
 use crate::engine::{PageMeta, Source, Tx};
-use crate::http::pacing::Category;
 use crate::http::ApiError;
 use crate::store::text::clean_json;
 use crate::store::windows::{PlannedWindow, Retirement, Window};

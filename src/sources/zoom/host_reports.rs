@@ -3,8 +3,8 @@
 use super::client::ZoomClient;
 use super::fields::{field, int, page_token, required_list, text, timestamp};
 use super::months::{self, MonthRequest, MonthWindows};
+use super::pacing::Category;
 use crate::engine::{PageMeta, Source, Tx};
-use crate::http::pacing::Category;
 use crate::http::ApiError;
 use crate::store::text::clean_json;
 use crate::store::windows::{PlannedWindow, Retirement, Window};

@@ -2,9 +2,11 @@
 //! and session users; both daily usage reports.
 
 pub mod auth;
+pub mod build;
 pub mod client;
 pub mod daily_usage;
 pub mod fields;
 pub mod host_reports;
 pub mod months;
+pub mod pacing;
 pub mod videosdk;

@@ -103,6 +103,25 @@ pub fn horizon(today: NaiveDate, horizon_days: Option<u32>) -> NaiveDate {
     }
 }
 
+/// The line `backfill` prints when `from` lies before an account's horizon: those months are recorded
+/// unreachable and never requested. `kind` names the section, e.g. "zoom account".
+pub fn horizon_refusal(
+    kind: &str,
+    name: &str,
+    horizon_days: Option<u32>,
+    from: NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    let horizon = horizon(now.date_naive(), horizon_days);
+    (first_of_month(from) < horizon).then(|| {
+        format!(
+            "{kind} \"{name}\": --from {from} is before Zoom's horizon {horizon} (six months); the months from {} to {} are recorded unreachable and not requested",
+            first_of_month(from).format("%Y-%m"),
+            horizon.format("%Y-%m"),
+        )
+    })
+}
+
 /// The day to send as `to`: the month's last day, or today for the current month.
 pub fn request_to(window_end: NaiveDate, today: NaiveDate) -> NaiveDate {
     window_end.min(today)

@@ -15,10 +15,13 @@ pub mod sessions;
 
 use super::client::{ZoomAuth, ZoomClient};
 use super::daily_usage::{DailyUsage, Report};
+use super::months::MonthWindows;
+use super::pacing::{Category, ZoomPacer};
 use crate::config::VideoSdkAccount;
-use crate::http::pacing::{Category, ZoomPacer};
-use crate::http::{ApiError, RetryPolicy};
-use chrono::Utc;
+use crate::engine::BuiltSource;
+use crate::http::{ApiError, HttpClient, RetryPolicy};
+use crate::sources::build::{BuildContext, SourceConfig};
+use chrono::{DateTime, NaiveDate, Utc};
 use jwt::{JwtAuth, JwtCredentials};
 use serde_json::Value;
 use std::sync::Arc;
@@ -28,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 pub fn client(
     index: usize,
     account: &VideoSdkAccount,
-    http: &crate::http::HttpClient,
+    http: &HttpClient,
     retry: RetryPolicy,
 ) -> Arc<ZoomClient> {
     let auth = JwtAuth::new(JwtCredentials {
@@ -68,65 +71,68 @@ pub async fn verify(client: &ZoomClient) -> Result<(), ApiError> {
         .map(|_| ())
 }
 
-/// The sources of `videosdk[index]`, sharing one client (one JWT cache, one pacer): the session list, the
-/// session users and the daily usage report.
-pub fn sources(
-    config: &crate::config::Config,
-    index: usize,
-    http: &crate::http::HttpClient,
-    run: &crate::engine::RunContext,
-    plan_from: Option<chrono::NaiveDate>,
-    plan_to: Option<chrono::NaiveDate>,
-) -> Option<(
-    Arc<sessions::SdkSessions>,
-    Arc<session_users::SdkSessionUsers>,
-    Arc<DailyUsage>,
-)> {
-    let account = config.videosdk.get(index)?;
-    let retry = RetryPolicy::new(
-        config.collector.max_retries,
-        std::time::Duration::from_millis(config.collector.retry_base_ms),
-    );
-    let client = client(index, account, http, retry);
-    let months = super::months::MonthWindows {
-        today: run.today_utc(),
-        settle_days: account.settle_days,
-        horizon_days: account.horizon_days,
-        from: plan_from,
-        to: plan_to,
-    };
-    let list = sessions::SdkSessions {
-        client: client.clone(),
-        account: account.name.clone(),
-        page_size: account.page_size,
-        months: months.clone(),
-        run_id: run.id,
-    };
-    let daily = DailyUsage {
-        client: client.clone(),
-        report: Report::VideoSdk,
-        account: account.name.clone(),
-        months: months.clone(),
-    };
-    let users = session_users::SdkSessionUsers {
-        client,
-        account: account.name.clone(),
-        page_size: account.page_size,
-        // The users walk no months of their own: no backfill bounds, the list's horizon and finality.
-        months: super::months::MonthWindows {
-            from: None,
-            to: None,
-            ..months
-        },
-        run_id: run.id,
-    };
-    Some((Arc::new(list), Arc::new(users), Arc::new(daily)))
+impl SourceConfig for VideoSdkAccount {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The daily usage report, the session list and the session users, sharing one client (one JWT
+    /// cache, one pacer).
+    fn build(&self, index: usize, cx: &BuildContext<'_>) -> Vec<BuiltSource> {
+        let client = client(index, self, cx.http, cx.retry);
+        let months = MonthWindows {
+            today: cx.run.today_utc(),
+            settle_days: self.settle_days,
+            horizon_days: self.horizon_days,
+            from: cx.from,
+            to: cx.to,
+        };
+        let daily = DailyUsage {
+            client: client.clone(),
+            report: Report::VideoSdk,
+            account: self.name.clone(),
+            months: months.clone(),
+        };
+        let list = sessions::SdkSessions {
+            client: client.clone(),
+            account: self.name.clone(),
+            page_size: self.page_size,
+            months: months.clone(),
+            run_id: cx.run.id,
+        };
+        let users = session_users::SdkSessionUsers {
+            client,
+            account: self.name.clone(),
+            page_size: self.page_size,
+            // The users walk no months of their own: no backfill bounds, the list's horizon and finality.
+            months: MonthWindows {
+                from: None,
+                to: None,
+                ..months
+            },
+            run_id: cx.run.id,
+        };
+        vec![
+            BuiltSource::new(Arc::new(daily)),
+            // A month is complete only with its children, so they count with the list either way.
+            BuiltSource::new(Arc::new(list)).counts_with(session_users::STREAM),
+            BuiltSource::new(Arc::new(users)).after(sessions::STREAM),
+        ]
+    }
+
+    fn backfill_streams(&self) -> &'static [&'static str] {
+        &[sessions::STREAM, super::daily_usage::SDK_STREAM]
+    }
+
+    fn backfill_refusal(&self, from: NaiveDate, now: DateTime<Utc>) -> Option<String> {
+        super::months::horizon_refusal("videosdk account", &self.name, self.horizon_days, from, now)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use crate::config::{Plan, ZoomLimits};
-    use crate::http::pacing::{Category, ZoomPacer};
+    use crate::sources::zoom::pacing::{Category, ZoomPacer};
     use std::time::{Duration, Instant};
     use tokio_util::sync::CancellationToken;
 

@@ -5,11 +5,11 @@
 use super::mirror;
 use super::path::session_segment;
 use crate::engine::{PageMeta, Source, Tx};
-use crate::http::pacing::Category;
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{field, id, page_token, required_list, text, timestamp};
 use crate::sources::zoom::months::MonthWindows;
+use crate::sources::zoom::pacing::Category;
 use crate::store::text::clean_json;
 use crate::store::windows::{PlannedWindow, Retirement, Window};
 use crate::store::StoreError;

@@ -3,13 +3,13 @@
 
 use super::{mirror, session_users};
 use crate::engine::{PageMeta, Source, Tx};
-use crate::http::pacing::Category;
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{
     boolean, field, id, int, page_token, required_list, text, timestamp,
 };
 use crate::sources::zoom::months::{self, MonthRequest, MonthWindows};
+use crate::sources::zoom::pacing::Category;
 use crate::store::text::clean_json;
 use crate::store::windows::{self, PlannedWindow, Retirement, Window};
 use crate::store::StoreError;
@@ -238,8 +238,7 @@ impl Source for SdkSessions {
         let vanished =
             mirror::sessions(tx, &self.account, window.window_start, walk_id, self.run_id).await?;
         if !vanished.confirmed.is_empty() {
-            tracing::info!(account = %self.account, month = %window.window_start,
-                sessions = vanished.confirmed.len(),
+            tracing::info!(sessions = vanished.confirmed.len(),
                 "sessions missing from complete list walks in two runs were removed with their users");
             let ids: Vec<String> = vanished.confirmed;
             sqlx::query(
@@ -252,8 +251,7 @@ impl Source for SdkSessions {
             windows::forget_children(tx, window, &ids).await?;
         }
         if vanished.newly_missing > 0 {
-            tracing::info!(account = %self.account, month = %window.window_start,
-                sessions = vanished.newly_missing,
+            tracing::info!(sessions = vanished.newly_missing,
                 "sessions no longer listed are kept until a walk in a later run confirms they are gone");
         }
         Ok(Ok(seen))

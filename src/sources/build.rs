@@ -1,0 +1,56 @@
+//! How an account's configuration becomes its streams (DESIGN §2), after Vector's `SourceConfig::build`:
+//! each account type builds its own client and pacer, shared by its streams, and the collector runs
+//! whatever comes back without knowing the platform.
+
+use crate::config::{CollectorConfig, Config};
+use crate::engine::{BuiltSource, RunContext};
+use crate::http::{HttpClient, RetryPolicy};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::time::Duration;
+
+/// What every account's build shares within one run.
+pub struct BuildContext<'a> {
+    pub run: &'a RunContext,
+    /// Backfill bounds (`--from`, `--to`); `None`: each stream's default range.
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub http: &'a HttpClient,
+    pub retry: RetryPolicy,
+}
+
+/// An account (or workspace) section of the configuration.
+pub trait SourceConfig {
+    fn name(&self) -> &str;
+
+    /// Every stream of the account, in the order they start; a stream that runs after another comes after
+    /// it. `index` is the account's place in its section, for errors naming the keys to fix.
+    fn build(&self, index: usize, cx: &BuildContext<'_>) -> Vec<BuiltSource>;
+
+    /// The streams that plan their windows from `--from`.
+    fn backfill_streams(&self) -> &'static [&'static str];
+
+    /// What a backfill from `from` asks of this account that its API no longer serves, in one line.
+    fn backfill_refusal(&self, from: NaiveDate, now: DateTime<Utc>) -> Option<String>;
+}
+
+/// Every configured account with its index in its section, in the config's section order: the order a
+/// run starts them and `backfill` names what it refuses.
+pub fn accounts(config: &Config) -> impl Iterator<Item = (usize, &dyn SourceConfig)> {
+    fn indexed<T: SourceConfig>(section: &[T]) -> impl Iterator<Item = (usize, &dyn SourceConfig)> {
+        section
+            .iter()
+            .enumerate()
+            .map(|(i, account)| (i, account as &dyn SourceConfig))
+    }
+    indexed(&config.zoom)
+        .chain(indexed(&config.videosdk))
+        .chain(indexed(&config.rocketchat))
+}
+
+/// How hard a run retries one request (`collector.max_retries`, `collector.retry_base_ms`).
+pub fn retry_policy(collector: &CollectorConfig) -> RetryPolicy {
+    RetryPolicy::new(
+        collector.max_retries,
+        Duration::from_millis(collector.retry_base_ms),
+    )
+}

@@ -1,0 +1,86 @@
+//! A Zoom account's streams: the host reports and the daily usage report, sharing one S2S token cache and
+//! one pacer.
+
+use super::auth::{S2sAuth, S2sCredentials};
+use super::client::{ZoomAuth, ZoomClient};
+use super::daily_usage::{self, DailyUsage};
+use super::host_reports::{self, HostReports};
+use super::months::{self, MonthWindows};
+use super::pacing::ZoomPacer;
+use crate::config::ZoomAccount;
+use crate::engine::BuiltSource;
+use crate::http::{HttpClient, RetryPolicy};
+use crate::sources::build::{BuildContext, SourceConfig};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::sync::Arc;
+
+/// The client of `zoom[index]`: S2S OAuth and the account's own pacer.
+pub fn client(
+    index: usize,
+    account: &ZoomAccount,
+    http: &HttpClient,
+    retry: RetryPolicy,
+) -> Arc<ZoomClient> {
+    let auth = S2sAuth::new(
+        S2sCredentials {
+            oauth_url: account.oauth_url.clone(),
+            account_id: account.account_id.clone(),
+            client_id: account.client_id.clone(),
+            client_secret: account.client_secret.clone(),
+            config_keys: format!(
+                "zoom[{index}].account_id, zoom[{index}].client_id and zoom[{index}].client_secret"
+            ),
+            account_name: account.name.clone(),
+        },
+        http.clone(),
+    );
+    Arc::new(ZoomClient::new(
+        account.name.clone(),
+        account.api_url.clone(),
+        http.clone(),
+        ZoomAuth::S2s(auth),
+        ZoomPacer::new(account.limits.resolve(account.plan)),
+        retry,
+    ))
+}
+
+impl SourceConfig for ZoomAccount {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn build(&self, index: usize, cx: &BuildContext<'_>) -> Vec<BuiltSource> {
+        let client = client(index, self, cx.http, cx.retry);
+        let months = MonthWindows {
+            today: cx.run.today_utc(),
+            settle_days: self.settle_days,
+            horizon_days: self.horizon_days,
+            from: cx.from,
+            to: cx.to,
+        };
+        let daily = DailyUsage {
+            client: client.clone(),
+            report: daily_usage::Report::Meetings,
+            account: self.name.clone(),
+            months: months.clone(),
+        };
+        let reports = HostReports {
+            client,
+            account: self.name.clone(),
+            page_size: self.page_size,
+            months,
+        };
+        vec![
+            BuiltSource::new(Arc::new(daily)),
+            BuiltSource::new(Arc::new(reports)),
+        ]
+    }
+
+    fn backfill_streams(&self) -> &'static [&'static str] {
+        &[host_reports::STREAM, daily_usage::STREAM]
+    }
+
+    fn backfill_refusal(&self, from: NaiveDate, now: DateTime<Utc>) -> Option<String> {
+        months::horizon_refusal("zoom account", &self.name, self.horizon_days, from, now)
+    }
+}
