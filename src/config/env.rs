@@ -6,7 +6,7 @@
 
 use toml::{Table, Value};
 
-use super::reader::{join, kind, Origins};
+use super::problems::{join, kind, Origins};
 
 const PREFIX: &str = "ROLLCALL__";
 /// Room for the hundreds of accounts one process serves (with `include`d account files), small enough that

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use super::reader::{describe, quote, Origins};
+use super::problems::{describe, quote, Origins};
 use super::syntax_problem;
 
 /// The sections an included file may hold.

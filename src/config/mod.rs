@@ -1,17 +1,25 @@
 //! The typed configuration: a TOML file layered with environment variables, validated all at once.
 //!
-//! The layering is done by hand on a `toml::Value` tree rather than with the `config` crate: config-rs
-//! cannot address array entries from the environment (`ROLLCALL__ZOOM__0__CLIENT_SECRET`), and building the
-//! typed structs by hand lets validation report every problem at once, each naming its key, where serde
-//! would stop at the first one.
+//! The public structs below are the schema: serde derives their deserializers (`deny_unknown_fields`, so a
+//! typo never silently falls back to a default), `de.rs` holds the few `deserialize_with` functions that
+//! keep each value's message in rollcall's words, and [`Config::validate`] checks what no single value's
+//! type can say (required keys, cross-key rules, names unique across sections).
 //!
-//! Order of the layers: the main file, then the account files it `include`s (appended, see `include.rs`),
-//! then the environment, so an override's index counts the merged list.
+//! Layering is done on a `toml::Value` tree rather than with the `config` crate: config-rs cannot address
+//! array entries from the environment (`ROLLCALL__ZOOM__0__CLIENT_SECRET`), and the tree lets `Origins`
+//! remember which variable or included file set each key, so a problem names the thing to fix. Order of
+//! the layers: the main file, then the account files it `include`s (appended, see `include.rs`), then the
+//! environment, so an override's index counts the merged list.
+//!
+//! serde stops at the first error, and a user should not have to fix a config one line per run: `de.rs`
+//! deserializes the merged tree with `serde_path_to_error`, which says which key failed; that key is
+//! reported, taken out of the tree (its field falls back to its default, never used since any problem
+//! fails the load) and the tree is deserialized again, until it goes through.
 
-mod build;
+mod de;
 mod env;
 mod include;
-mod reader;
+mod problems;
 #[cfg(test)]
 mod tests;
 
@@ -19,7 +27,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+use problems::{quote, Origins, Problems};
 
 pub const DEFAULT_CRON: &str = "0 15 3 * * *";
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9187);
@@ -36,8 +47,14 @@ pub const DEFAULT_MAX_WINDOWS_IN_FLIGHT: u32 = 32;
 /// so half of the default global bound keeps pool waits short; well below PostgreSQL's default
 /// `max_connections` of 100, so a few replicas and the analysts still fit.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+/// Days Rocket.Chat may still change (it re-aggregates up to three days back) plus today.
+const MIN_LOOKBACK_DAYS: u32 = 4;
 
-#[derive(Debug, Clone)]
+// Every section and entry key is optional to serde (a default or an empty string): whether a required one
+// is there is `validate`'s question, so "missing" is reported beside the other problems, not instead of them.
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub database: DatabaseConfig,
     pub schedule: ScheduleConfig,
@@ -49,20 +66,36 @@ pub struct Config {
     pub rocketchat: Vec<RocketChatWorkspace>,
     /// The files `include` named, in the order their entries were appended (`rollcall check --offline`
     /// lists them).
+    #[serde(skip)]
     pub included: Vec<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// A secret because the URL usually carries the password.
+    #[serde(deserialize_with = "de::secret")]
     pub url: SecretString,
+    #[serde(deserialize_with = "de::int::<1, 1_000, _, _>")]
     pub max_connections: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: de::no_secret(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// Six fields, seconds first, evaluated in UTC.
+    #[serde(deserialize_with = "de::string")]
     pub cron: String,
+    #[serde(deserialize_with = "de::boolean")]
     pub run_on_start: bool,
 }
 
@@ -75,12 +108,16 @@ impl Default for ScheduleConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
+    #[serde(deserialize_with = "de::listen")]
     pub listen: SocketAddr,
     /// Per request, so one stalled connection cannot hold a window's lease forever.
+    #[serde(deserialize_with = "de::int::<1, 600, _, _>")]
     pub timeout_secs: u64,
     /// The largest response body read, in MiB, so a broken or hostile server cannot exhaust memory.
+    #[serde(deserialize_with = "de::int::<1, 4096, _, _>")]
     pub max_body_mib: u64,
 }
 
@@ -94,10 +131,12 @@ impl Default for HttpConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing_subscriber::EnvFilter` directive, already checked to parse.
+    #[serde(deserialize_with = "de::string")]
     pub level: String,
 }
 
@@ -110,9 +149,10 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LogFormat {
     /// Text on a terminal, JSON otherwise (journald, containers).
+    #[default]
     Auto,
     Text,
     Json,
@@ -134,17 +174,33 @@ impl fmt::Display for LogFormat {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl<'de> Deserialize<'de> for LogFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::choice(
+            d,
+            &[LogFormat::Auto, LogFormat::Text, LogFormat::Json],
+            Self::as_str,
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
     /// Renewed at a third of it, so at least 3 leaves a whole second between renewals.
+    #[serde(deserialize_with = "de::int::<3, 86_400, _, _>")]
     pub lease_secs: u64,
+    #[serde(deserialize_with = "de::int::<0, 100, _, _>")]
     pub max_retries: u32,
+    #[serde(deserialize_with = "de::int::<1, 600_000, _, _>")]
     pub retry_base_ms: u64,
     /// Windows of one (account, stream) walked at once. The account's pacer keeps the rate; this only has
     /// to cover rate × reply latency (Pro: 10/s × 1.6 s, Business: 40/s × 0.4 s at the default).
+    #[serde(deserialize_with = "de::int::<1, 256, _, _>")]
     pub windows_in_flight: u32,
     /// Windows walked at once by the whole process, across every account and stream: what bounds the
     /// process's memory and its demand on the connection pool however many accounts are configured.
+    #[serde(deserialize_with = "de::int::<1, 4_096, _, _>")]
     pub max_windows_in_flight: u32,
 }
 
@@ -160,42 +216,84 @@ impl Default for CollectorConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ZoomAccount {
+    #[serde(default, deserialize_with = "de::string")]
     pub name: String,
+    #[serde(default, deserialize_with = "de::string")]
     pub account_id: String,
+    #[serde(default, deserialize_with = "de::string")]
     pub client_id: String,
+    #[serde(default = "de::no_secret", deserialize_with = "de::secret")]
     pub client_secret: SecretString,
     /// Without a trailing slash, so paths can be appended as `{api_url}/report/users`.
+    #[serde(
+        default = "de::zoom_api_url",
+        deserialize_with = "de::url::<true, false, _>"
+    )]
     pub api_url: String,
+    #[serde(
+        default = "de::zoom_oauth_url",
+        deserialize_with = "de::url::<false, false, _>"
+    )]
     pub oauth_url: String,
+    #[serde(default)]
     pub plan: Plan,
+    #[serde(
+        default = "de::num::<MAX_PAGE_SIZE>",
+        deserialize_with = "de::int::<1, 300, _, _>"
+    )]
     pub page_size: u32,
+    #[serde(default = "de::num::<2>", deserialize_with = "de::int::<0, 90, _, _>")]
     pub settle_days: u32,
+    #[serde(default, deserialize_with = "de::opt::<1, 3_650, _>")]
     pub horizon_days: Option<u32>,
+    /// Written as keys of the account itself; `de::shape` gathers them here.
+    #[serde(default)]
     pub limits: ZoomLimits,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VideoSdkAccount {
+    #[serde(default, deserialize_with = "de::string")]
     pub name: String,
+    #[serde(default, deserialize_with = "de::string")]
     pub api_key: String,
+    #[serde(default = "de::no_secret", deserialize_with = "de::secret")]
     pub api_secret: SecretString,
     /// Without a trailing slash.
+    #[serde(
+        default = "de::zoom_api_url",
+        deserialize_with = "de::url::<true, false, _>"
+    )]
     pub api_url: String,
+    #[serde(default)]
     pub plan: Plan,
+    #[serde(
+        default = "de::num::<MAX_PAGE_SIZE>",
+        deserialize_with = "de::int::<1, 300, _, _>"
+    )]
     pub page_size: u32,
+    #[serde(default = "de::num::<2>", deserialize_with = "de::int::<0, 90, _, _>")]
     pub settle_days: u32,
+    #[serde(default, deserialize_with = "de::opt::<1, 3_650, _>")]
     pub horizon_days: Option<u32>,
+    #[serde(default)]
     pub limits: ZoomLimits,
 }
 
 /// Per-account overrides of the plan's rate limits: `None` keeps the plan's value, `Some(0)` means no limit
 /// (for sandboxes and benchmarks).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ZoomLimits {
+    #[serde(deserialize_with = "de::opt::<0, 4_294_967_295, _>")]
     pub heavy_per_second: Option<u32>,
+    #[serde(deserialize_with = "de::opt::<0, 4_294_967_295, _>")]
     pub resource_intensive_per_minute: Option<u32>,
+    #[serde(deserialize_with = "de::opt::<0, 4_294_967_295, _>")]
     pub daily_requests: Option<u32>,
 }
 
@@ -220,8 +318,9 @@ impl ZoomLimits {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Plan {
+    #[default]
     Pro,
     Business,
 }
@@ -258,19 +357,35 @@ impl fmt::Display for Plan {
     }
 }
 
-#[derive(Debug, Clone)]
+impl<'de> Deserialize<'de> for Plan {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::choice(d, &[Plan::Pro, Plan::Business], Self::as_str)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RocketChatWorkspace {
+    #[serde(default, deserialize_with = "de::string")]
     pub name: String,
     /// Without a trailing slash.
+    #[serde(default, deserialize_with = "de::url::<true, true, _>")]
     pub url: String,
+    #[serde(default, deserialize_with = "de::string")]
     pub user_id: String,
+    #[serde(default = "de::no_secret", deserialize_with = "de::secret")]
     pub auth_token: SecretString,
     /// The server's zone: it buckets days by it, so windows must too.
+    #[serde(default = "de::utc", deserialize_with = "de::timezone")]
     pub timezone: chrono_tz::Tz,
+    #[serde(default = "de::num::<7>", deserialize_with = "de::int::<1, 31, _, _>")]
     pub window_days: u32,
+    #[serde(default = "de::num::<4>", deserialize_with = "de::int::<0, 44, _, _>")]
     pub lookback_days: u32,
+    #[serde(default = "de::num::<44>", deserialize_with = "de::int::<1, 45, _, _>")]
     pub retention_days: u32,
     /// `None` keeps the server's default (10 per minute per route); 0 means no limit.
+    #[serde(default, deserialize_with = "de::opt::<0, 4_294_967_295, _>")]
     pub requests_per_minute: Option<u32>,
 }
 
@@ -325,6 +440,79 @@ impl Config {
         };
         parse(text, "<config>", &base, env)
     }
+
+    /// What no single value's type can say: required keys, rules between keys, names unique across
+    /// sections. A key that already failed to deserialize is not reported again (see `Problems::add`).
+    fn validate(&self, p: &mut Problems) {
+        let url = self.database.url.expose_secret();
+        if url.is_empty() {
+            p.add("database.url", "missing (set it, url_file or DATABASE_URL)");
+        } else if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            // Checked by scheme only, and the message never repeats the URL: it usually holds the password.
+            p.add(
+                "database.url",
+                "expected a postgres:// or postgresql:// URL",
+            );
+        }
+        if let Err(message) = check_cron(&self.schedule.cron) {
+            p.add("schedule.cron", message);
+        }
+        let level = &self.log.level;
+        // An empty filter would silently log nothing.
+        if level.trim().is_empty() || tracing_subscriber::EnvFilter::try_new(level).is_err() {
+            let message = "expected a filter such as \"info\" or \"rollcall=debug,info\", got";
+            p.add("log.level", format!("{message} {}", quote(level)));
+        }
+        let mut names = Vec::new();
+        for (i, a) in self.zoom.iter().enumerate() {
+            let at = format!("zoom[{i}]");
+            p.required(&at, &[("name", &a.name), ("account_id", &a.account_id)]);
+            p.required(&at, &[("client_id", &a.client_id)]);
+            p.secret(&at, "client_secret", &a.client_secret);
+            names.push((format!("{at}.name"), a.name.as_str()));
+        }
+        for (i, a) in self.videosdk.iter().enumerate() {
+            let at = format!("videosdk[{i}]");
+            p.required(&at, &[("name", &a.name), ("api_key", &a.api_key)]);
+            p.secret(&at, "api_secret", &a.api_secret);
+            names.push((format!("{at}.name"), a.name.as_str()));
+        }
+        for (i, w) in self.rocketchat.iter().enumerate() {
+            let at = format!("rocketchat[{i}]");
+            p.required(
+                &at,
+                &[("name", &w.name), ("url", &w.url), ("user_id", &w.user_id)],
+            );
+            p.secret(&at, "auth_token", &w.auth_token);
+            names.push((format!("{at}.name"), w.name.as_str()));
+            let (lookback, retention) = (
+                format!("{at}.lookback_days"),
+                format!("{at}.retention_days"),
+            );
+            if p.failed(&lookback) {
+                continue;
+            }
+            // Rocket.Chat re-aggregates a day for up to three days after it: a shorter lookback would mark
+            // a day final (never walked again) while the server can still change it.
+            if w.lookback_days < MIN_LOOKBACK_DAYS {
+                p.add(&lookback, format!(
+                    "must be at least {MIN_LOOKBACK_DAYS}, got {}: the server re-aggregates up to three days back, so days younger than {MIN_LOOKBACK_DAYS} days are not final",
+                    w.lookback_days
+                ));
+            // A day must become final before the server expires it: walking an expired day again would
+            // mirror its now-empty answer over the stored history.
+            } else if !p.failed(&retention) && w.lookback_days >= w.retention_days {
+                p.add(
+                    &lookback,
+                    format!(
+                        "must be less than retention_days ({}), got {}",
+                        w.retention_days, w.lookback_days
+                    ),
+                );
+            }
+        }
+        check_names(p, names);
+    }
 }
 
 fn parse(
@@ -333,32 +521,73 @@ fn parse(
     base: &include::Base,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
-    let root: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError::Invalid {
-            problems: vec![syntax_problem(text, origin, &e)],
-        })?;
-    let mut root = root;
-    let mut origins = reader::Origins::default();
+    let mut root: toml::Table =
+        text.parse()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                problems: vec![syntax_problem(text, origin, &e)],
+            })?;
+    let mut origins = Origins::default();
     origins.set_main_label(origin);
-    let mut problems = Vec::new();
+    let mut first = Vec::new();
     let mut env: Vec<(String, String)> = env.into_iter().collect();
     // Before the environment, so `ROLLCALL__ZOOM__<i>__...` addresses the merged list.
-    let included = include::merge(&mut root, base, &mut env, &mut origins, &mut problems);
+    let included = include::merge(&mut root, base, &mut env, &mut origins, &mut first);
     let mut root = toml::Value::Table(root);
-    env::apply(&mut root, env, &mut origins, &mut problems);
-    let toml::Value::Table(root) = root else {
-        // `env::apply` only ever edits inside the root table.
-        return Err(ConfigError::Invalid {
-            problems: vec![format!("{origin}: not a table")],
-        });
-    };
-    match build::build(root, &origins) {
-        Ok(config) if problems.is_empty() => Ok(Config { included, ..config }),
-        Ok(_) => Err(ConfigError::Invalid { problems }),
-        Err(more) => {
-            problems.extend(more);
-            Err(ConfigError::Invalid { problems })
+    env::apply(&mut root, env, &mut origins, &mut first);
+    let mut problems = Problems::new(&origins, first);
+    let config = de::deserialize(root, &mut problems);
+    config.validate(&mut problems);
+    let problems = problems.into_lines();
+    if problems.is_empty() {
+        Ok(Config { included, ..config })
+    } else {
+        Err(ConfigError::Invalid { problems })
+    }
+}
+
+/// Parsed by the same parser the scheduler uses, so a schedule accepted here cannot fail at `run` time.
+fn check_cron(cron: &str) -> Result<(), String> {
+    let fields = cron.split_whitespace().count();
+    if fields != 6 {
+        return Err(format!("expected 6 fields (seconds first), got {fields}"));
+    }
+    tokio_cron_scheduler::Job::new_async(cron, |_, _| Box::pin(async {}))
+        .map(drop)
+        .map_err(|_| {
+            format!(
+                "cannot parse {} (fields: second minute hour day-of-month month day-of-week)",
+                quote(cron)
+            )
+        })
+}
+
+/// Names are the `account` column of every table, so they must be unique across all sections, not only
+/// within one, and plain enough for `--account` and metric labels.
+fn check_names(p: &mut Problems, names: Vec<(String, &str)>) {
+    let mut seen: std::collections::HashMap<&str, String> = Default::default();
+    for (path, name) in names {
+        if name.is_empty() {
+            continue; // already reported as missing
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        {
+            let message = "expected only letters, digits, \"_\", \".\" and \"-\", got";
+            p.last(&path, format!("{message} {}", quote(name)));
+        }
+        match seen.get(name) {
+            Some(first) => {
+                let message = format!(
+                    "{} is already used by {}",
+                    quote(name),
+                    p.refer(first, &path)
+                );
+                p.last(&path, message);
+            }
+            None => {
+                seen.insert(name, path);
+            }
         }
     }
 }
