@@ -1,10 +1,13 @@
-//! From the merged tree to [`Config`]: the tree's shape is checked and its `*_file` secrets read first, then
-//! serde deserializes it, again and again without each key it rejects, so every problem is found in one run.
+//! From the merged tree to [`Config`], every problem at once though serde stops at its first error.
 //!
-//! The `deserialize_with` functions take the value as a `toml::Value` and say what was wrong in rollcall's
-//! words ("expected an integer, got \"abc\""), where serde's would name Rust types (`u32`).
+//! Before serde, the tree is checked for what serde would report in its own words or too late: sections of
+//! the wrong type, numbers out of range (on the integer as written, which may not fit the field), secrets
+//! given both inline and as a file or not at all; `*_file` secrets are read into the tree and text from
+//! the environment becomes the number or boolean its key expects. Then serde deserializes the tree with
+//! `serde_path_to_error`, which names the key an error is about: that key is reported and taken out of the
+//! tree (its field falls back to its default, never used since any problem fails the load), and the tree
+//! is deserialized again until it goes through.
 
-use secrecy::SecretString;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_path_to_error::Segment;
@@ -13,14 +16,15 @@ use toml::{Table, Value};
 use super::problems::{describe, join, kind, quote, Problems};
 use super::{Config, DEFAULT_ZOOM_API_URL, DEFAULT_ZOOM_OAUTH_URL};
 
-/// The `[[...]]` lists and the secret key each entry holds.
-const ENTRIES: &[(&str, &str)] = &[
+/// The `[[...]]` lists and the secret each entry holds.
+const ENTRIES: [(&str, &str); 3] = [
     ("zoom", "client_secret"),
     ("videosdk", "api_secret"),
     ("rocketchat", "auth_token"),
 ];
-/// Keys of a Zoom or Video SDK entry that fill its `limits`.
-pub(super) const LIMITS: &[&str] = &[
+/// Keys of a Zoom or Video SDK entry that fill its `limits` (serde cannot flatten into a
+/// `deny_unknown_fields` struct).
+const LIMITS: [&str; 3] = [
     "heavy_per_second",
     "resource_intensive_per_minute",
     "daily_requests",
@@ -28,57 +32,59 @@ pub(super) const LIMITS: &[&str] = &[
 
 pub(super) fn deserialize(mut root: Value, p: &mut Problems) -> Config {
     if let Value::Table(table) = &mut root {
-        shape(table, p);
+        prepare(table, p);
     }
     loop {
         let error = match serde_path_to_error::deserialize::<_, Config>(root.clone()) {
             Ok(config) => return config,
             Err(error) => error,
         };
-        let segments: Vec<Segment> = error.path().iter().cloned().collect();
         let path = error.path().to_string().replace(".limits.", ".");
-        let message = error.inner().message();
-        let parent = segments.split_last().and_then(|(last, init)| match last {
-            Segment::Map { key } => Some((key, table_at(&mut root, init)?)),
+        let segments: Vec<Segment> = error.path().iter().cloned().collect();
+        let removed = match segments.split_last() {
+            Some((Segment::Map { key }, init)) => {
+                table_at(&mut root, init).and_then(|t| t.remove(key))
+            }
             _ => None,
-        });
-        let Some((key, table)) = parent else {
-            // Not a key of a table (the shape check should make this impossible): report it and stop.
-            p.fail(&path, message);
-            return Config::default();
         };
-        if message.starts_with("unknown field") {
-            p.fail(&path, "unknown key");
-        } else if let Some(value) = from_env(p.is_env(&path), table.get(key.as_str()), message) {
-            // A variable holds text: it becomes the number or boolean the key expects, then is tried again.
-            table.insert(key.clone(), value);
-            continue;
-        } else {
-            p.fail(&path, message);
-        }
-        if table.remove(key.as_str()).is_none() {
-            // Nothing to take out, so the next round would fail the same way.
+        p.fail(
+            &path,
+            in_our_words(error.inner().message(), removed.as_ref(), &path),
+        );
+        if removed.is_none() {
+            // Nothing was taken out, so another round would fail the same way.
             return Config::default();
         }
     }
 }
 
-/// An environment value as the type its key asked for, when it parses as one.
-fn from_env(is_env: bool, value: Option<&Value>, message: &str) -> Option<Value> {
-    let Some(Value::String(text)) = value.filter(|_| is_env) else {
-        return None;
-    };
-    let text = text.trim();
-    if message.starts_with("expected an integer") {
-        text.parse().ok().map(Value::Integer)
-    } else if message.starts_with("expected true or false") {
-        ["false", "true"]
-            .iter()
-            .position(|b| b.eq_ignore_ascii_case(text))
-            .map(|i| Value::Boolean(i == 1))
-    } else {
-        None
+/// serde's message about `value` as rollcall says it: in the words of the file, not of Rust's types.
+fn in_our_words(message: &str, value: Option<&Value>, path: &str) -> String {
+    if message.starts_with("unknown field") {
+        return "unknown key".to_owned();
     }
+    let expected = message
+        .strip_prefix("invalid type: ")
+        .and_then(|m| m.split_once(", expected "));
+    let expected = match expected.map(|(_, expected)| expected) {
+        Some("a boolean") => "true or false",
+        Some("a string") => "a string",
+        Some("u32" | "u64") => "an integer",
+        _ => return message.to_owned(),
+    };
+    let secret = path == "database.url"
+        || ENTRIES
+            .iter()
+            .any(|(_, s)| path.ends_with(&format!(".{s}")));
+    // A secret of the wrong type is named by its type only: its value is never shown.
+    let got = value.map_or_else(String::new, |v| {
+        if secret {
+            kind(v).to_owned()
+        } else {
+            describe(v)
+        }
+    });
+    format!("expected {expected}, got {got}")
 }
 
 fn table_at<'v>(mut node: &'v mut Value, segments: &[Segment]) -> Option<&'v mut Table> {
@@ -92,27 +98,18 @@ fn table_at<'v>(mut node: &'v mut Value, segments: &[Segment]) -> Option<&'v mut
     node.as_table_mut()
 }
 
-/// What serde would report in its own words or not at all: sections of the wrong type, and each secret
-/// given both inline and as a file. Reads the `*_file` secrets into the tree, and gathers each Zoom
-/// account's limit keys into its `limits` table (serde cannot flatten into a `deny_unknown_fields` struct).
-fn shape(root: &mut Table, p: &mut Problems) {
+fn prepare(root: &mut Table, p: &mut Problems) {
     for key in ["database", "schedule", "http", "log", "collector"] {
-        match root.get_mut(key) {
-            Some(Value::Table(database)) if key == "database" => {
-                secret_file(database, key, "url", p)
-            }
-            Some(Value::Table(_)) | None => {}
-            Some(other) => {
-                p.add(
-                    key,
-                    format!("expected a table ([{key}]), got {}", describe(other)),
-                );
-                root.remove(key);
-            }
+        if let Some(value) = root.get(key).filter(|v| !v.is_table()) {
+            p.add(
+                key,
+                format!("expected a table ([{key}]), got {}", describe(value)),
+            );
+            root.remove(key);
         }
     }
-    for (key, secret_key) in ENTRIES {
-        let Some(value) = root.get_mut(*key) else {
+    for (key, _) in ENTRIES {
+        let Some(value) = root.get_mut(key) else {
             continue;
         };
         let Value::Array(items) = value else {
@@ -123,51 +120,156 @@ fn shape(root: &mut Table, p: &mut Problems) {
                     describe(value)
                 ),
             );
-            root.remove(*key);
+            root.remove(key);
             continue;
         };
-        for (i, item) in items.iter_mut().enumerate() {
-            let at = format!("{key}[{i}]");
-            let Value::Table(entry) = item else {
-                p.fail(&at, format!("expected a table, got {}", describe(item)));
-                *item = Value::Table(Table::new());
+        for (i, item) in items
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, item)| !item.is_table())
+        {
+            p.fail(
+                &format!("{key}[{i}]"),
+                format!("expected a table, got {}", describe(item)),
+            );
+            *item = Value::Table(Table::new());
+        }
+    }
+    numbers(root, "", p);
+    let database = root
+        .entry("database")
+        .or_insert_with(|| Value::Table(Table::new()));
+    if let Value::Table(database) = database {
+        secret(
+            database,
+            "database",
+            "url",
+            "set it, url_file or DATABASE_URL",
+            p,
+        );
+    }
+    for (key, secret_key) in ENTRIES {
+        let Some(Value::Array(items)) = root.get_mut(key) else {
+            continue;
+        };
+        for (i, entry) in items.iter_mut().enumerate() {
+            let (at, Value::Table(entry)) = (format!("{key}[{i}]"), entry) else {
                 continue;
             };
-            secret_file(entry, &at, secret_key, p);
-            if *key != "rocketchat" {
+            secret(
+                entry,
+                &at,
+                secret_key,
+                &format!("set it or {secret_key}_file"),
+                p,
+            );
+            if key != "rocketchat" {
                 if entry.remove("limits").is_some() {
                     p.fail(&format!("{at}.limits"), "unknown key");
                 }
-                let limits = LIMITS
+                let limits: Table = LIMITS
                     .iter()
-                    .filter_map(|k| Some((k.to_string(), entry.remove(*k)?)));
-                let limits = Value::Table(limits.collect());
-                entry.insert("limits".into(), limits);
+                    .filter_map(|k| Some((k.to_string(), entry.remove(*k)?)))
+                    .collect();
+                entry.insert("limits".to_owned(), Value::Table(limits));
             }
         }
     }
 }
 
-/// Resolves `key_file` into `key`, so the structs hold the secret whichever way it was given.
-fn secret_file(table: &mut Table, at: &str, key: &str, p: &mut Problems) {
-    let file_key = format!("{key}_file");
-    let (path, file_path) = (join(at, key), join(at, &file_key));
-    let Some(file) = table.remove(&file_key) else {
-        return;
-    };
-    let read = match file {
-        _ if table.remove(key).is_some() => {
-            return p.fail(&path, format!("set together with {file_path}; keep one"));
+/// The range of each integer key, checked on the number as written so a negative or huge one is reported
+/// with the key's bounds rather than the field type's.
+fn range(section: &str, key: &str) -> Option<(i64, i64)> {
+    Some(match (section, key) {
+        ("database", "max_connections") => (1, 1_000),
+        ("http", "timeout_secs") => (1, 600),
+        ("http", "max_body_mib") => (1, 4096),
+        ("collector", "lease_secs") => (3, 86_400),
+        ("collector", "max_retries") => (0, 100),
+        ("collector", "retry_base_ms") => (1, 600_000),
+        ("collector", "windows_in_flight") => (1, 256),
+        ("collector", "max_windows_in_flight") => (1, 4_096),
+        ("zoom" | "videosdk", "page_size") => (1, super::MAX_PAGE_SIZE.into()),
+        ("zoom" | "videosdk", "settle_days") => (0, 90),
+        ("zoom" | "videosdk", "horizon_days") => (1, 3_650),
+        ("zoom" | "videosdk", _) if LIMITS.contains(&key) => (0, u32::MAX.into()),
+        ("rocketchat", "window_days") => (1, 31),
+        ("rocketchat", "lookback_days") => (0, 44),
+        ("rocketchat", "retention_days") => (1, 45),
+        ("rocketchat", "requests_per_minute") => (0, u32::MAX.into()),
+        _ => return None,
+    })
+}
+
+/// Checks every integer key's range, and turns text from the environment into the number or boolean its
+/// key expects: a variable holds text, and guessing the type from it would turn a digit-only secret into a
+/// number.
+fn numbers(table: &mut Table, at: &str, p: &mut Problems) {
+    table.retain(|key, value| {
+        let path = join(at, key);
+        let section = path.split(['.', '[']).next().unwrap_or("");
+        let range = range(section, key);
+        match value {
+            Value::Table(table) => numbers(table, &path, p),
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    if let Value::Table(table) = item {
+                        numbers(table, &format!("{path}[{i}]"), p);
+                    }
+                }
+            }
+            Value::String(text) if p.origins.leaves.contains_key(&path) => {
+                let text = text.trim();
+                if range.is_some() {
+                    text.parse().map(|n| *value = Value::Integer(n)).ok();
+                } else if key == "run_on_start" {
+                    let b = ["false", "true"]
+                        .iter()
+                        .position(|b| b.eq_ignore_ascii_case(text));
+                    b.map(|b| *value = Value::Boolean(b == 1));
+                }
+            }
+            _ => {}
         }
-        Value::String(file) => read_secret_file(&file),
-        other => Err(format!("expected a file path, got {}", describe(&other))),
-    };
-    match read {
-        Ok(text) => drop(table.insert(key.to_owned(), Value::String(text))),
-        Err(message) => {
-            p.fail(&file_path, message);
-            p.mark(&path);
+        let (Value::Integer(n), Some((min, max))) = (&*value, range) else {
+            return true;
+        };
+        if (min..=max).contains(n) {
+            return true;
         }
+        let message = match () {
+            _ if max < u32::MAX.into() => format!("must be between {min} and {max}, got {n}"),
+            _ if *n > max => format!("must be at most {max}, got {n}"),
+            _ => format!("must be at least {min}, got {n}"),
+        };
+        p.fail(&path, message);
+        false
+    });
+}
+
+/// Reads `key_file` into `key`, so the structs hold the secret whichever way it was given. No message
+/// shows the secret, only the file's path.
+fn secret(table: &mut Table, at: &str, key: &str, hint: &str, p: &mut Problems) {
+    let (path, file_path) = (join(at, key), join(at, &format!("{key}_file")));
+    let file = table.remove(&format!("{key}_file"));
+    match (file, table.get(key)) {
+        (Some(_), Some(_)) => {
+            table.remove(key);
+            p.fail(&path, format!("set together with {file_path}; keep one"));
+        }
+        (None, Some(Value::String(text))) if text.is_empty() => {
+            p.add(&path, format!("missing ({hint})"))
+        }
+        (None, Some(_)) => {}
+        (None, None) => p.add(&path, format!("missing ({hint})")),
+        (Some(Value::String(file)), None) => match read_secret_file(&file) {
+            Ok(text) => drop(table.insert(key.to_owned(), Value::String(text))),
+            Err(message) => p.fail(&file_path, message),
+        },
+        (Some(other), None) => p.fail(
+            &file_path,
+            format!("expected a file path, got {}", describe(&other)),
+        ),
     }
 }
 
@@ -196,10 +298,6 @@ pub(super) fn num<const N: u32>() -> u32 {
     N
 }
 
-pub(super) fn no_secret() -> SecretString {
-    SecretString::from(String::new())
-}
-
 pub(super) fn zoom_api_url() -> String {
     DEFAULT_ZOOM_API_URL.to_owned()
 }
@@ -212,81 +310,13 @@ pub(super) fn utc() -> chrono_tz::Tz {
     chrono_tz::UTC
 }
 
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    match Value::deserialize(d)? {
-        Value::String(text) => Ok(text),
-        other => Err(D::Error::custom(format!(
-            "expected a string, got {}",
-            describe(&other)
-        ))),
-    }
-}
-
-pub(super) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    text(d)
-}
-
-/// Never shows the value, only its type.
-pub(super) fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
-    match Value::deserialize(d)? {
-        Value::String(text) => Ok(SecretString::from(text)),
-        other => Err(D::Error::custom(format!(
-            "expected a string, got {}",
-            kind(&other)
-        ))),
-    }
-}
-
-pub(super) fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Boolean(b) => Ok(b),
-        other => Err(D::Error::custom(format!(
-            "expected true or false, got {}",
-            describe(&other)
-        ))),
-    }
-}
-
-/// An integer in `MIN..=MAX`.
-pub(super) fn int<'de, const MIN: u64, const MAX: u64, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: TryFrom<u64>,
-{
-    let n = match Value::deserialize(d)? {
-        Value::Integer(n) => n,
-        other => {
-            return Err(D::Error::custom(format!(
-                "expected an integer, got {}",
-                describe(&other)
-            )))
-        }
-    };
-    let message = match u64::try_from(n) {
-        Ok(v) if (MIN..=MAX).contains(&v) => {
-            return T::try_from(v).map_err(|_| D::Error::custom("out of range"))
-        }
-        _ if MAX < u64::from(u32::MAX) => format!("must be between {MIN} and {MAX}, got {n}"),
-        Ok(v) if v > MAX => format!("must be at most {MAX}, got {n}"),
-        _ => format!("must be at least {MIN}, got {n}"),
-    };
-    Err(D::Error::custom(message))
-}
-
-pub(super) fn opt<'de, const MIN: u64, const MAX: u64, D>(d: D) -> Result<Option<u32>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    int::<MIN, MAX, D, u32>(d).map(Some)
-}
-
-/// One of `all`, by name, ignoring ASCII case.
-pub(super) fn choice<'de, D, T>(d: D, all: &[T], name: fn(T) -> &'static str) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Copy,
-{
-    let given = text(d)?;
+/// One of `all`, by name, ASCII case and surrounding blanks ignored.
+pub(super) fn choice<'de, D: Deserializer<'de>, T: Copy>(
+    d: D,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, D::Error> {
+    let given = String::deserialize(d)?;
     if let Some(found) = all
         .iter()
         .find(|t| name(**t).eq_ignore_ascii_case(given.trim()))
@@ -294,10 +324,13 @@ where
         return Ok(*found);
     }
     let names: Vec<String> = all.iter().map(|t| format!("{:?}", name(*t))).collect();
-    let names = match names.split_last() {
-        Some((last, [])) => last.clone(),
-        Some((last, init)) => format!("{} or {last}", init.join(", ")),
-        None => String::new(),
+    let (last, init) = names
+        .split_last()
+        .ok_or_else(|| D::Error::custom("no choices"))?;
+    let names = if init.is_empty() {
+        last.clone()
+    } else {
+        format!("{} or {last}", init.join(", "))
     };
     Err(D::Error::custom(format!(
         "expected {names}, got {}",
@@ -306,56 +339,16 @@ where
 }
 
 pub(super) fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<std::net::SocketAddr, D::Error> {
-    let given = text(d)?;
+    let given = String::deserialize(d)?;
     given.trim().parse().map_err(|_| {
-        D::Error::custom(format!(
-            "expected an IP address and port such as \"127.0.0.1:9187\", got {}",
-            quote(&given)
-        ))
+        let expected = "expected an IP address and port such as \"127.0.0.1:9187\"";
+        D::Error::custom(format!("{expected}, got {}", quote(&given)))
     })
 }
 
 pub(super) fn timezone<'de, D: Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
-    let given = text(d)?;
+    let given = String::deserialize(d)?;
     given
         .parse()
         .map_err(|_| D::Error::custom(format!("unknown time zone {}", quote(&given))))
-}
-
-/// An http(s) base URL; with `TRIM` its trailing slashes go, so callers can append `/path`. With
-/// `EMPTY_OK` an empty one is left for `validate` to report as missing.
-pub(super) fn url<'de, const TRIM: bool, const EMPTY_OK: bool, D>(d: D) -> Result<String, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    let text = text(d)?;
-    if !(EMPTY_OK && text.is_empty()) {
-        check_http_url(&text).map_err(D::Error::custom)?;
-    }
-    Ok(if TRIM {
-        text.trim_end_matches('/').to_owned()
-    } else {
-        text
-    })
-}
-
-fn check_http_url(text: &str) -> Result<(), String> {
-    // A URL with userinfo may hold a password: such a URL is never echoed.
-    let shown = if text.contains('@') {
-        "a URL with credentials".to_owned()
-    } else {
-        quote(text)
-    };
-    let url = reqwest::Url::parse(text)
-        .map_err(|e| format!("expected an http(s) URL, got {shown} ({e})"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("expected an http(s) URL, got {shown}"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not contain credentials".to_owned());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("must not have a query or fragment, got {shown}"));
-    }
-    Ok(())
 }

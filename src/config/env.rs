@@ -69,7 +69,9 @@ fn set_database_url(
             // Whatever else supplied the URL, this one is meant to win, a `url_file` included.
             database.remove("url_file");
             database.insert("url".to_owned(), Value::String(url));
-            origins.override_leaf("database.url", "DATABASE_URL");
+            origins
+                .leaves
+                .insert("database.url".into(), "DATABASE_URL".into());
         }
         other => problems.push(format!(
             "DATABASE_URL: cannot apply it: database is {}, not a table",
@@ -101,7 +103,10 @@ fn set(
                 return Ok(());
             }
             let child = table.entry(segment.clone()).or_insert_with(|| {
-                origins.note_created(here.clone(), var);
+                origins
+                    .created
+                    .entry(here.clone())
+                    .or_insert(var.to_owned());
                 empty_container(&rest[0])
             });
             set(child, &here, rest, value, var, origins)
@@ -113,7 +118,8 @@ fn set(
             let here = format!("{at}[{i}]");
             while items.len() <= i {
                 // Gaps become empty entries, reported as missing keys under their own index.
-                origins.note_created(format!("{at}[{}]", items.len()), var);
+                let entry = format!("{at}[{}]", items.len());
+                origins.created.entry(entry).or_insert(var.to_owned());
                 items.push(Value::Table(Table::new()));
             }
             if rest.is_empty() {
@@ -172,7 +178,7 @@ fn replace_secret_sibling(table: &mut Table, at: &str, key: &str, origins: &Orig
     } else {
         return;
     };
-    if !origins.is_leaf(&join(at, &sibling)) {
+    if !origins.leaves.contains_key(&join(at, &sibling)) {
         table.remove(&sibling);
     }
 }

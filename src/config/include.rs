@@ -217,11 +217,9 @@ fn append(
             continue;
         };
         for (i, item) in items.into_iter().enumerate() {
-            origins.note_included(
-                format!("{key}[{}]", merged.len()),
-                label.to_owned(),
-                format!("{key}[{i}]"),
-            );
+            let entry = format!("{key}[{}]", merged.len());
+            let local = format!("{key}[{i}]");
+            origins.included.insert(entry, (label.to_owned(), local));
             merged.push(item);
         }
     }

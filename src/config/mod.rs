@@ -1,20 +1,15 @@
 //! The typed configuration: a TOML file layered with environment variables, validated all at once.
 //!
-//! The public structs below are the schema: serde derives their deserializers (`deny_unknown_fields`, so a
-//! typo never silently falls back to a default), `de.rs` holds the few `deserialize_with` functions that
-//! keep each value's message in rollcall's words, and [`Config::validate`] checks what no single value's
-//! type can say (required keys, cross-key rules, names unique across sections).
+//! The public structs below are the schema: serde derives their deserializers, `deny_unknown_fields` so a
+//! typo never silently falls back to a default. [`Config::validate`] then checks what no single value's
+//! type can say: required keys, URLs, rules between keys, names unique across sections.
 //!
 //! Layering is done on a `toml::Value` tree rather than with the `config` crate: config-rs cannot address
 //! array entries from the environment (`ROLLCALL__ZOOM__0__CLIENT_SECRET`), and the tree lets `Origins`
 //! remember which variable or included file set each key, so a problem names the thing to fix. Order of
 //! the layers: the main file, then the account files it `include`s (appended, see `include.rs`), then the
-//! environment, so an override's index counts the merged list.
-//!
-//! serde stops at the first error, and a user should not have to fix a config one line per run: `de.rs`
-//! deserializes the merged tree with `serde_path_to_error`, which says which key failed; that key is
-//! reported, taken out of the tree (its field falls back to its default, never used since any problem
-//! fails the load) and the tree is deserialized again, until it goes through.
+//! environment, so an override's index counts the merged list. `de.rs` turns the tree into a `Config`
+//! reporting every problem, not only serde's first.
 
 mod de;
 mod env;
@@ -74,16 +69,14 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// A secret because the URL usually carries the password.
-    #[serde(deserialize_with = "de::secret")]
     pub url: SecretString,
-    #[serde(deserialize_with = "de::int::<1, 1_000, _, _>")]
     pub max_connections: u32,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
-            url: de::no_secret(),
+            url: SecretString::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
@@ -93,9 +86,7 @@ impl Default for DatabaseConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// Six fields, seconds first, evaluated in UTC.
-    #[serde(deserialize_with = "de::string")]
     pub cron: String,
-    #[serde(deserialize_with = "de::boolean")]
     pub run_on_start: bool,
 }
 
@@ -114,10 +105,8 @@ pub struct HttpConfig {
     #[serde(deserialize_with = "de::listen")]
     pub listen: SocketAddr,
     /// Per request, so one stalled connection cannot hold a window's lease forever.
-    #[serde(deserialize_with = "de::int::<1, 600, _, _>")]
     pub timeout_secs: u64,
     /// The largest response body read, in MiB, so a broken or hostile server cannot exhaust memory.
-    #[serde(deserialize_with = "de::int::<1, 4096, _, _>")]
     pub max_body_mib: u64,
 }
 
@@ -136,7 +125,6 @@ impl Default for HttpConfig {
 pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing_subscriber::EnvFilter` directive, already checked to parse.
-    #[serde(deserialize_with = "de::string")]
     pub level: String,
 }
 
@@ -188,19 +176,14 @@ impl<'de> Deserialize<'de> for LogFormat {
 #[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
     /// Renewed at a third of it, so at least 3 leaves a whole second between renewals.
-    #[serde(deserialize_with = "de::int::<3, 86_400, _, _>")]
     pub lease_secs: u64,
-    #[serde(deserialize_with = "de::int::<0, 100, _, _>")]
     pub max_retries: u32,
-    #[serde(deserialize_with = "de::int::<1, 600_000, _, _>")]
     pub retry_base_ms: u64,
     /// Windows of one (account, stream) walked at once. The account's pacer keeps the rate; this only has
     /// to cover rate × reply latency (Pro: 10/s × 1.6 s, Business: 40/s × 0.4 s at the default).
-    #[serde(deserialize_with = "de::int::<1, 256, _, _>")]
     pub windows_in_flight: u32,
     /// Windows walked at once by the whole process, across every account and stream: what bounds the
     /// process's memory and its demand on the connection pool however many accounts are configured.
-    #[serde(deserialize_with = "de::int::<1, 4_096, _, _>")]
     pub max_windows_in_flight: u32,
 }
 
@@ -219,35 +202,26 @@ impl Default for CollectorConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZoomAccount {
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default)]
     pub name: String,
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default)]
     pub account_id: String,
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default)]
     pub client_id: String,
-    #[serde(default = "de::no_secret", deserialize_with = "de::secret")]
+    #[serde(default)]
     pub client_secret: SecretString,
     /// Without a trailing slash, so paths can be appended as `{api_url}/report/users`.
-    #[serde(
-        default = "de::zoom_api_url",
-        deserialize_with = "de::url::<true, false, _>"
-    )]
+    #[serde(default = "de::zoom_api_url")]
     pub api_url: String,
-    #[serde(
-        default = "de::zoom_oauth_url",
-        deserialize_with = "de::url::<false, false, _>"
-    )]
+    #[serde(default = "de::zoom_oauth_url")]
     pub oauth_url: String,
     #[serde(default)]
     pub plan: Plan,
-    #[serde(
-        default = "de::num::<MAX_PAGE_SIZE>",
-        deserialize_with = "de::int::<1, 300, _, _>"
-    )]
+    #[serde(default = "de::num::<MAX_PAGE_SIZE>")]
     pub page_size: u32,
-    #[serde(default = "de::num::<2>", deserialize_with = "de::int::<0, 90, _, _>")]
+    #[serde(default = "de::num::<2>")]
     pub settle_days: u32,
-    #[serde(default, deserialize_with = "de::opt::<1, 3_650, _>")]
+    #[serde(default)]
     pub horizon_days: Option<u32>,
     /// Written as keys of the account itself; `de::shape` gathers them here.
     #[serde(default)]
@@ -257,28 +231,22 @@ pub struct ZoomAccount {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VideoSdkAccount {
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default)]
     pub name: String,
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default)]
     pub api_key: String,
-    #[serde(default = "de::no_secret", deserialize_with = "de::secret")]
+    #[serde(default)]
     pub api_secret: SecretString,
     /// Without a trailing slash.
-    #[serde(
-        default = "de::zoom_api_url",
-        deserialize_with = "de::url::<true, false, _>"
-    )]
+    #[serde(default = "de::zoom_api_url")]
     pub api_url: String,
     #[serde(default)]
     pub plan: Plan,
-    #[serde(
-        default = "de::num::<MAX_PAGE_SIZE>",
-        deserialize_with = "de::int::<1, 300, _, _>"
-    )]
+    #[serde(default = "de::num::<MAX_PAGE_SIZE>")]
     pub page_size: u32,
-    #[serde(default = "de::num::<2>", deserialize_with = "de::int::<0, 90, _, _>")]
+    #[serde(default = "de::num::<2>")]
     pub settle_days: u32,
-    #[serde(default, deserialize_with = "de::opt::<1, 3_650, _>")]
+    #[serde(default)]
     pub horizon_days: Option<u32>,
     #[serde(default)]
     pub limits: ZoomLimits,
@@ -289,11 +257,8 @@ pub struct VideoSdkAccount {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ZoomLimits {
-    #[serde(deserialize_with = "de::opt::<0, 4_294_967_295, _>")]
     pub heavy_per_second: Option<u32>,
-    #[serde(deserialize_with = "de::opt::<0, 4_294_967_295, _>")]
     pub resource_intensive_per_minute: Option<u32>,
-    #[serde(deserialize_with = "de::opt::<0, 4_294_967_295, _>")]
     pub daily_requests: Option<u32>,
 }
 
@@ -366,26 +331,26 @@ impl<'de> Deserialize<'de> for Plan {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RocketChatWorkspace {
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default)]
     pub name: String,
     /// Without a trailing slash.
-    #[serde(default, deserialize_with = "de::url::<true, true, _>")]
+    #[serde(default)]
     pub url: String,
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default)]
     pub user_id: String,
-    #[serde(default = "de::no_secret", deserialize_with = "de::secret")]
+    #[serde(default)]
     pub auth_token: SecretString,
     /// The server's zone: it buckets days by it, so windows must too.
     #[serde(default = "de::utc", deserialize_with = "de::timezone")]
     pub timezone: chrono_tz::Tz,
-    #[serde(default = "de::num::<7>", deserialize_with = "de::int::<1, 31, _, _>")]
+    #[serde(default = "de::num::<7>")]
     pub window_days: u32,
-    #[serde(default = "de::num::<4>", deserialize_with = "de::int::<0, 44, _, _>")]
+    #[serde(default = "de::num::<4>")]
     pub lookback_days: u32,
-    #[serde(default = "de::num::<44>", deserialize_with = "de::int::<1, 45, _, _>")]
+    #[serde(default = "de::num::<44>")]
     pub retention_days: u32,
     /// `None` keeps the server's default (10 per minute per route); 0 means no limit.
-    #[serde(default, deserialize_with = "de::opt::<0, 4_294_967_295, _>")]
+    #[serde(default)]
     pub requests_per_minute: Option<u32>,
 }
 
@@ -441,14 +406,13 @@ impl Config {
         parse(text, "<config>", &base, env)
     }
 
-    /// What no single value's type can say: required keys, rules between keys, names unique across
-    /// sections. A key that already failed to deserialize is not reported again (see `Problems::add`).
-    fn validate(&self, p: &mut Problems) {
+    /// What no single value's type can say: required keys, URLs (whose trailing slashes go, so callers can
+    /// append `/path`), rules between keys, names unique across sections. Secrets were checked with their
+    /// `*_file` keys (`de::secret`); a key that failed to deserialize is not reported again.
+    fn validate(&mut self, p: &mut Problems) {
         let url = self.database.url.expose_secret();
-        if url.is_empty() {
-            p.add("database.url", "missing (set it, url_file or DATABASE_URL)");
-        } else if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            // Checked by scheme only, and the message never repeats the URL: it usually holds the password.
+        // Checked by scheme only, and the message never repeats the URL: it usually holds the password.
+        if !(url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             p.add(
                 "database.url",
                 "expected a postgres:// or postgresql:// URL",
@@ -460,55 +424,55 @@ impl Config {
         let level = &self.log.level;
         // An empty filter would silently log nothing.
         if level.trim().is_empty() || tracing_subscriber::EnvFilter::try_new(level).is_err() {
-            let message = "expected a filter such as \"info\" or \"rollcall=debug,info\", got";
-            p.add("log.level", format!("{message} {}", quote(level)));
+            let expected = "expected a filter such as \"info\" or \"rollcall=debug,info\"";
+            p.add("log.level", format!("{expected}, got {}", quote(level)));
         }
         let mut names = Vec::new();
-        for (i, a) in self.zoom.iter().enumerate() {
+        for (i, a) in self.zoom.iter_mut().enumerate() {
             let at = format!("zoom[{i}]");
-            p.required(&at, &[("name", &a.name), ("account_id", &a.account_id)]);
-            p.required(&at, &[("client_id", &a.client_id)]);
-            p.secret(&at, "client_secret", &a.client_secret);
+            p.required(
+                &at,
+                [
+                    ("name", &a.name),
+                    ("account_id", &a.account_id),
+                    ("client_id", &a.client_id),
+                ],
+            );
+            p.url(&format!("{at}.oauth_url"), &mut a.oauth_url, false);
+            p.url(&format!("{at}.api_url"), &mut a.api_url, true);
             names.push((format!("{at}.name"), a.name.as_str()));
         }
-        for (i, a) in self.videosdk.iter().enumerate() {
+        for (i, a) in self.videosdk.iter_mut().enumerate() {
             let at = format!("videosdk[{i}]");
-            p.required(&at, &[("name", &a.name), ("api_key", &a.api_key)]);
-            p.secret(&at, "api_secret", &a.api_secret);
+            p.required(&at, [("name", &a.name), ("api_key", &a.api_key)]);
+            p.url(&format!("{at}.api_url"), &mut a.api_url, true);
             names.push((format!("{at}.name"), a.name.as_str()));
         }
-        for (i, w) in self.rocketchat.iter().enumerate() {
+        for (i, w) in self.rocketchat.iter_mut().enumerate() {
             let at = format!("rocketchat[{i}]");
             p.required(
                 &at,
-                &[("name", &w.name), ("url", &w.url), ("user_id", &w.user_id)],
+                [("name", &w.name), ("url", &w.url), ("user_id", &w.user_id)],
             );
-            p.secret(&at, "auth_token", &w.auth_token);
+            if !w.url.is_empty() {
+                p.url(&format!("{at}.url"), &mut w.url, true);
+            }
             names.push((format!("{at}.name"), w.name.as_str()));
             let (lookback, retention) = (
                 format!("{at}.lookback_days"),
                 format!("{at}.retention_days"),
             );
-            if p.failed(&lookback) {
-                continue;
-            }
+            let (days, retention_days) = (w.lookback_days, w.retention_days);
             // Rocket.Chat re-aggregates a day for up to three days after it: a shorter lookback would mark
             // a day final (never walked again) while the server can still change it.
-            if w.lookback_days < MIN_LOOKBACK_DAYS {
-                p.add(&lookback, format!(
-                    "must be at least {MIN_LOOKBACK_DAYS}, got {}: the server re-aggregates up to three days back, so days younger than {MIN_LOOKBACK_DAYS} days are not final",
-                    w.lookback_days
-                ));
+            if days < MIN_LOOKBACK_DAYS {
+                p.add(&lookback, format!("must be at least {MIN_LOOKBACK_DAYS}, got {days}: the server re-aggregates up to three days back, so days younger than {MIN_LOOKBACK_DAYS} days are not final"));
             // A day must become final before the server expires it: walking an expired day again would
             // mirror its now-empty answer over the stored history.
-            } else if !p.failed(&retention) && w.lookback_days >= w.retention_days {
-                p.add(
-                    &lookback,
-                    format!(
-                        "must be less than retention_days ({}), got {}",
-                        w.retention_days, w.lookback_days
-                    ),
-                );
+            } else if days >= retention_days && !p.failed(&retention) && !p.failed(&lookback) {
+                let message =
+                    format!("must be less than retention_days ({retention_days}), got {days}");
+                p.add(&lookback, message);
             }
         }
         check_names(p, names);
@@ -527,7 +491,7 @@ fn parse(
                 problems: vec![syntax_problem(text, origin, &e)],
             })?;
     let mut origins = Origins::default();
-    origins.set_main_label(origin);
+    origin.clone_into(&mut origins.main_label);
     let mut first = Vec::new();
     let mut env: Vec<(String, String)> = env.into_iter().collect();
     // Before the environment, so `ROLLCALL__ZOOM__<i>__...` addresses the merged list.
@@ -535,7 +499,7 @@ fn parse(
     let mut root = toml::Value::Table(root);
     env::apply(&mut root, env, &mut origins, &mut first);
     let mut problems = Problems::new(&origins, first);
-    let config = de::deserialize(root, &mut problems);
+    let mut config = de::deserialize(root, &mut problems);
     config.validate(&mut problems);
     let problems = problems.into_lines();
     if problems.is_empty() {
@@ -564,7 +528,7 @@ fn check_cron(cron: &str) -> Result<(), String> {
 /// Names are the `account` column of every table, so they must be unique across all sections, not only
 /// within one, and plain enough for `--account` and metric labels.
 fn check_names(p: &mut Problems, names: Vec<(String, &str)>) {
-    let mut seen: std::collections::HashMap<&str, String> = Default::default();
+    let mut seen = std::collections::HashMap::<&str, String>::new();
     for (path, name) in names {
         if name.is_empty() {
             continue; // already reported as missing
