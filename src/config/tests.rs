@@ -1,4 +1,3 @@
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use secrecy::ExposeSecret;
@@ -29,21 +28,28 @@ user_id = "uid"
 auth_token = "rc-token-1234"
 "#;
 
-const SECRETS: &[&str] = &[
+const SECRETS: [&str; 4] = [
     "dbpass-1234",
     "zoom-secret-1234",
     "sdk-secret-1234",
     "rc-token-1234",
 ];
 
-fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
-    vars.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+/// `"NAME=value NAME=value"`: no value here holds a blank.
+fn env(vars: &str) -> Vec<(String, String)> {
+    let pair = |var: &str| {
+        var.split_once('=')
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    };
+    vars.split_whitespace().filter_map(pair).collect()
 }
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
-    Config::from_toml_str(text, Vec::new())
+fn parse(text: &str, vars: &str) -> Config {
+    Config::from_toml_str(text, env(vars)).unwrap()
+}
+
+fn load(path: &Path, vars: &str) -> Config {
+    Config::load_with_env(path, env(vars)).unwrap()
 }
 
 fn invalid(result: Result<Config, ConfigError>) -> Vec<String> {
@@ -54,16 +60,16 @@ fn invalid(result: Result<Config, ConfigError>) -> Vec<String> {
     }
 }
 
-fn problems(text: &str, vars: &[(&str, &str)]) -> Vec<String> {
+fn problems(text: &str, vars: &str) -> Vec<String> {
     invalid(Config::from_toml_str(text, env(vars)))
 }
 
-fn load_problems(path: &Path, vars: &[(&str, &str)]) -> Vec<String> {
+fn load_problems(path: &Path, vars: &str) -> Vec<String> {
     invalid(Config::load_with_env(path, env(vars)))
 }
 
 /// Asserts that `text` fails with exactly `expected` among its problems.
-fn assert_problem(text: &str, vars: &[(&str, &str)], expected: &str) {
+fn assert_problem(text: &str, vars: &str, expected: &str) {
     let found = problems(text, vars);
     assert!(
         found.iter().any(|p| p == expected),
@@ -77,10 +83,11 @@ fn edit(from: &str, to: &str) -> String {
     MINIMAL.replacen(from, &to.replace("\\n", "\n"), 1)
 }
 
-fn temp_file(content: &str) -> tempfile::NamedTempFile {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(content.as_bytes()).unwrap();
-    file
+fn temp_file(content: impl AsRef<[u8]>) -> (tempfile::NamedTempFile, String) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), content).unwrap();
+    let path = file.path().display().to_string();
+    (file, path)
 }
 
 fn debug(value: &impl std::fmt::Debug) -> String {
@@ -89,14 +96,11 @@ fn debug(value: &impl std::fmt::Debug) -> String {
 
 #[test]
 fn minimal_file_loads_with_defaults() {
-    let file = temp_file(MINIMAL);
-    let c = Config::load_with_env(file.path(), Vec::new()).unwrap();
-    let db_url = "postgres://rollcall:dbpass-1234@127.0.0.1/rollcall";
-    assert_eq!(
-        (c.database.url.expose_secret(), c.database.max_connections),
-        (db_url, 16)
-    );
-    assert_eq!(debug(&(&c.schedule, &c.http, &c.log, &c.collector)), "(ScheduleConfig { cron: \"0 15 3 * * *\", run_on_start: true }, HttpConfig { listen: 127.0.0.1:9187, timeout_secs: 30, max_body_mib: 32 }, LogConfig { format: Auto, level: \"info\" }, CollectorConfig { lease_secs: 60, max_retries: 4, retry_base_ms: 500, windows_in_flight: 16, max_windows_in_flight: 32 })");
+    let (file, _) = temp_file(MINIMAL);
+    let c = load(file.path(), "");
+    let db_url = c.database.url.expose_secret();
+    assert_eq!(db_url, "postgres://rollcall:dbpass-1234@127.0.0.1/rollcall");
+    assert_eq!(debug(&(c.database.max_connections, &c.schedule, &c.http, &c.log, &c.collector)), "(16, ScheduleConfig { cron: \"0 15 3 * * *\", run_on_start: true }, HttpConfig { listen: 127.0.0.1:9187, timeout_secs: 30, max_body_mib: 32 }, LogConfig { format: Auto, level: \"info\" }, CollectorConfig { lease_secs: 60, max_retries: 4, retry_base_ms: 500, windows_in_flight: 16, max_windows_in_flight: 32 })");
     assert_eq!(debug(&c.zoom[0]), "ZoomAccount { name: \"main\", account_id: \"acc\", client_id: \"cid\", client_secret: SecretBox<str>([REDACTED]), api_url: \"https://api.zoom.us/v2\", oauth_url: \"https://zoom.us/oauth/token\", plan: Pro, page_size: 300, settle_days: 2, horizon_days: None, limits: ZoomLimits { heavy_per_second: None, resource_intensive_per_minute: None, daily_requests: None } }");
     assert_eq!(c.zoom[0].client_secret.expose_secret(), "zoom-secret-1234");
     assert_eq!(c.zoom[0].limits, ZoomLimits::default());
@@ -116,77 +120,37 @@ fn minimal_file_loads_with_defaults() {
 #[test]
 fn every_key_set_explicitly() {
     let text = r#"
-        [database]
-        url = "postgresql://db/rollcall"
-        max_connections = 3
-        [schedule]
-        cron = "0 */5 * * * *"
-        run_on_start = false
-        [http]
-        listen = "0.0.0.0:8080"
-        timeout_secs = 5
-        max_body_mib = 2
-        [log]
-        format = "json"
-        level = "rollcall=debug,info"
-        [collector]
-        lease_secs = 3
-        max_retries = 0
-        retry_base_ms = 10
-        windows_in_flight = 3
-        max_windows_in_flight = 5
-        [[zoom]]
-        name = "a.b-c_1"
-        account_id = "x"
-        client_id = "y"
-        client_secret = "z"
-        api_url = "http://127.0.0.1:8081/v2/"
-        oauth_url = "http://127.0.0.1:8081/oauth/token"
-        plan = "business"
-        page_size = 1
-        settle_days = 0
-        horizon_days = 30
-        heavy_per_second = 0
-        resource_intensive_per_minute = 5
-        daily_requests = 100
-        [[rocketchat]]
-        name = "chat"
-        url = "http://127.0.0.1:3000"
-        user_id = "u"
-        auth_token = "t"
-        timezone = "America/Sao_Paulo"
-        window_days = 31
-        lookback_days = 5
-        retention_days = 45
-        requests_per_minute = 0
+        database = { url = "postgresql://db/rollcall", max_connections = 3 }
+        schedule = { cron = "0 */5 * * * *", run_on_start = false }
+        http = { listen = "0.0.0.0:8080", timeout_secs = 5, max_body_mib = 2 }
+        log = { format = "json", level = "rollcall=debug,info" }
+        collector = { lease_secs = 3, max_retries = 0, retry_base_ms = 10, windows_in_flight = 3, max_windows_in_flight = 5 }
+        zoom = [{ name = "a.b-c_1", account_id = "x", client_id = "y", client_secret = "z", api_url = "http://127.0.0.1:8081/v2/", oauth_url = "http://127.0.0.1:8081/oauth/token", plan = "business", page_size = 1, settle_days = 0, horizon_days = 30, heavy_per_second = 0, resource_intensive_per_minute = 5, daily_requests = 100 }]
+        rocketchat = [{ name = "chat", url = "http://127.0.0.1:3000", user_id = "u", auth_token = "t", timezone = "America/Sao_Paulo", window_days = 31, lookback_days = 5, retention_days = 45, requests_per_minute = 0 }]
     "#;
-    let c = parse(text).unwrap();
-    assert_eq!(c.database.max_connections, 3);
-    assert_eq!(debug(&(&c.schedule, &c.http, &c.log, &c.collector)), "(ScheduleConfig { cron: \"0 */5 * * * *\", run_on_start: false }, HttpConfig { listen: 0.0.0.0:8080, timeout_secs: 5, max_body_mib: 2 }, LogConfig { format: Json, level: \"rollcall=debug,info\" }, CollectorConfig { lease_secs: 3, max_retries: 0, retry_base_ms: 10, windows_in_flight: 3, max_windows_in_flight: 5 })");
+    let c = parse(text, "");
+    assert_eq!(debug(&(c.database.max_connections, &c.schedule, &c.http, &c.log, &c.collector)), "(3, ScheduleConfig { cron: \"0 */5 * * * *\", run_on_start: false }, HttpConfig { listen: 0.0.0.0:8080, timeout_secs: 5, max_body_mib: 2 }, LogConfig { format: Json, level: \"rollcall=debug,info\" }, CollectorConfig { lease_secs: 3, max_retries: 0, retry_base_ms: 10, windows_in_flight: 3, max_windows_in_flight: 5 })");
     let zoom = &c.zoom[0];
     assert_eq!(zoom.api_url, "http://127.0.0.1:8081/v2");
     assert_eq!(
-        (
+        debug(&(
             zoom.plan,
             zoom.page_size,
             zoom.settle_days,
             zoom.horizon_days
-        ),
-        (Plan::Business, 1, 0, Some(30))
+        )),
+        "(Business, 1, 0, Some(30))"
     );
     assert_eq!(debug(&zoom.limits.resolve(zoom.plan)), "ResolvedLimits { heavy_per_second: 0, resource_intensive_per_minute: 5, daily_requests: 100 }");
     let chat = &c.rocketchat[0];
     assert_eq!(chat.timezone, chrono_tz::America::Sao_Paulo);
-    assert_eq!(
-        (chat.window_days, chat.lookback_days, chat.retention_days),
-        (31, 5, 45)
-    );
-    assert_eq!(chat.requests_per_minute, Some(0));
+    let days = (chat.window_days, chat.lookback_days, chat.retention_days);
+    assert_eq!((days, chat.requests_per_minute), ((31, 5, 45), Some(0)));
 }
 
 #[test]
 fn example_file_is_valid_and_documents_every_key() {
-    let c = parse(EXAMPLE).unwrap();
+    let c = parse(EXAMPLE, "");
     assert_eq!(
         (c.zoom.len(), c.videosdk.len(), c.rocketchat.len()),
         (1, 1, 1)
@@ -207,26 +171,14 @@ fn example_file_is_valid_and_documents_every_key() {
 
 #[test]
 fn no_accounts_is_valid() {
-    let c = parse("[database]\nurl = \"postgres://localhost/rollcall\"\n").unwrap();
+    let c = parse("[database]\nurl = \"postgres://localhost/rollcall\"\n", "");
     assert!(c.zoom.is_empty() && c.videosdk.is_empty() && c.rocketchat.is_empty());
 }
 
 #[test]
 fn environment_overrides_the_file() {
-    let vars = [
-        ("ROLLCALL__SCHEDULE__RUN_ON_START", "false"),
-        ("ROLLCALL__COLLECTOR__LEASE_SECS", "30"),
-        ("ROLLCALL__ZOOM__0__CLIENT_SECRET", "0123456789"),
-        ("ROLLCALL__ZOOM__0__PLAN", "business"),
-        ("ROLLCALL__ZOOM__0__HORIZON_DAYS", "90"),
-        ("ROLLCALL__ROCKETCHAT__0__TIMEZONE", "Europe/Berlin"),
-        ("ROLLCALL__DATABASE__URL", "postgres://loses/x"),
-        ("DATABASE_URL", "postgres://wins/y"),
-        ("ROLLCALL__LOG__LEVEL", ""), // empty counts as unset
-        ("ROLLCALL_CONFIG", "ignored.toml"),
-        ("HOME", "/root"),
-    ];
-    let c = Config::from_toml_str(MINIMAL, env(&vars)).unwrap();
+    // An empty value counts as unset (ROLLCALL__LOG__LEVEL); other variables are not ours.
+    let c = parse(MINIMAL, "ROLLCALL__SCHEDULE__RUN_ON_START=false ROLLCALL__COLLECTOR__LEASE_SECS=30 ROLLCALL__ZOOM__0__CLIENT_SECRET=0123456789 ROLLCALL__ZOOM__0__PLAN=business ROLLCALL__ZOOM__0__HORIZON_DAYS=90 ROLLCALL__ROCKETCHAT__0__TIMEZONE=Europe/Berlin ROLLCALL__DATABASE__URL=postgres://loses/x DATABASE_URL=postgres://wins/y ROLLCALL__LOG__LEVEL= ROLLCALL_CONFIG=ignored.toml HOME=/root");
     assert!(!c.schedule.run_on_start);
     assert_eq!(c.collector.lease_secs, 30);
     let secret = c.zoom[0].client_secret.expose_secret();
@@ -242,24 +194,12 @@ fn environment_overrides_the_file() {
 
 #[test]
 fn environment_can_add_entries_and_sections() {
-    let vars = [
-        ("ROLLCALL__DATABASE__URL", "postgres://db/x"),
-        ("ROLLCALL__ROCKETCHAT__0__NAME", "chat"),
-        ("ROLLCALL__ROCKETCHAT__0__URL", "https://chat.example.com"),
-        ("ROLLCALL__ROCKETCHAT__0__USER_ID", "u"),
-        ("ROLLCALL__ROCKETCHAT__0__AUTH_TOKEN", "t"),
-        ("ROLLCALL__ZOOM__1__NAME", "second"),
-        ("ROLLCALL__ZOOM__1__ACCOUNT_ID", "a"),
-        ("ROLLCALL__ZOOM__1__CLIENT_ID", "c"),
-        ("ROLLCALL__ZOOM__1__CLIENT_SECRET", "s"),
-    ];
     let text =
         "[[zoom]]\nname = \"first\"\naccount_id = \"a\"\nclient_id = \"c\"\nclient_secret = \"s\"";
-    let c = Config::from_toml_str(text, env(&vars)).unwrap();
+    let c = parse(text, "ROLLCALL__DATABASE__URL=postgres://db/x ROLLCALL__ROCKETCHAT__0__NAME=chat ROLLCALL__ROCKETCHAT__0__URL=https://chat.example.com ROLLCALL__ROCKETCHAT__0__USER_ID=u ROLLCALL__ROCKETCHAT__0__AUTH_TOKEN=t ROLLCALL__ZOOM__1__NAME=second ROLLCALL__ZOOM__1__ACCOUNT_ID=a ROLLCALL__ZOOM__1__CLIENT_ID=c ROLLCALL__ZOOM__1__CLIENT_SECRET=s");
     assert_eq!(c.database.url.expose_secret(), "postgres://db/x");
     assert_eq!(c.rocketchat[0].name, "chat");
-    let names: Vec<&str> = c.zoom.iter().map(|z| z.name.as_str()).collect();
-    assert_eq!(names, ["first", "second"]);
+    assert_eq!(zoom_names(&c), ["first", "second"]);
 }
 
 #[test]
@@ -279,85 +219,66 @@ fn environment_problems_name_the_variable() {
     ];
     for case in cases {
         let (var, expected) = case.split_once(" | ").unwrap();
-        let (name, value) = var.split_once('=').unwrap();
-        assert_problem(MINIMAL, &[(name, value)], expected);
+        assert_problem(MINIMAL, var, expected);
     }
 }
 
 #[test]
 fn secrets_from_files() {
-    let zoom = temp_file("from-file\n\n");
-    let token = temp_file("token\r\n");
-    let database = temp_file("postgres://u:p@db/x");
-    let [db, zo, to] = [&database, &zoom, &token].map(|f| f.path().display().to_string());
-    let text = format!(
-        "[database]\nurl_file = {db:?}\n[[zoom]]\nname = \"main\"\naccount_id = \"a\"\nclient_id = \"c\"\n\
-         client_secret_file = {zo:?}\n[[rocketchat]]\nname = \"chat\"\nurl = \"https://chat.example.com\"\n\
-         user_id = \"u\"\nauth_token_file = {to:?}\n"
-    );
-    let c = parse(&text).unwrap();
+    let [(_z, zoom), (_t, token), (_d, db)] =
+        ["from-file\n\n", "token\r\n", "postgres://u:p@db/x"].map(temp_file);
+    let text = format!("database = {{ url_file = {db:?} }}\nzoom = [{{ name = \"main\", account_id = \"a\", client_id = \"c\", client_secret_file = {zoom:?} }}]\nrocketchat = [{{ name = \"chat\", url = \"https://chat.example.com\", user_id = \"u\", auth_token_file = {token:?} }}]");
+    let c = parse(&text, "");
     assert_eq!(c.database.url.expose_secret(), "postgres://u:p@db/x");
     let secret = c.zoom[0].client_secret.expose_secret();
     assert_eq!(secret, "from-file\n", "only one newline is trimmed");
     assert_eq!(c.rocketchat[0].auth_token.expose_secret(), "token");
 
     // An environment variable for the secret replaces the file's `_file`, and the other way round.
-    let secret = |text: &str, var: (&str, &str)| {
-        let c = Config::from_toml_str(text, env(&[var])).unwrap();
-        let zoom = c.zoom[0].client_secret.expose_secret().to_owned();
-        (zoom, c.database.url.expose_secret().to_owned())
-    };
-    assert_eq!(
-        secret(&text, ("ROLLCALL__ZOOM__0__CLIENT_SECRET", "from-env")).0,
-        "from-env"
+    let c = parse(&text, "ROLLCALL__ZOOM__0__CLIENT_SECRET=from-env");
+    assert_eq!(c.zoom[0].client_secret.expose_secret(), "from-env");
+    let c = parse(
+        MINIMAL,
+        &format!("ROLLCALL__ZOOM__0__CLIENT_SECRET_FILE={zoom}"),
     );
-    let from_file = secret(MINIMAL, ("ROLLCALL__ZOOM__0__CLIENT_SECRET_FILE", &zo));
-    assert_eq!(from_file.0, "from-file\n");
-    assert_eq!(
-        secret(&text, ("DATABASE_URL", "postgres://env/x")).1,
-        "postgres://env/x"
-    );
+    assert_eq!(c.zoom[0].client_secret.expose_secret(), "from-file\n");
+    let c = parse(&text, "DATABASE_URL=postgres://env/x");
+    assert_eq!(c.database.url.expose_secret(), "postgres://env/x");
 }
 
 #[test]
 fn secret_file_problems() {
-    let both = edit(
-        "client_secret = \"zoom-secret-1234\"",
-        "client_secret = \"zoom-secret-1234\"\\nclient_secret_file = \"/run/secrets/zoom\"",
-    );
+    let secret = "client_secret = \"zoom-secret-1234\"";
+    let both = format!("{secret}\\nclient_secret_file = \"/run/secrets/zoom\"");
+    let both = edit(secret, &both);
     let expected = "zoom[0].client_secret: set together with zoom[0].client_secret_file; keep one";
-    assert_problem(&both, &[], expected);
+    assert_problem(&both, "", expected);
 
     let missing = edit(
         "auth_token = \"rc-token-1234\"",
         "auth_token_file = \"/nonexistent/rc-token\"",
     );
-    let found = problems(&missing, &[]);
-    assert_eq!(found.len(), 1, "{found:#?}");
+    let found = problems(&missing, "");
     let expected = r#"rocketchat[0].auth_token_file: cannot read "/nonexistent/rc-token": "#;
-    assert!(found[0].starts_with(expected), "{found:#?}");
+    assert!(
+        found.len() == 1 && found[0].starts_with(expected),
+        "{found:#?}"
+    );
 
-    let empty = temp_file("\n");
-    let path = empty.path().display();
+    let (_empty, path) = temp_file("\n");
     let text = edit(
         "api_secret = \"sdk-secret-1234\"",
-        &format!("api_secret_file = \"{path}\""),
+        &format!("api_secret_file = {path:?}"),
     );
     assert_problem(
         &text,
-        &[],
-        &format!("videosdk[0].api_secret_file: \"{path}\" is empty"),
+        "",
+        &format!("videosdk[0].api_secret_file: {path:?} is empty"),
     );
 
     // The content of an unreadable-as-text file is not echoed either.
-    let binary = temp_file("");
-    std::fs::write(binary.path(), b"zoom-secret-1234\xff").unwrap();
-    let path = binary.path().display();
-    let text = edit(
-        "client_secret = \"zoom-secret-1234\"",
-        &format!("client_secret_file = \"{path}\""),
-    );
-    let found = problems(&text, &[]).join("\n");
+    let (_binary, path) = temp_file(b"zoom-secret-1234\xff");
+    let found = problems(&edit(secret, &format!("client_secret_file = {path:?}")), "").join("\n");
     let named = found.contains("zoom[0].client_secret_file: ");
     assert!(named && found.contains("is not valid UTF-8"), "{found}");
     assert!(!found.contains("zoom-secret-1234"), "{found}");
@@ -365,14 +286,10 @@ fn secret_file_problems() {
 
 #[test]
 fn missing_file_names_the_path() {
-    let err =
-        Config::load_with_env(Path::new("/nonexistent/rollcall.toml"), Vec::new()).unwrap_err();
-    assert!(matches!(err, ConfigError::Read { .. }));
+    let err = Config::load_with_env(Path::new("/nonexistent/rollcall.toml"), []).unwrap_err();
     let shown = err.to_string();
-    assert!(
-        shown.starts_with("cannot read config file /nonexistent/rollcall.toml: "),
-        "{err}"
-    );
+    let named = shown.starts_with("cannot read config file /nonexistent/rollcall.toml: ");
+    assert!(matches!(err, ConfigError::Read { .. }) && named, "{err}");
 }
 
 #[test]
@@ -421,61 +338,42 @@ fn each_problem_names_its_key() {
         r#"[[zoom]] | [zoom] | zoom: expected an array of tables ([[zoom]]), got a table"#,
     ];
     for case in cases {
-        let [from, to, expected] =
-            <[&str; 3]>::try_from(case.split(" | ").collect::<Vec<_>>()).unwrap();
-        assert_problem(&edit(from, to.trim()), &[], expected);
+        let [from, to, expected]: [&str; 3] =
+            case.split(" | ").collect::<Vec<_>>().try_into().unwrap();
+        assert_problem(&edit(from, to.trim()), "", expected);
     }
 }
 
 #[test]
 fn database_url_problems_do_not_show_it() {
-    let text = edit("postgres://rollcall:", "mysql://rollcall:");
-    assert_eq!(
-        problems(&text, &[]),
-        ["database.url: expected a postgres:// or postgresql:// URL"]
-    );
-    assert_eq!(
-        problems("", &[]),
-        ["database.url: missing (set it, url_file or DATABASE_URL)"]
-    );
-    let text = edit(
-        "url = \"postgres://rollcall:dbpass-1234@127.0.0.1/rollcall\"",
-        "url = 1234",
-    );
-    assert_eq!(
-        problems(&text, &[]),
-        ["database.url: expected a string, got an integer"]
-    );
+    // `text | what replaces it | the only problem`; `text` empty: the whole file.
+    let cases = [
+        "postgres://rollcall: | mysql://rollcall: | database.url: expected a postgres:// or postgresql:// URL",
+        r#"url = "postgres://rollcall:dbpass-1234@127.0.0.1/rollcall" | url = 1234 | database.url: expected a string, got an integer"#,
+        " |  | database.url: missing (set it, url_file or DATABASE_URL)",
+    ];
+    for case in cases {
+        let [from, to, expected]: [&str; 3] =
+            case.split(" | ").collect::<Vec<_>>().try_into().unwrap();
+        let text = if from.trim().is_empty() {
+            String::new()
+        } else {
+            edit(from, to.trim())
+        };
+        assert_eq!(problems(&text, ""), [expected]);
+    }
 }
 
 #[test]
 fn all_problems_reported_at_once() {
     let text = r#"
-        [database]
-        url = "postgres://u:dbpass-1234@db/x"
-        typo = 1
-        [schedule]
-        cron = "* * * * *"
-        [collector]
-        lease_secs = "abc"
-        [[zoom]]
-        name = "main"
-        account_id = "a"
-        client_id = "c"
-        client_secret = "zoom-secret-1234"
-        [[zoom]]
-        name = "main"
-        account_id = "a"
-        client_id = "c"
-        plan = "gold"
-        [[rocketchat]]
-        name = "chat"
-        url = "https://chat.example.com"
-        user_id = "u"
-        auth_token = "rc-token-1234"
-        timezone = "Mars/Base"
+        database = { url = "postgres://u:dbpass-1234@db/x", typo = 1 }
+        schedule = { cron = "* * * * *" }
+        collector = { lease_secs = "abc" }
+        zoom = [{ name = "main", account_id = "a", client_id = "c", client_secret = "zoom-secret-1234" }, { name = "main", account_id = "a", client_id = "c", plan = "gold" }]
+        rocketchat = [{ name = "chat", url = "https://chat.example.com", user_id = "u", auth_token = "rc-token-1234", timezone = "Mars/Base" }]
     "#;
-    let found = problems(text, &[]);
+    let found = problems(text, "");
     assert_eq!(
         found,
         [
@@ -494,14 +392,13 @@ fn all_problems_reported_at_once() {
 
 #[test]
 fn secrets_never_appear_in_errors_or_debug() {
-    let shown = debug(&parse(MINIMAL).unwrap());
-    for secret in SECRETS {
-        assert!(!shown.contains(secret), "{secret} in {shown}");
-    }
+    let shown = debug(&parse(MINIMAL, ""));
+    assert!(!SECRETS.iter().any(|s| shown.contains(s)), "{shown}");
 
     // Everything about every secret wrong except its value: types, unknown siblings, bad URLs.
+    let secret = "client_secret = \"zoom-secret-1234\"";
     let bad = edit(
-        "client_secret = \"zoom-secret-1234\"",
+        secret,
         "client_secret = \"zoom-secret-1234\"\\nclient_secret_file = \"/x\"",
     )
     .replace(
@@ -516,7 +413,7 @@ fn secrets_never_appear_in_errors_or_debug() {
         "api_key = \"key\"",
         "api_key = \"key\"\napi_url = \"https://user:sdk-secret-1234@example.com\"",
     );
-    let err = parse(&bad).unwrap_err();
+    let err = Config::from_toml_str(&bad, []).unwrap_err();
     let shown = format!("{err}\n{err:?}");
     assert!(
         shown.contains("videosdk[0].api_url: must not contain credentials"),
@@ -526,48 +423,40 @@ fn secrets_never_appear_in_errors_or_debug() {
         shown.contains("rocketchat[0].auth_token: expected a string, got an array"),
         "{shown}"
     );
-    for secret in SECRETS {
-        assert!(!shown.contains(secret), "{secret} in {shown}");
-    }
+    assert!(!SECRETS.iter().any(|s| shown.contains(s)), "{shown}");
 
     // From the environment, with the wrong type.
-    let vars = [
-        ("ROLLCALL__ZOOM__0__CLIENT_SECRET", "zoom-secret-1234"),
-        ("ROLLCALL__ZOOM__0__CLIENT_SECRET_FILE", "/x"),
-    ];
-    let err = problems(MINIMAL, &vars).join("\n");
+    let vars = "ROLLCALL__ZOOM__0__CLIENT_SECRET=zoom-secret-1234 ROLLCALL__ZOOM__0__CLIENT_SECRET_FILE=/x";
+    let err = problems(MINIMAL, vars).join("\n");
     let expected = "zoom[0].client_secret: set together with zoom[0].client_secret_file";
-    assert!(err.contains(expected), "{err}");
-    assert!(!err.contains("zoom-secret-1234"), "{err}");
+    assert!(
+        err.contains(expected) && !err.contains("zoom-secret-1234"),
+        "{err}"
+    );
 
     // A syntax error on a secret's line shows the position, not the line.
-    let broken = edit(
-        "client_secret = \"zoom-secret-1234\"",
-        "client_secret = \"zoom-secret-1234",
+    let broken = edit(secret, "client_secret = \"zoom-secret-1234");
+    let err = Config::from_toml_str(&broken, []).unwrap_err().to_string();
+    assert!(
+        err.starts_with("<config>:9:") && !err.contains("zoom-secret-1234"),
+        "{err}"
     );
-    let err = parse(&broken).unwrap_err().to_string();
-    assert!(err.starts_with("<config>:9:"), "{err}");
-    assert!(!err.contains("zoom-secret-1234"), "{err}");
 }
 
 #[test]
 fn limits_resolve_against_the_plan() {
-    let tuple = |l: ResolvedLimits| {
-        (
-            l.heavy_per_second,
-            l.resource_intensive_per_minute,
-            l.daily_requests,
-        )
-    };
     let none = ZoomLimits::default();
-    assert_eq!(tuple(none.resolve(Plan::Pro)), (10, 10, 30_000));
-    assert_eq!(tuple(none.resolve(Plan::Business)), (40, 20, 60_000));
     let some = ZoomLimits {
         heavy_per_second: Some(0),
-        resource_intensive_per_minute: None,
         daily_requests: Some(5),
+        ..none
     };
-    assert_eq!(tuple(some.resolve(Plan::Business)), (0, 20, 5));
+    let resolved = [
+        none.resolve(Plan::Pro),
+        none.resolve(Plan::Business),
+        some.resolve(Plan::Business),
+    ];
+    assert_eq!(debug(&resolved), "[ResolvedLimits { heavy_per_second: 10, resource_intensive_per_minute: 10, daily_requests: 30000 }, ResolvedLimits { heavy_per_second: 40, resource_intensive_per_minute: 20, daily_requests: 60000 }, ResolvedLimits { heavy_per_second: 0, resource_intensive_per_minute: 20, daily_requests: 5 }]");
 }
 
 // ---- include: accounts in files of their own ------------------------------------------------------------
@@ -589,12 +478,11 @@ client_secret = "zoom-secret-1234"
 fn config_dir(main: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("accounts.d")).unwrap();
-    for (name, content) in files {
+    for (name, content) in files.iter().chain([&("rollcall.toml", main)]) {
         std::fs::write(dir.path().join(name), content).unwrap();
     }
-    let main_path = dir.path().join("rollcall.toml");
-    std::fs::write(&main_path, main).unwrap();
-    (dir, main_path)
+    let main = dir.path().join("rollcall.toml");
+    (dir, main)
 }
 
 fn zoom_entry(name: &str, extra: &str) -> String {
@@ -618,33 +506,31 @@ fn included_accounts_follow_the_main_files_in_sorted_path_order() {
         ("accounts.d/notes.txt", "not toml, not matched"),
     ];
     let (dir, main) = config_dir(MAIN_WITH_INCLUDE, &files);
-    let c = Config::load_with_env(&main, Vec::new()).unwrap();
-    assert_eq!(zoom_names(&c), ["main", "a1", "b1"]);
-    assert_eq!(c.zoom[1].plan, Plan::Business);
+    let c = load(&main, "");
     assert_eq!(
-        (c.videosdk[0].name.as_str(), c.rocketchat[0].name.as_str()),
-        ("sdk-a", "chat-b")
+        (zoom_names(&c), c.zoom[1].plan),
+        (vec!["main", "a1", "b1"], Plan::Business)
     );
-    let d = dir.path();
-    assert_eq!(
-        c.included,
-        [d.join("accounts.d/a.toml"), d.join("accounts.d/b.toml")]
-    );
+    let names = (c.videosdk[0].name.as_str(), c.rocketchat[0].name.as_str());
+    assert_eq!(names, ("sdk-a", "chat-b"));
+    let included = ["accounts.d/a.toml", "accounts.d/b.toml"].map(|f| dir.path().join(f));
+    assert_eq!(c.included, included);
 }
 
 #[test]
 fn included_file_problems_name_the_file_all_at_once() {
     let campus = zoom_entry("campus", "plan = \"gold\"\ncolour = \"red\"");
-    let other = "include = [\"more/*.toml\"]\n".to_owned()
-        + &zoom_entry("other", "")
-        + "[database]\nurl = \"postgres://x@h/db\"\n";
+    let other = format!(
+        "include = [\"more/*.toml\"]\n{}[database]\nurl = \"postgres://x@h/db\"\n",
+        zoom_entry("other", "")
+    );
     let files = [
         ("accounts.d/campus.toml", campus.as_str()),
         ("accounts.d/other.toml", &other),
         ("accounts.d/broken.toml", "[[zoom]]\nname = \"x\n"),
     ];
     let (_dir, main) = config_dir(&format!("{MAIN_WITH_INCLUDE}plan = \"silver\"\n"), &files);
-    let found = load_problems(&main, &[]);
+    let found = load_problems(&main, "");
     let not_allowed =
         "not allowed in an included file (only [[zoom]], [[videosdk]] and [[rocketchat]] entries)";
     for expected in [
@@ -675,13 +561,15 @@ fn included_sections_must_be_arrays_of_tables() {
         &[("accounts.d/one.toml", "[zoom]\nname = \"x\"\n")],
     );
     let expected = "accounts.d/one.toml: zoom: expected an array of tables ([[zoom]]), got a table";
-    assert_eq!(load_problems(&main, &[]), [expected]);
+    assert_eq!(load_problems(&main, ""), [expected]);
 }
 
 #[test]
 fn duplicate_names_across_files_name_both_files() {
-    let a = zoom_entry("campus", "");
-    let b = zoom_entry("ok", "") + &zoom_entry("campus", "");
+    let (a, b) = (
+        zoom_entry("campus", ""),
+        zoom_entry("ok", "") + &zoom_entry("campus", ""),
+    );
     let c = "[[rocketchat]]\nname = \"main\"\nurl = \"https://chat.example.com\"\nuser_id = \"u\"\nauth_token = \"t-1234\"\n";
     let files = [
         ("accounts.d/a.toml", a.as_str()),
@@ -690,27 +578,25 @@ fn duplicate_names_across_files_name_both_files() {
     ];
     let (_dir, main) = config_dir(MAIN_WITH_INCLUDE, &files);
     let by_main = format!("zoom[0].name in {}", main.display());
-    assert_eq!(
-        load_problems(&main, &[]),
-        [
-            "accounts.d/b.toml: zoom[1].name: \"campus\" is already used by zoom[0].name in accounts.d/a.toml".to_owned(),
-            format!("accounts.d/c.toml: rocketchat[0].name: \"main\" is already used by {by_main}"),
-        ]
-    );
+    let expected = [
+        "accounts.d/b.toml: zoom[1].name: \"campus\" is already used by zoom[0].name in accounts.d/a.toml".to_owned(),
+        format!("accounts.d/c.toml: rocketchat[0].name: \"main\" is already used by {by_main}"),
+    ];
+    assert_eq!(load_problems(&main, ""), expected);
 }
 
 #[test]
 fn duplicate_names_within_one_included_file_name_it_once() {
     let a = zoom_entry("x", "") + &zoom_entry("x", "");
-    let (_dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/a.toml", a.as_str())]);
+    let (_dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/a.toml", &a)]);
     let expected = "accounts.d/a.toml: zoom[1].name: \"x\" is already used by zoom[0].name";
-    assert_eq!(load_problems(&main, &[]), [expected]);
+    assert_eq!(load_problems(&main, ""), [expected]);
 }
 
 #[test]
 fn a_glob_matching_nothing_is_fine_a_missing_plain_path_is_not() {
     let (dir, main) = config_dir(MAIN_WITH_INCLUDE, &[]);
-    let c = Config::load_with_env(&main, Vec::new()).unwrap();
+    let c = load(&main, "");
     assert!(c.zoom.len() == 1 && c.included.is_empty());
 
     std::fs::write(
@@ -720,7 +606,7 @@ fn a_glob_matching_nothing_is_fine_a_missing_plain_path_is_not() {
     .unwrap();
     let path = dir.path().join("accounts.toml").display().to_string();
     assert_eq!(
-        load_problems(&main, &[]),
+        load_problems(&main, ""),
         [format!("include[0]: no file at {path:?}")]
     );
 }
@@ -733,17 +619,14 @@ fn include_must_be_a_list_of_patterns() {
         &[],
     );
     let expected = "include: expected an array of file patterns such as [\"accounts.d/*.toml\"], got \"accounts.d/*.toml\"";
-    assert_eq!(load_problems(&main, &[]), [expected]);
+    assert_eq!(load_problems(&main, ""), [expected]);
     std::fs::write(&main, MAIN_WITH_INCLUDE.replace(list, "[\"\", 3, \"[\"]")).unwrap();
-    let found = load_problems(&main, &[]);
-    assert_eq!(found.len(), 3, "{found:#?}");
-    assert_eq!(
-        found[..2],
-        [
-            "include[0]: missing (an empty pattern)",
-            "include[1]: expected a string, got 3"
-        ]
-    );
+    let found = load_problems(&main, "");
+    let first = [
+        "include[0]: missing (an empty pattern)",
+        "include[1]: expected a string, got 3",
+    ];
+    assert!(found.len() == 3 && found[..2] == first, "{found:#?}");
     assert!(
         found[2].starts_with("include[2]: invalid pattern \"[\""),
         "{found:#?}"
@@ -760,97 +643,92 @@ fn absolute_patterns_and_the_main_file_itself() {
         "[\"accounts.d/*.toml\"]",
         &format!("[\"*.toml\", {pattern:?}]"),
     );
-    let (_dir, main) = config_dir(&text, &[("near.toml", zoom_entry("near", "").as_str())]);
-    let c = Config::load_with_env(&main, Vec::new()).unwrap();
+    let (_dir, main) = config_dir(&text, &[("near.toml", &zoom_entry("near", ""))]);
     let mut expected = vec!["main", "near", "far"];
     // Sorted by full path: the temp directories' names decide which file comes first.
     if elsewhere.path().join("far.toml") < main.with_file_name("near.toml") {
         expected.swap(1, 2);
     }
-    assert_eq!(zoom_names(&c), expected);
+    assert_eq!(zoom_names(&load(&main, "")), expected);
 }
 
 #[test]
 fn environment_indexes_the_merged_list() {
-    let files = [
-        ("accounts.d/a.toml", zoom_entry("a1", "")),
-        ("accounts.d/b.toml", zoom_entry("b1", "")),
-    ];
+    let (a, b) = (zoom_entry("a1", ""), zoom_entry("b1", ""));
     let (_dir, main) = config_dir(
         MAIN_WITH_INCLUDE,
-        &files.each_ref().map(|(n, t)| (*n, t.as_str())),
+        &[("accounts.d/a.toml", &a), ("accounts.d/b.toml", &b)],
     );
     // zoom[0] is the main file's, zoom[1] the first included one's, zoom[2] the next.
-    let c = Config::load_with_env(&main, env(&[("ROLLCALL__ZOOM__2__PLAN", "business")])).unwrap();
-    assert_eq!(
-        (c.zoom[2].name.as_str(), c.zoom[2].plan, c.zoom[1].plan),
-        ("b1", Plan::Business, Plan::Pro)
-    );
+    let c = load(&main, "ROLLCALL__ZOOM__2__PLAN=business");
+    let got = (c.zoom[2].name.as_str(), c.zoom[2].plan, c.zoom[1].plan);
+    assert_eq!(got, ("b1", Plan::Business, Plan::Pro));
 
     // A bad value set on an included entry names the file, its index there, and the variable.
+    let expected = "accounts.d/a.toml: zoom[0].plan: expected \"pro\" or \"business\", got \"gold\" (from ROLLCALL__ZOOM__1__PLAN)";
     assert_eq!(
-        load_problems(&main, &[("ROLLCALL__ZOOM__1__PLAN", "gold")]),
-        ["accounts.d/a.toml: zoom[0].plan: expected \"pro\" or \"business\", got \"gold\" (from ROLLCALL__ZOOM__1__PLAN)"]
+        load_problems(&main, "ROLLCALL__ZOOM__1__PLAN=gold"),
+        [expected]
     );
 }
 
 #[test]
 fn include_from_the_environment() {
-    let files = [
-        ("accounts.d/a.toml", zoom_entry("a1", "")),
-        ("other.toml", zoom_entry("o1", "")),
-    ];
+    let (a, o) = (zoom_entry("a1", ""), zoom_entry("o1", ""));
     let (dir, main) = config_dir(
         MAIN_WITH_INCLUDE,
-        &files.each_ref().map(|(n, t)| (*n, t.as_str())),
+        &[("accounts.d/a.toml", &a), ("other.toml", &o)],
     );
-    let c = Config::load_with_env(&main, env(&[("ROLLCALL__INCLUDE", "other.toml")])).unwrap();
+    let c = load(&main, "ROLLCALL__INCLUDE=other.toml");
     assert_eq!(
-        (c.included.as_slice(), c.zoom[1].name.as_str()),
-        (&[dir.path().join("other.toml")][..], "o1")
+        (c.included, c.zoom[1].name.as_str()),
+        (vec![dir.path().join("other.toml")], "o1")
     );
     // Empty counts as unset: the file's list holds.
-    let c = Config::load_with_env(&main, env(&[("ROLLCALL__INCLUDE", "")])).unwrap();
-    assert_eq!(c.zoom[1].name, "a1");
+    assert_eq!(load(&main, "ROLLCALL__INCLUDE=").zoom[1].name, "a1");
+    let expected = "ROLLCALL__INCLUDE__0: include is set as a whole, one pattern: ROLLCALL__INCLUDE=accounts.d/*.toml";
     assert_eq!(
-        load_problems(&main, &[("ROLLCALL__INCLUDE__0", "x.toml")]),
-        ["ROLLCALL__INCLUDE__0: include is set as a whole, one pattern: ROLLCALL__INCLUDE=accounts.d/*.toml"]
+        load_problems(&main, "ROLLCALL__INCLUDE__0=x.toml"),
+        [expected]
     );
 }
 
 #[test]
 fn secrets_from_files_in_included_files() {
-    let secret = temp_file("from-a-file-1234\n");
-    let path = secret.path().display().to_string();
+    let (_secret, path) = temp_file("from-a-file-1234\n");
     let good = format!("[[zoom]]\nname = \"a1\"\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret_file = {path:?}\n");
-    let (dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/a.toml", good.as_str())]);
-    let c = Config::load_with_env(&main, Vec::new()).unwrap();
-    assert_eq!(c.zoom[1].client_secret.expose_secret(), "from-a-file-1234");
+    let (dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/a.toml", &good)]);
+    assert_eq!(
+        load(&main, "").zoom[1].client_secret.expose_secret(),
+        "from-a-file-1234"
+    );
 
     let missing = dir.path().join("no-such-secret").display().to_string();
     let bad =
         format!("[[videosdk]]\nname = \"s\"\napi_key = \"k\"\napi_secret_file = {missing:?}\n");
     std::fs::write(dir.path().join("accounts.d/b.toml"), bad).unwrap();
-    let found = load_problems(&main, &[]);
-    assert_eq!(found.len(), 1, "{found:#?}");
+    let found = load_problems(&main, "");
     let expected =
         format!("accounts.d/b.toml: videosdk[0].api_secret_file: cannot read {missing:?}");
-    assert!(found[0].starts_with(&expected), "{found:#?}");
+    assert!(
+        found.len() == 1 && found[0].starts_with(&expected),
+        "{found:#?}"
+    );
 }
 
 #[test]
 fn a_star_does_not_match_a_leading_dot() {
     // A Kubernetes ConfigMap volume: the keys are symlinks beside `..data` and a timestamped directory.
-    let files = [
-        ("accounts.d/a.toml", zoom_entry("a1", "")),
-        (
-            "accounts.d/.editor-backup.toml",
-            "not = \"an account\"\n".into(),
-        ),
-    ];
     let text = MAIN_WITH_INCLUDE.replace("accounts.d/*.toml", "accounts.d/*");
-    let (dir, main) = config_dir(&text, &files.each_ref().map(|(n, t)| (*n, t.as_str())));
+    let a = zoom_entry("a1", "");
+    let files = [
+        ("accounts.d/a.toml", a.as_str()),
+        ("accounts.d/.editor-backup.toml", "not = \"an account\"\n"),
+    ];
+    let (dir, main) = config_dir(&text, &files);
     std::fs::create_dir(dir.path().join("accounts.d/..data")).unwrap();
-    let c = Config::load_with_env(&main, Vec::new()).unwrap();
-    assert_eq!(c.included, [dir.path().join("accounts.d/a.toml")]);
+    assert_eq!(
+        load(&main, "").included,
+        [dir.path().join("accounts.d/a.toml")]
+    );
 }
