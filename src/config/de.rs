@@ -47,10 +47,8 @@ pub(super) fn deserialize(mut root: Value, p: &mut Problems) -> Config {
             }
             _ => None,
         };
-        p.fail(
-            &path,
-            in_our_words(error.inner().message(), removed.as_ref(), &path),
-        );
+        let message = in_our_words(error.inner().message(), removed.as_ref(), &path);
+        p.fail(&path, message);
         if removed.is_none() {
             // Nothing was taken out, so another round would fail the same way.
             return Config::default();
@@ -63,27 +61,24 @@ fn in_our_words(message: &str, value: Option<&Value>, path: &str) -> String {
     if message.starts_with("unknown field") {
         return "unknown key".to_owned();
     }
-    let expected = message
-        .strip_prefix("invalid type: ")
-        .and_then(|m| m.split_once(", expected "));
-    let expected = match expected.map(|(_, expected)| expected) {
+    let invalid_type = message.strip_prefix("invalid type: ");
+    let expected = match invalid_type
+        .and_then(|m| m.split_once(", expected "))
+        .map(|m| m.1)
+    {
         Some("a boolean") => "true or false",
         Some("a string") => "a string",
         Some("u32" | "u64") => "an integer",
         _ => return message.to_owned(),
     };
-    let secret = path == "database.url"
-        || ENTRIES
-            .iter()
-            .any(|(_, s)| path.ends_with(&format!(".{s}")));
+    let key = path.rsplit('.').next();
+    let secret = path == "database.url" || ENTRIES.iter().any(|(_, s)| key == Some(s));
     // A secret of the wrong type is named by its type only: its value is never shown.
-    let got = value.map_or_else(String::new, |v| {
-        if secret {
-            kind(v).to_owned()
-        } else {
-            describe(v)
-        }
-    });
+    let got = match value {
+        Some(v) if secret => kind(v).to_owned(),
+        Some(v) => describe(v),
+        None => String::new(),
+    };
     format!("expected {expected}, got {got}")
 }
 
@@ -101,10 +96,8 @@ fn table_at<'v>(mut node: &'v mut Value, segments: &[Segment]) -> Option<&'v mut
 fn prepare(root: &mut Table, p: &mut Problems) {
     for key in ["database", "schedule", "http", "log", "collector"] {
         if let Some(value) = root.get(key).filter(|v| !v.is_table()) {
-            p.add(
-                key,
-                format!("expected a table ([{key}]), got {}", describe(value)),
-            );
+            let expected = format!("expected a table ([{key}])");
+            p.add(key, format!("{expected}, got {}", describe(value)));
             root.remove(key);
         }
     }
@@ -113,26 +106,19 @@ fn prepare(root: &mut Table, p: &mut Problems) {
             continue;
         };
         let Value::Array(items) = value else {
-            p.add(
-                key,
-                format!(
-                    "expected an array of tables ([[{key}]]), got {}",
-                    describe(value)
-                ),
-            );
+            let expected = format!("expected an array of tables ([[{key}]])");
+            p.add(key, format!("{expected}, got {}", describe(value)));
             root.remove(key);
             continue;
         };
-        for (i, item) in items
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, item)| !item.is_table())
-        {
-            p.fail(
-                &format!("{key}[{i}]"),
-                format!("expected a table, got {}", describe(item)),
-            );
-            *item = Value::Table(Table::new());
+        for (i, item) in items.iter_mut().enumerate() {
+            if !item.is_table() {
+                p.fail(
+                    &format!("{key}[{i}]"),
+                    format!("expected a table, got {}", describe(item)),
+                );
+                *item = Value::Table(Table::new());
+            }
         }
     }
     numbers(root, "", p);
@@ -304,10 +290,6 @@ pub(super) fn zoom_api_url() -> String {
 
 pub(super) fn zoom_oauth_url() -> String {
     DEFAULT_ZOOM_OAUTH_URL.to_owned()
-}
-
-pub(super) fn utc() -> chrono_tz::Tz {
-    chrono_tz::UTC
 }
 
 /// One of `all`, by name, ASCII case and surrounding blanks ignored.

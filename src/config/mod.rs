@@ -223,7 +223,7 @@ pub struct ZoomAccount {
     pub settle_days: u32,
     #[serde(default)]
     pub horizon_days: Option<u32>,
-    /// Written as keys of the account itself; `de::shape` gathers them here.
+    /// Written as keys of the account itself; `de::prepare` gathers them here.
     #[serde(default)]
     pub limits: ZoomLimits,
 }
@@ -341,7 +341,7 @@ pub struct RocketChatWorkspace {
     #[serde(default)]
     pub auth_token: SecretString,
     /// The server's zone: it buckets days by it, so windows must too.
-    #[serde(default = "de::utc", deserialize_with = "de::timezone")]
+    #[serde(default, deserialize_with = "de::timezone")]
     pub timezone: chrono_tz::Tz,
     #[serde(default = "de::num::<7>")]
     pub window_days: u32,
@@ -413,10 +413,8 @@ impl Config {
         let url = self.database.url.expose_secret();
         // Checked by scheme only, and the message never repeats the URL: it usually holds the password.
         if !(url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            p.add(
-                "database.url",
-                "expected a postgres:// or postgresql:// URL",
-            );
+            let expected = "expected a postgres:// or postgresql:// URL";
+            p.add("database.url", expected);
         }
         if let Err(message) = check_cron(&self.schedule.cron) {
             p.add("schedule.cron", message);
@@ -432,11 +430,8 @@ impl Config {
             let at = format!("zoom[{i}]");
             p.required(
                 &at,
-                [
-                    ("name", &a.name),
-                    ("account_id", &a.account_id),
-                    ("client_id", &a.client_id),
-                ],
+                "name account_id client_id",
+                [&a.name, &a.account_id, &a.client_id],
             );
             p.url(&format!("{at}.oauth_url"), &mut a.oauth_url, false);
             p.url(&format!("{at}.api_url"), &mut a.api_url, true);
@@ -444,24 +439,18 @@ impl Config {
         }
         for (i, a) in self.videosdk.iter_mut().enumerate() {
             let at = format!("videosdk[{i}]");
-            p.required(&at, [("name", &a.name), ("api_key", &a.api_key)]);
+            p.required(&at, "name api_key", [&a.name, &a.api_key]);
             p.url(&format!("{at}.api_url"), &mut a.api_url, true);
             names.push((format!("{at}.name"), a.name.as_str()));
         }
         for (i, w) in self.rocketchat.iter_mut().enumerate() {
             let at = format!("rocketchat[{i}]");
-            p.required(
-                &at,
-                [("name", &w.name), ("url", &w.url), ("user_id", &w.user_id)],
-            );
+            p.required(&at, "name url user_id", [&w.name, &w.url, &w.user_id]);
             if !w.url.is_empty() {
                 p.url(&format!("{at}.url"), &mut w.url, true);
             }
             names.push((format!("{at}.name"), w.name.as_str()));
-            let (lookback, retention) = (
-                format!("{at}.lookback_days"),
-                format!("{at}.retention_days"),
-            );
+            let lookback = format!("{at}.lookback_days");
             let (days, retention_days) = (w.lookback_days, w.retention_days);
             // Rocket.Chat re-aggregates a day for up to three days after it: a shorter lookback would mark
             // a day final (never walked again) while the server can still change it.
@@ -469,10 +458,9 @@ impl Config {
                 p.add(&lookback, format!("must be at least {MIN_LOOKBACK_DAYS}, got {days}: the server re-aggregates up to three days back, so days younger than {MIN_LOOKBACK_DAYS} days are not final"));
             // A day must become final before the server expires it: walking an expired day again would
             // mirror its now-empty answer over the stored history.
-            } else if days >= retention_days && !p.failed(&retention) && !p.failed(&lookback) {
-                let message =
-                    format!("must be less than retention_days ({retention_days}), got {days}");
-                p.add(&lookback, message);
+            } else if days >= retention_days && !p.failed(&format!("{at}.retention_days")) {
+                let message = format!("must be less than retention_days ({retention_days}), got");
+                p.add(&lookback, format!("{message} {days}"));
             }
         }
         check_names(p, names);
@@ -485,11 +473,14 @@ fn parse(
     base: &include::Base,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
-    let mut root: toml::Table =
-        text.parse()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+    let mut root = match text.parse::<toml::Table>() {
+        Ok(root) => root,
+        Err(e) => {
+            return Err(ConfigError::Invalid {
                 problems: vec![syntax_problem(text, origin, &e)],
-            })?;
+            })
+        }
+    };
     let mut origins = Origins::default();
     origin.clone_into(&mut origins.main_label);
     let mut first = Vec::new();
@@ -518,10 +509,8 @@ fn check_cron(cron: &str) -> Result<(), String> {
     tokio_cron_scheduler::Job::new_async(cron, |_, _| Box::pin(async {}))
         .map(drop)
         .map_err(|_| {
-            format!(
-                "cannot parse {} (fields: second minute hour day-of-month month day-of-week)",
-                quote(cron)
-            )
+            let fields = "fields: second minute hour day-of-month month day-of-week";
+            format!("cannot parse {} ({fields})", quote(cron))
         })
 }
 
@@ -535,19 +524,15 @@ fn check_names(p: &mut Problems, names: Vec<(String, &str)>) {
         }
         if !name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         {
             let message = "expected only letters, digits, \"_\", \".\" and \"-\", got";
             p.last(&path, format!("{message} {}", quote(name)));
         }
         match seen.get(name) {
             Some(first) => {
-                let message = format!(
-                    "{} is already used by {}",
-                    quote(name),
-                    p.refer(first, &path)
-                );
-                p.last(&path, message);
+                let used = format!("is already used by {}", p.refer(first, &path));
+                p.last(&path, format!("{} {used}", quote(name)));
             }
             None => {
                 seen.insert(name, path);

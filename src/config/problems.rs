@@ -107,10 +107,13 @@ impl<'a> Problems<'a> {
             .any(|f| under(f).is_some_and(|r| r.is_empty() || r.starts_with(['.', '['])))
     }
 
-    /// Absent and empty are both "missing": serde gave an absent key its empty default.
-    pub(super) fn required<const N: usize>(&mut self, at: &str, keys: [(&str, &String); N]) {
-        for (key, _) in keys.iter().filter(|(_, value)| value.is_empty()) {
-            self.add(&format!("{at}.{key}"), "missing");
+    /// Absent and empty are both "missing": serde gave an absent key its empty default. `keys` names
+    /// `values`, separated by blanks.
+    pub(super) fn required<const N: usize>(&mut self, at: &str, keys: &str, values: [&String; N]) {
+        for (key, value) in keys.split(' ').zip(values) {
+            if value.is_empty() {
+                self.add(&format!("{at}.{key}"), "missing");
+            }
         }
     }
 
