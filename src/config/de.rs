@@ -206,13 +206,13 @@ fn numbers(table: &mut Table, at: &str, p: &mut Problems) {
             }
             Value::String(text) if p.origins.leaves.contains_key(&path) => {
                 let text = text.trim();
-                if range.is_some() {
-                    text.parse().map(|n| *value = Value::Integer(n)).ok();
-                } else if key == "run_on_start" {
-                    let b = ["false", "true"]
-                        .iter()
-                        .position(|b| b.eq_ignore_ascii_case(text));
-                    b.map(|b| *value = Value::Boolean(b == 1));
+                let boolean = ["false", "true"]
+                    .iter()
+                    .position(|b| b.eq_ignore_ascii_case(text));
+                match (text.parse(), boolean) {
+                    (Ok(n), _) if range.is_some() => *value = Value::Integer(n),
+                    (_, Some(b)) if key == "run_on_start" => *value = Value::Boolean(b == 1),
+                    _ => {}
                 }
             }
             _ => {}
