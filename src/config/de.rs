@@ -24,7 +24,7 @@ const ENTRIES: [(&str, &str); 3] = [
 ];
 /// Keys of a Zoom or Video SDK entry that fill its `limits` (serde cannot flatten into a
 /// `deny_unknown_fields` struct).
-const LIMITS: [&str; 3] = [
+pub(super) const LIMITS: [&str; 3] = [
     "heavy_per_second",
     "resource_intensive_per_minute",
     "daily_requests",

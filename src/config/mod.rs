@@ -1,7 +1,7 @@
 //! The typed configuration: a TOML file layered with environment variables, validated all at once.
 //!
 //! The public structs below are the schema: serde derives their deserializers, `deny_unknown_fields` so a
-//! typo never silently falls back to a default. [`Config::validate`] then checks what no single value's
+//! typo never silently falls back to a default. `Config::validate` then checks what no single value's
 //! type can say: required keys, URLs, rules between keys, names unique across sections.
 //!
 //! Layering is done on a `toml::Value` tree rather than with the `config` crate: config-rs cannot address
@@ -46,7 +46,8 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 const MIN_LOOKBACK_DAYS: u32 = 4;
 
 // Every section and entry key is optional to serde (a default or an empty string): whether a required one
-// is there is `validate`'s question, so "missing" is reported beside the other problems, not instead of them.
+// is there is asked after (`validate`, or `de::secret` beside a secret's `*_file` key), so "missing" is
+// reported beside the other problems, not instead of them.
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]

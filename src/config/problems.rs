@@ -3,7 +3,12 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 
+use serde::de::Visitor;
+use serde::{Deserialize, Deserializer};
 use toml::Value;
+
+use super::de::LIMITS;
+use super::*;
 
 /// Which environment variable set a key (keyed by the key's display path, `zoom[0].plan`), so a problem with
 /// a value that did not come from the file names the variable to fix.
@@ -44,26 +49,15 @@ impl Origins {
 /// found them.
 pub(super) struct Problems<'a> {
     pub(super) origins: &'a Origins,
-    lines: Vec<(usize, usize, String)>,
+    lines: Vec<([usize; 3], String)>,
     /// Keys (and entries) already reported: what is under them is not reported again.
     failed: Vec<String>,
 }
 
-const SECTIONS: &[&str] = &[
-    "database",
-    "schedule",
-    "http",
-    "log",
-    "collector",
-    "zoom",
-    "videosdk",
-    "rocketchat",
-];
-
 impl<'a> Problems<'a> {
     /// `first` are the layering's problems (include, environment), listed before all others.
     pub(super) fn new(origins: &'a Origins, first: Vec<String>) -> Problems<'a> {
-        let lines = first.into_iter().map(|line| (0, 0, line)).collect();
+        let lines = first.into_iter().map(|line| ([0; 3], line)).collect();
         Problems {
             origins,
             lines,
@@ -76,16 +70,8 @@ impl<'a> Problems<'a> {
         if self.failed(path) {
             return;
         }
-        let (section, rest) = path.split_at(path.find(['.', '[']).unwrap_or(path.len()));
-        let section = SECTIONS
-            .iter()
-            .position(|s| *s == section)
-            .map_or(usize::MAX - 1, |i| i + 1);
-        let index = rest
-            .strip_prefix('[')
-            .and_then(|r| r.split(']').next()?.parse().ok());
         let line = self.line(path, message);
-        self.lines.push((section, index.unwrap_or(0), line));
+        self.lines.push((rank(path), line));
     }
 
     /// [`Problems::add`], then nothing more about `path`.
@@ -97,7 +83,7 @@ impl<'a> Problems<'a> {
     /// A problem after every other: a rule across sections.
     pub(super) fn last(&mut self, path: &str, message: impl Display) {
         let line = self.line(path, message);
-        self.lines.push((usize::MAX, 0, line));
+        self.lines.push(([usize::MAX; 3], line));
     }
 
     pub(super) fn failed(&self, path: &str) -> bool {
@@ -128,9 +114,8 @@ impl<'a> Problems<'a> {
     }
 
     pub(super) fn into_lines(mut self) -> Vec<String> {
-        self.lines
-            .sort_by_key(|(section, index, _)| (*section, *index));
-        self.lines.into_iter().map(|(_, _, line)| line).collect()
+        self.lines.sort_by_key(|(rank, _)| *rank);
+        self.lines.into_iter().map(|(_, line)| line).collect()
     }
 
     fn line(&self, path: &str, message: impl Display) -> String {
@@ -187,6 +172,68 @@ fn check_http_url(text: &str) -> Result<(), String> {
         return Err(format!("must not have a query or fragment, got {shown}"));
     }
     Ok(())
+}
+
+/// Where a key sits in the schema: its section, its entry, its field in the order the structs declare them
+/// (a `*_file` key at its secret's place, an unknown key after the known ones), so problems are listed in
+/// the order of the config whichever pass found them.
+fn rank(path: &str) -> [usize; 3] {
+    let (section, rest) = path.split_at(path.find(['.', '[']).unwrap_or(path.len()));
+    let index = rest
+        .strip_prefix('[')
+        .and_then(|r| r.split(']').next()?.parse().ok());
+    let key = rest.split_once('.').map(|(_, key)| key);
+    let key = key.map(|key| key.strip_suffix("_file").unwrap_or(key));
+    // A written `limits` is unknown: the limits are keys of the account itself.
+    let key = key.map(|key| match key {
+        "limits" => "",
+        _ if LIMITS.contains(&key) => "limits",
+        _ => key,
+    });
+    let keys = match section {
+        "database" => fields::<DatabaseConfig>(),
+        "schedule" => fields::<ScheduleConfig>(),
+        "http" => fields::<HttpConfig>(),
+        "log" => fields::<LogConfig>(),
+        "collector" => fields::<CollectorConfig>(),
+        "zoom" => fields::<ZoomAccount>(),
+        "videosdk" => fields::<VideoSdkAccount>(),
+        "rocketchat" => fields::<RocketChatWorkspace>(),
+        _ => &[],
+    };
+    let position = |fields: &[&str], name| fields.iter().position(|f| *f == name);
+    let section = position(fields::<Config>(), section).map_or(usize::MAX - 1, |i| i + 1);
+    let field = key.map_or(0, |key| position(keys, key).map_or(usize::MAX, |i| i + 1));
+    [section, index.unwrap_or(0), field]
+}
+
+/// The field names serde derived for `T`, in declaration order: its deserializer hands them to
+/// `deserialize_struct`, where this probe keeps them and stops.
+fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Probe<'f>(&'f mut &'static [&'static str]);
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom("probed"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+            unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    // Always an error: the probe only wants the names.
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
 }
 
 pub(super) fn join(parent: &str, key: &str) -> String {
