@@ -486,17 +486,14 @@ fn included_accounts_follow_the_main_files_in_sorted_path_order() {
     let sdk = "[[videosdk]]\nname = \"sdk-a\"\napi_key = \"k\"\napi_secret = \"s-1234\"\n";
     let a = zoom_entry("a1", "plan = \"business\"") + sdk;
     // Written b first: the order comes from the sorted paths, not from the directory listing.
-    let files = [
-        ("accounts.d/b.toml", b.as_str()),
-        ("accounts.d/a.toml", &a),
-        ("accounts.d/notes.txt", "not toml, not matched"),
-    ];
-    let (dir, main) = config_dir(MAIN_WITH_INCLUDE, &files);
-    let c = load(&main, "");
-    assert_eq!(
-        (zoom_names(&c), c.zoom[1].plan),
-        (vec!["main", "a1", "b1"], Plan::Business)
+    let notes = ("accounts.d/notes.txt", "not toml, not matched");
+    let (dir, main) = config_dir(
+        MAIN_WITH_INCLUDE,
+        &[("accounts.d/b.toml", &b), ("accounts.d/a.toml", &a), notes],
     );
+    let c = load(&main, "");
+    assert_eq!(zoom_names(&c), ["main", "a1", "b1"]);
+    assert_eq!(c.zoom[1].plan, Plan::Business);
     let names = (c.videosdk[0].name.as_str(), c.rocketchat[0].name.as_str());
     assert_eq!(names, ("sdk-a", "chat-b"));
     let included = ["accounts.d/a.toml", "accounts.d/b.toml"].map(|f| dir.path().join(f));
@@ -510,10 +507,11 @@ fn included_file_problems_name_the_file_all_at_once() {
         "include = [\"more/*.toml\"]\n{}[database]\nurl = \"postgres://x@h/db\"\n",
         zoom_entry("other", "")
     );
+    let broken = ("accounts.d/broken.toml", "[[zoom]]\nname = \"x\n");
     let files = [
         ("accounts.d/campus.toml", campus.as_str()),
         ("accounts.d/other.toml", &other),
-        ("accounts.d/broken.toml", "[[zoom]]\nname = \"x\n"),
+        broken,
     ];
     let (_dir, main) = config_dir(&format!("{MAIN_WITH_INCLUDE}plan = \"silver\"\n"), &files);
     let found = load_problems(&main, "");
@@ -527,10 +525,7 @@ fn included_file_problems_name_the_file_all_at_once() {
         // The main file's own problem keeps its plain path.
         "zoom[0].plan: expected \"pro\" or \"business\", got \"silver\"",
     ] {
-        assert!(
-            found.iter().any(|p| p == expected),
-            "expected {expected:?} in {found:#?}"
-        );
+        has(&found, expected);
     }
     let syntax =
         |p: &String| p.starts_with("accounts.d/broken.toml:2:") && p.contains("invalid TOML");
@@ -542,20 +537,16 @@ fn included_file_problems_name_the_file_all_at_once() {
 
 #[test]
 fn included_sections_must_be_arrays_of_tables() {
-    let (_dir, main) = config_dir(
-        MAIN_WITH_INCLUDE,
-        &[("accounts.d/one.toml", "[zoom]\nname = \"x\"\n")],
-    );
+    let one = ("accounts.d/one.toml", "[zoom]\nname = \"x\"\n");
+    let (_dir, main) = config_dir(MAIN_WITH_INCLUDE, &[one]);
     let expected = "accounts.d/one.toml: zoom: expected an array of tables ([[zoom]]), got a table";
     assert_eq!(load_problems(&main, ""), [expected]);
 }
 
 #[test]
 fn duplicate_names_across_files_name_both_files() {
-    let (a, b) = (
-        zoom_entry("campus", ""),
-        zoom_entry("ok", "") + &zoom_entry("campus", ""),
-    );
+    let a = zoom_entry("campus", "");
+    let b = zoom_entry("ok", "") + &a;
     let c = "[[rocketchat]]\nname = \"main\"\nurl = \"https://chat.example.com\"\nuser_id = \"u\"\nauth_token = \"t-1234\"\n";
     let files = [
         ("accounts.d/a.toml", a.as_str()),
@@ -585,38 +576,31 @@ fn a_glob_matching_nothing_is_fine_a_missing_plain_path_is_not() {
     let c = load(&main, "");
     assert!(c.zoom.len() == 1 && c.included.is_empty());
 
-    std::fs::write(
-        &main,
-        MAIN_WITH_INCLUDE.replace("accounts.d/*.toml", "accounts.toml"),
-    )
-    .unwrap();
+    let plain = MAIN_WITH_INCLUDE.replace("accounts.d/*.toml", "accounts.toml");
+    std::fs::write(&main, plain).unwrap();
     let path = dir.path().join("accounts.toml").display().to_string();
-    assert_eq!(
-        load_problems(&main, ""),
-        [format!("include[0]: no file at {path:?}")]
-    );
+    let expected = format!("include[0]: no file at {path:?}");
+    assert_eq!(load_problems(&main, ""), [expected]);
 }
 
 #[test]
 fn include_must_be_a_list_of_patterns() {
     let list = "[\"accounts.d/*.toml\"]";
-    let (_dir, main) = config_dir(
-        &MAIN_WITH_INCLUDE.replace(list, "\"accounts.d/*.toml\""),
-        &[],
-    );
+    let text = MAIN_WITH_INCLUDE.replace(list, "\"accounts.d/*.toml\"");
+    let (_dir, main) = config_dir(&text, &[]);
     let expected = "include: expected an array of file patterns such as [\"accounts.d/*.toml\"], got \"accounts.d/*.toml\"";
     assert_eq!(load_problems(&main, ""), [expected]);
     std::fs::write(&main, MAIN_WITH_INCLUDE.replace(list, "[\"\", 3, \"[\"]")).unwrap();
     let found = load_problems(&main, "");
-    let first = [
-        "include[0]: missing (an empty pattern)",
-        "include[1]: expected a string, got 3",
-    ];
-    assert!(found.len() == 3 && found[..2] == first, "{found:#?}");
-    assert!(
-        found[2].starts_with("include[2]: invalid pattern \"[\""),
-        "{found:#?}"
+    assert_eq!(
+        found[..2],
+        [
+            "include[0]: missing (an empty pattern)",
+            "include[1]: expected a string, got 3"
+        ]
     );
+    let third = found[2].starts_with("include[2]: invalid pattern \"[\"");
+    assert!(found.len() == 3 && third, "{found:#?}");
 }
 
 #[test]
@@ -625,10 +609,8 @@ fn absolute_patterns_and_the_main_file_itself() {
     std::fs::write(elsewhere.path().join("far.toml"), zoom_entry("far", "")).unwrap();
     let pattern = format!("{}/*.toml", elsewhere.path().display());
     // `*.toml` beside the main file matches the main file too: it is not read twice.
-    let text = MAIN_WITH_INCLUDE.replace(
-        "[\"accounts.d/*.toml\"]",
-        &format!("[\"*.toml\", {pattern:?}]"),
-    );
+    let patterns = format!("[\"*.toml\", {pattern:?}]");
+    let text = MAIN_WITH_INCLUDE.replace("[\"accounts.d/*.toml\"]", &patterns);
     let (_dir, main) = config_dir(&text, &[("near.toml", &zoom_entry("near", ""))]);
     let mut expected = vec!["main", "near", "far"];
     // Sorted by full path: the temp directories' names decide which file comes first.
@@ -641,10 +623,8 @@ fn absolute_patterns_and_the_main_file_itself() {
 #[test]
 fn environment_indexes_the_merged_list() {
     let (a, b) = (zoom_entry("a1", ""), zoom_entry("b1", ""));
-    let (_dir, main) = config_dir(
-        MAIN_WITH_INCLUDE,
-        &[("accounts.d/a.toml", &a), ("accounts.d/b.toml", &b)],
-    );
+    let files = [("accounts.d/a.toml", a.as_str()), ("accounts.d/b.toml", &b)];
+    let (_dir, main) = config_dir(MAIN_WITH_INCLUDE, &files);
     // zoom[0] is the main file's, zoom[1] the first included one's, zoom[2] the next.
     let c = load(&main, "ROLLCALL__ZOOM__2__PLAN=business");
     let got = (c.zoom[2].name.as_str(), c.zoom[2].plan, c.zoom[1].plan);
@@ -652,31 +632,23 @@ fn environment_indexes_the_merged_list() {
 
     // A bad value set on an included entry names the file, its index there, and the variable.
     let expected = "accounts.d/a.toml: zoom[0].plan: expected \"pro\" or \"business\", got \"gold\" (from ROLLCALL__ZOOM__1__PLAN)";
-    assert_eq!(
-        load_problems(&main, "ROLLCALL__ZOOM__1__PLAN=gold"),
-        [expected]
-    );
+    let found = load_problems(&main, "ROLLCALL__ZOOM__1__PLAN=gold");
+    assert_eq!(found, [expected]);
 }
 
 #[test]
 fn include_from_the_environment() {
     let (a, o) = (zoom_entry("a1", ""), zoom_entry("o1", ""));
-    let (dir, main) = config_dir(
-        MAIN_WITH_INCLUDE,
-        &[("accounts.d/a.toml", &a), ("other.toml", &o)],
-    );
+    let files = [("accounts.d/a.toml", a.as_str()), ("other.toml", &o)];
+    let (dir, main) = config_dir(MAIN_WITH_INCLUDE, &files);
     let c = load(&main, "ROLLCALL__INCLUDE=other.toml");
-    assert_eq!(
-        (c.included, c.zoom[1].name.as_str()),
-        (vec![dir.path().join("other.toml")], "o1")
-    );
+    assert_eq!(c.included, [dir.path().join("other.toml")]);
+    assert_eq!(c.zoom[1].name, "o1");
     // Empty counts as unset: the file's list holds.
     assert_eq!(load(&main, "ROLLCALL__INCLUDE=").zoom[1].name, "a1");
     let expected = "ROLLCALL__INCLUDE__0: include is set as a whole, one pattern: ROLLCALL__INCLUDE=accounts.d/*.toml";
-    assert_eq!(
-        load_problems(&main, "ROLLCALL__INCLUDE__0=x.toml"),
-        [expected]
-    );
+    let found = load_problems(&main, "ROLLCALL__INCLUDE__0=x.toml");
+    assert_eq!(found, [expected]);
 }
 
 #[test]
@@ -684,10 +656,8 @@ fn secrets_from_files_in_included_files() {
     let (_secret, path) = temp_file("from-a-file-1234\n");
     let good = format!("[[zoom]]\nname = \"a1\"\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret_file = {path:?}\n");
     let (dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/a.toml", &good)]);
-    assert_eq!(
-        load(&main, "").zoom[1].client_secret.expose_secret(),
-        "from-a-file-1234"
-    );
+    let c = load(&main, "");
+    assert_eq!(c.zoom[1].client_secret.expose_secret(), "from-a-file-1234");
 
     let missing = dir.path().join("no-such-secret").display().to_string();
     let bad =
@@ -707,14 +677,9 @@ fn a_star_does_not_match_a_leading_dot() {
     // A Kubernetes ConfigMap volume: the keys are symlinks beside `..data` and a timestamped directory.
     let text = MAIN_WITH_INCLUDE.replace("accounts.d/*.toml", "accounts.d/*");
     let a = zoom_entry("a1", "");
-    let files = [
-        ("accounts.d/a.toml", a.as_str()),
-        ("accounts.d/.editor-backup.toml", "not = \"an account\"\n"),
-    ];
-    let (dir, main) = config_dir(&text, &files);
+    let backup = ("accounts.d/.editor-backup.toml", "not = \"an account\"\n");
+    let (dir, main) = config_dir(&text, &[("accounts.d/a.toml", &a), backup]);
     std::fs::create_dir(dir.path().join("accounts.d/..data")).unwrap();
-    assert_eq!(
-        load(&main, "").included,
-        [dir.path().join("accounts.d/a.toml")]
-    );
+    let included = load(&main, "").included;
+    assert_eq!(included, [dir.path().join("accounts.d/a.toml")]);
 }
