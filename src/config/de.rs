@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 use serde_path_to_error::Segment;
 use toml::{Table, Value};
 
-use super::problems::{describe, join, kind, quote, Problems};
+use super::problems::{describe, join, keys, kind, quote, Problems};
 use super::{Config, DEFAULT_ZOOM_API_URL, DEFAULT_ZOOM_OAUTH_URL};
 
 /// The `[[...]]` lists and the secret each entry holds.
@@ -71,15 +71,26 @@ fn in_our_words(message: &str, value: Option<&Value>, path: &str) -> String {
         Some("u32" | "u64") => "an integer",
         _ => return message.to_owned(),
     };
-    let key = path.rsplit('.').next();
-    let secret = path == "database.url" || ENTRIES.iter().any(|(_, s)| key == Some(s));
-    // A secret of the wrong type is named by its type only: its value is never shown.
-    let got = match value {
-        Some(v) if secret => kind(v).to_owned(),
-        Some(v) => describe(v),
-        None => String::new(),
-    };
+    let got = value.map_or_else(String::new, |value| shown(value, path));
     format!("expected {expected}, got {got}")
+}
+
+/// A value as a message shows it: a secret's only by its type.
+fn shown(value: &Value, path: &str) -> String {
+    if is_secret(path) {
+        kind(value).to_owned()
+    } else {
+        describe(value)
+    }
+}
+
+/// Whether `path` is a secret's key (`database.url`, `zoom[0].client_secret`, ...).
+pub(super) fn is_secret(path: &str) -> bool {
+    let (section, key) = (path.split(['.', '[']).next(), path.rsplit('.').next());
+    path == "database.url"
+        || ENTRIES
+            .iter()
+            .any(|(s, k)| section == Some(s) && key == Some(k))
 }
 
 fn table_at<'v>(mut node: &'v mut Value, segments: &[Segment]) -> Option<&'v mut Table> {
@@ -215,6 +226,12 @@ fn numbers(table: &mut Table, at: &str, p: &mut Problems) {
                     _ => {}
                 }
             }
+            // toml hands a date-time to serde as text, which a string key would take.
+            Value::Datetime(_) if string_key(section, key) => {
+                let message = format!("expected a string, got {}", shown(value, &path));
+                p.fail(&path, message);
+                return false;
+            }
             _ => {}
         }
         let (Value::Integer(n), Some((min, max))) = (&*value, range) else {
@@ -231,6 +248,12 @@ fn numbers(table: &mut Table, at: &str, p: &mut Problems) {
         p.fail(&path, message);
         false
     });
+}
+
+/// A key of the schema that holds text: not a number, not a boolean, not the `limits` table.
+fn string_key(section: &str, key: &str) -> bool {
+    let other = range(section, key).is_some() || matches!(key, "run_on_start" | "limits");
+    !other && keys(section).contains(&key)
 }
 
 /// Reads `key_file` into `key`, so the structs hold the secret whichever way it was given. No message

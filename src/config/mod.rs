@@ -211,11 +211,11 @@ pub struct ZoomAccount {
     pub client_id: String,
     #[serde(default)]
     pub client_secret: SecretString,
+    #[serde(default = "de::zoom_oauth_url")]
+    pub oauth_url: String,
     /// Without a trailing slash, so paths can be appended as `{api_url}/report/users`.
     #[serde(default = "de::zoom_api_url")]
     pub api_url: String,
-    #[serde(default = "de::zoom_oauth_url")]
-    pub oauth_url: String,
     #[serde(default)]
     pub plan: Plan,
     #[serde(default = "de::num::<MAX_PAGE_SIZE>")]

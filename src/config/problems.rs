@@ -7,7 +7,7 @@ use serde::de::Visitor;
 use serde::{Deserialize, Deserializer};
 use toml::Value;
 
-use super::de::LIMITS;
+use super::de::{is_secret, LIMITS};
 use super::*;
 
 /// Which environment variable set a key (keyed by the key's display path, `zoom[0].plan`), so a problem with
@@ -49,7 +49,7 @@ impl Origins {
 /// found them.
 pub(super) struct Problems<'a> {
     pub(super) origins: &'a Origins,
-    lines: Vec<([usize; 3], String)>,
+    lines: Vec<([usize; 4], String)>,
     /// Keys (and entries) already reported: what is under them is not reported again.
     failed: Vec<String>,
 }
@@ -57,7 +57,7 @@ pub(super) struct Problems<'a> {
 impl<'a> Problems<'a> {
     /// `first` are the layering's problems (include, environment), listed before all others.
     pub(super) fn new(origins: &'a Origins, first: Vec<String>) -> Problems<'a> {
-        let lines = first.into_iter().map(|line| ([0; 3], line)).collect();
+        let lines = first.into_iter().map(|line| ([0; 4], line)).collect();
         Problems {
             origins,
             lines,
@@ -83,7 +83,7 @@ impl<'a> Problems<'a> {
     /// A problem after every other: a rule across sections.
     pub(super) fn last(&mut self, path: &str, message: impl Display) {
         let line = self.line(path, message);
-        self.lines.push(([usize::MAX; 3], line));
+        self.lines.push(([usize::MAX; 4], line));
     }
 
     pub(super) fn failed(&self, path: &str) -> bool {
@@ -177,20 +177,35 @@ fn check_http_url(text: &str) -> Result<(), String> {
 /// Where a key sits in the schema: its section, its entry, its field in the order the structs declare them
 /// (a `*_file` key at its secret's place, an unknown key after the known ones), so problems are listed in
 /// the order of the config whichever pass found them.
-fn rank(path: &str) -> [usize; 3] {
+fn rank(path: &str) -> [usize; 4] {
     let (section, rest) = path.split_at(path.find(['.', '[']).unwrap_or(path.len()));
     let index = rest
         .strip_prefix('[')
         .and_then(|r| r.split(']').next()?.parse().ok());
     let key = rest.split_once('.').map(|(_, key)| key);
-    let key = key.map(|key| key.strip_suffix("_file").unwrap_or(key));
+    let secret = path.strip_suffix("_file").filter(|path| is_secret(path));
+    let key = key.map(|key| secret.map_or(key, |_| key.trim_end_matches("_file")));
+    let position = |fields: &[&str], name| fields.iter().position(|f| Some(*f) == name);
+    let limits = matches!(section, "zoom" | "videosdk");
+    let limit = position(&LIMITS, key)
+        .filter(|_| limits)
+        .map_or(0, |i| i + 1);
     // A written `limits` is unknown: the limits are keys of the account itself.
-    let key = key.map(|key| match key {
-        "limits" => "",
-        _ if LIMITS.contains(&key) => "limits",
-        _ => key,
-    });
-    let keys = match section {
+    let key = key
+        .filter(|key| *key != "limits")
+        .map(|key| if limit > 0 { "limits" } else { key });
+    let field = position(keys(section), key).map_or(usize::MAX, |i| i + 1);
+    let section = position(fields::<Config>(), Some(section)).map_or(usize::MAX - 1, |i| i + 1);
+    // An entry that is not a table is reported with its list, before the entries' keys.
+    match rest.contains('.') {
+        true => [section, index.unwrap_or(0), field, limit],
+        false => [section, 0, 0, 0],
+    }
+}
+
+/// The keys of a section or of each of its entries.
+pub(super) fn keys(section: &str) -> &'static [&'static str] {
+    match section {
         "database" => fields::<DatabaseConfig>(),
         "schedule" => fields::<ScheduleConfig>(),
         "http" => fields::<HttpConfig>(),
@@ -200,11 +215,7 @@ fn rank(path: &str) -> [usize; 3] {
         "videosdk" => fields::<VideoSdkAccount>(),
         "rocketchat" => fields::<RocketChatWorkspace>(),
         _ => &[],
-    };
-    let position = |fields: &[&str], name| fields.iter().position(|f| *f == name);
-    let section = position(fields::<Config>(), section).map_or(usize::MAX - 1, |i| i + 1);
-    let field = key.map_or(0, |key| position(keys, key).map_or(usize::MAX, |i| i + 1));
-    [section, index.unwrap_or(0), field]
+    }
 }
 
 /// The field names serde derived for `T`, in declaration order: its deserializer hands them to

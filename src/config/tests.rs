@@ -104,7 +104,7 @@ fn minimal_file_loads_with_defaults() {
     let db_url = c.database.url.expose_secret();
     assert_eq!(db_url, "postgres://rollcall:dbpass-1234@127.0.0.1/rollcall");
     assert_eq!(debug(&(c.database.max_connections, &c.schedule, &c.http, &c.log, &c.collector)), "(16, ScheduleConfig { cron: \"0 15 3 * * *\", run_on_start: true }, HttpConfig { listen: 127.0.0.1:9187, timeout_secs: 30, max_body_mib: 32 }, LogConfig { format: Auto, level: \"info\" }, CollectorConfig { lease_secs: 60, max_retries: 4, retry_base_ms: 500, windows_in_flight: 16, max_windows_in_flight: 32 })");
-    assert_eq!(debug(&c.zoom[0]), "ZoomAccount { name: \"main\", account_id: \"acc\", client_id: \"cid\", client_secret: SecretBox<str>([REDACTED]), api_url: \"https://api.zoom.us/v2\", oauth_url: \"https://zoom.us/oauth/token\", plan: Pro, page_size: 300, settle_days: 2, horizon_days: None, limits: ZoomLimits { heavy_per_second: None, resource_intensive_per_minute: None, daily_requests: None } }");
+    assert_eq!(debug(&c.zoom[0]), "ZoomAccount { name: \"main\", account_id: \"acc\", client_id: \"cid\", client_secret: SecretBox<str>([REDACTED]), oauth_url: \"https://zoom.us/oauth/token\", api_url: \"https://api.zoom.us/v2\", plan: Pro, page_size: 300, settle_days: 2, horizon_days: None, limits: ZoomLimits { heavy_per_second: None, resource_intensive_per_minute: None, daily_requests: None } }");
     assert_eq!(c.zoom[0].client_secret.expose_secret(), "zoom-secret-1234");
     assert_eq!(c.videosdk[0].api_secret.expose_secret(), "sdk-secret-1234");
     assert_eq!(debug(&c.videosdk[0]), "VideoSdkAccount { name: \"sdk\", api_key: \"key\", api_secret: SecretBox<str>([REDACTED]), api_url: \"https://api.zoom.us/v2\", plan: Pro, page_size: 300, settle_days: 2, horizon_days: None, limits: ZoomLimits { heavy_per_second: None, resource_intensive_per_minute: None, daily_requests: None } }");
@@ -303,6 +303,8 @@ fn each_problem_names_its_key() {
         r#"api_key = "key" | api_key = "key"\npage_size = 301 | videosdk[0].page_size: must be between 1 and 300, got 301"#,
         r#"api_key = "key" | api_key = "key"\nsettle_days = "2" | videosdk[0].settle_days: expected an integer, got "2""#,
         r#"api_key = "key" | api_key = 42 | videosdk[0].api_key: expected a string, got 42"#,
+        r#"user_id = "uid" | user_id = 1979-05-27 | rocketchat[0].user_id: expected a string, got 1979-05-27"#,
+        r#"auth_token = "rc-token-1234" | auth_token = 1979-05-27 | rocketchat[0].auth_token: expected a string, got a date-time"#,
         r#"name = "sdk" | name = "my sdk" | videosdk[0].name: expected only letters, digits, "_", "." and "-", got "my sdk""#,
         r#"name = "sdk" | name = "main" | videosdk[0].name: "main" is already used by zoom[0].name"#,
         r#"name = "chat" | name = "main" | rocketchat[0].name: "main" is already used by zoom[0].name"#,
