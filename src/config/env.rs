@@ -1,12 +1,12 @@
 //! The environment layer: `ROLLCALL__SECTION__KEY` and `ROLLCALL__ZOOM__0__KEY` set keys in the file's tree,
 //! `DATABASE_URL` sets `database.url` over everything else.
 //!
-//! Values are stored as strings and converted by the reader, which knows each key's type: guessing from the
-//! text would turn an all-digit secret or user id into an integer.
+//! Values are stored as text and converted where each key's type is known (`de::numbers`): guessing from
+//! the text would turn an all-digit secret or user id into an integer.
 
 use toml::{Table, Value};
 
-use super::reader::{join, kind, Origins};
+use super::problems::{join, kind, Origins};
 
 const PREFIX: &str = "ROLLCALL__";
 /// Room for the hundreds of accounts one process serves (with `include`d account files), small enough that
@@ -15,52 +15,36 @@ const MAX_INDEX: usize = 999;
 
 pub(super) fn apply(
     root: &mut Value,
-    env: impl IntoIterator<Item = (String, String)>,
+    env: Vec<(String, String)>,
     origins: &mut Origins,
     problems: &mut Vec<String>,
 ) {
     // An empty value counts as unset: compose files pass `${VAR}` through as "" when VAR is not set, and
     // that must not wipe the file's value.
-    let mut vars: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(name, value)| {
-            !value.is_empty() && (name.starts_with(PREFIX) || name == "DATABASE_URL")
-        })
-        .collect();
+    let ours = |(name, value): &(String, String)| !value.is_empty() && name.starts_with(PREFIX);
+    let mut vars: Vec<(String, String)> = env.iter().filter(|var| ours(var)).cloned().collect();
     // Sorted so that which of two conflicting variables is reported does not depend on the process.
     vars.sort();
-    let mut database_url = None;
     for (name, value) in vars {
-        if name == "DATABASE_URL" {
-            database_url = Some(value);
-            continue;
-        }
         let segments: Vec<String> = name[PREFIX.len()..]
             .split("__")
             .map(str::to_ascii_lowercase)
             .collect();
-        if segments.iter().any(String::is_empty) {
-            problems.push(format!(
-                "{name}: malformed name (expected ROLLCALL__SECTION__KEY)"
-            ));
-            continue;
-        }
-        if let Err(message) = set(root, "", &segments, Value::String(value), &name, origins) {
+        let result = match segments.iter().any(String::is_empty) {
+            true => Err("malformed name (expected ROLLCALL__SECTION__KEY)".to_owned()),
+            false => set(root, "", &segments, Value::String(value), &name, origins),
+        };
+        if let Err(message) = result {
             problems.push(format!("{name}: {message}"));
         }
     }
-    if let Some(url) = database_url {
-        set_database_url(root, url, origins, problems);
-    }
-}
-
-fn set_database_url(
-    root: &mut Value,
-    url: String,
-    origins: &mut Origins,
-    problems: &mut Vec<String>,
-) {
-    let Value::Table(root) = root else { return };
+    let url = env
+        .into_iter()
+        .rev()
+        .find(|(name, value)| name == "DATABASE_URL" && !value.is_empty());
+    let (Some((_, url)), Value::Table(root)) = (url, root) else {
+        return;
+    };
     match root
         .entry("database")
         .or_insert_with(|| Value::Table(Table::new()))
@@ -69,7 +53,9 @@ fn set_database_url(
             // Whatever else supplied the URL, this one is meant to win, a `url_file` included.
             database.remove("url_file");
             database.insert("url".to_owned(), Value::String(url));
-            origins.override_leaf("database.url", "DATABASE_URL");
+            origins
+                .leaves
+                .insert("database.url".into(), "DATABASE_URL".into());
         }
         other => problems.push(format!(
             "DATABASE_URL: cannot apply it: database is {}, not a table",
@@ -89,9 +75,14 @@ fn set(
     let Some((segment, rest)) = segments.split_first() else {
         return Ok(());
     };
-    let index = parse_index(segment);
     let shown = if at.is_empty() { "the top level" } else { at };
-    match (node, index) {
+    let mut created = |path: String| {
+        origins
+            .created
+            .entry(path)
+            .or_insert_with(|| var.to_owned());
+    };
+    let (here, child) = match (node, index(segment)) {
         (Value::Table(table), None) => {
             let here = join(at, segment);
             if rest.is_empty() {
@@ -101,63 +92,61 @@ fn set(
                 return Ok(());
             }
             let child = table.entry(segment.clone()).or_insert_with(|| {
-                origins.note_created(here.clone(), var);
-                empty_container(&rest[0])
+                created(here.clone());
+                if index(&rest[0]).is_some() {
+                    Value::Array(Vec::new())
+                } else {
+                    Value::Table(Table::new())
+                }
             });
-            set(child, &here, rest, value, var, origins)
+            (here, child)
         }
         (Value::Array(items), Some(i)) => {
             if i > MAX_INDEX {
                 return Err(format!("index {i} is too large (at most {MAX_INDEX})"));
             }
-            let here = format!("{at}[{i}]");
             while items.len() <= i {
                 // Gaps become empty entries, reported as missing keys under their own index.
-                origins.note_created(format!("{at}[{}]", items.len()), var);
+                created(format!("{at}[{}]", items.len()));
                 items.push(Value::Table(Table::new()));
             }
+            let here = format!("{at}[{i}]");
             if rest.is_empty() {
                 origins.set_leaf(here, var)?;
                 items[i] = value;
                 return Ok(());
             }
-            set(&mut items[i], &here, rest, value, var, origins)
+            (here, &mut items[i])
         }
-        (Value::Table(_), Some(i)) => Err(format!(
-            "{shown} is a table, not an array: cannot index it with {i}"
-        )),
-        (Value::Array(_), None) => Err(format!(
-            "{shown} is an array: expected an index (0, 1, ...) after it, got {segment:?}"
-        )),
-        (other, _) => Err(format!(
-            "{shown} is {}, cannot set {segment} inside it",
-            kind(other)
-        )),
-    }
+        (Value::Table(_), Some(i)) => {
+            return Err(format!(
+                "{shown} is a table, not an array: cannot index it with {i}"
+            ))
+        }
+        (Value::Array(_), None) => {
+            let expected = "expected an index (0, 1, ...) after it";
+            return Err(format!("{shown} is an array: {expected}, got {segment:?}"));
+        }
+        (other, _) => {
+            return Err(format!(
+                "{shown} is {}, cannot set {segment} inside it",
+                kind(other)
+            ))
+        }
+    };
+    set(child, &here, rest, value, var, origins)
 }
 
-fn parse_index(segment: &str) -> Option<usize> {
-    if segment.bytes().all(|b| b.is_ascii_digit()) {
-        // All digits but too long for usize: far past MAX_INDEX either way.
-        Some(segment.parse().unwrap_or(usize::MAX))
-    } else {
-        None
-    }
-}
-
-fn empty_container(next: &str) -> Value {
-    if parse_index(next).is_some() {
-        Value::Array(Vec::new())
-    } else {
-        Value::Table(Table::new())
-    }
+/// All digits but too long for usize is far past MAX_INDEX either way.
+fn index(segment: &str) -> Option<usize> {
+    let digits = segment.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| segment.parse().unwrap_or(usize::MAX))
 }
 
 /// A secret set from the environment replaces the file's `<key>_file` and the other way round: the variable
 /// is an override, and "both set" is meant for one layer contradicting itself.
 fn replace_secret_sibling(table: &mut Table, at: &str, key: &str, origins: &Origins) {
-    let section = at.split(['.', '[']).next().unwrap_or("");
-    let secret = match section {
+    let secret = match at.split(['.', '[']).next().unwrap_or("") {
         "database" => "url",
         "zoom" => "client_secret",
         "videosdk" => "api_secret",
@@ -165,14 +154,12 @@ fn replace_secret_sibling(table: &mut Table, at: &str, key: &str, origins: &Orig
         _ => return,
     };
     let file_key = format!("{secret}_file");
-    let sibling = if key == secret {
-        file_key
-    } else if key == file_key {
-        secret.to_owned()
-    } else {
-        return;
+    let sibling = match key {
+        _ if key == secret => file_key,
+        _ if key == file_key => secret.to_owned(),
+        _ => return,
     };
-    if !origins.is_leaf(&join(at, &sibling)) {
+    if !origins.leaves.contains_key(&join(at, &sibling)) {
         table.remove(&sibling);
     }
 }

@@ -4,17 +4,15 @@
 //! An included file may hold only `[[zoom]]`, `[[videosdk]]` and `[[rocketchat]]` entries: anything else
 //! would let two files disagree about one setting with no rule for who wins. Its entries are appended after
 //! the main file's, files in sorted path order, and each one remembers its file and its index there, so
-//! every problem with it names the file to open (see `Origins::note_included`).
+//! every problem with it names the file to open (see `Origins::included`).
 
 use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use super::reader::{describe, quote, Origins};
+use super::problems::{describe, quote, Origins};
 use super::syntax_problem;
 
-/// The sections an included file may hold.
-const ACCOUNT_SECTIONS: &[&str] = &["zoom", "videosdk", "rocketchat"];
 const ENV_VAR: &str = "ROLLCALL__INCLUDE";
 
 /// Where the main file sits, so relative patterns resolve against its directory (not the working
@@ -37,16 +35,10 @@ pub(super) fn merge(
     let patterns = patterns(root.remove("include"), env, problems);
     let files = expand(base, &patterns, problems);
     for (path, label) in &files {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) => {
-                problems.push(format!("{label}: cannot read it: {e}"));
-                continue;
-            }
-        };
-        match text.parse::<Table>() {
-            Ok(table) => append(root, table, label, origins, problems),
-            Err(e) => problems.push(syntax_problem(&text, label, &e)),
+        match std::fs::read_to_string(path).map(|text| (text.parse::<Table>(), text)) {
+            Ok((Ok(table), _)) => append(root, table, label, origins, problems),
+            Ok((Err(e), text)) => problems.push(syntax_problem(&text, label, &e)),
+            Err(e) => problems.push(format!("{label}: cannot read it: {e}")),
         }
     }
     files.into_iter().map(|(path, _)| path).collect()
@@ -65,14 +57,17 @@ fn patterns(
         let Some(rest) = name.strip_prefix("ROLLCALL__") else {
             return true;
         };
-        let first = rest.split("__").next().unwrap_or("");
-        if !first.eq_ignore_ascii_case("include") {
+        if !rest
+            .split("__")
+            .next()
+            .unwrap_or("")
+            .eq_ignore_ascii_case("include")
+        {
             return true;
         }
         if !rest.eq_ignore_ascii_case("include") {
-            problems.push(format!(
-                "{name}: include is set as a whole, one pattern: {ENV_VAR}=accounts.d/*.toml"
-            ));
+            let whole = "include is set as a whole, one pattern";
+            problems.push(format!("{name}: {whole}: {ENV_VAR}=accounts.d/*.toml"));
         } else if !value.is_empty() {
             // Empty counts as unset, as for every other variable (compose passes unset ones as "").
             from_env = Some(value.clone());
@@ -82,15 +77,14 @@ fn patterns(
     if let Some(pattern) = from_env {
         return vec![(format!("include (from {ENV_VAR})"), pattern)];
     }
-    let Some(value) = value else {
-        return Vec::new();
-    };
-    let Value::Array(items) = value else {
-        problems.push(format!(
-            "include: expected an array of file patterns such as [\"accounts.d/*.toml\"], got {}",
-            describe(&value)
-        ));
-        return Vec::new();
+    let items = match value {
+        None => return Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            let expected = "expected an array of file patterns such as [\"accounts.d/*.toml\"]";
+            problems.push(format!("include: {expected}, got {}", describe(&other)));
+            return Vec::new();
+        }
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
@@ -116,34 +110,33 @@ fn expand(
     problems: &mut Vec<String>,
 ) -> Vec<(PathBuf, String)> {
     let main = base.main.and_then(|m| m.canonicalize().ok());
+    let relative = !base.dir.as_os_str().is_empty();
     let mut files: Vec<PathBuf> = Vec::new();
     for (key, pattern) in patterns {
-        let full = if Path::new(pattern).is_absolute() || base.dir.as_os_str().is_empty() {
-            PathBuf::from(pattern)
-        } else {
-            base.dir.join(pattern)
-        };
+        let as_is = Path::new(pattern).is_absolute() || !relative;
         if !pattern.contains(['*', '?', '[']) {
             // A plain path names one file the operator expects to exist: its absence is a mistake, where an
             // empty `accounts.d/` matched by a glob is a normal state (no accounts there yet).
-            if full.exists() {
-                files.push(full);
+            let full = if as_is {
+                PathBuf::from(pattern)
             } else {
-                problems.push(format!(
+                base.dir.join(pattern)
+            };
+            match full.exists() {
+                true => files.push(full),
+                false => problems.push(format!(
                     "{key}: no file at {}",
                     quote(&full.display().to_string())
-                ));
+                )),
             }
             continue;
         }
         // The directory part is escaped, so a config directory named like `[x]` is taken literally.
-        let joined = if Path::new(pattern).is_absolute() || base.dir.as_os_str().is_empty() {
+        let dir = glob::Pattern::escape(&base.dir.to_string_lossy());
+        let joined = if as_is {
             pattern.clone()
         } else {
-            format!(
-                "{}/{pattern}",
-                glob::Pattern::escape(&base.dir.to_string_lossy())
-            )
+            format!("{dir}/{pattern}")
         };
         // A leading dot must be matched literally, as in a shell: a Kubernetes ConfigMap volume holds
         // `..data` and timestamped directories beside the files, and `*` must not pick those up.
@@ -156,11 +149,10 @@ fn expand(
                 for entry in paths {
                     match entry {
                         Ok(path) => files.push(path),
-                        Err(e) => problems.push(format!(
-                            "{key}: cannot read {}: {}",
-                            quote(&e.path().display().to_string()),
-                            e.error()
-                        )),
+                        Err(e) => {
+                            let path = quote(&e.path().display().to_string());
+                            problems.push(format!("{key}: cannot read {path}: {}", e.error()));
+                        }
                     }
                 }
             }
@@ -173,16 +165,15 @@ fn expand(
     }
     files.sort();
     files.dedup();
+    files.retain(|path| main.is_none() || path.canonicalize().ok() != main);
+    let label = |path: &Path| match path.strip_prefix(base.dir) {
+        Ok(inside) if relative => inside.display().to_string(),
+        _ => path.display().to_string(),
+    };
     files
         .into_iter()
-        .filter(|path| main.is_none() || path.canonicalize().ok() != main)
-        .map(|path| {
-            let label = match path.strip_prefix(base.dir) {
-                Ok(relative) if !base.dir.as_os_str().is_empty() => relative.display().to_string(),
-                _ => path.display().to_string(),
-            };
-            (path, label)
-        })
+        .map(|path| (label(&path), path))
+        .map(|(l, p)| (p, l))
         .collect()
 }
 
@@ -195,33 +186,34 @@ fn append(
     problems: &mut Vec<String>,
 ) {
     for (key, value) in table {
-        if !ACCOUNT_SECTIONS.contains(&key.as_str()) {
+        if !["zoom", "videosdk", "rocketchat"].contains(&key.as_str()) {
+            let only = "only [[zoom]], [[videosdk]] and [[rocketchat]] entries";
             problems.push(format!(
-                "{label}: {key}: not allowed in an included file (only [[zoom]], [[videosdk]] and [[rocketchat]] entries)"
+                "{label}: {key}: not allowed in an included file ({only})"
             ));
             continue;
         }
         let Value::Array(items) = value else {
+            let expected = format!("expected an array of tables ([[{key}]])");
             problems.push(format!(
-                "{label}: {key}: expected an array of tables ([[{key}]]), got {}",
+                "{label}: {key}: {expected}, got {}",
                 describe(&value)
             ));
             continue;
         };
+        // The main file's own `key` is not an array: that is reported there, and these entries have
+        // nowhere to go.
         let target = root
             .entry(key.clone())
             .or_insert_with(|| Value::Array(Vec::new()));
-        // The main file's own `key` is not an array: that is reported there, and these entries have
-        // nowhere to go.
         let Value::Array(merged) = target else {
             continue;
         };
         for (i, item) in items.into_iter().enumerate() {
-            origins.note_included(
-                format!("{key}[{}]", merged.len()),
-                label.to_owned(),
-                format!("{key}[{i}]"),
-            );
+            let entry = format!("{key}[{}]", merged.len());
+            origins
+                .included
+                .insert(entry, (label.to_owned(), format!("{key}[{i}]")));
             merged.push(item);
         }
     }

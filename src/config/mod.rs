@@ -1,17 +1,20 @@
 //! The typed configuration: a TOML file layered with environment variables, validated all at once.
 //!
-//! The layering is done by hand on a `toml::Value` tree rather than with the `config` crate: config-rs
-//! cannot address array entries from the environment (`ROLLCALL__ZOOM__0__CLIENT_SECRET`), and building the
-//! typed structs by hand lets validation report every problem at once, each naming its key, where serde
-//! would stop at the first one.
+//! The public structs below are the schema: serde derives their deserializers, `deny_unknown_fields` so a
+//! typo never silently falls back to a default. `Config::validate` then checks what no single value's
+//! type can say: required keys, URLs, rules between keys, names unique across sections.
 //!
-//! Order of the layers: the main file, then the account files it `include`s (appended, see `include.rs`),
-//! then the environment, so an override's index counts the merged list.
+//! Layering is done on a `toml::Value` tree rather than with the `config` crate: config-rs cannot address
+//! array entries from the environment (`ROLLCALL__ZOOM__0__CLIENT_SECRET`), and the tree lets `Origins`
+//! remember which variable or included file set each key, so a problem names the thing to fix. Order of
+//! the layers: the main file, then the account files it `include`s (appended, see `include.rs`), then the
+//! environment, so an override's index counts the merged list. `de.rs` turns the tree into a `Config`
+//! reporting every problem, not only serde's first.
 
-mod build;
+mod de;
 mod env;
 mod include;
-mod reader;
+mod problems;
 #[cfg(test)]
 mod tests;
 
@@ -19,7 +22,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+use problems::{quote, Origins, Problems};
 
 pub const DEFAULT_CRON: &str = "0 15 3 * * *";
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9187);
@@ -36,8 +42,15 @@ pub const DEFAULT_MAX_WINDOWS_IN_FLIGHT: u32 = 32;
 /// so half of the default global bound keeps pool waits short; well below PostgreSQL's default
 /// `max_connections` of 100, so a few replicas and the analysts still fit.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+/// Days Rocket.Chat may still change (it re-aggregates up to three days back) plus today.
+const MIN_LOOKBACK_DAYS: u32 = 4;
 
-#[derive(Debug, Clone)]
+// Every section and entry key is optional to serde (a default or an empty string): whether a required one
+// is there is asked after (`validate`, or `de::secret` beside a secret's `*_file` key), so "missing" is
+// reported beside the other problems, not instead of them.
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub database: DatabaseConfig,
     pub schedule: ScheduleConfig,
@@ -49,17 +62,29 @@ pub struct Config {
     pub rocketchat: Vec<RocketChatWorkspace>,
     /// The files `include` named, in the order their entries were appended (`rollcall check --offline`
     /// lists them).
+    #[serde(skip)]
     pub included: Vec<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// A secret because the URL usually carries the password.
     pub url: SecretString,
     pub max_connections: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: SecretString::default(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// Six fields, seconds first, evaluated in UTC.
     pub cron: String,
@@ -75,8 +100,10 @@ impl Default for ScheduleConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
+    #[serde(deserialize_with = "de::listen")]
     pub listen: SocketAddr,
     /// Per request, so one stalled connection cannot hold a window's lease forever.
     pub timeout_secs: u64,
@@ -94,7 +121,8 @@ impl Default for HttpConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing_subscriber::EnvFilter` directive, already checked to parse.
@@ -110,9 +138,10 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LogFormat {
     /// Text on a terminal, JSON otherwise (journald, containers).
+    #[default]
     Auto,
     Text,
     Json,
@@ -134,7 +163,18 @@ impl fmt::Display for LogFormat {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl<'de> Deserialize<'de> for LogFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::choice(
+            d,
+            &[LogFormat::Auto, LogFormat::Text, LogFormat::Json],
+            Self::as_str,
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
     /// Renewed at a third of it, so at least 3 leaves a whole second between renewals.
     pub lease_secs: u64,
@@ -160,39 +200,63 @@ impl Default for CollectorConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ZoomAccount {
+    #[serde(default)]
     pub name: String,
+    #[serde(default)]
     pub account_id: String,
+    #[serde(default)]
     pub client_id: String,
+    #[serde(default)]
     pub client_secret: SecretString,
-    /// Without a trailing slash, so paths can be appended as `{api_url}/report/users`.
-    pub api_url: String,
+    #[serde(default = "de::zoom_oauth_url")]
     pub oauth_url: String,
+    /// Without a trailing slash, so paths can be appended as `{api_url}/report/users`.
+    #[serde(default = "de::zoom_api_url")]
+    pub api_url: String,
+    #[serde(default)]
     pub plan: Plan,
+    #[serde(default = "de::num::<MAX_PAGE_SIZE>")]
     pub page_size: u32,
+    #[serde(default = "de::num::<2>")]
     pub settle_days: u32,
+    #[serde(default)]
     pub horizon_days: Option<u32>,
+    /// Written as keys of the account itself; `de::prepare` gathers them here.
+    #[serde(default)]
     pub limits: ZoomLimits,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VideoSdkAccount {
+    #[serde(default)]
     pub name: String,
+    #[serde(default)]
     pub api_key: String,
+    #[serde(default)]
     pub api_secret: SecretString,
     /// Without a trailing slash.
+    #[serde(default = "de::zoom_api_url")]
     pub api_url: String,
+    #[serde(default)]
     pub plan: Plan,
+    #[serde(default = "de::num::<MAX_PAGE_SIZE>")]
     pub page_size: u32,
+    #[serde(default = "de::num::<2>")]
     pub settle_days: u32,
+    #[serde(default)]
     pub horizon_days: Option<u32>,
+    #[serde(default)]
     pub limits: ZoomLimits,
 }
 
 /// Per-account overrides of the plan's rate limits: `None` keeps the plan's value, `Some(0)` means no limit
 /// (for sandboxes and benchmarks).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ZoomLimits {
     pub heavy_per_second: Option<u32>,
     pub resource_intensive_per_minute: Option<u32>,
@@ -220,8 +284,9 @@ impl ZoomLimits {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Plan {
+    #[default]
     Pro,
     Business,
 }
@@ -258,19 +323,35 @@ impl fmt::Display for Plan {
     }
 }
 
-#[derive(Debug, Clone)]
+impl<'de> Deserialize<'de> for Plan {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::choice(d, &[Plan::Pro, Plan::Business], Self::as_str)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RocketChatWorkspace {
+    #[serde(default)]
     pub name: String,
     /// Without a trailing slash.
+    #[serde(default)]
     pub url: String,
+    #[serde(default)]
     pub user_id: String,
+    #[serde(default)]
     pub auth_token: SecretString,
     /// The server's zone: it buckets days by it, so windows must too.
+    #[serde(default, deserialize_with = "de::timezone")]
     pub timezone: chrono_tz::Tz,
+    #[serde(default = "de::num::<7>")]
     pub window_days: u32,
+    #[serde(default = "de::num::<4>")]
     pub lookback_days: u32,
+    #[serde(default = "de::num::<44>")]
     pub retention_days: u32,
     /// `None` keeps the server's default (10 per minute per route); 0 means no limit.
+    #[serde(default)]
     pub requests_per_minute: Option<u32>,
 }
 
@@ -325,6 +406,66 @@ impl Config {
         };
         parse(text, "<config>", &base, env)
     }
+
+    /// What no single value's type can say: required keys, URLs (whose trailing slashes go, so callers can
+    /// append `/path`), rules between keys, names unique across sections. Secrets were checked with their
+    /// `*_file` keys (`de::secret`); a key that failed to deserialize is not reported again.
+    fn validate(&mut self, p: &mut Problems) {
+        let url = self.database.url.expose_secret();
+        // Checked by scheme only, and the message never repeats the URL: it usually holds the password.
+        if !(url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            let expected = "expected a postgres:// or postgresql:// URL";
+            p.add("database.url", expected);
+        }
+        if let Err(message) = check_cron(&self.schedule.cron) {
+            p.add("schedule.cron", message);
+        }
+        let level = &self.log.level;
+        // An empty filter would silently log nothing.
+        if level.trim().is_empty() || tracing_subscriber::EnvFilter::try_new(level).is_err() {
+            let expected = "expected a filter such as \"info\" or \"rollcall=debug,info\"";
+            p.add("log.level", format!("{expected}, got {}", quote(level)));
+        }
+        let mut names = Vec::new();
+        for (i, a) in self.zoom.iter_mut().enumerate() {
+            let at = format!("zoom[{i}]");
+            p.required(
+                &at,
+                "name account_id client_id",
+                [&a.name, &a.account_id, &a.client_id],
+            );
+            p.url(&format!("{at}.oauth_url"), &mut a.oauth_url, false);
+            p.url(&format!("{at}.api_url"), &mut a.api_url, true);
+            names.push((format!("{at}.name"), a.name.as_str()));
+        }
+        for (i, a) in self.videosdk.iter_mut().enumerate() {
+            let at = format!("videosdk[{i}]");
+            p.required(&at, "name api_key", [&a.name, &a.api_key]);
+            p.url(&format!("{at}.api_url"), &mut a.api_url, true);
+            names.push((format!("{at}.name"), a.name.as_str()));
+        }
+        for (i, w) in self.rocketchat.iter_mut().enumerate() {
+            let at = format!("rocketchat[{i}]");
+            p.required(&at, "name url user_id", [&w.name, &w.url, &w.user_id]);
+            if !w.url.is_empty() {
+                p.url(&format!("{at}.url"), &mut w.url, true);
+            }
+            names.push((format!("{at}.name"), w.name.as_str()));
+            let lookback = format!("{at}.lookback_days");
+            let (days, retention_days) = (w.lookback_days, w.retention_days);
+            // Rocket.Chat re-aggregates a day for up to three days after it: a shorter lookback would mark
+            // a day final (never walked again) while the server can still change it.
+            if days < MIN_LOOKBACK_DAYS {
+                p.add(&lookback, format!("must be at least {MIN_LOOKBACK_DAYS}, got {days}: the server re-aggregates up to three days back, so days younger than {MIN_LOOKBACK_DAYS} days are not final"));
+            // A day must become final before the server expires it: walking an expired day again would
+            // mirror its now-empty answer over the stored history.
+            } else if days >= retention_days && !p.failed(&format!("{at}.retention_days")) {
+                let message = format!("must be less than retention_days ({retention_days}), got");
+                p.add(&lookback, format!("{message} {days}"));
+            }
+        }
+        check_names(p, names);
+    }
 }
 
 fn parse(
@@ -333,32 +474,70 @@ fn parse(
     base: &include::Base,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
-    let root: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError::Invalid {
-            problems: vec![syntax_problem(text, origin, &e)],
-        })?;
-    let mut root = root;
-    let mut origins = reader::Origins::default();
-    origins.set_main_label(origin);
-    let mut problems = Vec::new();
+    let mut root = match text.parse::<toml::Table>() {
+        Ok(root) => root,
+        Err(e) => {
+            return Err(ConfigError::Invalid {
+                problems: vec![syntax_problem(text, origin, &e)],
+            })
+        }
+    };
+    let mut origins = Origins::default();
+    origin.clone_into(&mut origins.main_label);
+    let mut first = Vec::new();
     let mut env: Vec<(String, String)> = env.into_iter().collect();
     // Before the environment, so `ROLLCALL__ZOOM__<i>__...` addresses the merged list.
-    let included = include::merge(&mut root, base, &mut env, &mut origins, &mut problems);
+    let included = include::merge(&mut root, base, &mut env, &mut origins, &mut first);
     let mut root = toml::Value::Table(root);
-    env::apply(&mut root, env, &mut origins, &mut problems);
-    let toml::Value::Table(root) = root else {
-        // `env::apply` only ever edits inside the root table.
-        return Err(ConfigError::Invalid {
-            problems: vec![format!("{origin}: not a table")],
-        });
-    };
-    match build::build(root, &origins) {
-        Ok(config) if problems.is_empty() => Ok(Config { included, ..config }),
-        Ok(_) => Err(ConfigError::Invalid { problems }),
-        Err(more) => {
-            problems.extend(more);
-            Err(ConfigError::Invalid { problems })
+    env::apply(&mut root, env, &mut origins, &mut first);
+    let mut problems = Problems::new(&origins, first);
+    let mut config = de::deserialize(root, &mut problems);
+    config.validate(&mut problems);
+    let problems = problems.into_lines();
+    if problems.is_empty() {
+        Ok(Config { included, ..config })
+    } else {
+        Err(ConfigError::Invalid { problems })
+    }
+}
+
+/// Parsed by the same parser the scheduler uses, so a schedule accepted here cannot fail at `run` time.
+fn check_cron(cron: &str) -> Result<(), String> {
+    let fields = cron.split_whitespace().count();
+    if fields != 6 {
+        return Err(format!("expected 6 fields (seconds first), got {fields}"));
+    }
+    tokio_cron_scheduler::Job::new_async(cron, |_, _| Box::pin(async {}))
+        .map(drop)
+        .map_err(|_| {
+            let fields = "fields: second minute hour day-of-month month day-of-week";
+            format!("cannot parse {} ({fields})", quote(cron))
+        })
+}
+
+/// Names are the `account` column of every table, so they must be unique across all sections, not only
+/// within one, and plain enough for `--account` and metric labels.
+fn check_names(p: &mut Problems, names: Vec<(String, &str)>) {
+    let mut seen = std::collections::HashMap::<&str, String>::new();
+    for (path, name) in names {
+        if name.is_empty() {
+            continue; // already reported as missing
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        {
+            let message = "expected only letters, digits, \"_\", \".\" and \"-\", got";
+            p.last(&path, format!("{message} {}", quote(name)));
+        }
+        match seen.get(name) {
+            Some(first) => {
+                let used = format!("is already used by {}", p.refer(first, &path));
+                p.last(&path, format!("{} {used}", quote(name)));
+            }
+            None => {
+                seen.insert(name, path);
+            }
         }
     }
 }
