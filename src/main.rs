@@ -5,9 +5,9 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use rollcall::collector::{self, Selection, STREAMS};
 use rollcall::commands::progress::Progress;
+use rollcall::commands::{check, coverage, healthcheck, status};
 #[cfg(feature = "sandbox")]
 use rollcall::commands::{demo, sandbox};
-use rollcall::commands::{check, coverage, healthcheck, status};
 use rollcall::config::Config;
 use rollcall::{daemon, store, telemetry};
 use std::path::PathBuf;
