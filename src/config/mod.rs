@@ -71,6 +71,7 @@ pub struct Config {
 pub struct DatabaseConfig {
     /// A secret because the URL usually carries the password.
     pub url: SecretString,
+    #[serde(deserialize_with = "de::Range::<1, 1_000>::de")]
     pub max_connections: u32,
 }
 
@@ -106,8 +107,10 @@ pub struct HttpConfig {
     #[serde(deserialize_with = "de::listen")]
     pub listen: SocketAddr,
     /// Per request, so one stalled connection cannot hold a window's lease forever.
+    #[serde(deserialize_with = "de::Range::<1, 600>::de")]
     pub timeout_secs: u64,
     /// The largest response body read, in MiB, so a broken or hostile server cannot exhaust memory.
+    #[serde(deserialize_with = "de::Range::<1, 4096>::de")]
     pub max_body_mib: u64,
 }
 
@@ -177,14 +180,19 @@ impl<'de> Deserialize<'de> for LogFormat {
 #[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
     /// Renewed at a third of it, so at least 3 leaves a whole second between renewals.
+    #[serde(deserialize_with = "de::Range::<3, 86_400>::de")]
     pub lease_secs: u64,
+    #[serde(deserialize_with = "de::Range::<0, 100>::de")]
     pub max_retries: u32,
+    #[serde(deserialize_with = "de::Range::<1, 600_000>::de")]
     pub retry_base_ms: u64,
     /// Windows of one (account, stream) walked at once. The account's pacer keeps the rate; this only has
     /// to cover rate × reply latency (Pro: 10/s × 1.6 s, Business: 40/s × 0.4 s at the default).
+    #[serde(deserialize_with = "de::Range::<1, 256>::de")]
     pub windows_in_flight: u32,
     /// Windows walked at once by the whole process, across every account and stream: what bounds the
     /// process's memory and its demand on the connection pool however many accounts are configured.
+    #[serde(deserialize_with = "de::Range::<1, 4_096>::de")]
     pub max_windows_in_flight: u32,
 }
 
@@ -218,11 +226,14 @@ pub struct ZoomAccount {
     pub api_url: String,
     #[serde(default)]
     pub plan: Plan,
-    #[serde(default = "de::num::<MAX_PAGE_SIZE>")]
+    #[serde(
+        default = "de::num::<MAX_PAGE_SIZE>",
+        deserialize_with = "de::Range::<1, { MAX_PAGE_SIZE as i64 }>::de"
+    )]
     pub page_size: u32,
-    #[serde(default = "de::num::<2>")]
+    #[serde(default = "de::num::<2>", deserialize_with = "de::Range::<0, 90>::de")]
     pub settle_days: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::Range::<1, 3_650>::de")]
     pub horizon_days: Option<u32>,
     /// Written as keys of the account itself; `de::prepare` gathers them here.
     #[serde(default)]
@@ -243,11 +254,14 @@ pub struct VideoSdkAccount {
     pub api_url: String,
     #[serde(default)]
     pub plan: Plan,
-    #[serde(default = "de::num::<MAX_PAGE_SIZE>")]
+    #[serde(
+        default = "de::num::<MAX_PAGE_SIZE>",
+        deserialize_with = "de::Range::<1, { MAX_PAGE_SIZE as i64 }>::de"
+    )]
     pub page_size: u32,
-    #[serde(default = "de::num::<2>")]
+    #[serde(default = "de::num::<2>", deserialize_with = "de::Range::<0, 90>::de")]
     pub settle_days: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::Range::<1, 3_650>::de")]
     pub horizon_days: Option<u32>,
     #[serde(default)]
     pub limits: ZoomLimits,
@@ -258,8 +272,11 @@ pub struct VideoSdkAccount {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ZoomLimits {
+    #[serde(deserialize_with = "de::Range::<0, { u32::MAX as i64 }>::de")]
     pub heavy_per_second: Option<u32>,
+    #[serde(deserialize_with = "de::Range::<0, { u32::MAX as i64 }>::de")]
     pub resource_intensive_per_minute: Option<u32>,
+    #[serde(deserialize_with = "de::Range::<0, { u32::MAX as i64 }>::de")]
     pub daily_requests: Option<u32>,
 }
 
@@ -344,14 +361,14 @@ pub struct RocketChatWorkspace {
     /// The server's zone: it buckets days by it, so windows must too.
     #[serde(default, deserialize_with = "de::timezone")]
     pub timezone: chrono_tz::Tz,
-    #[serde(default = "de::num::<7>")]
+    #[serde(default = "de::num::<7>", deserialize_with = "de::Range::<1, 31>::de")]
     pub window_days: u32,
-    #[serde(default = "de::num::<4>")]
+    #[serde(default = "de::num::<4>", deserialize_with = "de::Range::<0, 44>::de")]
     pub lookback_days: u32,
-    #[serde(default = "de::num::<44>")]
+    #[serde(default = "de::num::<44>", deserialize_with = "de::Range::<1, 45>::de")]
     pub retention_days: u32,
     /// `None` keeps the server's default (10 per minute per route); 0 means no limit.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::Range::<0, { u32::MAX as i64 }>::de")]
     pub requests_per_minute: Option<u32>,
 }
 
