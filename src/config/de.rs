@@ -283,26 +283,22 @@ pub(super) fn zoom_oauth_url() -> String {
 }
 
 /// One of `all`, by name, ASCII case and surrounding blanks ignored.
-pub(super) fn choice<'de, D: Deserializer<'de>, T: Copy>(
+pub(super) fn choice<'de, D: Deserializer<'de>, T, const N: usize>(
     d: D,
-    all: &[T],
-    name: fn(T) -> &'static str,
+    all: [(&str, T); N],
 ) -> Result<T, D::Error> {
     let given = String::deserialize(d)?;
-    if let Some(found) = all
-        .iter()
-        .find(|t| name(**t).eq_ignore_ascii_case(given.trim()))
+    let names: Vec<String> = all.iter().map(|(name, _)| format!("{name:?}")).collect();
+    if let Some((_, found)) = all
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(given.trim()))
     {
-        return Ok(*found);
+        return Ok(found);
     }
-    let names: Vec<String> = all.iter().map(|t| format!("{:?}", name(*t))).collect();
-    let (last, init) = names
-        .split_last()
-        .ok_or_else(|| D::Error::custom("no choices"))?;
-    let names = if init.is_empty() {
-        last.clone()
-    } else {
-        format!("{} or {last}", init.join(", "))
+    // "a", "b" or "c"
+    let names = match names.split_last() {
+        Some((last, init)) if !init.is_empty() => format!("{} or {last}", init.join(", ")),
+        _ => names.concat(),
     };
     Err(D::Error::custom(format!(
         "expected {names}, got {}",

@@ -18,7 +18,6 @@ mod problems;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -150,29 +149,14 @@ pub enum LogFormat {
     Json,
 }
 
-impl LogFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogFormat::Auto => "auto",
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        }
-    }
-}
-
-impl fmt::Display for LogFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl<'de> Deserialize<'de> for LogFormat {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        de::choice(
-            d,
-            &[LogFormat::Auto, LogFormat::Text, LogFormat::Json],
-            Self::as_str,
-        )
+        let all = [
+            ("auto", Self::Auto),
+            ("text", Self::Text),
+            ("json", Self::Json),
+        ];
+        de::choice(d, all)
     }
 }
 
@@ -325,24 +309,11 @@ impl Plan {
             },
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Plan::Pro => "pro",
-            Plan::Business => "business",
-        }
-    }
-}
-
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 impl<'de> Deserialize<'de> for Plan {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        de::choice(d, &[Plan::Pro, Plan::Business], Self::as_str)
+        de::choice(d, [("pro", Plan::Pro), ("business", Plan::Business)])
     }
 }
 
