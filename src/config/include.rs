@@ -88,16 +88,16 @@ fn patterns(
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        match item {
+        let key = format!("include[{i}]");
+        let problem = match item {
             Value::String(text) if !text.trim().is_empty() => {
-                out.push((format!("include[{i}]"), text))
+                out.push((key, text));
+                continue;
             }
-            Value::String(_) => problems.push(format!("include[{i}]: missing (an empty pattern)")),
-            other => problems.push(format!(
-                "include[{i}]: expected a string, got {}",
-                describe(&other)
-            )),
-        }
+            Value::String(_) => "missing (an empty pattern)".to_owned(),
+            other => format!("expected a string, got {}", describe(&other)),
+        };
+        problems.push(format!("{key}: {problem}"));
     }
     out
 }
@@ -113,6 +113,7 @@ fn expand(
     let relative = !base.dir.as_os_str().is_empty();
     let mut files: Vec<PathBuf> = Vec::new();
     for (key, pattern) in patterns {
+        let mut problem = |message: String| problems.push(format!("{key}: {message}"));
         let as_is = Path::new(pattern).is_absolute() || !relative;
         if !pattern.contains(['*', '?', '[']) {
             // A plain path names one file the operator expects to exist: its absence is a mistake, where an
@@ -124,10 +125,7 @@ fn expand(
             };
             match full.exists() {
                 true => files.push(full),
-                false => problems.push(format!(
-                    "{key}: no file at {}",
-                    quote(&full.display().to_string())
-                )),
+                false => problem(format!("no file at {}", quote(&full.display().to_string()))),
             }
             continue;
         }
@@ -151,16 +149,12 @@ fn expand(
                         Ok(path) => files.push(path),
                         Err(e) => {
                             let path = quote(&e.path().display().to_string());
-                            problems.push(format!("{key}: cannot read {path}: {}", e.error()));
+                            problem(format!("cannot read {path}: {}", e.error()));
                         }
                     }
                 }
             }
-            Err(e) => problems.push(format!(
-                "{key}: invalid pattern {}: {}",
-                quote(pattern),
-                e.msg
-            )),
+            Err(e) => problem(format!("invalid pattern {}: {}", quote(pattern), e.msg)),
         }
     }
     files.sort();
@@ -186,19 +180,19 @@ fn append(
     problems: &mut Vec<String>,
 ) {
     for (key, value) in table {
-        if !["zoom", "videosdk", "rocketchat"].contains(&key.as_str()) {
-            let only = "only [[zoom]], [[videosdk]] and [[rocketchat]] entries";
-            problems.push(format!(
-                "{label}: {key}: not allowed in an included file ({only})"
-            ));
-            continue;
-        }
-        let Value::Array(items) = value else {
-            let expected = format!("expected an array of tables ([[{key}]])");
-            problems.push(format!(
-                "{label}: {key}: {expected}, got {}",
-                describe(&value)
-            ));
+        let only = "only [[zoom]], [[videosdk]] and [[rocketchat]] entries";
+        let problem = match &value {
+            _ if !["zoom", "videosdk", "rocketchat"].contains(&key.as_str()) => {
+                format!("not allowed in an included file ({only})")
+            }
+            Value::Array(_) => String::new(),
+            other => format!(
+                "expected an array of tables ([[{key}]]), got {}",
+                describe(other)
+            ),
+        };
+        let (Value::Array(items), "") = (value, problem.as_str()) else {
+            problems.push(format!("{label}: {key}: {problem}"));
             continue;
         };
         // The main file's own `key` is not an array: that is reported there, and these entries have
