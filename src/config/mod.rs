@@ -192,23 +192,20 @@ impl Default for CollectorConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `Default` gives the keys serde does not find, except where a field names its own default: only those
+/// are a default account's values.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ZoomAccount {
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub account_id: String,
-    #[serde(default)]
     pub client_id: String,
-    #[serde(default)]
     pub client_secret: SecretString,
     #[serde(default = "de::zoom_oauth_url")]
     pub oauth_url: String,
     /// Without a trailing slash, so paths can be appended as `{api_url}/report/users`.
     #[serde(default = "de::zoom_api_url")]
     pub api_url: String,
-    #[serde(default)]
     pub plan: Plan,
     #[serde(
         default = "de::num::<MAX_PAGE_SIZE>",
@@ -217,26 +214,21 @@ pub struct ZoomAccount {
     pub page_size: u32,
     #[serde(default = "de::num::<2>", deserialize_with = "de::Range::<0, 90>::de")]
     pub settle_days: u32,
-    #[serde(default, deserialize_with = "de::Range::<1, 3_650>::de")]
+    #[serde(deserialize_with = "de::Range::<1, 3_650>::de")]
     pub horizon_days: Option<u32>,
     /// Written as keys of the account itself; `de::prepare` gathers them here.
-    #[serde(default)]
     pub limits: ZoomLimits,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct VideoSdkAccount {
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub api_key: String,
-    #[serde(default)]
     pub api_secret: SecretString,
     /// Without a trailing slash.
     #[serde(default = "de::zoom_api_url")]
     pub api_url: String,
-    #[serde(default)]
     pub plan: Plan,
     #[serde(
         default = "de::num::<MAX_PAGE_SIZE>",
@@ -245,9 +237,8 @@ pub struct VideoSdkAccount {
     pub page_size: u32,
     #[serde(default = "de::num::<2>", deserialize_with = "de::Range::<0, 90>::de")]
     pub settle_days: u32,
-    #[serde(default, deserialize_with = "de::Range::<1, 3_650>::de")]
+    #[serde(deserialize_with = "de::Range::<1, 3_650>::de")]
     pub horizon_days: Option<u32>,
-    #[serde(default)]
     pub limits: ZoomLimits,
 }
 
@@ -317,20 +308,16 @@ impl<'de> Deserialize<'de> for Plan {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RocketChatWorkspace {
-    #[serde(default)]
     pub name: String,
     /// Without a trailing slash.
-    #[serde(default)]
     pub url: String,
-    #[serde(default)]
     pub user_id: String,
-    #[serde(default)]
     pub auth_token: SecretString,
     /// The server's zone: it buckets days by it, so windows must too.
-    #[serde(default, deserialize_with = "de::timezone")]
+    #[serde(deserialize_with = "de::timezone")]
     pub timezone: chrono_tz::Tz,
     #[serde(default = "de::num::<7>", deserialize_with = "de::Range::<1, 31>::de")]
     pub window_days: u32,
@@ -339,7 +326,7 @@ pub struct RocketChatWorkspace {
     #[serde(default = "de::num::<44>", deserialize_with = "de::Range::<1, 45>::de")]
     pub retention_days: u32,
     /// `None` keeps the server's default (10 per minute per route); 0 means no limit.
-    #[serde(default, deserialize_with = "de::Range::<0, { u32::MAX as i64 }>::de")]
+    #[serde(deserialize_with = "de::Range::<0, { u32::MAX as i64 }>::de")]
     pub requests_per_minute: Option<u32>,
 }
 
