@@ -15,25 +15,19 @@ use super::syntax_problem;
 
 const ENV_VAR: &str = "ROLLCALL__INCLUDE";
 
-/// Where the main file sits, so relative patterns resolve against its directory (not the working
-/// directory: a config and its account files are deployed together, wherever the process starts).
-pub(super) struct Base<'a> {
-    pub(super) dir: &'a Path,
-    /// The main file itself, never included again when a pattern such as `*.toml` matches it.
-    pub(super) main: Option<&'a Path>,
-}
-
 /// Takes `include` out of `root` (and `ROLLCALL__INCLUDE` out of `env`), reads every file it names and
-/// appends their entries to `root`. Returns the files read, in merge order.
+/// appends their entries to `root`. Returns the files read, in merge order. Relative patterns resolve
+/// against the directory of `main`, the main file (not the working directory: a config and its account
+/// files are deployed together, wherever the process starts); without one, against the working directory.
 pub(super) fn merge(
     root: &mut Table,
-    base: &Base,
+    main: Option<&Path>,
     env: &mut Vec<(String, String)>,
     origins: &mut Origins,
     problems: &mut Vec<String>,
 ) -> Vec<PathBuf> {
     let patterns = patterns(root.remove("include"), env, problems);
-    let files = expand(base, &patterns, problems);
+    let files = expand(main, &patterns, problems);
     for (path, label) in &files {
         match std::fs::read_to_string(path).map(|text| (text.parse::<Table>(), text)) {
             Ok((Ok(table), _)) => append(root, table, label, origins, problems),
@@ -105,12 +99,14 @@ fn patterns(
 /// Every file the patterns name, sorted by path and each once, with the label messages use: the path as
 /// written relative to the main file's directory, or absolute.
 fn expand(
-    base: &Base,
+    main: Option<&Path>,
     patterns: &[(String, String)],
     problems: &mut Vec<String>,
 ) -> Vec<(PathBuf, String)> {
-    let main = base.main.and_then(|m| m.canonicalize().ok());
-    let relative = !base.dir.as_os_str().is_empty();
+    let base_dir = main.and_then(Path::parent).unwrap_or(Path::new(""));
+    // The main file itself is never included again when a pattern such as `*.toml` matches it.
+    let main = main.and_then(|m| m.canonicalize().ok());
+    let relative = !base_dir.as_os_str().is_empty();
     let mut files: Vec<PathBuf> = Vec::new();
     for (key, pattern) in patterns {
         let mut problem = |message: String| problems.push(format!("{key}: {message}"));
@@ -121,7 +117,7 @@ fn expand(
             let full = if as_is {
                 PathBuf::from(pattern)
             } else {
-                base.dir.join(pattern)
+                base_dir.join(pattern)
             };
             match full.exists() {
                 true => files.push(full),
@@ -130,7 +126,7 @@ fn expand(
             continue;
         }
         // The directory part is escaped, so a config directory named like `[x]` is taken literally.
-        let dir = glob::Pattern::escape(&base.dir.to_string_lossy());
+        let dir = glob::Pattern::escape(&base_dir.to_string_lossy());
         let joined = if as_is {
             pattern.clone()
         } else {
@@ -160,7 +156,7 @@ fn expand(
     files.sort();
     files.dedup();
     files.retain(|path| main.is_none() || path.canonicalize().ok() != main);
-    let label = |path: &Path| match path.strip_prefix(base.dir) {
+    let label = |path: &Path| match path.strip_prefix(base_dir) {
         Ok(inside) if relative => inside.display().to_string(),
         _ => path.display().to_string(),
     };

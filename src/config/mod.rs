@@ -362,11 +362,7 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let base = include::Base {
-            dir: path.parent().unwrap_or(Path::new("")),
-            main: Some(path),
-        };
-        parse(&text, &path.display().to_string(), &base, env)
+        parse(&text, &path.display().to_string(), Some(path), env)
     }
 
     /// Parses TOML text instead of a file, for callers that generate their configuration (the demo).
@@ -375,11 +371,7 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         // No file, so `include` patterns resolve against the working directory.
-        let base = include::Base {
-            dir: Path::new(""),
-            main: None,
-        };
-        parse(text, "<config>", &base, env)
+        parse(text, "<config>", None, env)
     }
 
     /// What no single value's type can say: required keys, URLs (whose trailing slashes go, so callers can
@@ -446,7 +438,7 @@ impl Config {
 fn parse(
     text: &str,
     origin: &str,
-    base: &include::Base,
+    main: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
     let mut root = match text.parse::<toml::Table>() {
@@ -462,7 +454,7 @@ fn parse(
     let mut first = Vec::new();
     let mut env: Vec<(String, String)> = env.into_iter().collect();
     // Before the environment, so `ROLLCALL__ZOOM__<i>__...` addresses the merged list.
-    let included = include::merge(&mut root, base, &mut env, &mut origins, &mut first);
+    let included = include::merge(&mut root, main, &mut env, &mut origins, &mut first);
     let mut root = toml::Value::Table(root);
     env::apply(&mut root, env, &mut origins, &mut first);
     let mut problems = Problems::new(&origins, first);
