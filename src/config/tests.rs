@@ -92,6 +92,15 @@ fn edit(from: &str, to: &str) -> String {
     }
 }
 
+/// `MINIMAL` with every `from | to` of `pairs` applied as by [`edit`].
+fn edits(pairs: &[&str]) -> String {
+    let pairs = pairs.iter().filter_map(|pair| pair.split_once(" | "));
+    pairs.fold(MINIMAL.to_owned(), |text, (from, to)| {
+        assert!(text.contains(from), "{from}");
+        text.replacen(from, &to.replace("\\n", "\n"), 1)
+    })
+}
+
 fn temp_file(content: impl AsRef<[u8]>) -> (tempfile::NamedTempFile, String) {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), content).unwrap();
@@ -356,27 +365,12 @@ fn secrets_never_appear_in_errors_or_debug() {
 
     // Everything about every secret wrong except its value: types, unknown siblings, bad URLs.
     let secret = "client_secret = \"zoom-secret-1234\"";
-    let edits = [
-        (
-            secret,
-            "client_secret = \"zoom-secret-1234\"\nclient_secret_file = \"/x\"",
-        ),
-        (
-            "auth_token = \"rc-token-1234\"",
-            "auth_token = [\"rc-token-1234\"]",
-        ),
-        (
-            "postgres://rollcall:dbpass-1234",
-            "mysql://rollcall:dbpass-1234",
-        ),
-        (
-            "api_key = \"key\"",
-            "api_url = \"https://user:sdk-secret-1234@example.com\"\napi_key = \"key\"",
-        ),
-    ];
-    let bad = edits.iter().fold(MINIMAL.to_owned(), |text, (from, to)| {
-        text.replace(from, to)
-    });
+    let bad = edits(&[
+        r#"client_secret = "zoom-secret-1234" | client_secret = "zoom-secret-1234"\nclient_secret_file = "/x""#,
+        r#"auth_token = "rc-token-1234" | auth_token = ["rc-token-1234"]"#,
+        "postgres://rollcall:dbpass-1234 | mysql://rollcall:dbpass-1234",
+        r#"api_key = "key" | api_key = "key"\napi_url = "https://user:sdk-secret-1234@example.com""#,
+    ]);
     let err = Config::from_toml_str(&bad, []).unwrap_err();
     let shown = format!("{err}\n{err:?}");
     let lines: Vec<String> = err.to_string().lines().map(str::to_owned).collect();
