@@ -216,19 +216,18 @@ fn secret(table: &mut Table, at: &str, key: &str, hint: &str, p: &mut Problems) 
             table.remove(key);
             p.fail(&path, format!("set together with {file_path}; keep one"));
         }
-        (None, Some(Value::String(text))) if text.is_empty() => {
+        (None, value) if value.is_none_or(|v| v.as_str() == Some("")) => {
             p.add(&path, format!("missing ({hint})"))
         }
-        (None, Some(_)) => {}
-        (None, None) => p.add(&path, format!("missing ({hint})")),
+        (None, _) => {}
         (Some(Value::String(file)), None) => match read_secret_file(&file) {
             Ok(text) => drop(table.insert(key.to_owned(), Value::String(text))),
             Err(message) => p.fail(&file_path, message),
         },
-        (Some(other), None) => p.fail(
-            &file_path,
-            format!("expected a file path, got {}", describe(&other)),
-        ),
+        (Some(other), None) => {
+            let message = format!("expected a file path, got {}", describe(&other));
+            p.fail(&file_path, message);
+        }
     }
 }
 
