@@ -1,12 +1,13 @@
 //! From the merged tree to [`Config`], every problem at once though serde stops at its first error.
 //!
 //! Before serde, the tree is checked for what serde would report in its own words or too late: sections of
-//! the wrong type, numbers out of range (on the integer as written, which may not fit the field), secrets
-//! given both inline and as a file or not at all; `*_file` secrets are read into the tree and text from
-//! the environment becomes the number or boolean its key expects. Then serde deserializes the tree with
-//! `serde_path_to_error`, which names the key an error is about: that key is reported and taken out of the
-//! tree (its field falls back to its default, never used since any problem fails the load), and the tree
-//! is deserialized again until it goes through.
+//! the wrong type, date-times under text keys, secrets given both inline and as a file or not at all;
+//! `*_file` secrets are read into the tree. Then serde deserializes the tree with `serde_path_to_error`,
+//! which names the key an error is about: that key is reported and taken out of the tree (its field falls
+//! back to its default, never used since any problem fails the load), and the tree is deserialized again
+//! until it goes through. Integer keys check their range on the number as written ([`Range`]), and text
+//! from the environment becomes the number or boolean its key expects once serde has said which: a
+//! variable holds text, and guessing the type from it would turn a digit-only secret into a number.
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
@@ -16,8 +17,9 @@ use toml::{Table, Value};
 use super::problems::{describe, join, keys, kind, quote, Problems};
 use super::{Config, DEFAULT_ZOOM_API_URL, DEFAULT_ZOOM_OAUTH_URL};
 
-/// The `[[...]]` lists and the secret each entry holds.
-const ENTRIES: [(&str, &str); 3] = [
+/// The sections with a secret: `database`, then the `[[...]]` lists with the secret each entry holds.
+const SECRETS: [(&str, &str); 4] = [
+    ("database", "url"),
     ("zoom", "client_secret"),
     ("videosdk", "api_secret"),
     ("rocketchat", "auth_token"),
@@ -29,6 +31,11 @@ pub(super) const LIMITS: [&str; 3] = [
     "resource_intensive_per_minute",
     "daily_requests",
 ];
+/// The schema's keys that do not hold text: serde refuses a date-time under them in its own words.
+const NOT_TEXT: &str = "max_connections run_on_start timeout_secs max_body_mib lease_secs max_retries \
+    retry_base_ms windows_in_flight max_windows_in_flight page_size settle_days horizon_days limits \
+    heavy_per_second resource_intensive_per_minute daily_requests window_days lookback_days \
+    retention_days requests_per_minute";
 
 pub(super) fn deserialize(mut root: Value, p: &mut Problems) -> Config {
     if let Value::Table(table) = &mut root {
@@ -41,13 +48,36 @@ pub(super) fn deserialize(mut root: Value, p: &mut Problems) -> Config {
         };
         let path = error.path().to_string().replace(".limits.", ".");
         let segments: Vec<Segment> = error.path().iter().cloned().collect();
-        let removed = match segments.split_last() {
-            Some((Segment::Map { key }, init)) => {
-                table_at(&mut root, init).and_then(|t| t.remove(key))
+        let (mut table, key) = match segments.split_last() {
+            Some((Segment::Map { key }, init)) => (table_at(&mut root, init), key.as_str()),
+            _ => (None, ""),
+        };
+        let removed = table.as_mut().and_then(|t| t.remove(key));
+        let expected = expected(error.inner().message());
+        let env = removed.as_ref().and_then(Value::as_str);
+        let env = env
+            .filter(|_| p.origins.leaves.contains_key(&path))
+            .map(str::trim);
+        let typed = match (env, expected) {
+            (Some(text), Some("an integer")) => text.parse().ok().map(Value::Integer),
+            (Some(text), Some("true or false")) => {
+                let text = text.to_ascii_lowercase();
+                text.parse().ok().map(Value::Boolean)
             }
             _ => None,
         };
-        let message = in_our_words(error.inner().message(), removed.as_ref(), &path);
+        if let (Some(table), Some(typed)) = (table, typed) {
+            table.insert(key.to_owned(), typed);
+            continue;
+        }
+        let message = match (error.inner().message(), expected) {
+            (message, _) if message.starts_with("unknown field") => "unknown key".to_owned(),
+            (_, Some(expected)) => {
+                let got = removed.as_ref().map(|v| shown(v, &path));
+                format!("expected {expected}, got {}", got.unwrap_or_default())
+            }
+            (message, None) => message.to_owned(),
+        };
         p.fail(&path, message);
         if removed.is_none() {
             // Nothing was taken out, so another round would fail the same way.
@@ -56,23 +86,16 @@ pub(super) fn deserialize(mut root: Value, p: &mut Problems) -> Config {
     }
 }
 
-/// serde's message about `value` as rollcall says it: in the words of the file, not of Rust's types.
-fn in_our_words(message: &str, value: Option<&Value>, path: &str) -> String {
-    if message.starts_with("unknown field") {
-        return "unknown key".to_owned();
+/// What serde's message about a value of the wrong type expected, in the words of the file rather than of
+/// Rust's types.
+fn expected(message: &str) -> Option<&'static str> {
+    let invalid_type = message.strip_prefix("invalid type: ")?;
+    match invalid_type.split_once(", expected ")?.1 {
+        "a boolean" => Some("true or false"),
+        "a string" => Some("a string"),
+        "i64" => Some("an integer"),
+        _ => None,
     }
-    let invalid_type = message.strip_prefix("invalid type: ");
-    let expected = match invalid_type
-        .and_then(|m| m.split_once(", expected "))
-        .map(|m| m.1)
-    {
-        Some("a boolean") => "true or false",
-        Some("a string") => "a string",
-        Some("u32" | "u64") => "an integer",
-        _ => return message.to_owned(),
-    };
-    let got = value.map_or_else(String::new, |value| shown(value, path));
-    format!("expected {expected}, got {got}")
 }
 
 /// A value as a message shows it: a secret's only by its type.
@@ -84,13 +107,15 @@ fn shown(value: &Value, path: &str) -> String {
     }
 }
 
+/// The secret key of a section or of its entries.
+pub(super) fn secret_of(section: &str) -> Option<&'static str> {
+    SECRETS.iter().find(|(s, _)| *s == section).map(|s| s.1)
+}
+
 /// Whether `path` is a secret's key (`database.url`, `zoom[0].client_secret`, ...).
 pub(super) fn is_secret(path: &str) -> bool {
-    let (section, key) = (path.split(['.', '[']).next(), path.rsplit('.').next());
-    path == "database.url"
-        || ENTRIES
-            .iter()
-            .any(|(s, k)| section == Some(s) && key == Some(k))
+    let section = path.split(['.', '[']).next().unwrap_or("");
+    secret_of(section).is_some_and(|key| path.rsplit('.').next() == Some(key))
 }
 
 fn table_at<'v>(mut node: &'v mut Value, segments: &[Segment]) -> Option<&'v mut Table> {
@@ -105,34 +130,36 @@ fn table_at<'v>(mut node: &'v mut Value, segments: &[Segment]) -> Option<&'v mut
 }
 
 fn prepare(root: &mut Table, p: &mut Problems) {
-    for key in ["database", "schedule", "http", "log", "collector"] {
-        if let Some(value) = root.get(key).filter(|v| !v.is_table()) {
-            let expected = format!("expected a table ([{key}])");
-            p.add(key, format!("{expected}, got {}", describe(value)));
-            root.remove(key);
-        }
-    }
-    for (key, _) in ENTRIES {
-        let Some(value) = root.get_mut(key) else {
-            continue;
-        };
-        let Value::Array(items) = value else {
-            let expected = format!("expected an array of tables ([[{key}]])");
-            p.add(key, format!("{expected}, got {}", describe(value)));
-            root.remove(key);
-            continue;
-        };
-        for (i, item) in items.iter_mut().enumerate() {
-            if !item.is_table() {
-                p.fail(
-                    &format!("{key}[{i}]"),
-                    format!("expected a table, got {}", describe(item)),
-                );
-                *item = Value::Table(Table::new());
+    root.retain(|key, value| {
+        let secret_key = SECRETS[1..]
+            .iter()
+            .find(|(list, _)| *list == key)
+            .map(|e| e.1);
+        let expected = match (&mut *value, secret_key) {
+            (Value::Table(section), None) => {
+                no_dates(section, key, key, p);
+                return true;
             }
-        }
-    }
-    numbers(root, "", p);
+            (Value::Array(items), Some(secret_key)) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let at = format!("{key}[{i}]");
+                    if let Value::Table(entry) = item {
+                        prepare_entry(entry, &at, key, secret_key, p);
+                    } else {
+                        p.fail(&at, format!("expected a table, got {}", describe(item)));
+                        *item = Value::Table(Table::new());
+                    }
+                }
+                return true;
+            }
+            (_, Some(_)) => format!("expected an array of tables ([[{key}]])"),
+            // Unknown: serde reports it.
+            _ if keys(key).is_empty() => return true,
+            _ => format!("expected a table ([{key}])"),
+        };
+        p.add(key, format!("{expected}, got {}", describe(value)));
+        false
+    });
     let database = root
         .entry("database")
         .or_insert_with(|| Value::Table(Table::new()));
@@ -145,115 +172,38 @@ fn prepare(root: &mut Table, p: &mut Problems) {
             p,
         );
     }
-    for (key, secret_key) in ENTRIES {
-        let Some(Value::Array(items)) = root.get_mut(key) else {
-            continue;
-        };
-        for (i, entry) in items.iter_mut().enumerate() {
-            let (at, Value::Table(entry)) = (format!("{key}[{i}]"), entry) else {
-                continue;
-            };
-            secret(
-                entry,
-                &at,
-                secret_key,
-                &format!("set it or {secret_key}_file"),
-                p,
-            );
-            if key != "rocketchat" {
-                if entry.remove("limits").is_some() {
-                    p.fail(&format!("{at}.limits"), "unknown key");
-                }
-                let limits: Table = LIMITS
-                    .iter()
-                    .filter_map(|k| Some((k.to_string(), entry.remove(*k)?)))
-                    .collect();
-                entry.insert("limits".to_owned(), Value::Table(limits));
-            }
+}
+
+fn prepare_entry(entry: &mut Table, at: &str, list: &str, secret_key: &str, p: &mut Problems) {
+    no_dates(entry, at, list, p);
+    let hint = format!("set it or {secret_key}_file");
+    secret(entry, at, secret_key, &hint, p);
+    if list != "rocketchat" {
+        if entry.remove("limits").is_some() {
+            p.fail(&format!("{at}.limits"), "unknown key");
         }
+        let limits: Table = LIMITS
+            .iter()
+            .filter_map(|k| Some((k.to_string(), entry.remove(*k)?)))
+            .collect();
+        entry.insert("limits".to_owned(), Value::Table(limits));
     }
 }
 
-/// The range of each integer key, checked on the number as written so a negative or huge one is reported
-/// with the key's bounds rather than the field type's.
-fn range(section: &str, key: &str) -> Option<(i64, i64)> {
-    Some(match (section, key) {
-        ("database", "max_connections") => (1, 1_000),
-        ("http", "timeout_secs") => (1, 600),
-        ("http", "max_body_mib") => (1, 4096),
-        ("collector", "lease_secs") => (3, 86_400),
-        ("collector", "max_retries") => (0, 100),
-        ("collector", "retry_base_ms") => (1, 600_000),
-        ("collector", "windows_in_flight") => (1, 256),
-        ("collector", "max_windows_in_flight") => (1, 4_096),
-        ("zoom" | "videosdk", "page_size") => (1, super::MAX_PAGE_SIZE.into()),
-        ("zoom" | "videosdk", "settle_days") => (0, 90),
-        ("zoom" | "videosdk", "horizon_days") => (1, 3_650),
-        ("zoom" | "videosdk", _) if LIMITS.contains(&key) => (0, u32::MAX.into()),
-        ("rocketchat", "window_days") => (1, 31),
-        ("rocketchat", "lookback_days") => (0, 44),
-        ("rocketchat", "retention_days") => (1, 45),
-        ("rocketchat", "requests_per_minute") => (0, u32::MAX.into()),
-        _ => return None,
-    })
-}
-
-/// Checks every integer key's range, and turns text from the environment into the number or boolean its
-/// key expects: a variable holds text, and guessing the type from it would turn a digit-only secret into a
-/// number.
-fn numbers(table: &mut Table, at: &str, p: &mut Problems) {
+/// toml hands a date-time to serde as text, which a key holding text would take.
+fn no_dates(table: &mut Table, at: &str, section: &str, p: &mut Problems) {
     table.retain(|key, value| {
+        let text = keys(section).contains(&key) && !NOT_TEXT.split(' ').any(|k| k == key);
+        if !(value.is_datetime() && text) {
+            return true;
+        }
         let path = join(at, key);
-        let section = path.split(['.', '[']).next().unwrap_or("");
-        let range = range(section, key);
-        match value {
-            Value::Table(table) => numbers(table, &path, p),
-            Value::Array(items) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    if let Value::Table(table) = item {
-                        numbers(table, &format!("{path}[{i}]"), p);
-                    }
-                }
-            }
-            Value::String(text) if p.origins.leaves.contains_key(&path) => {
-                let text = text.trim();
-                let boolean = ["false", "true"]
-                    .iter()
-                    .position(|b| b.eq_ignore_ascii_case(text));
-                match (text.parse(), boolean) {
-                    (Ok(n), _) if range.is_some() => *value = Value::Integer(n),
-                    (_, Some(b)) if key == "run_on_start" => *value = Value::Boolean(b == 1),
-                    _ => {}
-                }
-            }
-            // toml hands a date-time to serde as text, which a string key would take.
-            Value::Datetime(_) if string_key(section, key) => {
-                let message = format!("expected a string, got {}", shown(value, &path));
-                p.fail(&path, message);
-                return false;
-            }
-            _ => {}
-        }
-        let (Value::Integer(n), Some((min, max))) = (&*value, range) else {
-            return true;
-        };
-        if (min..=max).contains(n) {
-            return true;
-        }
-        let message = match () {
-            _ if max < u32::MAX.into() => format!("must be between {min} and {max}, got {n}"),
-            _ if *n > max => format!("must be at most {max}, got {n}"),
-            _ => format!("must be at least {min}, got {n}"),
-        };
-        p.fail(&path, message);
+        p.fail(
+            &path,
+            format!("expected a string, got {}", shown(value, &path)),
+        );
         false
     });
-}
-
-/// A key of the schema that holds text: not a number, not a boolean, not the `limits` table.
-fn string_key(section: &str, key: &str) -> bool {
-    let other = range(section, key).is_some() || matches!(key, "run_on_start" | "limits");
-    !other && keys(section).contains(&key)
 }
 
 /// Reads `key_file` into `key`, so the structs hold the secret whichever way it was given. No message
@@ -266,19 +216,18 @@ fn secret(table: &mut Table, at: &str, key: &str, hint: &str, p: &mut Problems) 
             table.remove(key);
             p.fail(&path, format!("set together with {file_path}; keep one"));
         }
-        (None, Some(Value::String(text))) if text.is_empty() => {
+        (None, value) if value.is_none_or(|v| v.as_str() == Some("")) => {
             p.add(&path, format!("missing ({hint})"))
         }
-        (None, Some(_)) => {}
-        (None, None) => p.add(&path, format!("missing ({hint})")),
+        (None, _) => {}
         (Some(Value::String(file)), None) => match read_secret_file(&file) {
             Ok(text) => drop(table.insert(key.to_owned(), Value::String(text))),
             Err(message) => p.fail(&file_path, message),
         },
-        (Some(other), None) => p.fail(
-            &file_path,
-            format!("expected a file path, got {}", describe(&other)),
-        ),
+        (Some(other), None) => {
+            let message = format!("expected a file path, got {}", describe(&other));
+            p.fail(&file_path, message);
+        }
     }
 }
 
@@ -307,6 +256,23 @@ pub(super) fn num<const N: u32>() -> u32 {
     N
 }
 
+/// An integer key's range, checked on the number as written so a negative or huge one is reported with
+/// the key's bounds rather than the field type's.
+pub(super) struct Range<const MIN: i64, const MAX: i64>;
+
+impl<const MIN: i64, const MAX: i64> Range<MIN, MAX> {
+    pub(super) fn de<'de, D: Deserializer<'de>, T: From<u32>>(d: D) -> Result<T, D::Error> {
+        let n = i64::deserialize(d)?;
+        let message = match () {
+            _ if (MIN..=MAX).contains(&n) => return Ok(T::from(n as u32)),
+            _ if MAX < u32::MAX.into() => format!("must be between {MIN} and {MAX}, got {n}"),
+            _ if n > MAX => format!("must be at most {MAX}, got {n}"),
+            _ => format!("must be at least {MIN}, got {n}"),
+        };
+        Err(D::Error::custom(message))
+    }
+}
+
 pub(super) fn zoom_api_url() -> String {
     DEFAULT_ZOOM_API_URL.to_owned()
 }
@@ -316,26 +282,22 @@ pub(super) fn zoom_oauth_url() -> String {
 }
 
 /// One of `all`, by name, ASCII case and surrounding blanks ignored.
-pub(super) fn choice<'de, D: Deserializer<'de>, T: Copy>(
+pub(super) fn choice<'de, D: Deserializer<'de>, T, const N: usize>(
     d: D,
-    all: &[T],
-    name: fn(T) -> &'static str,
+    all: [(&str, T); N],
 ) -> Result<T, D::Error> {
     let given = String::deserialize(d)?;
-    if let Some(found) = all
-        .iter()
-        .find(|t| name(**t).eq_ignore_ascii_case(given.trim()))
+    let names: Vec<String> = all.iter().map(|(name, _)| format!("{name:?}")).collect();
+    if let Some((_, found)) = all
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(given.trim()))
     {
-        return Ok(*found);
+        return Ok(found);
     }
-    let names: Vec<String> = all.iter().map(|t| format!("{:?}", name(*t))).collect();
-    let (last, init) = names
-        .split_last()
-        .ok_or_else(|| D::Error::custom("no choices"))?;
-    let names = if init.is_empty() {
-        last.clone()
-    } else {
-        format!("{} or {last}", init.join(", "))
+    // "a", "b" or "c"
+    let names = match names.split_last() {
+        Some((last, init)) if !init.is_empty() => format!("{} or {last}", init.join(", ")),
+        _ => names.concat(),
     };
     Err(D::Error::custom(format!(
         "expected {names}, got {}",

@@ -1,11 +1,12 @@
 //! The environment layer: `ROLLCALL__SECTION__KEY` and `ROLLCALL__ZOOM__0__KEY` set keys in the file's tree,
 //! `DATABASE_URL` sets `database.url` over everything else.
 //!
-//! Values are stored as text and converted where each key's type is known (`de::numbers`): guessing from
+//! Values are stored as text and converted where each key's type is known (`de::deserialize`): guessing from
 //! the text would turn an all-digit secret or user id into an integer.
 
 use toml::{Table, Value};
 
+use super::de::secret_of;
 use super::problems::{join, kind, Origins};
 
 const PREFIX: &str = "ROLLCALL__";
@@ -146,12 +147,8 @@ fn index(segment: &str) -> Option<usize> {
 /// A secret set from the environment replaces the file's `<key>_file` and the other way round: the variable
 /// is an override, and "both set" is meant for one layer contradicting itself.
 fn replace_secret_sibling(table: &mut Table, at: &str, key: &str, origins: &Origins) {
-    let secret = match at.split(['.', '[']).next().unwrap_or("") {
-        "database" => "url",
-        "zoom" => "client_secret",
-        "videosdk" => "api_secret",
-        "rocketchat" => "auth_token",
-        _ => return,
+    let Some(secret) = secret_of(at.split(['.', '[']).next().unwrap_or("")) else {
+        return;
     };
     let file_key = format!("{secret}_file");
     let sibling = match key {

@@ -15,25 +15,19 @@ use super::syntax_problem;
 
 const ENV_VAR: &str = "ROLLCALL__INCLUDE";
 
-/// Where the main file sits, so relative patterns resolve against its directory (not the working
-/// directory: a config and its account files are deployed together, wherever the process starts).
-pub(super) struct Base<'a> {
-    pub(super) dir: &'a Path,
-    /// The main file itself, never included again when a pattern such as `*.toml` matches it.
-    pub(super) main: Option<&'a Path>,
-}
-
 /// Takes `include` out of `root` (and `ROLLCALL__INCLUDE` out of `env`), reads every file it names and
-/// appends their entries to `root`. Returns the files read, in merge order.
+/// appends their entries to `root`. Returns the files read, in merge order. Relative patterns resolve
+/// against the directory of `main`, the main file (not the working directory: a config and its account
+/// files are deployed together, wherever the process starts); without one, against the working directory.
 pub(super) fn merge(
     root: &mut Table,
-    base: &Base,
+    main: Option<&Path>,
     env: &mut Vec<(String, String)>,
     origins: &mut Origins,
     problems: &mut Vec<String>,
 ) -> Vec<PathBuf> {
     let patterns = patterns(root.remove("include"), env, problems);
-    let files = expand(base, &patterns, problems);
+    let files = expand(main, &patterns, problems);
     for (path, label) in &files {
         match std::fs::read_to_string(path).map(|text| (text.parse::<Table>(), text)) {
             Ok((Ok(table), _)) => append(root, table, label, origins, problems),
@@ -88,16 +82,16 @@ fn patterns(
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        match item {
+        let key = format!("include[{i}]");
+        let problem = match item {
             Value::String(text) if !text.trim().is_empty() => {
-                out.push((format!("include[{i}]"), text))
+                out.push((key, text));
+                continue;
             }
-            Value::String(_) => problems.push(format!("include[{i}]: missing (an empty pattern)")),
-            other => problems.push(format!(
-                "include[{i}]: expected a string, got {}",
-                describe(&other)
-            )),
-        }
+            Value::String(_) => "missing (an empty pattern)".to_owned(),
+            other => format!("expected a string, got {}", describe(&other)),
+        };
+        problems.push(format!("{key}: {problem}"));
     }
     out
 }
@@ -105,14 +99,17 @@ fn patterns(
 /// Every file the patterns name, sorted by path and each once, with the label messages use: the path as
 /// written relative to the main file's directory, or absolute.
 fn expand(
-    base: &Base,
+    main: Option<&Path>,
     patterns: &[(String, String)],
     problems: &mut Vec<String>,
 ) -> Vec<(PathBuf, String)> {
-    let main = base.main.and_then(|m| m.canonicalize().ok());
-    let relative = !base.dir.as_os_str().is_empty();
+    let base_dir = main.and_then(Path::parent).unwrap_or(Path::new(""));
+    // The main file itself is never included again when a pattern such as `*.toml` matches it.
+    let main = main.and_then(|m| m.canonicalize().ok());
+    let relative = !base_dir.as_os_str().is_empty();
     let mut files: Vec<PathBuf> = Vec::new();
     for (key, pattern) in patterns {
+        let mut problem = |message: String| problems.push(format!("{key}: {message}"));
         let as_is = Path::new(pattern).is_absolute() || !relative;
         if !pattern.contains(['*', '?', '[']) {
             // A plain path names one file the operator expects to exist: its absence is a mistake, where an
@@ -120,19 +117,16 @@ fn expand(
             let full = if as_is {
                 PathBuf::from(pattern)
             } else {
-                base.dir.join(pattern)
+                base_dir.join(pattern)
             };
             match full.exists() {
                 true => files.push(full),
-                false => problems.push(format!(
-                    "{key}: no file at {}",
-                    quote(&full.display().to_string())
-                )),
+                false => problem(format!("no file at {}", quote(&full.display().to_string()))),
             }
             continue;
         }
         // The directory part is escaped, so a config directory named like `[x]` is taken literally.
-        let dir = glob::Pattern::escape(&base.dir.to_string_lossy());
+        let dir = glob::Pattern::escape(&base_dir.to_string_lossy());
         let joined = if as_is {
             pattern.clone()
         } else {
@@ -151,22 +145,18 @@ fn expand(
                         Ok(path) => files.push(path),
                         Err(e) => {
                             let path = quote(&e.path().display().to_string());
-                            problems.push(format!("{key}: cannot read {path}: {}", e.error()));
+                            problem(format!("cannot read {path}: {}", e.error()));
                         }
                     }
                 }
             }
-            Err(e) => problems.push(format!(
-                "{key}: invalid pattern {}: {}",
-                quote(pattern),
-                e.msg
-            )),
+            Err(e) => problem(format!("invalid pattern {}: {}", quote(pattern), e.msg)),
         }
     }
     files.sort();
     files.dedup();
     files.retain(|path| main.is_none() || path.canonicalize().ok() != main);
-    let label = |path: &Path| match path.strip_prefix(base.dir) {
+    let label = |path: &Path| match path.strip_prefix(base_dir) {
         Ok(inside) if relative => inside.display().to_string(),
         _ => path.display().to_string(),
     };
@@ -186,19 +176,19 @@ fn append(
     problems: &mut Vec<String>,
 ) {
     for (key, value) in table {
-        if !["zoom", "videosdk", "rocketchat"].contains(&key.as_str()) {
-            let only = "only [[zoom]], [[videosdk]] and [[rocketchat]] entries";
-            problems.push(format!(
-                "{label}: {key}: not allowed in an included file ({only})"
-            ));
-            continue;
-        }
-        let Value::Array(items) = value else {
-            let expected = format!("expected an array of tables ([[{key}]])");
-            problems.push(format!(
-                "{label}: {key}: {expected}, got {}",
-                describe(&value)
-            ));
+        let only = "only [[zoom]], [[videosdk]] and [[rocketchat]] entries";
+        let problem = match &value {
+            _ if !["zoom", "videosdk", "rocketchat"].contains(&key.as_str()) => {
+                format!("not allowed in an included file ({only})")
+            }
+            Value::Array(_) => String::new(),
+            other => format!(
+                "expected an array of tables ([[{key}]]), got {}",
+                describe(other)
+            ),
+        };
+        let (Value::Array(items), "") = (value, problem.as_str()) else {
+            problems.push(format!("{label}: {key}: {problem}"));
             continue;
         };
         // The main file's own `key` is not an array: that is reported there, and these entries have

@@ -18,7 +18,6 @@ mod problems;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -71,6 +70,7 @@ pub struct Config {
 pub struct DatabaseConfig {
     /// A secret because the URL usually carries the password.
     pub url: SecretString,
+    #[serde(deserialize_with = "de::Range::<1, 1_000>::de")]
     pub max_connections: u32,
 }
 
@@ -106,8 +106,10 @@ pub struct HttpConfig {
     #[serde(deserialize_with = "de::listen")]
     pub listen: SocketAddr,
     /// Per request, so one stalled connection cannot hold a window's lease forever.
+    #[serde(deserialize_with = "de::Range::<1, 600>::de")]
     pub timeout_secs: u64,
     /// The largest response body read, in MiB, so a broken or hostile server cannot exhaust memory.
+    #[serde(deserialize_with = "de::Range::<1, 4096>::de")]
     pub max_body_mib: u64,
 }
 
@@ -147,29 +149,14 @@ pub enum LogFormat {
     Json,
 }
 
-impl LogFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogFormat::Auto => "auto",
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        }
-    }
-}
-
-impl fmt::Display for LogFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl<'de> Deserialize<'de> for LogFormat {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        de::choice(
-            d,
-            &[LogFormat::Auto, LogFormat::Text, LogFormat::Json],
-            Self::as_str,
-        )
+        let all = [
+            ("auto", Self::Auto),
+            ("text", Self::Text),
+            ("json", Self::Json),
+        ];
+        de::choice(d, all)
     }
 }
 
@@ -177,14 +164,19 @@ impl<'de> Deserialize<'de> for LogFormat {
 #[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
     /// Renewed at a third of it, so at least 3 leaves a whole second between renewals.
+    #[serde(deserialize_with = "de::Range::<3, 86_400>::de")]
     pub lease_secs: u64,
+    #[serde(deserialize_with = "de::Range::<0, 100>::de")]
     pub max_retries: u32,
+    #[serde(deserialize_with = "de::Range::<1, 600_000>::de")]
     pub retry_base_ms: u64,
     /// Windows of one (account, stream) walked at once. The account's pacer keeps the rate; this only has
     /// to cover rate × reply latency (Pro: 10/s × 1.6 s, Business: 40/s × 0.4 s at the default).
+    #[serde(deserialize_with = "de::Range::<1, 256>::de")]
     pub windows_in_flight: u32,
     /// Windows walked at once by the whole process, across every account and stream: what bounds the
     /// process's memory and its demand on the connection pool however many accounts are configured.
+    #[serde(deserialize_with = "de::Range::<1, 4_096>::de")]
     pub max_windows_in_flight: u32,
 }
 
@@ -200,56 +192,53 @@ impl Default for CollectorConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `Default` gives the keys serde does not find, except where a field names its own default: only those
+/// are a default account's values.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ZoomAccount {
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub account_id: String,
-    #[serde(default)]
     pub client_id: String,
-    #[serde(default)]
     pub client_secret: SecretString,
     #[serde(default = "de::zoom_oauth_url")]
     pub oauth_url: String,
     /// Without a trailing slash, so paths can be appended as `{api_url}/report/users`.
     #[serde(default = "de::zoom_api_url")]
     pub api_url: String,
-    #[serde(default)]
     pub plan: Plan,
-    #[serde(default = "de::num::<MAX_PAGE_SIZE>")]
+    #[serde(
+        default = "de::num::<MAX_PAGE_SIZE>",
+        deserialize_with = "de::Range::<1, { MAX_PAGE_SIZE as i64 }>::de"
+    )]
     pub page_size: u32,
-    #[serde(default = "de::num::<2>")]
+    #[serde(default = "de::num::<2>", deserialize_with = "de::Range::<0, 90>::de")]
     pub settle_days: u32,
-    #[serde(default)]
+    #[serde(deserialize_with = "de::Range::<1, 3_650>::de")]
     pub horizon_days: Option<u32>,
     /// Written as keys of the account itself; `de::prepare` gathers them here.
-    #[serde(default)]
     pub limits: ZoomLimits,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct VideoSdkAccount {
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub api_key: String,
-    #[serde(default)]
     pub api_secret: SecretString,
     /// Without a trailing slash.
     #[serde(default = "de::zoom_api_url")]
     pub api_url: String,
-    #[serde(default)]
     pub plan: Plan,
-    #[serde(default = "de::num::<MAX_PAGE_SIZE>")]
+    #[serde(
+        default = "de::num::<MAX_PAGE_SIZE>",
+        deserialize_with = "de::Range::<1, { MAX_PAGE_SIZE as i64 }>::de"
+    )]
     pub page_size: u32,
-    #[serde(default = "de::num::<2>")]
+    #[serde(default = "de::num::<2>", deserialize_with = "de::Range::<0, 90>::de")]
     pub settle_days: u32,
-    #[serde(default)]
+    #[serde(deserialize_with = "de::Range::<1, 3_650>::de")]
     pub horizon_days: Option<u32>,
-    #[serde(default)]
     pub limits: ZoomLimits,
 }
 
@@ -258,8 +247,11 @@ pub struct VideoSdkAccount {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ZoomLimits {
+    #[serde(deserialize_with = "de::Range::<0, { u32::MAX as i64 }>::de")]
     pub heavy_per_second: Option<u32>,
+    #[serde(deserialize_with = "de::Range::<0, { u32::MAX as i64 }>::de")]
     pub resource_intensive_per_minute: Option<u32>,
+    #[serde(deserialize_with = "de::Range::<0, { u32::MAX as i64 }>::de")]
     pub daily_requests: Option<u32>,
 }
 
@@ -308,50 +300,33 @@ impl Plan {
             },
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Plan::Pro => "pro",
-            Plan::Business => "business",
-        }
-    }
-}
-
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 impl<'de> Deserialize<'de> for Plan {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        de::choice(d, &[Plan::Pro, Plan::Business], Self::as_str)
+        de::choice(d, [("pro", Plan::Pro), ("business", Plan::Business)])
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RocketChatWorkspace {
-    #[serde(default)]
     pub name: String,
     /// Without a trailing slash.
-    #[serde(default)]
     pub url: String,
-    #[serde(default)]
     pub user_id: String,
-    #[serde(default)]
     pub auth_token: SecretString,
     /// The server's zone: it buckets days by it, so windows must too.
-    #[serde(default, deserialize_with = "de::timezone")]
+    #[serde(deserialize_with = "de::timezone")]
     pub timezone: chrono_tz::Tz,
-    #[serde(default = "de::num::<7>")]
+    #[serde(default = "de::num::<7>", deserialize_with = "de::Range::<1, 31>::de")]
     pub window_days: u32,
-    #[serde(default = "de::num::<4>")]
+    #[serde(default = "de::num::<4>", deserialize_with = "de::Range::<0, 44>::de")]
     pub lookback_days: u32,
-    #[serde(default = "de::num::<44>")]
+    #[serde(default = "de::num::<44>", deserialize_with = "de::Range::<1, 45>::de")]
     pub retention_days: u32,
     /// `None` keeps the server's default (10 per minute per route); 0 means no limit.
-    #[serde(default)]
+    #[serde(deserialize_with = "de::Range::<0, { u32::MAX as i64 }>::de")]
     pub requests_per_minute: Option<u32>,
 }
 
@@ -387,11 +362,7 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let base = include::Base {
-            dir: path.parent().unwrap_or(Path::new("")),
-            main: Some(path),
-        };
-        parse(&text, &path.display().to_string(), &base, env)
+        parse(&text, &path.display().to_string(), Some(path), env)
     }
 
     /// Parses TOML text instead of a file, for callers that generate their configuration (the demo).
@@ -400,11 +371,7 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         // No file, so `include` patterns resolve against the working directory.
-        let base = include::Base {
-            dir: Path::new(""),
-            main: None,
-        };
-        parse(text, "<config>", &base, env)
+        parse(text, "<config>", None, env)
     }
 
     /// What no single value's type can say: required keys, URLs (whose trailing slashes go, so callers can
@@ -471,7 +438,7 @@ impl Config {
 fn parse(
     text: &str,
     origin: &str,
-    base: &include::Base,
+    main: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
     let mut root = match text.parse::<toml::Table>() {
@@ -487,7 +454,7 @@ fn parse(
     let mut first = Vec::new();
     let mut env: Vec<(String, String)> = env.into_iter().collect();
     // Before the environment, so `ROLLCALL__ZOOM__<i>__...` addresses the merged list.
-    let included = include::merge(&mut root, base, &mut env, &mut origins, &mut first);
+    let included = include::merge(&mut root, main, &mut env, &mut origins, &mut first);
     let mut root = toml::Value::Table(root);
     env::apply(&mut root, env, &mut origins, &mut first);
     let mut problems = Problems::new(&origins, first);

@@ -68,11 +68,6 @@ fn load_problems(path: &Path, vars: &str) -> Vec<String> {
     invalid(Config::load_with_env(path, env(vars)))
 }
 
-/// Asserts that `text` fails with exactly `expected` among its problems.
-fn assert_problem(text: &str, vars: &str, expected: &str) {
-    has(&problems(text, vars), expected);
-}
-
 fn has(found: &[String], expected: &str) {
     assert!(
         found.iter().any(|p| p == expected),
@@ -80,10 +75,30 @@ fn has(found: &[String], expected: &str) {
     );
 }
 
-/// `MINIMAL` with `from` replaced by `to` (once), `\n` written as in Rust.
+/// Asserts that `found` is one problem, starting with `start`.
+fn only(found: &[String], start: &str) {
+    assert!(
+        found.len() == 1 && found[0].starts_with(start),
+        "{found:#?}"
+    );
+}
+
+/// `MINIMAL` with `from` replaced by `to` (once), `\n` written as in Rust; `from` empty: `to` alone.
 fn edit(from: &str, to: &str) -> String {
     assert!(MINIMAL.contains(from), "{from}");
-    MINIMAL.replacen(from, &to.replace("\\n", "\n"), 1)
+    match from {
+        "" => to.to_owned(),
+        _ => MINIMAL.replacen(from, &to.replace("\\n", "\n"), 1),
+    }
+}
+
+/// `MINIMAL` with every `from | to` of `pairs` applied as by [`edit`].
+fn edits(pairs: &[&str]) -> String {
+    let pairs = pairs.iter().filter_map(|pair| pair.split_once(" | "));
+    pairs.fold(MINIMAL.to_owned(), |text, (from, to)| {
+        assert!(text.contains(from), "{from}");
+        text.replacen(from, &to.replace("\\n", "\n"), 1)
+    })
 }
 
 fn temp_file(content: impl AsRef<[u8]>) -> (tempfile::NamedTempFile, String) {
@@ -128,19 +143,9 @@ fn every_key_set_explicitly() {
     let c = parse(text, "");
     assert_eq!(debug(&(c.database.max_connections, &c.schedule, &c.http, &c.log, &c.collector)), "(3, ScheduleConfig { cron: \"0 */5 * * * *\", run_on_start: false }, HttpConfig { listen: 0.0.0.0:8080, timeout_secs: 5, max_body_mib: 2 }, LogConfig { format: Json, level: \"rollcall=debug,info\" }, CollectorConfig { lease_secs: 3, max_retries: 0, retry_base_ms: 10, windows_in_flight: 3, max_windows_in_flight: 5 })");
     let zoom = &c.zoom[0];
-    assert_eq!(zoom.api_url, "http://127.0.0.1:8081/v2");
-    let plan = (
-        zoom.plan,
-        zoom.page_size,
-        zoom.settle_days,
-        zoom.horizon_days,
-    );
-    assert_eq!(plan, (Plan::Business, 1, 0, Some(30)));
+    assert_eq!(debug(zoom), "ZoomAccount { name: \"a.b-c_1\", account_id: \"x\", client_id: \"y\", client_secret: SecretBox<str>([REDACTED]), oauth_url: \"http://127.0.0.1:8081/oauth/token\", api_url: \"http://127.0.0.1:8081/v2\", plan: Business, page_size: 1, settle_days: 0, horizon_days: Some(30), limits: ZoomLimits { heavy_per_second: Some(0), resource_intensive_per_minute: Some(5), daily_requests: Some(100) } }");
     assert_eq!(debug(&zoom.limits.resolve(zoom.plan)), "ResolvedLimits { heavy_per_second: 0, resource_intensive_per_minute: 5, daily_requests: 100 }");
-    let chat = &c.rocketchat[0];
-    assert_eq!(chat.timezone, chrono_tz::America::Sao_Paulo);
-    let days = (chat.window_days, chat.lookback_days, chat.retention_days);
-    assert_eq!((days, chat.requests_per_minute), ((31, 5, 45), Some(0)));
+    assert_eq!(debug(&c.rocketchat[0]), "RocketChatWorkspace { name: \"chat\", url: \"http://127.0.0.1:3000\", user_id: \"u\", auth_token: SecretBox<str>([REDACTED]), timezone: America/Sao_Paulo, window_days: 31, lookback_days: 5, retention_days: 45, requests_per_minute: Some(0) }");
 }
 
 #[test]
@@ -155,10 +160,8 @@ fn example_file_is_valid_and_documents_every_key() {
         api_secret api_secret_file user_id auth_token auth_token_file timezone window_days \
         lookback_days retention_days requests_per_minute";
     for key in keys.split_whitespace() {
-        assert!(
-            EXAMPLE.contains(&format!("{key} = ")),
-            "the example does not document {key}"
-        );
+        let documented = EXAMPLE.contains(&format!("{key} = "));
+        assert!(documented, "the example does not document {key}");
     }
 }
 
@@ -209,7 +212,7 @@ fn environment_problems_name_the_variable() {
     ];
     for case in cases {
         let (var, expected) = case.split_once(" | ").unwrap();
-        assert_problem(MINIMAL, var, expected);
+        has(&problems(MINIMAL, var), expected);
     }
 }
 
@@ -238,31 +241,21 @@ fn secrets_from_files() {
 fn secret_file_problems() {
     let secret = "client_secret = \"zoom-secret-1234\"";
     let both = format!("{secret}\\nclient_secret_file = \"/run/secrets/zoom\"");
-    let both = edit(secret, &both);
     let expected = "zoom[0].client_secret: set together with zoom[0].client_secret_file; keep one";
-    assert_problem(&both, "", expected);
+    has(&problems(&edit(secret, &both), ""), expected);
 
-    let missing = edit(
-        "auth_token = \"rc-token-1234\"",
-        "auth_token_file = \"/nonexistent/rc-token\"",
-    );
-    let found = problems(&missing, "");
+    let token = "auth_token = \"rc-token-1234\"";
+    let missing = edit(token, "auth_token_file = \"/nonexistent/rc-token\"");
     let expected = r#"rocketchat[0].auth_token_file: cannot read "/nonexistent/rc-token": "#;
-    assert!(
-        found.len() == 1 && found[0].starts_with(expected),
-        "{found:#?}"
-    );
+    only(&problems(&missing, ""), expected);
 
     let (_empty, path) = temp_file("\n");
     let text = edit(
         "api_secret = \"sdk-secret-1234\"",
         &format!("api_secret_file = {path:?}"),
     );
-    assert_problem(
-        &text,
-        "",
-        &format!("videosdk[0].api_secret_file: {path:?} is empty"),
-    );
+    let expected = format!("videosdk[0].api_secret_file: {path:?} is empty");
+    has(&problems(&text, ""), &expected);
 
     // The content of an unreadable-as-text file is not echoed either.
     let (_binary, path) = temp_file(b"zoom-secret-1234\xff");
@@ -282,13 +275,13 @@ fn missing_file_names_the_path() {
 
 #[test]
 fn each_problem_names_its_key() {
-    // `text of MINIMAL | what replaces it | a problem the result has`
+    // `text of MINIMAL | what replaces it | every problem the result has, separated by &`
     let cases = [
         r#"client_id = "cid" | client_id = "cid"\nplan = "gold" | zoom[0].plan: expected "pro" or "business", got "gold""#,
         r#"client_secret = "zoom-secret-1234" |  | zoom[0].client_secret: missing (set it or client_secret_file)"#,
         r#"client_secret = "zoom-secret-1234" | client_secret = "" | zoom[0].client_secret: missing (set it or client_secret_file)"#,
         r#"account_id = "acc" | account_id = "" | zoom[0].account_id: missing"#,
-        r#"client_id = "cid" | clinet_id = "cid" | zoom[0].clinet_id: unknown key"#,
+        r#"client_id = "cid" | clinet_id = "cid" | zoom[0].client_id: missing & zoom[0].clinet_id: unknown key"#,
         r#"user_id = "uid" | user_id = "uid"\ntimezone = "Mars/Base" | rocketchat[0].timezone: unknown time zone "Mars/Base""#,
         r#"user_id = "uid" | user_id = "uid"\nwindow_days = 0 | rocketchat[0].window_days: must be between 1 and 31, got 0"#,
         r#"user_id = "uid" | user_id = "uid"\nretention_days = 46 | rocketchat[0].retention_days: must be between 1 and 45, got 46"#,
@@ -326,18 +319,7 @@ fn each_problem_names_its_key() {
         r#"[database] | [http]\nport = 80\n[database] | http.port: unknown key"#,
         r#"[database] | http = 80\n[database] | http: expected a table ([http]), got 80"#,
         r#"[[zoom]] | [zoom] | zoom: expected an array of tables ([[zoom]]), got a table"#,
-    ];
-    for case in cases {
-        let [from, to, expected]: [&str; 3] =
-            case.split(" | ").collect::<Vec<_>>().try_into().unwrap();
-        assert_problem(&edit(from, to.trim()), "", expected);
-    }
-}
-
-#[test]
-fn database_url_problems_do_not_show_it() {
-    // `text | what replaces it | the only problem`; `text` empty: the whole file.
-    let cases = [
+        // The database URL's problems do not show it; `text` empty: the whole file.
         "postgres://rollcall: | mysql://rollcall: | database.url: expected a postgres:// or postgresql:// URL",
         r#"url = "postgres://rollcall:dbpass-1234@127.0.0.1/rollcall" | url = 1234 | database.url: expected a string, got an integer"#,
         " |  | database.url: missing (set it, url_file or DATABASE_URL)",
@@ -345,12 +327,8 @@ fn database_url_problems_do_not_show_it() {
     for case in cases {
         let [from, to, expected]: [&str; 3] =
             case.split(" | ").collect::<Vec<_>>().try_into().unwrap();
-        let text = if from.trim().is_empty() {
-            String::new()
-        } else {
-            edit(from, to.trim())
-        };
-        assert_eq!(problems(&text, ""), [expected]);
+        let found = problems(&edit(from.trim(), to.trim()), "");
+        assert_eq!(found, expected.split(" & ").collect::<Vec<_>>());
     }
 }
 
@@ -387,22 +365,12 @@ fn secrets_never_appear_in_errors_or_debug() {
 
     // Everything about every secret wrong except its value: types, unknown siblings, bad URLs.
     let secret = "client_secret = \"zoom-secret-1234\"";
-    let bad = edit(
-        secret,
-        "client_secret = \"zoom-secret-1234\"\\nclient_secret_file = \"/x\"",
-    )
-    .replace(
-        "auth_token = \"rc-token-1234\"",
-        "auth_token = [\"rc-token-1234\"]",
-    )
-    .replace(
-        "postgres://rollcall:dbpass-1234",
-        "mysql://rollcall:dbpass-1234",
-    )
-    .replace(
-        "api_key = \"key\"",
-        "api_key = \"key\"\napi_url = \"https://user:sdk-secret-1234@example.com\"",
-    );
+    let bad = edits(&[
+        r#"client_secret = "zoom-secret-1234" | client_secret = "zoom-secret-1234"\nclient_secret_file = "/x""#,
+        r#"auth_token = "rc-token-1234" | auth_token = ["rc-token-1234"]"#,
+        "postgres://rollcall:dbpass-1234 | mysql://rollcall:dbpass-1234",
+        r#"api_key = "key" | api_key = "key"\napi_url = "https://user:sdk-secret-1234@example.com""#,
+    ]);
     let err = Config::from_toml_str(&bad, []).unwrap_err();
     let shown = format!("{err}\n{err:?}");
     let lines: Vec<String> = err.to_string().lines().map(str::to_owned).collect();
@@ -416,19 +384,15 @@ fn secrets_never_appear_in_errors_or_debug() {
     // From the environment, with the wrong type.
     let vars = "ROLLCALL__ZOOM__0__CLIENT_SECRET=zoom-secret-1234 ROLLCALL__ZOOM__0__CLIENT_SECRET_FILE=/x";
     let err = problems(MINIMAL, vars).join("\n");
-    let expected = "zoom[0].client_secret: set together with zoom[0].client_secret_file";
-    assert!(
-        err.contains(expected) && !err.contains("zoom-secret-1234"),
-        "{err}"
-    );
+    let expected =
+        err.contains("zoom[0].client_secret: set together with zoom[0].client_secret_file");
+    assert!(expected && !err.contains("zoom-secret-1234"), "{err}");
 
     // A syntax error on a secret's line shows the position, not the line.
     let broken = edit(secret, "client_secret = \"zoom-secret-1234");
     let err = Config::from_toml_str(&broken, []).unwrap_err().to_string();
-    assert!(
-        err.starts_with("<config>:9:") && !err.contains("zoom-secret-1234"),
-        "{err}"
-    );
+    let at = err.starts_with("<config>:9:");
+    assert!(at && !err.contains("zoom-secret-1234"), "{err}");
 }
 
 #[test]
@@ -449,18 +413,7 @@ fn limits_resolve_against_the_plan() {
 
 // ---- include: accounts in files of their own ------------------------------------------------------------
 
-const MAIN_WITH_INCLUDE: &str = r#"
-include = ["accounts.d/*.toml"]
-
-[database]
-url = "postgres://rollcall@127.0.0.1/rollcall"
-
-[[zoom]]
-name = "main"
-account_id = "acc"
-client_id = "cid"
-client_secret = "zoom-secret-1234"
-"#;
+const MAIN_WITH_INCLUDE: &str = "include = [\"accounts.d/*.toml\"]\n[database]\nurl = \"postgres://rollcall@127.0.0.1/rollcall\"\n[[zoom]]\nname = \"main\"\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret = \"zoom-secret-1234\"\n";
 
 /// A config directory holding `rollcall.toml` and the given files (paths relative to it).
 fn config_dir(main: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
@@ -531,18 +484,31 @@ fn included_file_problems_name_the_file_all_at_once() {
     }
     let syntax =
         |p: &String| p.starts_with("accounts.d/broken.toml:2:") && p.contains("invalid TOML");
-    assert!(
-        found.iter().any(syntax),
-        "a syntax error names the file and line: {found:#?}"
-    );
+    let syntax = found.iter().any(syntax);
+    assert!(syntax, "a syntax error names the file and line: {found:#?}");
 }
 
 #[test]
-fn included_sections_must_be_arrays_of_tables() {
-    let one = ("accounts.d/one.toml", "[zoom]\nname = \"x\"\n");
-    let (_dir, main) = config_dir(MAIN_WITH_INCLUDE, &[one]);
-    let expected = "accounts.d/one.toml: zoom: expected an array of tables ([[zoom]]), got a table";
-    assert_eq!(load_problems(&main, ""), [expected]);
+fn one_included_file_with_one_problem() {
+    let twice = zoom_entry("x", "") + &zoom_entry("x", "");
+    // `accounts.d/a.toml` holding `file` has exactly the problem `expected`.
+    for (file, expected) in [
+        (
+            "[zoom]\nname = \"x\"\n",
+            "zoom: expected an array of tables ([[zoom]]), got a table",
+        ),
+        // A duplicate within one file names it once.
+        (
+            &twice,
+            "zoom[1].name: \"x\" is already used by zoom[0].name",
+        ),
+    ] {
+        let (_dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/a.toml", file)]);
+        assert_eq!(
+            load_problems(&main, ""),
+            [format!("accounts.d/a.toml: {expected}")]
+        );
+    }
 }
 
 #[test]
@@ -562,14 +528,6 @@ fn duplicate_names_across_files_name_both_files() {
         format!("accounts.d/c.toml: rocketchat[0].name: \"main\" is already used by {by_main}"),
     ];
     assert_eq!(load_problems(&main, ""), expected);
-}
-
-#[test]
-fn duplicate_names_within_one_included_file_name_it_once() {
-    let a = zoom_entry("x", "") + &zoom_entry("x", "");
-    let (_dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/a.toml", &a)]);
-    let expected = "accounts.d/a.toml: zoom[1].name: \"x\" is already used by zoom[0].name";
-    assert_eq!(load_problems(&main, ""), [expected]);
 }
 
 #[test]
@@ -594,15 +552,12 @@ fn include_must_be_a_list_of_patterns() {
     assert_eq!(load_problems(&main, ""), [expected]);
     std::fs::write(&main, MAIN_WITH_INCLUDE.replace(list, "[\"\", 3, \"[\"]")).unwrap();
     let found = load_problems(&main, "");
-    assert_eq!(
-        found[..2],
-        [
-            "include[0]: missing (an empty pattern)",
-            "include[1]: expected a string, got 3"
-        ]
-    );
-    let third = found[2].starts_with("include[2]: invalid pattern \"[\"");
-    assert!(found.len() == 3 && third, "{found:#?}");
+    let first = [
+        "include[0]: missing (an empty pattern)",
+        "include[1]: expected a string, got 3",
+    ];
+    assert_eq!(found[..2], first);
+    only(&found[2..], "include[2]: invalid pattern \"[\"");
 }
 
 #[test]
@@ -665,13 +620,9 @@ fn secrets_from_files_in_included_files() {
     let bad =
         format!("[[videosdk]]\nname = \"s\"\napi_key = \"k\"\napi_secret_file = {missing:?}\n");
     std::fs::write(dir.path().join("accounts.d/b.toml"), bad).unwrap();
-    let found = load_problems(&main, "");
     let expected =
         format!("accounts.d/b.toml: videosdk[0].api_secret_file: cannot read {missing:?}");
-    assert!(
-        found.len() == 1 && found[0].starts_with(&expected),
-        "{found:#?}"
-    );
+    only(&load_problems(&main, ""), &expected);
 }
 
 #[test]
