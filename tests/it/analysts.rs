@@ -2,10 +2,8 @@
 //! printed, against a database collected from the sandbox, compared with figures computed here from the
 //! sandbox's ground truth (never from the database); and the views' edge cases on fixture rows.
 
-mod common;
-
+use crate::common::*;
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
-use common::*;
 use rollcall_sandbox::{Control, ReportType, RocketChatWorkspaceSpec, SandboxConfig};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,9 +2,7 @@
 //! the sandbox enforces, a full collection draws no 429. (How close to the limit it runs is measured by
 //! `bench/run.sh pacing`, not here: tests assert no timing.)
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, SandboxConfig, ZoomRateLimits};
 
 /// Low enough that the pacer, not the machine, sets the pace of this small walk.

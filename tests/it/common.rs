@@ -1,6 +1,5 @@
 //! Shared harness: a fresh PostgreSQL database per test, the real sandbox over HTTP, and the real `rollcall`
 //! binary as a child process.
-#![allow(dead_code)]
 
 use rollcall_sandbox::{Control, ReportType, Sandbox, SandboxConfig, ZoomAccountSpec};
 use serde_json::Value;

@@ -2,10 +2,8 @@
 //! `Retry-After` a year ahead, nonsense OAuth lifetimes and session ids that look like path syntax. The real
 //! binary, the real sandbox over HTTP, PostgreSQL, assertions on rows.
 
-mod common;
-
+use crate::common::*;
 use chrono::{DateTime, Utc};
-use common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, ReportType};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;

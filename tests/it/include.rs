@@ -1,9 +1,7 @@
 //! `include`: accounts kept in files of their own, end to end with the real binary, the sandbox and
 //! PostgreSQL; and `check --offline`, which validates the same files and contacts nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::ZoomAccountSpec;
 use std::path::Path;
 

@@ -2,10 +2,8 @@
 //! window complete and exact against the sandbox, within the run-wide bound on windows in flight, and
 //! every account served early (no account waits for the others to finish).
 
-mod common;
-
+use crate::common::*;
 use chrono::{DateTime, NaiveDate, Utc};
-use common::*;
 use rollcall_sandbox::{Endpoint, ReportType, SandboxConfig, VideoSdkAccountSpec, ZoomAccountSpec};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};

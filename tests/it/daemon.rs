@@ -1,9 +1,7 @@
 //! `rollcall run`: cron ticks never overlap a running collection, /healthz answers, SIGTERM exits 0 and
 //! leaves nothing half-written.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};

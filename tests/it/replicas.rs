@@ -1,8 +1,6 @@
 //! Several `rollcall run` processes against one PostgreSQL share the work and never walk a window twice.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,10 +1,8 @@
 //! The engine walks several windows of an account at once, inside the account's own budget: the real
 //! binary, the real sandbox (with a reply latency, as real Zoom has) and PostgreSQL.
 
-mod common;
-
+use crate::common::*;
 use chrono::{DateTime, Utc};
-use common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, SandboxConfig};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,9 +1,7 @@
 //! Faults the collector meets in months of unattended running: 429 storms, daily limits, a PostgreSQL
 //! restart, and kill -9 at many moments. Each ends in an exact mirror of the sandbox.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;

@@ -1,10 +1,8 @@
 //! Rocket.Chat daily active users end to end: the real `rollcall` binary, the real sandbox over HTTP, a
 //! real PostgreSQL.
 
-mod common;
-
+use crate::common::*;
 use chrono::{DateTime, Duration as Days, NaiveDate, Timelike};
-use common::*;
 use rollcall_sandbox::{
     Control, Endpoint, FaultKind, FaultRule, RequestRecord, RocketChatWorkspaceSpec,
 };

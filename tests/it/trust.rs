@@ -1,9 +1,7 @@
 //! Trust: no reply the collector cannot prove may delete, finalize or wedge history. Each test is a hostile
 //! API or a careless operator, played against the real binary, the real sandbox and a fresh PostgreSQL.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, ReportType};
 use serde_json::{json, Value};
 use std::time::Duration;

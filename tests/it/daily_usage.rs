@@ -1,10 +1,8 @@
 //! Zoom's daily usage reports end to end (`zoom_daily_usage`, `zoom_sdk_daily_usage`) and the Video SDK
 //! reconciliation view: the real binary, the real sandbox, PostgreSQL.
 
-mod common;
-
+use crate::common::*;
 use chrono::{Datelike, NaiveDate, Utc};
-use common::*;
 use rollcall_sandbox::{
     Endpoint, FaultKind, FaultRule, Sandbox, SandboxConfig, VideoSdkAccountSpec, ZoomAccountSpec,
 };

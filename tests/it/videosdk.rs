@@ -1,8 +1,6 @@
 //! Zoom Video SDK sessions and session users end to end: the real binary, the real sandbox, PostgreSQL.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
 use std::time::Duration;
 

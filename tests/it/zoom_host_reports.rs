@@ -1,8 +1,6 @@
 //! Zoom host reports end to end: the real `rollcall` binary, the real sandbox over HTTP, a real PostgreSQL.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, ReportType};
 use std::time::Duration;
 

@@ -1,9 +1,7 @@
 //! Operations: `healthcheck`, `check` against a paused account, a read-only `status`, and SIGTERM during
 //! every kind of wait (PostgreSQL not answering yet, a server-ordered Retry-After).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
