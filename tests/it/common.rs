@@ -1,7 +1,18 @@
-//! Shared harness: a fresh PostgreSQL database per test, the real sandbox over HTTP, and the real `rollcall`
-//! binary as a child process.
+//! Shared harness: a fresh PostgreSQL database per test, the real sandbox over HTTP, collection in-process
+//! with a typed config ([`TestApp`]), and the real `rollcall` binary as a child process where the process
+//! itself is under test.
 
-use rollcall_sandbox::{Control, ReportType, Sandbox, SandboxConfig, ZoomAccountSpec};
+pub use rollcall::collector::{self, CollectError, RunReport, Selection};
+pub use rollcall::config::{
+    CollectorConfig, Config, DatabaseConfig, HttpConfig, LogConfig, Plan, RocketChatWorkspace,
+    ScheduleConfig, VideoSdkAccount, ZoomAccount, ZoomLimits,
+};
+use rollcall::store;
+use rollcall_sandbox::{
+    Control, ReportType, RocketChatWorkspaceSpec, Sandbox, SandboxConfig, VideoSdkAccountSpec,
+    ZoomAccountSpec,
+};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -10,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -528,4 +540,349 @@ pub async fn assert_sdk_mirror(
         }
     }
     (sessions, users)
+}
+
+// ---- In-process collection ----------------------------------------------------------------------------
+
+/// A test database, a sandbox and a typed config pointing at both: collection runs in this process
+/// through the library, as `rollcall collect` runs it, and the binary is spawned only for what a test asks
+/// of the process itself (`cli`).
+pub struct TestApp {
+    pub db: TestDb,
+    pub sandbox: Sandbox,
+    pub config: Config,
+}
+
+impl TestApp {
+    /// A fresh database and no accounts yet: add them with [`TestApp::zoom`], [`TestApp::videosdk`],
+    /// [`TestApp::rocketchat`] or by editing `config`.
+    pub async fn new(sandbox: Sandbox) -> TestApp {
+        let db = TestDb::create().await;
+        let config = base_config(&db);
+        TestApp {
+            db,
+            sandbox,
+            config,
+        }
+    }
+
+    /// Zoom accounts for the sandbox's `specs`, named as [`account_name`] does.
+    pub fn zoom(mut self, specs: &[ZoomAccountSpec], page_size: u32) -> TestApp {
+        for spec in specs {
+            let account = zoom_config(&self.sandbox, spec, page_size);
+            self.config.zoom.push(account);
+        }
+        self
+    }
+
+    /// Video SDK accounts, unpaced so the suite stays fast (pacing has its own tests).
+    pub fn videosdk(mut self, specs: &[VideoSdkAccountSpec], page_size: u32) -> TestApp {
+        for spec in specs {
+            let account = sdk_config(&self.sandbox, spec, page_size);
+            self.config.videosdk.push(account);
+        }
+        self
+    }
+
+    /// Rocket.Chat workspaces, unpaced and with the config's defaults otherwise.
+    pub fn rocketchat(mut self, specs: &[RocketChatWorkspaceSpec]) -> TestApp {
+        for spec in specs {
+            let workspace = rc_config(&self.sandbox, spec);
+            self.config.rocketchat.push(workspace);
+        }
+        self
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.db.pool
+    }
+
+    pub fn control(&self) -> Control {
+        self.sandbox.control()
+    }
+
+    /// Everything the config names, once: what `rollcall collect` does.
+    pub async fn collect_all(&self) -> RunReport {
+        self.collect(Selection::default()).await
+    }
+
+    /// One collection of `selection`; panics on an error `rollcall collect` would have exited 1 with
+    /// (a database error, a panicked task), which no data test expects.
+    pub async fn collect(&self, selection: Selection) -> RunReport {
+        self.try_collect(selection)
+            .await
+            .unwrap_or_else(|err| panic!("collection failed: {err}"))
+    }
+
+    /// As `rollcall collect` and `backfill` do: migrate, then one run. The CLI exits 0 exactly when
+    /// `all_complete()` and prints each `stopped` outcome; tests assert on the report instead.
+    pub async fn try_collect(&self, selection: Selection) -> Result<RunReport, CollectError> {
+        let pool = store::pool(
+            &self.config.database.url,
+            self.config.database.max_connections,
+        )
+        .expect("database URL");
+        store::migrate(&pool).await.expect("migrate");
+        let report =
+            collector::run_once(&pool, &self.config, &selection, CancellationToken::new()).await;
+        pool.close().await;
+        report
+    }
+
+    /// The config as a TOML file, for the commands that spawn the binary.
+    pub fn write_config(&self) -> RollcallConfig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rollcall.toml");
+        std::fs::write(&path, config_toml(&self.config)).expect("write config");
+        RollcallConfig { path, _dir: dir }
+    }
+
+    /// The real binary with this config: for exit codes and output of the CLI itself.
+    pub async fn cli(&self, args: &[&str]) -> Run {
+        let config = self.write_config();
+        run(&config.path, args).await
+    }
+}
+
+/// A selection of one stream.
+pub fn stream(stream: &str) -> Selection {
+    Selection {
+        stream: Some(stream.into()),
+        ..Selection::default()
+    }
+}
+
+/// A selection of one account.
+pub fn account(account: &str) -> Selection {
+    Selection {
+        account: Some(account.into()),
+        ..Selection::default()
+    }
+}
+
+/// The settings `write_config` has always used: a short lease and fast retries, so failures end quickly.
+pub fn base_config(db: &TestDb) -> Config {
+    Config {
+        database: DatabaseConfig {
+            url: SecretString::from(db.url.clone()),
+            max_connections: rollcall::config::DEFAULT_MAX_CONNECTIONS,
+        },
+        schedule: ScheduleConfig::default(),
+        http: HttpConfig {
+            timeout_secs: 10,
+            ..HttpConfig::default()
+        },
+        log: LogConfig::default(),
+        collector: CollectorConfig {
+            lease_secs: 30,
+            max_retries: 2,
+            retry_base_ms: 10,
+            ..CollectorConfig::default()
+        },
+        zoom: Vec::new(),
+        videosdk: Vec::new(),
+        rocketchat: Vec::new(),
+        included: Vec::new(),
+    }
+}
+
+pub fn zoom_config(sandbox: &Sandbox, spec: &ZoomAccountSpec, page_size: u32) -> ZoomAccount {
+    ZoomAccount {
+        name: account_name(spec),
+        account_id: spec.account_id.clone(),
+        client_id: spec.client_id.clone(),
+        client_secret: SecretString::from(spec.client_secret.clone()),
+        api_url: sandbox.zoom_api_url(),
+        oauth_url: sandbox.zoom_oauth_url(),
+        plan: Plan::Pro,
+        page_size,
+        settle_days: 2,
+        horizon_days: None,
+        limits: ZoomLimits::default(),
+    }
+}
+
+pub fn sdk_config(
+    sandbox: &Sandbox,
+    spec: &VideoSdkAccountSpec,
+    page_size: u32,
+) -> VideoSdkAccount {
+    VideoSdkAccount {
+        name: sdk_name(spec),
+        api_key: spec.api_key.clone(),
+        api_secret: SecretString::from(spec.api_secret.clone()),
+        api_url: sandbox.zoom_api_url(),
+        plan: Plan::Pro,
+        page_size,
+        settle_days: 2,
+        horizon_days: None,
+        limits: ZoomLimits {
+            heavy_per_second: Some(0),
+            resource_intensive_per_minute: Some(0),
+            daily_requests: None,
+        },
+    }
+}
+
+pub fn rc_config(sandbox: &Sandbox, spec: &RocketChatWorkspaceSpec) -> RocketChatWorkspace {
+    RocketChatWorkspace {
+        name: spec.name.clone(),
+        url: sandbox.rocketchat_url(&spec.name),
+        user_id: spec.user_id.clone(),
+        auth_token: SecretString::from(spec.auth_token.clone()),
+        timezone: spec.timezone.parse().expect("the sandbox's time zone"),
+        window_days: 7,
+        lookback_days: 4,
+        retention_days: 44,
+        requests_per_minute: Some(0),
+    }
+}
+
+/// The typed config written back as the TOML the binary reads, so a test that collects in-process and
+/// then asks the CLI (`status`, `coverage`, a restart) uses one config.
+pub fn config_toml(config: &Config) -> String {
+    use std::fmt::Write;
+    let c = config;
+    let mut t = String::new();
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let secret = |s: &SecretString| q(s.expose_secret());
+    let _ = writeln!(
+        t,
+        "[database]\nurl = {}\nmax_connections = {}\n",
+        secret(&c.database.url),
+        c.database.max_connections
+    );
+    let _ = writeln!(
+        t,
+        "[schedule]\ncron = {}\nrun_on_start = {}\n",
+        q(&c.schedule.cron),
+        c.schedule.run_on_start
+    );
+    let _ = writeln!(
+        t,
+        "[http]\nlisten = {}\ntimeout_secs = {}\nmax_body_mib = {}\n",
+        q(&c.http.listen.to_string()),
+        c.http.timeout_secs,
+        c.http.max_body_mib
+    );
+    let _ = writeln!(
+        t,
+        "[log]\nformat = {}\nlevel = {}\n",
+        q(c.log.format.as_str()),
+        q(&c.log.level)
+    );
+    let k = &c.collector;
+    let _ = writeln!(
+        t,
+        "[collector]\nlease_secs = {}\nmax_retries = {}\nretry_base_ms = {}\nwindows_in_flight = {}\nmax_windows_in_flight = {}\n",
+        k.lease_secs, k.max_retries, k.retry_base_ms, k.windows_in_flight, k.max_windows_in_flight
+    );
+    let common = |t: &mut String,
+                  plan: Plan,
+                  page_size: u32,
+                  settle_days: u32,
+                  horizon_days: Option<u32>,
+                  limits: &ZoomLimits| {
+        let _ = writeln!(
+            t,
+            "plan = {}\npage_size = {page_size}\nsettle_days = {settle_days}",
+            q(plan.as_str())
+        );
+        for (key, value) in [
+            ("horizon_days", horizon_days),
+            ("heavy_per_second", limits.heavy_per_second),
+            (
+                "resource_intensive_per_minute",
+                limits.resource_intensive_per_minute,
+            ),
+            ("daily_requests", limits.daily_requests),
+        ] {
+            if let Some(value) = value {
+                let _ = writeln!(t, "{key} = {value}");
+            }
+        }
+        t.push('\n');
+    };
+    for a in &c.zoom {
+        let _ = writeln!(
+            t,
+            "[[zoom]]\nname = {}\naccount_id = {}\nclient_id = {}\nclient_secret = {}\napi_url = {}\noauth_url = {}",
+            q(&a.name),
+            q(&a.account_id),
+            q(&a.client_id),
+            secret(&a.client_secret),
+            q(&a.api_url),
+            q(&a.oauth_url)
+        );
+        common(
+            &mut t,
+            a.plan,
+            a.page_size,
+            a.settle_days,
+            a.horizon_days,
+            &a.limits,
+        );
+    }
+    for a in &c.videosdk {
+        let _ = writeln!(
+            t,
+            "[[videosdk]]\nname = {}\napi_key = {}\napi_secret = {}\napi_url = {}",
+            q(&a.name),
+            q(&a.api_key),
+            secret(&a.api_secret),
+            q(&a.api_url)
+        );
+        common(
+            &mut t,
+            a.plan,
+            a.page_size,
+            a.settle_days,
+            a.horizon_days,
+            &a.limits,
+        );
+    }
+    for w in &c.rocketchat {
+        let _ = writeln!(
+            t,
+            "[[rocketchat]]\nname = {}\nurl = {}\nuser_id = {}\nauth_token = {}\ntimezone = {}\nwindow_days = {}\nlookback_days = {}\nretention_days = {}",
+            q(&w.name),
+            q(&w.url),
+            q(&w.user_id),
+            secret(&w.auth_token),
+            q(w.timezone.name()),
+            w.window_days,
+            w.lookback_days,
+            w.retention_days
+        );
+        if let Some(rpm) = w.requests_per_minute {
+            let _ = writeln!(t, "requests_per_minute = {rpm}");
+        }
+        t.push('\n');
+    }
+    t
+}
+
+#[tokio::test]
+async fn config_toml_reads_back_as_the_same_config() {
+    let specs = vec![zoom_account("acme", 1)];
+    let sdk = vec![sdk_account("studio", 1)];
+    let chat = vec![RocketChatWorkspaceSpec::new("chat", "Europe/Berlin")];
+    let sandbox = rollcall_sandbox::spawn(SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        zoom: specs.clone(),
+        videosdk: sdk.clone(),
+        rocketchat: chat.clone(),
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("start sandbox");
+    let mut app = TestApp::new(sandbox)
+        .await
+        .zoom(&specs, 30)
+        .videosdk(&sdk, 20)
+        .rocketchat(&chat);
+    app.config.zoom[0].horizon_days = Some(40);
+    let text = config_toml(&app.config);
+    let back = Config::from_toml_str(&text, Vec::new()).expect("the written config is valid");
+    assert_eq!(format!("{back:?}"), format!("{:?}", app.config));
 }
