@@ -19,6 +19,7 @@ use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
@@ -885,4 +886,46 @@ async fn config_toml_reads_back_as_the_same_config() {
     let text = config_toml(&app.config);
     let back = Config::from_toml_str(&text, Vec::new()).expect("the written config is valid");
     assert_eq!(format!("{back:?}"), format!("{:?}", app.config));
+}
+
+// ---- Logs ---------------------------------------------------------------------------------------------
+
+/// What the code under test logged while a [`capture_logs`] guard lived, in the JSON lines the binary
+/// writes to a pipe.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures this thread's events at `filter` until the guard drops. The subscriber is per thread, so only
+/// a current-thread runtime (`#[tokio::test]` without `flavor`) sees every task's events, and tests
+/// running beside it in the binary never write into this buffer.
+pub fn capture_logs(filter: &str) -> (tracing::subscriber::DefaultGuard, Logs) {
+    let logs = Logs::default();
+    let buffer = logs.0.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(move || LogWriter(buffer.clone()))
+        .with_ansi(false)
+        .json()
+        .flatten_event(true)
+        .finish();
+    (tracing::subscriber::set_default(subscriber), logs)
 }
