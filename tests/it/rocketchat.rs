@@ -1,5 +1,5 @@
-//! Rocket.Chat daily active users end to end: the real `rollcall` binary, the real sandbox over HTTP, a
-//! real PostgreSQL.
+//! Rocket.Chat daily active users end to end: collection in-process, the real sandbox over HTTP, a real
+//! PostgreSQL; the real `rollcall` binary where it is killed mid-run and for `check`.
 
 use crate::common::*;
 use chrono::{DateTime, Duration as Days, NaiveDate, Timelike};
@@ -11,12 +11,8 @@ use std::time::Duration;
 
 const RETENTION: i64 = 44;
 
-fn rc_fault(workspace: &str, times: Option<u32>, kind: FaultKind) -> FaultRule {
-    FaultRule {
-        account_id: Some(workspace.into()),
-        times,
-        ..FaultRule::on(Endpoint::RcActiveUsers, kind)
-    }
+fn rc_fault(workspace: &str, kind: FaultKind) -> FaultRule {
+    FaultRule::on(Endpoint::RcActiveUsers, kind).account(workspace)
 }
 
 fn rc_requests(control: &Control, workspace: &str) -> Vec<RequestRecord> {
@@ -80,7 +76,6 @@ async fn snapshot(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mirrors_44_days_in_utc_and_new_york_and_a_second_run_rewalks_only_the_lookback() {
-    let db = TestDb::create().await;
     let specs = vec![
         RocketChatWorkspaceSpec::new("chat", "UTC"),
         RocketChatWorkspaceSpec::new("nychat", "America/New_York"),
@@ -90,12 +85,12 @@ async fn mirrors_44_days_in_utc_and_new_york_and_a_second_run_rewalks_only_the_l
     // A day nobody used chat: absent from the answer, stored as 0.
     let quiet = control.rc_today("nychat").expect("workspace") - Days::days(9);
     control.rc_clear_day("nychat", quiet);
-    let extra: String = specs.iter().map(|s| rc_section(&sandbox, s, "")).collect();
-    let config = write_config_with(&db, &sandbox, &[], 300, &extra);
+    let app = TestApp::new(sandbox).await.rocketchat(&specs);
+    let db = &app.db;
 
     let started = std::time::Instant::now();
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 0, "first collect: {}", first.output());
+    let first = app.collect_all().await;
+    assert!(first.all_complete(), "first collect: {first:?}");
     let first_secs = started.elapsed().as_secs_f64();
     for spec in &specs {
         rc_assert_mirror(&db.pool, &control, &spec.name, RETENTION).await;
@@ -181,8 +176,8 @@ async fn mirrors_44_days_in_utc_and_new_york_and_a_second_run_rewalks_only_the_l
 
     let before: Vec<_> = [snapshot(&db, "chat").await, snapshot(&db, "nychat").await].to_vec();
     control.clear_requests();
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "second collect: {}", second.output());
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "second collect: {second:?}");
     let after: Vec<_> = [snapshot(&db, "chat").await, snapshot(&db, "nychat").await].to_vec();
     assert_eq!(before, after, "a replay adds and changes nothing");
     for spec in &specs {
@@ -212,14 +207,14 @@ async fn mirrors_44_days_in_utc_and_new_york_and_a_second_run_rewalks_only_the_l
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lookback_day_gains_users_and_a_final_day_never_changes() {
-    let db = TestDb::create().await;
     let spec = RocketChatWorkspaceSpec::new("chat", "America/New_York");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let config = write_config_with(&db, &sandbox, &[], 300, &rc_section(&sandbox, &spec, ""));
+    let app = TestApp::new(sandbox).await.rocketchat(&[spec.clone()]);
+    let db = &app.db;
 
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 0, "first collect: {}", first.output());
+    let first = app.collect_all().await;
+    assert!(first.all_complete(), "first collect: {first:?}");
     let (stored_before, counts_before) = snapshot(&db, "chat").await;
 
     let today = control.rc_today("chat").expect("workspace");
@@ -243,8 +238,8 @@ async fn a_lookback_day_gains_users_and_a_final_day_never_changes() {
     }
     control.clear_requests();
 
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "second collect: {}", second.output());
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "second collect: {second:?}");
     let (stored_after, counts_after) = snapshot(&db, "chat").await;
     for day in late {
         assert!(
@@ -287,15 +282,16 @@ async fn a_lookback_day_gains_users_and_a_final_day_never_changes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_mid_run_then_rerun_is_exact() {
-    let db = TestDb::create().await;
     let spec = RocketChatWorkspaceSpec::new("chat", "UTC");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let config = write_config_with(&db, &sandbox, &[], 300, &rc_section(&sandbox, &spec, ""));
+    let app = TestApp::new(sandbox).await.rocketchat(&[spec.clone()]);
+    let db = &app.db;
     // Two windows are answered, the third hangs until the process is killed.
-    control.add_fault(rc_fault("chat", Some(2), FaultKind::Delay { ms: 0 }));
-    control.add_fault(rc_fault("chat", Some(1), FaultKind::Hang));
+    control.add_fault(rc_fault("chat", FaultKind::Delay { ms: 0 }).times(2));
+    control.add_fault(rc_fault("chat", FaultKind::Hang).times(1));
 
+    let config = app.write_config();
     let mut child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
     let hung = control
         .wait_for_request(
@@ -322,14 +318,14 @@ async fn sigkill_mid_run_then_rerun_is_exact() {
     assert!(states[3..].iter().all(|s| *s == "pending"), "{states:?}");
 
     control.clear_faults();
-    let rerun = run(&config.path, &["collect"]).await;
-    assert_eq!(rerun.code, 0, "rerun: {}", rerun.output());
+    let rerun = app.collect_all().await;
+    assert!(rerun.all_complete(), "rerun: {rerun:?}");
     rc_assert_mirror(&db.pool, &control, "chat", RETENTION).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
+// Current-thread: the log capture is per thread (see `capture_logs`).
+#[tokio::test]
 async fn each_refusal_is_named_writes_nothing_and_is_not_retried() {
-    let db = TestDb::create().await;
     let good = RocketChatWorkspaceSpec::new("good", "UTC");
     let badtoken = RocketChatWorkspaceSpec::new("badtoken", "UTC");
     let noperm = RocketChatWorkspaceSpec {
@@ -353,17 +349,13 @@ async fn each_refusal_is_named_writes_nothing_and_is_not_retried() {
         ..badtoken.clone()
     };
     let wrong_url = RocketChatWorkspaceSpec::new("nosuchworkspace", "UTC");
-    let extra = [
-        rc_section(&sandbox, &good, ""),
-        rc_section(&sandbox, &wrong_token, ""),
-        rc_section(&sandbox, &noperm, ""),
-        rc_section(&sandbox, &nolicense, ""),
-        rc_section(&sandbox, &wrong_url, ""),
-    ]
-    .concat();
-    let config = write_config_with(&db, &sandbox, &[], 300, &extra);
+    let app =
+        TestApp::new(sandbox)
+            .await
+            .rocketchat(&[good, wrong_token, noperm, nolicense, wrong_url]);
+    let db = &app.db;
 
-    let check = run(&config.path, &["check"]).await;
+    let check = app.cli(&["check"]).await;
     assert_eq!(check.code, 1, "check: {}", check.output());
     let shown = check.output();
     for needle in [
@@ -384,8 +376,10 @@ async fn each_refusal_is_named_writes_nothing_and_is_not_retried() {
     );
     control.clear_requests();
 
-    let collect = run(&config.path, &["collect"]).await;
-    assert_eq!(collect.code, 1, "collect: {}", collect.output());
+    let (capture, logs) = capture_logs("info");
+    let collect = app.collect_all().await;
+    drop(capture);
+    assert!(!collect.all_complete(), "collect: {collect:?}");
     rc_assert_mirror(&db.pool, &control, "good", RETENTION).await;
     let expectations = [
         (
@@ -426,35 +420,32 @@ async fn each_refusal_is_named_writes_nothing_and_is_not_retried() {
         }
     }
     assert!(
-        !collect.output().contains("not-the-token"),
+        !format!("{}{collect:?}", logs.text()).contains("not-the-token"),
         "no secret logged"
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_errors_dropped_connections_and_429s_are_retried_then_complete() {
-    let db = TestDb::create().await;
     let spec = RocketChatWorkspaceSpec::new("chat", "UTC");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let config = write_config_with(&db, &sandbox, &[], 300, &rc_section(&sandbox, &spec, ""));
-    control.add_fault(rc_fault("chat", Some(1), FaultKind::ServerError));
-    control.add_fault(rc_fault(
-        "chat",
-        Some(1),
-        FaultKind::Status {
+    let app = TestApp::new(sandbox).await.rocketchat(&[spec.clone()]);
+    let db = &app.db;
+    control.add_fault(rc_fault("chat", FaultKind::ServerError).times(1));
+    control.add_fault(rc_fault("chat", FaultKind::Status {
             status: 429,
             body: r#"{"success":false,"error":"Error, too many requests. Please slow down. You must wait 1 seconds before trying this endpoint again. [error-too-many-requests]"}"#.into(),
         },
-    ));
+    ).times(1));
     // The first window's third attempt succeeds; the second window is cut off twice (max_retries = 2).
-    control.add_fault(rc_fault("chat", Some(1), FaultKind::Delay { ms: 0 }));
-    control.add_fault(rc_fault("chat", Some(1), FaultKind::DropConnection));
-    control.add_fault(rc_fault("chat", Some(1), FaultKind::TruncatedBody));
+    control.add_fault(rc_fault("chat", FaultKind::Delay { ms: 0 }).times(1));
+    control.add_fault(rc_fault("chat", FaultKind::DropConnection).times(1));
+    control.add_fault(rc_fault("chat", FaultKind::TruncatedBody).times(1));
 
     let started = std::time::Instant::now();
-    let collect = run(&config.path, &["collect"]).await;
-    assert_eq!(collect.code, 0, "collect: {}", collect.output());
+    let collect = app.collect_all().await;
+    assert!(collect.all_complete(), "collect: {collect:?}");
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "the 429's wait was honoured"
@@ -469,11 +460,11 @@ async fn server_errors_dropped_connections_and_429s_are_retried_then_complete() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_that_contradicts_itself_writes_nothing_and_the_window_stays_incomplete() {
-    let db = TestDb::create().await;
     let spec = RocketChatWorkspaceSpec::new("chat", "UTC");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let config = write_config_with(&db, &sandbox, &[], 300, &rc_section(&sandbox, &spec, ""));
+    let app = TestApp::new(sandbox).await.rocketchat(&[spec.clone()]);
+    let db = &app.db;
     let bodies = [
         (r#"{"success":false,"month":[]}"#, "success"),
         (
@@ -482,18 +473,20 @@ async fn a_body_that_contradicts_itself_writes_nothing_and_the_window_stays_inco
         ),
     ];
     for (body, _) in &bodies {
-        control.add_fault(rc_fault(
-            "chat",
-            Some(1),
-            FaultKind::Status {
-                status: 200,
-                body: (*body).into(),
-            },
-        ));
+        control.add_fault(
+            rc_fault(
+                "chat",
+                FaultKind::Status {
+                    status: 200,
+                    body: (*body).into(),
+                },
+            )
+            .times(1),
+        );
     }
 
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 1, "collect: {}", first.output());
+    let first = app.collect_all().await;
+    assert!(!first.all_complete(), "collect: {first:?}");
     let windows: Vec<(NaiveDate, NaiveDate, String, Option<String>)> = sqlx::query_as(
         "SELECT window_start, window_end, state, last_error FROM rollcall.collection_windows
           WHERE account = 'chat' ORDER BY window_start",
@@ -520,14 +513,13 @@ async fn a_body_that_contradicts_itself_writes_nothing_and_the_window_stays_inco
     }
     assert!(windows[2..].iter().all(|w| w.2 == "complete"));
 
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "second collect: {}", second.output());
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "second collect: {second:?}");
     rc_assert_mirror(&db.pool, &control, "chat", RETENTION).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pacing_follows_the_servers_rate_limit_headers() {
-    let db = TestDb::create().await;
     let spec = RocketChatWorkspaceSpec {
         rate_limit_calls: 3,
         rate_limit_window_ms: 1_500,
@@ -535,7 +527,8 @@ async fn pacing_follows_the_servers_rate_limit_headers() {
     };
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let config = write_config_with(&db, &sandbox, &[], 300, &rc_section(&sandbox, &spec, ""));
+    let app = TestApp::new(sandbox).await.rocketchat(&[spec.clone()]);
+    let db = &app.db;
 
     // Someone else spent the route's budget: the first call draws a 429 and waits for X-RateLimit-Reset;
     // afterwards X-RateLimit-Remaining keeps rollcall below the limit.
@@ -544,7 +537,7 @@ async fn pacing_follows_the_servers_rate_limit_headers() {
         let response = http
             .get(format!(
                 "{}/api/v1/engagement-dashboard/users/active-users?start=2024-01-01T00:00:00.000Z&end=2024-01-01T23:59:59.999Z",
-                sandbox.rocketchat_url("chat")
+                app.sandbox.rocketchat_url("chat")
             ))
             .header("X-User-Id", &spec.user_id)
             .header("X-Auth-Token", &spec.auth_token)
@@ -556,9 +549,9 @@ async fn pacing_follows_the_servers_rate_limit_headers() {
     }
     control.clear_requests();
     let started = std::time::Instant::now();
-    let collect = run(&config.path, &["collect"]).await;
+    let collect = app.collect_all().await;
     let elapsed = started.elapsed();
-    assert_eq!(collect.code, 0, "collect: {}", collect.output());
+    assert!(collect.all_complete(), "collect: {collect:?}");
     rc_assert_mirror(&db.pool, &control, "chat", RETENTION).await;
     let statuses: Vec<u16> = rc_requests(&control, "chat")
         .iter()
@@ -580,15 +573,14 @@ async fn pacing_follows_the_servers_rate_limit_headers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_steady_limiter_spaces_calls_when_configured() {
-    let db = TestDb::create().await;
     let spec = RocketChatWorkspaceSpec::new("chat", "UTC");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let section = rc_section(&sandbox, &spec, "requests_per_minute = 600\n");
-    let config = write_config_with(&db, &sandbox, &[], 300, &section);
+    let mut app = TestApp::new(sandbox).await.rocketchat(&[spec.clone()]);
+    app.config.rocketchat[0].requests_per_minute = Some(600);
     let started = std::time::Instant::now();
-    let collect = run(&config.path, &["collect"]).await;
-    assert_eq!(collect.code, 0, "collect: {}", collect.output());
+    let collect = app.collect_all().await;
+    assert!(collect.all_complete(), "collect: {collect:?}");
     let calls = rc_requests(&control, "chat").len() as u32;
     // 600 per minute is one call per 100 ms, without bursts.
     assert!(
