@@ -646,7 +646,7 @@ impl TestApp {
 }
 
 /// A selection of one stream.
-pub fn stream(stream: &str) -> Selection {
+pub fn only_stream(stream: &str) -> Selection {
     Selection {
         stream: Some(stream.into()),
         ..Selection::default()
@@ -654,7 +654,7 @@ pub fn stream(stream: &str) -> Selection {
 }
 
 /// A selection of one account.
-pub fn account(account: &str) -> Selection {
+pub fn only_account(account: &str) -> Selection {
     Selection {
         account: Some(account.into()),
         ..Selection::default()
