@@ -558,7 +558,11 @@ impl TestApp {
     /// A fresh database and no accounts yet: add them with [`TestApp::zoom`], [`TestApp::videosdk`],
     /// [`TestApp::rocketchat`] or by editing `config`.
     pub async fn new(sandbox: Sandbox) -> TestApp {
-        let db = TestDb::create().await;
+        TestApp::on(TestDb::create().await, sandbox)
+    }
+
+    /// [`TestApp::new`] on a database the test made itself (one on a server of its own).
+    pub fn on(db: TestDb, sandbox: Sandbox) -> TestApp {
         let config = base_config(&db);
         TestApp {
             db,
