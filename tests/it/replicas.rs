@@ -256,15 +256,13 @@ async fn survive_a_kill(takeover: Takeover, lease_secs: u64) {
     let config = write_config(&db, &sandbox, &specs, 50);
     // The first matching rule fires, so the hang comes before the delay. Whoever reaches page 3 of an acme inactive report first hangs there: that replica is the victim,
     // provably mid-window (pages 1 and 2 committed, a fresh token stored) when it is killed.
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::ReportUsers),
-        account_id: Some("acme-account".into()),
-        report_type: Some(rollcall_sandbox::ReportType::Inactive),
-        page: Some(3),
-        times: Some(1),
-        probability: None,
-        kind: FaultKind::Hang,
-    });
+    control.add_fault(
+        FaultRule::on(Endpoint::ReportUsers, FaultKind::Hang)
+            .account("acme-account")
+            .report_type(rollcall_sandbox::ReportType::Inactive)
+            .page(3)
+            .times(1),
+    );
     // Slow pages keep every replica mid-window most of the time.
     control.add_fault(FaultRule::on(
         Endpoint::ReportUsers,
