@@ -174,11 +174,11 @@ async fn mirrors_44_days_in_utc_and_new_york_and_a_second_run_rewalks_only_the_l
     .unwrap();
     assert!(months >= 2, "44 days span at least two months");
 
-    let before: Vec<_> = [snapshot(&db, "chat").await, snapshot(&db, "nychat").await].to_vec();
+    let before: Vec<_> = [snapshot(db, "chat").await, snapshot(db, "nychat").await].to_vec();
     control.clear_requests();
     let second = app.collect_all().await;
     assert!(second.all_complete(), "second collect: {second:?}");
-    let after: Vec<_> = [snapshot(&db, "chat").await, snapshot(&db, "nychat").await].to_vec();
+    let after: Vec<_> = [snapshot(db, "chat").await, snapshot(db, "nychat").await].to_vec();
     assert_eq!(before, after, "a replay adds and changes nothing");
     for spec in &specs {
         let tz: chrono_tz::Tz = spec.timezone.parse().expect("zone");
@@ -210,12 +210,14 @@ async fn a_lookback_day_gains_users_and_a_final_day_never_changes() {
     let spec = RocketChatWorkspaceSpec::new("chat", "America/New_York");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let app = TestApp::new(sandbox).await.rocketchat(&[spec.clone()]);
+    let app = TestApp::new(sandbox)
+        .await
+        .rocketchat(std::slice::from_ref(&spec));
     let db = &app.db;
 
     let first = app.collect_all().await;
     assert!(first.all_complete(), "first collect: {first:?}");
-    let (stored_before, counts_before) = snapshot(&db, "chat").await;
+    let (stored_before, counts_before) = snapshot(db, "chat").await;
 
     let today = control.rc_today("chat").expect("workspace");
     let late = [today - Days::days(1), today - Days::days(4)];
@@ -240,7 +242,7 @@ async fn a_lookback_day_gains_users_and_a_final_day_never_changes() {
 
     let second = app.collect_all().await;
     assert!(second.all_complete(), "second collect: {second:?}");
-    let (stored_after, counts_after) = snapshot(&db, "chat").await;
+    let (stored_after, counts_after) = snapshot(db, "chat").await;
     for day in late {
         assert!(
             stored_after[&day].contains(&"lateAggregatedUser1".to_string()),
@@ -285,7 +287,9 @@ async fn sigkill_mid_run_then_rerun_is_exact() {
     let spec = RocketChatWorkspaceSpec::new("chat", "UTC");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let app = TestApp::new(sandbox).await.rocketchat(&[spec.clone()]);
+    let app = TestApp::new(sandbox)
+        .await
+        .rocketchat(std::slice::from_ref(&spec));
     let db = &app.db;
     // Two windows are answered, the third hangs until the process is killed.
     control.add_fault(rc_fault("chat", FaultKind::Delay { ms: 0 }).times(2));
@@ -430,7 +434,9 @@ async fn server_errors_dropped_connections_and_429s_are_retried_then_complete() 
     let spec = RocketChatWorkspaceSpec::new("chat", "UTC");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let app = TestApp::new(sandbox).await.rocketchat(&[spec.clone()]);
+    let app = TestApp::new(sandbox)
+        .await
+        .rocketchat(std::slice::from_ref(&spec));
     let db = &app.db;
     control.add_fault(rc_fault("chat", FaultKind::ServerError).times(1));
     control.add_fault(rc_fault("chat", FaultKind::Status {
@@ -463,7 +469,9 @@ async fn a_body_that_contradicts_itself_writes_nothing_and_the_window_stays_inco
     let spec = RocketChatWorkspaceSpec::new("chat", "UTC");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let app = TestApp::new(sandbox).await.rocketchat(&[spec.clone()]);
+    let app = TestApp::new(sandbox)
+        .await
+        .rocketchat(std::slice::from_ref(&spec));
     let db = &app.db;
     let bodies = [
         (r#"{"success":false,"month":[]}"#, "success"),
@@ -527,7 +535,9 @@ async fn pacing_follows_the_servers_rate_limit_headers() {
     };
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let app = TestApp::new(sandbox).await.rocketchat(&[spec.clone()]);
+    let app = TestApp::new(sandbox)
+        .await
+        .rocketchat(std::slice::from_ref(&spec));
     let db = &app.db;
 
     // Someone else spent the route's budget: the first call draws a 429 and waits for X-RateLimit-Reset;
@@ -576,7 +586,9 @@ async fn the_steady_limiter_spaces_calls_when_configured() {
     let spec = RocketChatWorkspaceSpec::new("chat", "UTC");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let mut app = TestApp::new(sandbox).await.rocketchat(&[spec.clone()]);
+    let mut app = TestApp::new(sandbox)
+        .await
+        .rocketchat(std::slice::from_ref(&spec));
     app.config.rocketchat[0].requests_per_minute = Some(600);
     let started = std::time::Instant::now();
     let collect = app.collect_all().await;
