@@ -349,28 +349,6 @@ pub async fn rc_sandbox(workspaces: Vec<rollcall_sandbox::RocketChatWorkspaceSpe
         .expect("start sandbox")
 }
 
-/// A `[[rocketchat]]` section for a sandbox workspace, unpaced unless `extra` says otherwise; `extra`
-/// lines replace nothing, so give only keys not written here.
-pub fn rc_section(
-    sandbox: &Sandbox,
-    spec: &rollcall_sandbox::RocketChatWorkspaceSpec,
-    extra: &str,
-) -> String {
-    let pacing = if extra.contains("requests_per_minute") {
-        ""
-    } else {
-        "requests_per_minute = 0\n"
-    };
-    format!(
-        "[[rocketchat]]\nname = \"{}\"\nurl = \"{}\"\nuser_id = \"{}\"\nauth_token = \"{}\"\ntimezone = \"{}\"\n{pacing}{extra}\n",
-        spec.name,
-        sandbox.rocketchat_url(&spec.name),
-        spec.user_id,
-        spec.auth_token,
-        spec.timezone
-    )
-}
-
 /// The stored user ids per local day of one workspace.
 pub async fn rc_stored(pool: &PgPool, account: &str) -> BTreeMap<chrono::NaiveDate, Vec<String>> {
     let rows: Vec<(chrono::NaiveDate, String)> = sqlx::query_as(
@@ -453,27 +431,6 @@ pub async fn sdk_sandbox(accounts: Vec<rollcall_sandbox::VideoSdkAccountSpec>) -
     })
     .await
     .expect("start sandbox")
-}
-
-/// `[[videosdk]]` sections for the accounts, named after their key without `-key`, unpaced so the
-/// suite stays fast (pacing has its own unit test).
-pub fn sdk_sections(
-    sandbox: &Sandbox,
-    accounts: &[rollcall_sandbox::VideoSdkAccountSpec],
-    page_size: u32,
-) -> String {
-    accounts
-        .iter()
-        .map(|a| {
-            format!(
-                "[[videosdk]]\nname = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\napi_url = \"{}\"\npage_size = {page_size}\nresource_intensive_per_minute = 0\nheavy_per_second = 0\n\n",
-                sdk_name(a),
-                a.api_key,
-                a.api_secret,
-                sandbox.zoom_api_url()
-            )
-        })
-        .collect()
 }
 
 pub fn sdk_name(spec: &rollcall_sandbox::VideoSdkAccountSpec) -> String {
@@ -653,14 +610,6 @@ impl TestApp {
 pub fn only_stream(stream: &str) -> Selection {
     Selection {
         stream: Some(stream.into()),
-        ..Selection::default()
-    }
-}
-
-/// A selection of one account.
-pub fn only_account(account: &str) -> Selection {
-    Selection {
-        account: Some(account.into()),
         ..Selection::default()
     }
 }
