@@ -138,51 +138,13 @@ pub async fn sandbox(accounts: Vec<ZoomAccountSpec>) -> Sandbox {
         .expect("start sandbox")
 }
 
-/// A rollcall config pointing at the sandbox and the test database. Every account name is the sandbox
-/// account id without its `-account` suffix.
+/// A config file written for a spawned `rollcall` ([`TestApp::write_config`]), removed with its directory.
 pub struct RollcallConfig {
     pub path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-pub fn write_config(
-    db: &TestDb,
-    sandbox: &Sandbox,
-    accounts: &[ZoomAccountSpec],
-    page_size: u32,
-) -> RollcallConfig {
-    write_config_with(db, sandbox, accounts, page_size, "")
-}
-
-pub fn write_config_with(
-    db: &TestDb,
-    sandbox: &Sandbox,
-    accounts: &[ZoomAccountSpec],
-    page_size: u32,
-    extra: &str,
-) -> RollcallConfig {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut toml = format!(
-        "[database]\nurl = \"{}\"\n\n[collector]\nlease_secs = 30\nmax_retries = 2\nretry_base_ms = 10\n\n[http]\ntimeout_secs = 10\n\n",
-        db.url
-    );
-    for a in accounts {
-        toml.push_str(&format!(
-            "[[zoom]]\nname = \"{}\"\naccount_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\napi_url = \"{}\"\noauth_url = \"{}\"\npage_size = {page_size}\n\n",
-            account_name(a),
-            a.account_id,
-            a.client_id,
-            a.client_secret,
-            sandbox.zoom_api_url(),
-            sandbox.zoom_oauth_url()
-        ));
-    }
-    toml.push_str(extra);
-    let path = dir.path().join("rollcall.toml");
-    std::fs::write(&path, toml).expect("write config");
-    RollcallConfig { path, _dir: dir }
-}
-
+/// Every account name is the sandbox account id without its `-account` suffix.
 pub fn account_name(spec: &ZoomAccountSpec) -> String {
     spec.account_id.trim_end_matches("-account").to_string()
 }
@@ -614,7 +576,7 @@ pub fn only_stream(stream: &str) -> Selection {
     }
 }
 
-/// The settings `write_config` has always used: a short lease and fast retries, so failures end quickly.
+/// A short lease and fast retries, so failures end quickly.
 pub fn base_config(db: &TestDb) -> Config {
     Config {
         database: DatabaseConfig {
@@ -843,7 +805,7 @@ async fn config_toml_reads_back_as_the_same_config() {
 
 // ---- Logs ---------------------------------------------------------------------------------------------
 
-/// What the code under test logged while a [`capture_logs`] guard lived, in the JSON lines the binary
+/// What the code under test logged inside [`with_logs`], in the JSON lines the binary
 /// writes to a pipe.
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
@@ -867,10 +829,15 @@ impl std::io::Write for LogWriter {
     }
 }
 
-/// Captures this thread's events at `filter` until the guard drops. The subscriber is per thread, so only
-/// a current-thread runtime (`#[tokio::test]` without `flavor`) sees every task's events, and tests
-/// running beside it in the binary never write into this buffer.
-pub fn capture_logs(filter: &str) -> (tracing::subscriber::DefaultGuard, Logs) {
+/// Runs `test` on a multi-thread runtime whose every thread (workers, blocking pool, the test's own) sends
+/// its events at `filter` into the [`Logs`] handed to it. A subscriber per runtime rather than a global one:
+/// the tests beside it in this binary log nothing into its buffer, and the code under test keeps its
+/// worker threads (a current-thread runtime would run the sandbox, the collector and the test on one).
+pub fn with_logs<F, Fut>(filter: &str, test: F)
+where
+    F: FnOnce(Logs) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let logs = Logs::default();
     let buffer = logs.0.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -880,5 +847,15 @@ pub fn capture_logs(filter: &str) -> (tracing::subscriber::DefaultGuard, Logs) {
         .json()
         .flatten_event(true)
         .finish();
-    (tracing::subscriber::set_default(subscriber), logs)
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let for_workers = dispatch.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // The default lasts as long as the thread: its guard is never dropped, the thread ends with the
+        // runtime.
+        .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&for_workers)))
+        .build()
+        .expect("a runtime");
+    let _default = tracing::dispatcher::set_default(&dispatch);
+    runtime.block_on(test(logs));
 }

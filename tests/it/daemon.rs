@@ -8,11 +8,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ticks_during_a_collection_are_skipped_and_sigterm_exits_cleanly() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 400)];
     let sandbox = sandbox(specs.clone()).await;
     let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 100);
+    let app = TestApp::new(sandbox).await.zoom(&specs, 100);
+    let db = &app.db;
+    let config = app.write_config();
     // Slow pages make one collection outlast several one-second ticks.
     control.add_fault(FaultRule::on(
         Endpoint::ReportUsers,

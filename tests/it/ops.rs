@@ -94,10 +94,10 @@ fn spawn(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthcheck_is_0_for_a_running_daemon_and_1_where_nothing_listens() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 10)];
     let sandbox = sandbox(specs.clone()).await;
-    let config = write_config(&db, &sandbox, &specs, 300);
+    let app = TestApp::new(sandbox).await.zoom(&specs, 300);
+    let config = app.write_config();
     let port = free_port();
     // 0.0.0.0, as in the container image: healthcheck must reach it over loopback.
     let listen = format!("0.0.0.0:{port}");
@@ -148,11 +148,12 @@ async fn healthcheck_is_0_for_a_running_daemon_and_1_where_nothing_listens() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_sends_nothing_for_a_paused_account_and_writes_nothing() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 10), zoom_account("other", 10)];
     let sandbox = sandbox(specs.clone()).await;
     let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 300);
+    let app = TestApp::new(sandbox).await.zoom(&specs, 300);
+    let db = &app.db;
+    let config = app.write_config();
     let migrated = run(&config.path, &["migrate"]).await;
     assert_eq!(migrated.code, 0, "{}", migrated.output());
     sqlx::query(
@@ -300,11 +301,12 @@ async fn sigterm_while_run_waits_for_postgres_exits_0() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_a_long_retry_after_exits_1_and_releases_the_lease() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 10)];
     let sandbox = sandbox(specs.clone()).await;
     let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 300);
+    let app = TestApp::new(sandbox).await.zoom(&specs, 300);
+    let db = &app.db;
+    let config = app.write_config();
     // 50 s: under the 60 s a request waits in place (longer fails the window without waiting).
     control.add_fault(FaultRule::on(
         Endpoint::ReportUsers,
@@ -334,11 +336,12 @@ async fn sigterm_during_a_long_retry_after_exits_1_and_releases_the_lease() {
 /// provably gone, so the next run takes its lease over at once instead of waiting out a 10-minute lease.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_collectors_lease_is_taken_over_at_once() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 300)];
     let sandbox = sandbox(specs.clone()).await;
     let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 100);
+    let app = TestApp::new(sandbox).await.zoom(&specs, 100);
+    let db = &app.db;
+    let config = app.write_config();
     control.add_fault(FaultRule::on(
         Endpoint::ReportUsers,
         FaultKind::Delay { ms: 300 },

@@ -185,74 +185,78 @@ fn postgres_binaries_present() -> bool {
     Path::new("/usr/lib/postgresql").exists()
 }
 
-// Current-thread: the log capture is per thread (see `capture_logs`).
-#[tokio::test]
-async fn a_postgres_restart_mid_run_loses_and_duplicates_nothing() {
-    if !postgres_binaries_present() {
-        eprintln!("skipped: no PostgreSQL server binaries under /usr/lib/postgresql");
-        return;
-    }
-    let pg = OwnPostgres::start().expect("start a PostgreSQL of the test's own");
-    let specs = vec![zoom_account("acme", 900)];
-    let app = TestApp::on(
-        TestDb::create_on(&pg.admin_url()).await,
-        sandbox(specs.clone()).await,
-    )
-    .zoom(&specs, 50);
-    let (db, control) = (&app.db, app.control());
-    control.add_fault(rule(FaultKind::Delay { ms: 20 }));
-
-    let (_capture, logs) = capture_logs("info");
-    let (outcome, ()) = tokio::join!(
-        tokio::time::timeout(
-            Duration::from_secs(180),
-            app.try_collect(Selection::default())
-        ),
-        async {
-            let reached = control
-                .wait_for_request(
-                    |r| r.endpoint == Endpoint::ReportUsers && r.seq >= 15,
-                    Duration::from_secs(60),
-                )
-                .await;
-            assert!(reached.is_some(), "the run is under way");
-            // Stopping kills every connection of the collector's pool; the page in flight cannot
-            // commit. The server stays down until the collector says it noticed and is waiting.
-            assert!(pg.ctl("stop"), "stop PostgreSQL mid-run");
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-            let noticed = loop {
-                if logs.text().contains("waiting for PostgreSQL") {
-                    break true;
-                }
-                if tokio::time::Instant::now() > deadline {
-                    break false;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            };
-            assert!(pg.ctl("start"), "start PostgreSQL again");
-            assert!(
-                noticed,
-                "the collector noticed the database went away:\n{}",
-                logs.text()
-            );
+// Logs captured for this test alone (see `with_logs`).
+#[test]
+fn a_postgres_restart_mid_run_loses_and_duplicates_nothing() {
+    with_logs("info", |logs| async move {
+        if !postgres_binaries_present() {
+            eprintln!("skipped: no PostgreSQL server binaries under /usr/lib/postgresql");
+            return;
         }
-    );
-    // `collect` exits 0 (all complete) or 1 (incomplete, or the database error it stopped on).
-    let outcome = outcome.expect("collect finishes");
-    if !outcome.as_ref().is_ok_and(RunReport::all_complete) {
-        let rerun = app.collect_all().await;
-        assert!(rerun.all_complete(), "{rerun:?}");
-    }
-    control.clear_faults();
-    let pool = db.pool.clone();
-    assert_mirror(&pool, &control, &specs[0]).await;
-    let running: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM rollcall.collection_windows WHERE state NOT IN ('complete', 'unreachable')",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(running, 0);
+        let pg = OwnPostgres::start().expect("start a PostgreSQL of the test's own");
+        let specs = vec![zoom_account("acme", 900)];
+        let mut app = TestApp::on(
+            TestDb::create_on(&pg.admin_url()).await,
+            sandbox(specs.clone()).await,
+        )
+        .zoom(&specs, 50);
+        // A run that ends on the database error leaves its leases; the rerun shares this process, so it
+        // cannot take them over as a dead process's and waits them out: keep that wait short.
+        app.config.collector.lease_secs = 3;
+        let (db, control) = (&app.db, app.control());
+        control.add_fault(rule(FaultKind::Delay { ms: 20 }));
+
+        let (outcome, ()) = tokio::join!(
+            tokio::time::timeout(
+                Duration::from_secs(180),
+                app.try_collect(Selection::default())
+            ),
+            async {
+                let reached = control
+                    .wait_for_request(
+                        |r| r.endpoint == Endpoint::ReportUsers && r.seq >= 15,
+                        Duration::from_secs(60),
+                    )
+                    .await;
+                assert!(reached.is_some(), "the run is under way");
+                // Stopping kills every connection of the collector's pool; the page in flight cannot
+                // commit. The server stays down until the collector says it noticed and is waiting.
+                assert!(pg.ctl("stop"), "stop PostgreSQL mid-run");
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                let noticed = loop {
+                    if logs.text().contains("waiting for PostgreSQL") {
+                        break true;
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        break false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                };
+                assert!(pg.ctl("start"), "start PostgreSQL again");
+                assert!(
+                    noticed,
+                    "the collector noticed the database went away:\n{}",
+                    logs.text()
+                );
+            }
+        );
+        // `collect` exits 0 (all complete) or 1 (incomplete, or the database error it stopped on).
+        let outcome = outcome.expect("collect finishes");
+        if !outcome.as_ref().is_ok_and(RunReport::all_complete) {
+            let rerun = app.collect_all().await;
+            assert!(rerun.all_complete(), "{rerun:?}");
+        }
+        control.clear_faults();
+        let pool = db.pool.clone();
+        assert_mirror(&pool, &control, &specs[0]).await;
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM rollcall.collection_windows WHERE state NOT IN ('complete', 'unreachable')",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(running, 0);
+    });
 }
 
 #[tokio::test(flavor = "multi_thread")]

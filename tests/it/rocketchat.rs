@@ -327,106 +327,109 @@ async fn sigkill_mid_run_then_rerun_is_exact() {
     rc_assert_mirror(&db.pool, &control, "chat", RETENTION).await;
 }
 
-// Current-thread: the log capture is per thread (see `capture_logs`).
-#[tokio::test]
-async fn each_refusal_is_named_writes_nothing_and_is_not_retried() {
-    let good = RocketChatWorkspaceSpec::new("good", "UTC");
-    let badtoken = RocketChatWorkspaceSpec::new("badtoken", "UTC");
-    let noperm = RocketChatWorkspaceSpec {
-        permitted: false,
-        ..RocketChatWorkspaceSpec::new("noperm", "UTC")
-    };
-    let nolicense = RocketChatWorkspaceSpec {
-        licensed: false,
-        ..RocketChatWorkspaceSpec::new("nolicense", "UTC")
-    };
-    let sandbox = rc_sandbox(vec![
-        good.clone(),
-        badtoken.clone(),
-        noperm.clone(),
-        nolicense.clone(),
-    ])
-    .await;
-    let control = sandbox.control();
-    let wrong_token = RocketChatWorkspaceSpec {
-        auth_token: "not-the-token".into(),
-        ..badtoken.clone()
-    };
-    let wrong_url = RocketChatWorkspaceSpec::new("nosuchworkspace", "UTC");
-    let app =
-        TestApp::new(sandbox)
-            .await
-            .rocketchat(&[good, wrong_token, noperm, nolicense, wrong_url]);
-    let db = &app.db;
+// Logs captured for this test alone (see `with_logs`).
+#[test]
+fn each_refusal_is_named_writes_nothing_and_is_not_retried() {
+    with_logs("info", |logs| async move {
+        let good = RocketChatWorkspaceSpec::new("good", "UTC");
+        let badtoken = RocketChatWorkspaceSpec::new("badtoken", "UTC");
+        let noperm = RocketChatWorkspaceSpec {
+            permitted: false,
+            ..RocketChatWorkspaceSpec::new("noperm", "UTC")
+        };
+        let nolicense = RocketChatWorkspaceSpec {
+            licensed: false,
+            ..RocketChatWorkspaceSpec::new("nolicense", "UTC")
+        };
+        let sandbox = rc_sandbox(vec![
+            good.clone(),
+            badtoken.clone(),
+            noperm.clone(),
+            nolicense.clone(),
+        ])
+        .await;
+        let control = sandbox.control();
+        let wrong_token = RocketChatWorkspaceSpec {
+            auth_token: "not-the-token".into(),
+            ..badtoken.clone()
+        };
+        let wrong_url = RocketChatWorkspaceSpec::new("nosuchworkspace", "UTC");
+        let app = TestApp::new(sandbox).await.rocketchat(&[
+            good,
+            wrong_token,
+            noperm,
+            nolicense,
+            wrong_url,
+        ]);
+        let db = &app.db;
 
-    let check = app.cli(&["check"]).await;
-    assert_eq!(check.code, 1, "check: {}", check.output());
-    let shown = check.output();
-    for needle in [
-        "rocketchat[0] \"good\": credentials, permission and license accepted",
-        "rocketchat[1].user_id and rocketchat[1].auth_token",
-        "view-engagement-dashboard",
-        "license",
-        "rocketchat[4].url",
-    ] {
-        assert!(
-            shown.contains(needle),
-            "check output names {needle:?}:\n{shown}"
-        );
-    }
-    assert!(
-        !shown.contains("not-the-token") && !shown.contains("pat-s3cr3t"),
-        "no secret shown"
-    );
-    control.clear_requests();
-
-    let (capture, logs) = capture_logs("info");
-    let collect = app.collect_all().await;
-    drop(capture);
-    assert!(!collect.all_complete(), "collect: {collect:?}");
-    rc_assert_mirror(&db.pool, &control, "good", RETENTION).await;
-    let expectations = [
-        (
-            "badtoken",
+        let check = app.cli(&["check"]).await;
+        assert_eq!(check.code, 1, "check: {}", check.output());
+        let shown = check.output();
+        for needle in [
+            "rocketchat[0] \"good\": credentials, permission and license accepted",
             "rocketchat[1].user_id and rocketchat[1].auth_token",
-        ),
-        ("noperm", "view-engagement-dashboard"),
-        ("nolicense", "engagement-dashboard license"),
-        ("nosuchworkspace", "check rocketchat[4].url"),
-    ];
-    for (workspace, named) in expectations {
-        assert_eq!(
-            rc_requests(&control, workspace).len(),
-            1,
-            "{workspace}: one request, no retry, no further window requested"
-        );
-        let rows: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM rollcall.rc_active_users WHERE account = $1)
-                  + (SELECT count(*) FROM rollcall.rc_active_user_days WHERE account = $1)",
-        )
-        .bind(workspace)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-        assert_eq!(rows, 0, "{workspace}: nothing written");
-        let errors: Vec<(String, Option<String>)> = sqlx::query_as(
-            "SELECT state, last_error FROM rollcall.collection_windows WHERE account = $1 AND state <> 'pending'",
-        )
-        .bind(workspace)
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
-        assert!(!errors.is_empty(), "{workspace}: a failed window");
-        for (state, error) in errors {
-            assert_eq!(state, "failed");
-            let error = error.unwrap_or_default();
-            assert!(error.contains(named), "{workspace}: {error}");
+            "view-engagement-dashboard",
+            "license",
+            "rocketchat[4].url",
+        ] {
+            assert!(
+                shown.contains(needle),
+                "check output names {needle:?}:\n{shown}"
+            );
         }
-    }
-    assert!(
-        !format!("{}{collect:?}", logs.text()).contains("not-the-token"),
-        "no secret logged"
-    );
+        assert!(
+            !shown.contains("not-the-token") && !shown.contains("pat-s3cr3t"),
+            "no secret shown"
+        );
+        control.clear_requests();
+
+        let collect = app.collect_all().await;
+        assert!(!collect.all_complete(), "collect: {collect:?}");
+        rc_assert_mirror(&db.pool, &control, "good", RETENTION).await;
+        let expectations = [
+            (
+                "badtoken",
+                "rocketchat[1].user_id and rocketchat[1].auth_token",
+            ),
+            ("noperm", "view-engagement-dashboard"),
+            ("nolicense", "engagement-dashboard license"),
+            ("nosuchworkspace", "check rocketchat[4].url"),
+        ];
+        for (workspace, named) in expectations {
+            assert_eq!(
+                rc_requests(&control, workspace).len(),
+                1,
+                "{workspace}: one request, no retry, no further window requested"
+            );
+            let rows: i64 = sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM rollcall.rc_active_users WHERE account = $1)
+                      + (SELECT count(*) FROM rollcall.rc_active_user_days WHERE account = $1)",
+            )
+            .bind(workspace)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert_eq!(rows, 0, "{workspace}: nothing written");
+            let errors: Vec<(String, Option<String>)> = sqlx::query_as(
+                "SELECT state, last_error FROM rollcall.collection_windows WHERE account = $1 AND state <> 'pending'",
+            )
+            .bind(workspace)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+            assert!(!errors.is_empty(), "{workspace}: a failed window");
+            for (state, error) in errors {
+                assert_eq!(state, "failed");
+                let error = error.unwrap_or_default();
+                assert!(error.contains(named), "{workspace}: {error}");
+            }
+        }
+        assert!(
+            !format!("{}{collect:?}", logs.text()).contains("not-the-token"),
+            "no secret logged"
+        );
+    });
 }
 
 #[tokio::test(flavor = "multi_thread")]

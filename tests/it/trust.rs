@@ -504,55 +504,56 @@ async fn a_value_postgres_refuses_fails_only_its_window() {
     assert_mirror(app.pool(), &control, &zoom[0]).await;
 }
 
-// Current-thread: the log capture is per thread (see `capture_logs`).
-#[tokio::test]
-async fn a_lost_lease_ends_that_window_and_the_stream_goes_on() {
-    let zoom = vec![zoom_account("acme", 30)];
-    let mut app = TestApp::new(sandbox(zoom.clone()).await)
-        .await
-        .zoom(&zoom, 10);
-    app.config.collector.lease_secs = 3;
-    let (db, control) = (&app.db, app.control());
-    control.add_fault(
-        FaultRule::on(Endpoint::ReportUsers, FaultKind::Hang)
-            .report_type(ReportType::Active)
-            .page(2)
-            .times(1),
-    );
-    let (_capture, logs) = capture_logs("info");
-    let (done, stolen) = tokio::join!(app.collect_all(), async {
-        let hung = control
-            .wait_for_request(
-                |r| r.endpoint == Endpoint::ReportUsers && r.page == Some(2) && r.status == 0,
-                Duration::from_secs(60),
-            )
-            .await;
-        assert!(hung.is_some(), "the walk hangs on a page 2");
-        // Another process takes the window over (as an operator's second collector with a stale clock
-        // might).
-        steal_running_window(&db.pool).await
-    });
-    assert_eq!(stolen.len(), 1, "a window is being walked");
-    assert!(!done.all_complete(), "{done:?}");
-    assert!(logs.text().contains("lease lost"), "{}", logs.text());
-    let others = count(
-        &db.pool,
-        "SELECT count(*) FROM rollcall.collection_windows
-          WHERE stream = 'zoom_host_report' AND state NOT IN ('complete', 'unreachable')",
-    )
-    .await;
-    assert_eq!(others, 1, "every other window completed after the lost one");
-    let holder: Option<String> =
-        sqlx::query_scalar("SELECT lease_owner FROM rollcall.collection_windows WHERE id = $1")
-            .bind(stolen[0])
-            .fetch_one(&db.pool)
+// Logs captured for this test alone (see `with_logs`).
+#[test]
+fn a_lost_lease_ends_that_window_and_the_stream_goes_on() {
+    with_logs("info", |logs| async move {
+        let zoom = vec![zoom_account("acme", 30)];
+        let mut app = TestApp::new(sandbox(zoom.clone()).await)
             .await
-            .expect("holder");
-    assert_eq!(
-        holder.as_deref(),
-        Some("elsewhere:1:feedbeef"),
-        "the new owner keeps it"
-    );
+            .zoom(&zoom, 10);
+        app.config.collector.lease_secs = 3;
+        let (db, control) = (&app.db, app.control());
+        control.add_fault(
+            FaultRule::on(Endpoint::ReportUsers, FaultKind::Hang)
+                .report_type(ReportType::Active)
+                .page(2)
+                .times(1),
+        );
+        let (done, stolen) = tokio::join!(app.collect_all(), async {
+            let hung = control
+                .wait_for_request(
+                    |r| r.endpoint == Endpoint::ReportUsers && r.page == Some(2) && r.status == 0,
+                    Duration::from_secs(60),
+                )
+                .await;
+            assert!(hung.is_some(), "the walk hangs on a page 2");
+            // Another process takes the window over (as an operator's second collector with a stale clock
+            // might).
+            steal_running_window(&db.pool).await
+        });
+        assert_eq!(stolen.len(), 1, "a window is being walked");
+        assert!(!done.all_complete(), "{done:?}");
+        assert!(logs.text().contains("lease lost"), "{}", logs.text());
+        let others = count(
+            &db.pool,
+            "SELECT count(*) FROM rollcall.collection_windows
+              WHERE stream = 'zoom_host_report' AND state NOT IN ('complete', 'unreachable')",
+        )
+        .await;
+        assert_eq!(others, 1, "every other window completed after the lost one");
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT lease_owner FROM rollcall.collection_windows WHERE id = $1")
+                .bind(stolen[0])
+                .fetch_one(&db.pool)
+                .await
+                .expect("holder");
+        assert_eq!(
+            holder.as_deref(),
+            Some("elsewhere:1:feedbeef"),
+            "the new owner keeps it"
+        );
+    });
 }
 
 async fn steal_running_window(pool: &sqlx::PgPool) -> Vec<i64> {

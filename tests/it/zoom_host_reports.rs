@@ -303,37 +303,40 @@ async fn a_rejected_credential_fails_only_its_account() {
     assert!(check.stdout.contains("FAIL  zoom[1]"), "{}", check.stdout);
 }
 
-// Current-thread: the log capture is per thread (see `capture_logs`).
-#[tokio::test]
-async fn secrets_and_tokens_never_reach_the_output() {
-    let specs = vec![zoom_account("acme", 40)];
-    let app = TestApp::new(sandbox(specs.clone()).await)
-        .await
-        .zoom(&specs, 300);
-    let (_capture, logs) = capture_logs("trace");
-    let outcome = app.collect_all().await;
-    assert!(outcome.all_complete(), "{outcome:?}");
-    let output = format!("{}\n{outcome:?}", logs.text());
-    assert!(output.contains("acme"), "the trace was captured");
-    assert!(
-        !output.contains(&specs[0].client_secret),
-        "client secret leaked"
-    );
-    assert!(!output.contains("sbx."), "an access token leaked");
+// Logs captured for this test alone (see `with_logs`).
+#[test]
+fn secrets_and_tokens_never_reach_the_output() {
+    with_logs("trace", |logs| async move {
+        let specs = vec![zoom_account("acme", 40)];
+        let app = TestApp::new(sandbox(specs.clone()).await)
+            .await
+            .zoom(&specs, 300);
+        let outcome = app.collect_all().await;
+        assert!(outcome.all_complete(), "{outcome:?}");
+        let output = format!("{}\n{outcome:?}", logs.text());
+        assert!(output.contains("acme"), "the trace was captured");
+        assert!(
+            !output.contains(&specs[0].client_secret),
+            "client secret leaked"
+        );
+        assert!(!output.contains("sbx."), "an access token leaked");
+    });
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_configs_exit_2_name_the_key_and_write_nothing() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 10)];
-    let sandbox = sandbox(specs.clone()).await;
-    let config = write_config_with(
-        &db,
-        &sandbox,
-        &specs,
-        300,
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 300);
+    let db = &app.db;
+    let config = app.write_config();
+    // What the typed config cannot hold: an unknown plan and a misspelt key, as a user might write them.
+    let mut text = std::fs::read_to_string(&config.path).expect("read config");
+    text.push_str(
         "[[zoom]]\nname = \"second\"\naccount_id = \"a\"\nclient_id = \"b\"\nclient_secret = \"hunter2-secret\"\nplan = \"gold\"\nclinet_id = \"typo\"\n",
     );
+    std::fs::write(&config.path, text).expect("write config");
     for command in [&["collect"][..], &["migrate"], &["status"], &["check"]] {
         let outcome = run(&config.path, command).await;
         assert_eq!(outcome.code, 2, "{command:?}: {}", outcome.output());
