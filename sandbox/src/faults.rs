@@ -33,11 +33,19 @@ pub struct FaultRule {
 }
 
 impl FaultRule {
-    /// `kind` on every request to `endpoint`, until cleared; narrow it with struct update syntax
-    /// (`FaultRule { page: Some(2), ..FaultRule::on(endpoint, kind) }`).
+    /// `kind` on every request to `endpoint`, until cleared; narrow it with the builder methods
+    /// (`FaultRule::on(endpoint, kind).page(2).times(1)`).
     pub fn on(endpoint: Endpoint, kind: FaultKind) -> FaultRule {
         FaultRule {
             endpoint: Some(endpoint),
+            ..FaultRule::anywhere(kind)
+        }
+    }
+
+    /// `kind` on every request to any endpoint, until cleared.
+    pub fn anywhere(kind: FaultKind) -> FaultRule {
+        FaultRule {
+            endpoint: None,
             account_id: None,
             report_type: None,
             page: None,
@@ -45,6 +53,37 @@ impl FaultRule {
             probability: None,
             kind,
         }
+    }
+
+    /// Only requests of this account: a Zoom account id, a Video SDK API key or a Rocket.Chat workspace
+    /// name, whichever the endpoint is keyed by.
+    pub fn account(mut self, account_id: impl Into<String>) -> FaultRule {
+        self.account_id = Some(account_id.into());
+        self
+    }
+
+    /// Only host-report requests of this type.
+    pub fn report_type(mut self, report_type: ReportType) -> FaultRule {
+        self.report_type = Some(report_type);
+        self
+    }
+
+    /// Only the `page`th page of a walk (1 = a request without `next_page_token`).
+    pub fn page(mut self, page: u32) -> FaultRule {
+        self.page = Some(page);
+        self
+    }
+
+    /// Fire `times` times, then never again.
+    pub fn times(mut self, times: u32) -> FaultRule {
+        self.times = Some(times);
+        self
+    }
+
+    /// Fire on this share of the matching requests, drawn from the sandbox's seed.
+    pub fn probability(mut self, probability: f64) -> FaultRule {
+        self.probability = Some(probability);
+        self
     }
 }
 

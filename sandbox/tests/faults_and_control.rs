@@ -16,15 +16,11 @@ const JUNE: [(&str, &str); 4] = [
 ];
 
 fn on_page(page: u32, kind: FaultKind) -> FaultRule {
-    FaultRule {
-        endpoint: Some(Endpoint::ReportUsers),
-        account_id: Some(ACME.into()),
-        report_type: Some(ReportType::Active),
-        page: Some(page),
-        times: Some(1),
-        probability: None,
-        kind,
-    }
+    FaultRule::on(Endpoint::ReportUsers, kind)
+        .account(ACME)
+        .report_type(ReportType::Active)
+        .page(page)
+        .times(1)
 }
 
 /// The token that fetches page 2 of June's active report (100 a page).
@@ -220,15 +216,7 @@ async fn rules_match_in_order_and_by_endpoint_account_and_probability() {
     let control = h.sandbox.control();
 
     // An OAuth fault; an unsuccessful mint is not counted.
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::OauthToken),
-        account_id: None,
-        report_type: None,
-        page: None,
-        times: Some(1),
-        probability: None,
-        kind: FaultKind::ServerError,
-    });
+    control.add_fault(FaultRule::on(Endpoint::OauthToken, FaultKind::ServerError).times(1));
     let grant = [("grant_type", "account_credentials"), ("account_id", ACME)];
     assert_eq!(
         h.mint_raw("acme-client", "acme-secret", &grant)
@@ -240,15 +228,7 @@ async fn rules_match_in_order_and_by_endpoint_account_and_probability() {
     assert_eq!(control.token_mints(ACME), 1);
 
     // Until cleared when `times` is None; another account is not affected.
-    control.add_fault(FaultRule {
-        endpoint: None,
-        account_id: Some(ACME.into()),
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind: FaultKind::RateLimitQps { headers: true },
-    });
+    control.add_fault(FaultRule::anywhere(FaultKind::RateLimitQps { headers: true }).account(ACME));
     for _ in 0..3 {
         assert_eq!(h.report(&token, &JUNE).await.status(), 429);
     }
@@ -258,10 +238,7 @@ async fn rules_match_in_order_and_by_endpoint_account_and_probability() {
     assert_eq!(h.report(&token, &JUNE).await.status(), 200);
 
     // The first matching rule wins; a rule for inactive leaves active alone.
-    control.add_fault(FaultRule {
-        report_type: Some(ReportType::Inactive),
-        ..on_page(1, FaultKind::ServerError)
-    });
+    control.add_fault(on_page(1, FaultKind::ServerError).report_type(ReportType::Inactive));
     control.add_fault(on_page(1, FaultKind::ExpiredPageToken));
     control.add_fault(on_page(1, FaultKind::RateLimitQps { headers: false }));
     assert_eq!(h.report(&token, &JUNE).await.status(), 400);
@@ -272,12 +249,12 @@ async fn rules_match_in_order_and_by_endpoint_account_and_probability() {
     // A probability draws from the seed: the same requests fail the same way.
     let run = |seed: u64| async move {
         let h = Harness::with(SandboxConfig { seed, ..config() }).await;
-        h.sandbox.control().add_fault(FaultRule {
-            probability: Some(0.5),
-            times: None,
-            page: None,
-            ..on_page(1, FaultKind::ServerError)
-        });
+        h.sandbox.control().add_fault(
+            FaultRule::on(Endpoint::ReportUsers, FaultKind::ServerError)
+                .account(ACME)
+                .report_type(ReportType::Active)
+                .probability(0.5),
+        );
         let token = h.mint("acme").await;
         let mut statuses = Vec::new();
         for _ in 0..40 {

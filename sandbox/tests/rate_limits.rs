@@ -213,15 +213,9 @@ async fn the_daily_pool_is_shared_and_answers_daily_limit_with_retry_after() {
 #[tokio::test]
 async fn faults_and_bad_tokens_use_up_nothing() {
     let h = Harness::with(with_zoom_limits(limits(0, 0, 1))).await;
-    h.sandbox.control().add_fault(FaultRule {
-        endpoint: Some(Endpoint::ReportUsers),
-        account_id: None,
-        report_type: None,
-        page: None,
-        times: Some(1),
-        probability: None,
-        kind: FaultKind::ServerError,
-    });
+    h.sandbox
+        .control()
+        .add_fault(FaultRule::on(Endpoint::ReportUsers, FaultKind::ServerError).times(1));
     let token = h.mint("acme").await;
     assert_eq!(h.report(&token, &JUNE).await.status(), 500);
     assert_eq!(h.report("not-a-token", &JUNE).await.status(), 401);

@@ -1,9 +1,7 @@
 //! Operations: `healthcheck`, `check` against a paused account, a read-only `status`, and SIGTERM during
 //! every kind of wait (PostgreSQL not answering yet, a server-ordered Retry-After).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -96,10 +94,10 @@ fn spawn(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthcheck_is_0_for_a_running_daemon_and_1_where_nothing_listens() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 10)];
     let sandbox = sandbox(specs.clone()).await;
-    let config = write_config(&db, &sandbox, &specs, 300);
+    let app = TestApp::new(sandbox).await.zoom(&specs, 300);
+    let config = app.write_config();
     let port = free_port();
     // 0.0.0.0, as in the container image: healthcheck must reach it over loopback.
     let listen = format!("0.0.0.0:{port}");
@@ -150,11 +148,12 @@ async fn healthcheck_is_0_for_a_running_daemon_and_1_where_nothing_listens() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_sends_nothing_for_a_paused_account_and_writes_nothing() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 10), zoom_account("other", 10)];
     let sandbox = sandbox(specs.clone()).await;
     let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 300);
+    let app = TestApp::new(sandbox).await.zoom(&specs, 300);
+    let db = &app.db;
+    let config = app.write_config();
     let migrated = run(&config.path, &["migrate"]).await;
     assert_eq!(migrated.code, 0, "{}", migrated.output());
     sqlx::query(
@@ -302,11 +301,12 @@ async fn sigterm_while_run_waits_for_postgres_exits_0() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_a_long_retry_after_exits_1_and_releases_the_lease() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 10)];
     let sandbox = sandbox(specs.clone()).await;
     let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 300);
+    let app = TestApp::new(sandbox).await.zoom(&specs, 300);
+    let db = &app.db;
+    let config = app.write_config();
     // 50 s: under the 60 s a request waits in place (longer fails the window without waiting).
     control.add_fault(FaultRule::on(
         Endpoint::ReportUsers,
@@ -334,58 +334,57 @@ async fn sigterm_during_a_long_retry_after_exits_1_and_releases_the_lease() {
 
 /// The owner id names boot, pid namespace, pid and start time; a `kill -9`ed collector on this machine is
 /// provably gone, so the next run takes its lease over at once instead of waiting out a 10-minute lease.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_killed_collectors_lease_is_taken_over_at_once() {
-    let db = TestDb::create().await;
-    let specs = vec![zoom_account("acme", 300)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 100);
-    control.add_fault(FaultRule::on(
-        Endpoint::ReportUsers,
-        FaultKind::Delay { ms: 300 },
-    ));
-    let long_lease = [("ROLLCALL__COLLECTOR__LEASE_SECS", "600")];
-    let mut first = spawn(&config.path, &["collect"], &long_lease);
-    let leased = tokio::time::timeout(Duration::from_secs(60), async {
-        let mut poll = tokio::time::interval(Duration::from_millis(50));
-        loop {
-            poll.tick().await;
-            let owner: Option<String> = sqlx::query_scalar(
-                "SELECT lease_owner FROM rollcall.collection_windows
-                  WHERE lease_owner IS NOT NULL AND pages > 0 LIMIT 1",
-            )
-            .fetch_optional(&db.pool)
-            .await
-            .ok()
-            .flatten();
-            if let Some(owner) = owner {
-                return owner;
+// Logs captured for this test alone (see `with_logs`): the rerun runs in-process.
+#[test]
+fn a_killed_collectors_lease_is_taken_over_at_once() {
+    with_logs("info", |logs| async move {
+        let specs = vec![zoom_account("acme", 300)];
+        let sandbox = sandbox(specs.clone()).await;
+        let control = sandbox.control();
+        let mut app = TestApp::new(sandbox).await.zoom(&specs, 100);
+        app.config.collector.lease_secs = 600;
+        let db = &app.db;
+        let config = app.write_config();
+        control.add_fault(FaultRule::on(
+            Endpoint::ReportUsers,
+            FaultKind::Delay { ms: 300 },
+        ));
+        let mut first = spawn(&config.path, &["collect"], &[]);
+        let leased = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut poll = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                poll.tick().await;
+                let owner: Option<String> = sqlx::query_scalar(
+                    "SELECT lease_owner FROM rollcall.collection_windows
+                      WHERE lease_owner IS NOT NULL AND pages > 0 LIMIT 1",
+                )
+                .fetch_optional(&db.pool)
+                .await
+                .ok()
+                .flatten();
+                if let Some(owner) = owner {
+                    return owner;
+                }
             }
-        }
-    })
-    .await
-    .expect("the first collector leases a window and commits a page");
-    assert!(leased.starts_with("rc2:"), "new owner format: {leased}");
-    first.start_kill().expect("SIGKILL");
-    first.wait().await.expect("reap the killed collector");
-    control.clear_faults();
+        })
+        .await
+        .expect("the first collector leases a window and commits a page");
+        assert!(leased.starts_with("rc2:"), "new owner format: {leased}");
+        first.start_kill().expect("SIGKILL");
+        first.wait().await.expect("reap the killed collector");
+        control.clear_faults();
 
-    let mut cmd = rollcall(&config.path, &["collect"]);
-    cmd.env("ROLLCALL__COLLECTOR__LEASE_SECS", "600");
-    let rerun = tokio::time::timeout(
-        Duration::from_secs(120),
-        finish(cmd.spawn().expect("spawn")),
-    )
-    .await
-    .expect("the rerun does not wait for the 600 s lease");
-    assert_eq!(rerun.code, 0, "{}", rerun.output());
-    assert!(
-        rerun
-            .stderr
-            .contains("took over the window of a process that no longer exists"),
-        "{}",
-        rerun.stderr
-    );
-    assert_mirror(&db.pool, &control, &specs[0]).await;
+        // Another process than the killed one, as in production, with the same 600 s lease.
+        let rerun = tokio::time::timeout(Duration::from_secs(120), app.collect_all())
+            .await
+            .expect("the rerun does not wait for the 600 s lease");
+        assert!(rerun.all_complete(), "{rerun:?}");
+        assert!(
+            logs.text()
+                .contains("took over the window of a process that no longer exists"),
+            "{}",
+            logs.text()
+        );
+        assert_mirror(&db.pool, &control, &specs[0]).await;
+    });
 }

@@ -2,9 +2,7 @@
 //! the sandbox enforces, a full collection draws no 429. (How close to the limit it runs is measured by
 //! `bench/run.sh pacing`, not here: tests assert no timing.)
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, SandboxConfig, ZoomRateLimits};
 
 /// Low enough that the pacer, not the machine, sets the pace of this small walk.
@@ -12,7 +10,6 @@ const HEAVY_PER_SECOND: u32 = 20;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn paced_at_the_enforced_heavy_limit_a_collection_draws_no_429() {
-    let db = TestDb::create().await;
     // 120 users at 10 a page: about 14 Heavy requests a month, ~80 in all, several seconds at 20/s.
     let spec = rollcall_sandbox::ZoomAccountSpec {
         rate_limits: Some(ZoomRateLimits {
@@ -29,27 +26,20 @@ async fn paced_at_the_enforced_heavy_limit_a_collection_draws_no_429() {
     })
     .await
     .expect("start sandbox");
-    let control = sandbox.control();
+    let mut app = TestApp::new(sandbox)
+        .await
+        .zoom(std::slice::from_ref(&spec), 10);
+    // The default retries, and the Pro plan's limits but Heavy, which matches what the sandbox enforces.
+    app.config.collector = CollectorConfig {
+        lease_secs: 30,
+        ..CollectorConfig::default()
+    };
+    app.config.zoom[0].plan = Plan::Pro;
+    app.config.zoom[0].limits.heavy_per_second = Some(HEAVY_PER_SECOND);
+    let (db, control) = (&app.db, app.control());
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("rollcall.toml");
-    // The Pro plan's defaults but Heavy, which matches what the sandbox enforces.
-    let toml = format!(
-        "[database]\nurl = \"{}\"\n\n[collector]\nlease_secs = 30\n\n[http]\ntimeout_secs = 10\n\n\
-         [[zoom]]\nname = \"{}\"\naccount_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
-         api_url = \"{}\"\noauth_url = \"{}\"\nplan = \"pro\"\npage_size = 10\nheavy_per_second = {HEAVY_PER_SECOND}\n",
-        db.url,
-        account_name(&spec),
-        spec.account_id,
-        spec.client_id,
-        spec.client_secret,
-        sandbox.zoom_api_url(),
-        sandbox.zoom_oauth_url()
-    );
-    std::fs::write(&path, toml).expect("write config");
-
-    let collected = run(&path, &["collect"]).await;
-    assert_eq!(collected.code, 0, "collect: {}", collected.output());
+    let collected = app.collect_all().await;
+    assert!(collected.all_complete(), "collect: {collected:?}");
 
     let requests = control.requests();
     let reports: Vec<_> = requests

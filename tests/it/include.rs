@@ -1,9 +1,8 @@
-//! `include`: accounts kept in files of their own, end to end with the real binary, the sandbox and
-//! PostgreSQL; and `check --offline`, which validates the same files and contacts nothing.
+//! `include`: accounts kept in files of their own, loaded by the library and collected in-process against
+//! the sandbox and PostgreSQL; and the CLI's side, `check --offline` (validates the same files, contacts
+//! nothing) and exit code 2 for a bad file, with the real binary.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::ZoomAccountSpec;
 use std::path::Path;
 
@@ -46,7 +45,6 @@ fn with_include(config: &RollcallConfig) -> &Path {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn accounts_from_two_included_files_are_collected() {
-    let db = TestDb::create().await;
     let specs = vec![
         zoom_account("hq", 120),
         zoom_account("campus", 90),
@@ -54,17 +52,18 @@ async fn accounts_from_two_included_files_are_collected() {
     ];
     let sandbox = sandbox(specs.clone()).await;
     let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs[..1], 100);
+    let mut app = TestApp::new(sandbox).await.zoom(&specs[..1], 100);
+    let config = app.write_config();
     let dir = with_include(&config);
     std::fs::write(
         dir.join("accounts.d/campus.toml"),
-        zoom_entry(&sandbox, &specs[1], None),
+        zoom_entry(&app.sandbox, &specs[1], None),
     )
     .expect("write campus");
     // The second file's secret comes from a file, as in a Kubernetes Secret mount.
     std::fs::write(
         dir.join("accounts.d/lab.toml"),
-        zoom_entry(&sandbox, &specs[2], Some(&dir.join("lab-secret"))),
+        zoom_entry(&app.sandbox, &specs[2], Some(&dir.join("lab-secret"))),
     )
     .expect("write lab");
 
@@ -80,8 +79,11 @@ async fn accounts_from_two_included_files_are_collected() {
         offline.stdout
     );
 
-    let collect = run(&config.path, &["collect"]).await;
-    assert_eq!(collect.code, 0, "{}", collect.output());
+    // The files are the subject here: the config the library reads from them is the one collected with.
+    app.config = Config::load_with_env(&config.path, Vec::new()).expect("the config loads");
+    let db = &app.db;
+    let collect = app.collect_all().await;
+    assert!(collect.all_complete(), "{collect:?}");
     for spec in &specs {
         assert_mirror(&db.pool, &control, spec).await;
     }
@@ -95,13 +97,14 @@ async fn accounts_from_two_included_files_are_collected() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_duplicate_name_across_files_exits_2_naming_both_and_writes_nothing() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("hq", 10), zoom_account("twin", 10)];
     let sandbox = sandbox(specs.clone()).await;
     let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs[..1], 100);
+    let app = TestApp::new(sandbox).await.zoom(&specs[..1], 100);
+    let db = &app.db;
+    let config = app.write_config();
     let dir = with_include(&config);
-    let twin = zoom_entry(&sandbox, &specs[1], None);
+    let twin = zoom_entry(&app.sandbox, &specs[1], None);
     std::fs::write(dir.join("accounts.d/a.toml"), &twin).expect("write a");
     std::fs::write(dir.join("accounts.d/b.toml"), &twin).expect("write b");
 

@@ -1,17 +1,14 @@
-//! The engine walks several windows of an account at once, inside the account's own budget: the real
-//! binary, the real sandbox (with a reply latency, as real Zoom has) and PostgreSQL.
+//! The engine walks several windows of an account at once, inside the account's own budget: collection
+//! in-process, the real sandbox (with a reply latency, as real Zoom has) and PostgreSQL.
 
-mod common;
-
+use crate::common::*;
 use chrono::{DateTime, Utc};
-use common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, SandboxConfig};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn windows_of_one_account_are_walked_at_once_with_each_windows_pages_in_order() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 600)];
     let sandbox = rollcall_sandbox::spawn(SandboxConfig {
         listen: "127.0.0.1:0".into(),
@@ -22,11 +19,11 @@ async fn windows_of_one_account_are_walked_at_once_with_each_windows_pages_in_or
     })
     .await
     .expect("sandbox");
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 50);
+    let app = TestApp::new(sandbox).await.zoom(&specs, 50);
+    let (db, control) = (&app.db, app.control());
 
-    let outcome = run(&config.path, &["collect"]).await;
-    assert_eq!(outcome.code, 0, "{}", outcome.output());
+    let outcome = app.collect_all().await;
+    assert!(outcome.all_complete(), "{outcome:?}");
     assert_mirror(&db.pool, &control, &specs[0]).await;
 
     // Walks overlap: at some instant several windows of the one account were being walked.
@@ -80,22 +77,31 @@ async fn windows_of_one_account_are_walked_at_once_with_each_windows_pages_in_or
 /// first is still waiting.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_account_does_not_hold_back_another() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("stuck", 60), zoom_account("fine", 300)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::ReportUsers),
-        account_id: Some("stuck-account".into()),
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind: FaultKind::Hang,
-    });
-    let config = write_config(&db, &sandbox, &specs, 50);
-    let mut child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 50);
+    let (db, control) = (&app.db, app.control());
+    control
+        .add_fault(FaultRule::on(Endpoint::ReportUsers, FaultKind::Hang).account("stuck-account"));
+    // The run never ends while an account hangs: it is dropped (its tasks aborted) once the other
+    // account is done.
+    tokio::select! {
+        report = app.collect_all() => panic!("the run ended while an account hangs: {report:?}"),
+        () = fine_account_completes(db) => {}
+    }
+    let stuck_done: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.collection_windows
+          WHERE account = 'stuck' AND stream = 'zoom_host_report' AND state = 'complete'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("count");
+    assert_eq!(stuck_done, 0, "the stuck account is still waiting");
+    assert_mirror(&db.pool, &control, &specs[1]).await;
+}
 
+async fn fine_account_completes(db: &TestDb) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut interval = tokio::time::interval(Duration::from_millis(200));
     loop {
@@ -123,15 +129,4 @@ async fn a_stalled_account_does_not_hold_back_another() {
             "the fine account finished while the stuck one hangs"
         );
     }
-    let stuck_done: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM rollcall.collection_windows
-          WHERE account = 'stuck' AND stream = 'zoom_host_report' AND state = 'complete'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .expect("count");
-    assert_eq!(stuck_done, 0, "the stuck account is still waiting");
-    child.start_kill().expect("kill");
-    let _ = child.wait().await;
-    assert_mirror(&db.pool, &control, &specs[1]).await;
 }

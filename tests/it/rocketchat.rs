@@ -1,10 +1,8 @@
-//! Rocket.Chat daily active users end to end: the real `rollcall` binary, the real sandbox over HTTP, a
-//! real PostgreSQL.
+//! Rocket.Chat daily active users end to end: collection in-process, the real sandbox over HTTP, a real
+//! PostgreSQL; the real `rollcall` binary where it is killed mid-run and for `check`.
 
-mod common;
-
+use crate::common::*;
 use chrono::{DateTime, Duration as Days, NaiveDate, Timelike};
-use common::*;
 use rollcall_sandbox::{
     Control, Endpoint, FaultKind, FaultRule, RequestRecord, RocketChatWorkspaceSpec,
 };
@@ -13,12 +11,8 @@ use std::time::Duration;
 
 const RETENTION: i64 = 44;
 
-fn rc_fault(workspace: &str, times: Option<u32>, kind: FaultKind) -> FaultRule {
-    FaultRule {
-        account_id: Some(workspace.into()),
-        times,
-        ..FaultRule::on(Endpoint::RcActiveUsers, kind)
-    }
+fn rc_fault(workspace: &str, kind: FaultKind) -> FaultRule {
+    FaultRule::on(Endpoint::RcActiveUsers, kind).account(workspace)
 }
 
 fn rc_requests(control: &Control, workspace: &str) -> Vec<RequestRecord> {
@@ -82,7 +76,6 @@ async fn snapshot(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mirrors_44_days_in_utc_and_new_york_and_a_second_run_rewalks_only_the_lookback() {
-    let db = TestDb::create().await;
     let specs = vec![
         RocketChatWorkspaceSpec::new("chat", "UTC"),
         RocketChatWorkspaceSpec::new("nychat", "America/New_York"),
@@ -92,12 +85,12 @@ async fn mirrors_44_days_in_utc_and_new_york_and_a_second_run_rewalks_only_the_l
     // A day nobody used chat: absent from the answer, stored as 0.
     let quiet = control.rc_today("nychat").expect("workspace") - Days::days(9);
     control.rc_clear_day("nychat", quiet);
-    let extra: String = specs.iter().map(|s| rc_section(&sandbox, s, "")).collect();
-    let config = write_config_with(&db, &sandbox, &[], 300, &extra);
+    let app = TestApp::new(sandbox).await.rocketchat(&specs);
+    let db = &app.db;
 
     let started = std::time::Instant::now();
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 0, "first collect: {}", first.output());
+    let first = app.collect_all().await;
+    assert!(first.all_complete(), "first collect: {first:?}");
     let first_secs = started.elapsed().as_secs_f64();
     for spec in &specs {
         rc_assert_mirror(&db.pool, &control, &spec.name, RETENTION).await;
@@ -181,11 +174,11 @@ async fn mirrors_44_days_in_utc_and_new_york_and_a_second_run_rewalks_only_the_l
     .unwrap();
     assert!(months >= 2, "44 days span at least two months");
 
-    let before: Vec<_> = [snapshot(&db, "chat").await, snapshot(&db, "nychat").await].to_vec();
+    let before: Vec<_> = [snapshot(db, "chat").await, snapshot(db, "nychat").await].to_vec();
     control.clear_requests();
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "second collect: {}", second.output());
-    let after: Vec<_> = [snapshot(&db, "chat").await, snapshot(&db, "nychat").await].to_vec();
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "second collect: {second:?}");
+    let after: Vec<_> = [snapshot(db, "chat").await, snapshot(db, "nychat").await].to_vec();
     assert_eq!(before, after, "a replay adds and changes nothing");
     for spec in &specs {
         let tz: chrono_tz::Tz = spec.timezone.parse().expect("zone");
@@ -214,15 +207,17 @@ async fn mirrors_44_days_in_utc_and_new_york_and_a_second_run_rewalks_only_the_l
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lookback_day_gains_users_and_a_final_day_never_changes() {
-    let db = TestDb::create().await;
     let spec = RocketChatWorkspaceSpec::new("chat", "America/New_York");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let config = write_config_with(&db, &sandbox, &[], 300, &rc_section(&sandbox, &spec, ""));
+    let app = TestApp::new(sandbox)
+        .await
+        .rocketchat(std::slice::from_ref(&spec));
+    let db = &app.db;
 
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 0, "first collect: {}", first.output());
-    let (stored_before, counts_before) = snapshot(&db, "chat").await;
+    let first = app.collect_all().await;
+    assert!(first.all_complete(), "first collect: {first:?}");
+    let (stored_before, counts_before) = snapshot(db, "chat").await;
 
     let today = control.rc_today("chat").expect("workspace");
     let late = [today - Days::days(1), today - Days::days(4)];
@@ -245,9 +240,9 @@ async fn a_lookback_day_gains_users_and_a_final_day_never_changes() {
     }
     control.clear_requests();
 
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "second collect: {}", second.output());
-    let (stored_after, counts_after) = snapshot(&db, "chat").await;
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "second collect: {second:?}");
+    let (stored_after, counts_after) = snapshot(db, "chat").await;
     for day in late {
         assert!(
             stored_after[&day].contains(&"lateAggregatedUser1".to_string()),
@@ -289,15 +284,18 @@ async fn a_lookback_day_gains_users_and_a_final_day_never_changes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_mid_run_then_rerun_is_exact() {
-    let db = TestDb::create().await;
     let spec = RocketChatWorkspaceSpec::new("chat", "UTC");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let config = write_config_with(&db, &sandbox, &[], 300, &rc_section(&sandbox, &spec, ""));
+    let app = TestApp::new(sandbox)
+        .await
+        .rocketchat(std::slice::from_ref(&spec));
+    let db = &app.db;
     // Two windows are answered, the third hangs until the process is killed.
-    control.add_fault(rc_fault("chat", Some(2), FaultKind::Delay { ms: 0 }));
-    control.add_fault(rc_fault("chat", Some(1), FaultKind::Hang));
+    control.add_fault(rc_fault("chat", FaultKind::Delay { ms: 0 }).times(2));
+    control.add_fault(rc_fault("chat", FaultKind::Hang).times(1));
 
+    let config = app.write_config();
     let mut child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
     let hung = control
         .wait_for_request(
@@ -324,139 +322,139 @@ async fn sigkill_mid_run_then_rerun_is_exact() {
     assert!(states[3..].iter().all(|s| *s == "pending"), "{states:?}");
 
     control.clear_faults();
-    let rerun = run(&config.path, &["collect"]).await;
-    assert_eq!(rerun.code, 0, "rerun: {}", rerun.output());
+    let rerun = app.collect_all().await;
+    assert!(rerun.all_complete(), "rerun: {rerun:?}");
     rc_assert_mirror(&db.pool, &control, "chat", RETENTION).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn each_refusal_is_named_writes_nothing_and_is_not_retried() {
-    let db = TestDb::create().await;
-    let good = RocketChatWorkspaceSpec::new("good", "UTC");
-    let badtoken = RocketChatWorkspaceSpec::new("badtoken", "UTC");
-    let noperm = RocketChatWorkspaceSpec {
-        permitted: false,
-        ..RocketChatWorkspaceSpec::new("noperm", "UTC")
-    };
-    let nolicense = RocketChatWorkspaceSpec {
-        licensed: false,
-        ..RocketChatWorkspaceSpec::new("nolicense", "UTC")
-    };
-    let sandbox = rc_sandbox(vec![
-        good.clone(),
-        badtoken.clone(),
-        noperm.clone(),
-        nolicense.clone(),
-    ])
-    .await;
-    let control = sandbox.control();
-    let wrong_token = RocketChatWorkspaceSpec {
-        auth_token: "not-the-token".into(),
-        ..badtoken.clone()
-    };
-    let wrong_url = RocketChatWorkspaceSpec::new("nosuchworkspace", "UTC");
-    let extra = [
-        rc_section(&sandbox, &good, ""),
-        rc_section(&sandbox, &wrong_token, ""),
-        rc_section(&sandbox, &noperm, ""),
-        rc_section(&sandbox, &nolicense, ""),
-        rc_section(&sandbox, &wrong_url, ""),
-    ]
-    .concat();
-    let config = write_config_with(&db, &sandbox, &[], 300, &extra);
+// Logs captured for this test alone (see `with_logs`).
+#[test]
+fn each_refusal_is_named_writes_nothing_and_is_not_retried() {
+    with_logs("info", |logs| async move {
+        let good = RocketChatWorkspaceSpec::new("good", "UTC");
+        let badtoken = RocketChatWorkspaceSpec::new("badtoken", "UTC");
+        let noperm = RocketChatWorkspaceSpec {
+            permitted: false,
+            ..RocketChatWorkspaceSpec::new("noperm", "UTC")
+        };
+        let nolicense = RocketChatWorkspaceSpec {
+            licensed: false,
+            ..RocketChatWorkspaceSpec::new("nolicense", "UTC")
+        };
+        let sandbox = rc_sandbox(vec![
+            good.clone(),
+            badtoken.clone(),
+            noperm.clone(),
+            nolicense.clone(),
+        ])
+        .await;
+        let control = sandbox.control();
+        let wrong_token = RocketChatWorkspaceSpec {
+            auth_token: "not-the-token".into(),
+            ..badtoken.clone()
+        };
+        let wrong_url = RocketChatWorkspaceSpec::new("nosuchworkspace", "UTC");
+        let app = TestApp::new(sandbox).await.rocketchat(&[
+            good,
+            wrong_token,
+            noperm,
+            nolicense,
+            wrong_url,
+        ]);
+        let db = &app.db;
 
-    let check = run(&config.path, &["check"]).await;
-    assert_eq!(check.code, 1, "check: {}", check.output());
-    let shown = check.output();
-    for needle in [
-        "rocketchat[0] \"good\": credentials, permission and license accepted",
-        "rocketchat[1].user_id and rocketchat[1].auth_token",
-        "view-engagement-dashboard",
-        "license",
-        "rocketchat[4].url",
-    ] {
-        assert!(
-            shown.contains(needle),
-            "check output names {needle:?}:\n{shown}"
-        );
-    }
-    assert!(
-        !shown.contains("not-the-token") && !shown.contains("pat-s3cr3t"),
-        "no secret shown"
-    );
-    control.clear_requests();
-
-    let collect = run(&config.path, &["collect"]).await;
-    assert_eq!(collect.code, 1, "collect: {}", collect.output());
-    rc_assert_mirror(&db.pool, &control, "good", RETENTION).await;
-    let expectations = [
-        (
-            "badtoken",
+        let check = app.cli(&["check"]).await;
+        assert_eq!(check.code, 1, "check: {}", check.output());
+        let shown = check.output();
+        for needle in [
+            "rocketchat[0] \"good\": credentials, permission and license accepted",
             "rocketchat[1].user_id and rocketchat[1].auth_token",
-        ),
-        ("noperm", "view-engagement-dashboard"),
-        ("nolicense", "engagement-dashboard license"),
-        ("nosuchworkspace", "check rocketchat[4].url"),
-    ];
-    for (workspace, named) in expectations {
-        assert_eq!(
-            rc_requests(&control, workspace).len(),
-            1,
-            "{workspace}: one request, no retry, no further window requested"
-        );
-        let rows: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM rollcall.rc_active_users WHERE account = $1)
-                  + (SELECT count(*) FROM rollcall.rc_active_user_days WHERE account = $1)",
-        )
-        .bind(workspace)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-        assert_eq!(rows, 0, "{workspace}: nothing written");
-        let errors: Vec<(String, Option<String>)> = sqlx::query_as(
-            "SELECT state, last_error FROM rollcall.collection_windows WHERE account = $1 AND state <> 'pending'",
-        )
-        .bind(workspace)
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
-        assert!(!errors.is_empty(), "{workspace}: a failed window");
-        for (state, error) in errors {
-            assert_eq!(state, "failed");
-            let error = error.unwrap_or_default();
-            assert!(error.contains(named), "{workspace}: {error}");
+            "view-engagement-dashboard",
+            "license",
+            "rocketchat[4].url",
+        ] {
+            assert!(
+                shown.contains(needle),
+                "check output names {needle:?}:\n{shown}"
+            );
         }
-    }
-    assert!(
-        !collect.output().contains("not-the-token"),
-        "no secret logged"
-    );
+        assert!(
+            !shown.contains("not-the-token") && !shown.contains("pat-s3cr3t"),
+            "no secret shown"
+        );
+        control.clear_requests();
+
+        let collect = app.collect_all().await;
+        assert!(!collect.all_complete(), "collect: {collect:?}");
+        rc_assert_mirror(&db.pool, &control, "good", RETENTION).await;
+        let expectations = [
+            (
+                "badtoken",
+                "rocketchat[1].user_id and rocketchat[1].auth_token",
+            ),
+            ("noperm", "view-engagement-dashboard"),
+            ("nolicense", "engagement-dashboard license"),
+            ("nosuchworkspace", "check rocketchat[4].url"),
+        ];
+        for (workspace, named) in expectations {
+            assert_eq!(
+                rc_requests(&control, workspace).len(),
+                1,
+                "{workspace}: one request, no retry, no further window requested"
+            );
+            let rows: i64 = sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM rollcall.rc_active_users WHERE account = $1)
+                      + (SELECT count(*) FROM rollcall.rc_active_user_days WHERE account = $1)",
+            )
+            .bind(workspace)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert_eq!(rows, 0, "{workspace}: nothing written");
+            let errors: Vec<(String, Option<String>)> = sqlx::query_as(
+                "SELECT state, last_error FROM rollcall.collection_windows WHERE account = $1 AND state <> 'pending'",
+            )
+            .bind(workspace)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+            assert!(!errors.is_empty(), "{workspace}: a failed window");
+            for (state, error) in errors {
+                assert_eq!(state, "failed");
+                let error = error.unwrap_or_default();
+                assert!(error.contains(named), "{workspace}: {error}");
+            }
+        }
+        assert!(
+            !format!("{}{collect:?}", logs.text()).contains("not-the-token"),
+            "no secret logged"
+        );
+    });
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_errors_dropped_connections_and_429s_are_retried_then_complete() {
-    let db = TestDb::create().await;
     let spec = RocketChatWorkspaceSpec::new("chat", "UTC");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let config = write_config_with(&db, &sandbox, &[], 300, &rc_section(&sandbox, &spec, ""));
-    control.add_fault(rc_fault("chat", Some(1), FaultKind::ServerError));
-    control.add_fault(rc_fault(
-        "chat",
-        Some(1),
-        FaultKind::Status {
+    let app = TestApp::new(sandbox)
+        .await
+        .rocketchat(std::slice::from_ref(&spec));
+    let db = &app.db;
+    control.add_fault(rc_fault("chat", FaultKind::ServerError).times(1));
+    control.add_fault(rc_fault("chat", FaultKind::Status {
             status: 429,
             body: r#"{"success":false,"error":"Error, too many requests. Please slow down. You must wait 1 seconds before trying this endpoint again. [error-too-many-requests]"}"#.into(),
         },
-    ));
+    ).times(1));
     // The first window's third attempt succeeds; the second window is cut off twice (max_retries = 2).
-    control.add_fault(rc_fault("chat", Some(1), FaultKind::Delay { ms: 0 }));
-    control.add_fault(rc_fault("chat", Some(1), FaultKind::DropConnection));
-    control.add_fault(rc_fault("chat", Some(1), FaultKind::TruncatedBody));
+    control.add_fault(rc_fault("chat", FaultKind::Delay { ms: 0 }).times(1));
+    control.add_fault(rc_fault("chat", FaultKind::DropConnection).times(1));
+    control.add_fault(rc_fault("chat", FaultKind::TruncatedBody).times(1));
 
     let started = std::time::Instant::now();
-    let collect = run(&config.path, &["collect"]).await;
-    assert_eq!(collect.code, 0, "collect: {}", collect.output());
+    let collect = app.collect_all().await;
+    assert!(collect.all_complete(), "collect: {collect:?}");
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "the 429's wait was honoured"
@@ -471,11 +469,13 @@ async fn server_errors_dropped_connections_and_429s_are_retried_then_complete() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_that_contradicts_itself_writes_nothing_and_the_window_stays_incomplete() {
-    let db = TestDb::create().await;
     let spec = RocketChatWorkspaceSpec::new("chat", "UTC");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let config = write_config_with(&db, &sandbox, &[], 300, &rc_section(&sandbox, &spec, ""));
+    let app = TestApp::new(sandbox)
+        .await
+        .rocketchat(std::slice::from_ref(&spec));
+    let db = &app.db;
     let bodies = [
         (r#"{"success":false,"month":[]}"#, "success"),
         (
@@ -484,18 +484,20 @@ async fn a_body_that_contradicts_itself_writes_nothing_and_the_window_stays_inco
         ),
     ];
     for (body, _) in &bodies {
-        control.add_fault(rc_fault(
-            "chat",
-            Some(1),
-            FaultKind::Status {
-                status: 200,
-                body: (*body).into(),
-            },
-        ));
+        control.add_fault(
+            rc_fault(
+                "chat",
+                FaultKind::Status {
+                    status: 200,
+                    body: (*body).into(),
+                },
+            )
+            .times(1),
+        );
     }
 
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 1, "collect: {}", first.output());
+    let first = app.collect_all().await;
+    assert!(!first.all_complete(), "collect: {first:?}");
     let windows: Vec<(NaiveDate, NaiveDate, String, Option<String>)> = sqlx::query_as(
         "SELECT window_start, window_end, state, last_error FROM rollcall.collection_windows
           WHERE account = 'chat' ORDER BY window_start",
@@ -522,14 +524,13 @@ async fn a_body_that_contradicts_itself_writes_nothing_and_the_window_stays_inco
     }
     assert!(windows[2..].iter().all(|w| w.2 == "complete"));
 
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "second collect: {}", second.output());
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "second collect: {second:?}");
     rc_assert_mirror(&db.pool, &control, "chat", RETENTION).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pacing_follows_the_servers_rate_limit_headers() {
-    let db = TestDb::create().await;
     let spec = RocketChatWorkspaceSpec {
         rate_limit_calls: 3,
         rate_limit_window_ms: 1_500,
@@ -537,7 +538,10 @@ async fn pacing_follows_the_servers_rate_limit_headers() {
     };
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let config = write_config_with(&db, &sandbox, &[], 300, &rc_section(&sandbox, &spec, ""));
+    let app = TestApp::new(sandbox)
+        .await
+        .rocketchat(std::slice::from_ref(&spec));
+    let db = &app.db;
 
     // Someone else spent the route's budget: the first call draws a 429 and waits for X-RateLimit-Reset;
     // afterwards X-RateLimit-Remaining keeps rollcall below the limit.
@@ -546,7 +550,7 @@ async fn pacing_follows_the_servers_rate_limit_headers() {
         let response = http
             .get(format!(
                 "{}/api/v1/engagement-dashboard/users/active-users?start=2024-01-01T00:00:00.000Z&end=2024-01-01T23:59:59.999Z",
-                sandbox.rocketchat_url("chat")
+                app.sandbox.rocketchat_url("chat")
             ))
             .header("X-User-Id", &spec.user_id)
             .header("X-Auth-Token", &spec.auth_token)
@@ -558,9 +562,9 @@ async fn pacing_follows_the_servers_rate_limit_headers() {
     }
     control.clear_requests();
     let started = std::time::Instant::now();
-    let collect = run(&config.path, &["collect"]).await;
+    let collect = app.collect_all().await;
     let elapsed = started.elapsed();
-    assert_eq!(collect.code, 0, "collect: {}", collect.output());
+    assert!(collect.all_complete(), "collect: {collect:?}");
     rc_assert_mirror(&db.pool, &control, "chat", RETENTION).await;
     let statuses: Vec<u16> = rc_requests(&control, "chat")
         .iter()
@@ -582,15 +586,16 @@ async fn pacing_follows_the_servers_rate_limit_headers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_steady_limiter_spaces_calls_when_configured() {
-    let db = TestDb::create().await;
     let spec = RocketChatWorkspaceSpec::new("chat", "UTC");
     let sandbox = rc_sandbox(vec![spec.clone()]).await;
     let control = sandbox.control();
-    let section = rc_section(&sandbox, &spec, "requests_per_minute = 600\n");
-    let config = write_config_with(&db, &sandbox, &[], 300, &section);
+    let mut app = TestApp::new(sandbox)
+        .await
+        .rocketchat(std::slice::from_ref(&spec));
+    app.config.rocketchat[0].requests_per_minute = Some(600);
     let started = std::time::Instant::now();
-    let collect = run(&config.path, &["collect"]).await;
-    assert_eq!(collect.code, 0, "collect: {}", collect.output());
+    let collect = app.collect_all().await;
+    assert!(collect.all_complete(), "collect: {collect:?}");
     let calls = rc_requests(&control, "chat").len() as u32;
     // 600 per minute is one call per 100 ms, without bursts.
     assert!(

@@ -1,16 +1,28 @@
-//! Shared harness: a fresh PostgreSQL database per test, the real sandbox over HTTP, and the real `rollcall`
-//! binary as a child process.
-#![allow(dead_code)]
+//! Shared harness: a fresh PostgreSQL database per test, the real sandbox over HTTP, collection in-process
+//! with a typed config ([`TestApp`]), and the real `rollcall` binary as a child process where the process
+//! itself is under test.
 
-use rollcall_sandbox::{Control, ReportType, Sandbox, SandboxConfig, ZoomAccountSpec};
+pub use rollcall::collector::{self, CollectError, RunReport, Selection};
+pub use rollcall::config::{
+    CollectorConfig, Config, DatabaseConfig, HttpConfig, LogConfig, Plan, RocketChatWorkspace,
+    ScheduleConfig, VideoSdkAccount, ZoomAccount, ZoomLimits,
+};
+use rollcall::store;
+use rollcall_sandbox::{
+    Control, ReportType, RocketChatWorkspaceSpec, Sandbox, SandboxConfig, VideoSdkAccountSpec,
+    ZoomAccountSpec,
+};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -126,51 +138,13 @@ pub async fn sandbox(accounts: Vec<ZoomAccountSpec>) -> Sandbox {
         .expect("start sandbox")
 }
 
-/// A rollcall config pointing at the sandbox and the test database. Every account name is the sandbox
-/// account id without its `-account` suffix.
+/// A config file written for a spawned `rollcall` ([`TestApp::write_config`]), removed with its directory.
 pub struct RollcallConfig {
     pub path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-pub fn write_config(
-    db: &TestDb,
-    sandbox: &Sandbox,
-    accounts: &[ZoomAccountSpec],
-    page_size: u32,
-) -> RollcallConfig {
-    write_config_with(db, sandbox, accounts, page_size, "")
-}
-
-pub fn write_config_with(
-    db: &TestDb,
-    sandbox: &Sandbox,
-    accounts: &[ZoomAccountSpec],
-    page_size: u32,
-    extra: &str,
-) -> RollcallConfig {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut toml = format!(
-        "[database]\nurl = \"{}\"\n\n[collector]\nlease_secs = 30\nmax_retries = 2\nretry_base_ms = 10\n\n[http]\ntimeout_secs = 10\n\n",
-        db.url
-    );
-    for a in accounts {
-        toml.push_str(&format!(
-            "[[zoom]]\nname = \"{}\"\naccount_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\napi_url = \"{}\"\noauth_url = \"{}\"\npage_size = {page_size}\n\n",
-            account_name(a),
-            a.account_id,
-            a.client_id,
-            a.client_secret,
-            sandbox.zoom_api_url(),
-            sandbox.zoom_oauth_url()
-        ));
-    }
-    toml.push_str(extra);
-    let path = dir.path().join("rollcall.toml");
-    std::fs::write(&path, toml).expect("write config");
-    RollcallConfig { path, _dir: dir }
-}
-
+/// Every account name is the sandbox account id without its `-account` suffix.
 pub fn account_name(spec: &ZoomAccountSpec) -> String {
     spec.account_id.trim_end_matches("-account").to_string()
 }
@@ -337,28 +311,6 @@ pub async fn rc_sandbox(workspaces: Vec<rollcall_sandbox::RocketChatWorkspaceSpe
         .expect("start sandbox")
 }
 
-/// A `[[rocketchat]]` section for a sandbox workspace, unpaced unless `extra` says otherwise; `extra`
-/// lines replace nothing, so give only keys not written here.
-pub fn rc_section(
-    sandbox: &Sandbox,
-    spec: &rollcall_sandbox::RocketChatWorkspaceSpec,
-    extra: &str,
-) -> String {
-    let pacing = if extra.contains("requests_per_minute") {
-        ""
-    } else {
-        "requests_per_minute = 0\n"
-    };
-    format!(
-        "[[rocketchat]]\nname = \"{}\"\nurl = \"{}\"\nuser_id = \"{}\"\nauth_token = \"{}\"\ntimezone = \"{}\"\n{pacing}{extra}\n",
-        spec.name,
-        sandbox.rocketchat_url(&spec.name),
-        spec.user_id,
-        spec.auth_token,
-        spec.timezone
-    )
-}
-
 /// The stored user ids per local day of one workspace.
 pub async fn rc_stored(pool: &PgPool, account: &str) -> BTreeMap<chrono::NaiveDate, Vec<String>> {
     let rows: Vec<(chrono::NaiveDate, String)> = sqlx::query_as(
@@ -443,27 +395,6 @@ pub async fn sdk_sandbox(accounts: Vec<rollcall_sandbox::VideoSdkAccountSpec>) -
     .expect("start sandbox")
 }
 
-/// `[[videosdk]]` sections for the accounts, named after their key without `-key`, unpaced so the
-/// suite stays fast (pacing has its own unit test).
-pub fn sdk_sections(
-    sandbox: &Sandbox,
-    accounts: &[rollcall_sandbox::VideoSdkAccountSpec],
-    page_size: u32,
-) -> String {
-    accounts
-        .iter()
-        .map(|a| {
-            format!(
-                "[[videosdk]]\nname = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\napi_url = \"{}\"\npage_size = {page_size}\nresource_intensive_per_minute = 0\nheavy_per_second = 0\n\n",
-                sdk_name(a),
-                a.api_key,
-                a.api_secret,
-                sandbox.zoom_api_url()
-            )
-        })
-        .collect()
-}
-
 pub fn sdk_name(spec: &rollcall_sandbox::VideoSdkAccountSpec) -> String {
     spec.api_key.trim_end_matches("-key").to_string()
 }
@@ -529,4 +460,402 @@ pub async fn assert_sdk_mirror(
         }
     }
     (sessions, users)
+}
+
+// ---- In-process collection ----------------------------------------------------------------------------
+
+/// A test database, a sandbox and a typed config pointing at both: collection runs in this process
+/// through the library, as `rollcall collect` runs it, and the binary is spawned only for what a test asks
+/// of the process itself (`cli`).
+pub struct TestApp {
+    pub db: TestDb,
+    pub sandbox: Sandbox,
+    pub config: Config,
+}
+
+impl TestApp {
+    /// A fresh database and no accounts yet: add them with [`TestApp::zoom`], [`TestApp::videosdk`],
+    /// [`TestApp::rocketchat`] or by editing `config`.
+    pub async fn new(sandbox: Sandbox) -> TestApp {
+        TestApp::on(TestDb::create().await, sandbox)
+    }
+
+    /// [`TestApp::new`] on a database the test made itself (one on a server of its own).
+    pub fn on(db: TestDb, sandbox: Sandbox) -> TestApp {
+        let config = base_config(&db);
+        TestApp {
+            db,
+            sandbox,
+            config,
+        }
+    }
+
+    /// Zoom accounts for the sandbox's `specs`, named as [`account_name`] does.
+    pub fn zoom(mut self, specs: &[ZoomAccountSpec], page_size: u32) -> TestApp {
+        for spec in specs {
+            let account = zoom_config(&self.sandbox, spec, page_size);
+            self.config.zoom.push(account);
+        }
+        self
+    }
+
+    /// Video SDK accounts, unpaced so the suite stays fast (pacing has its own tests).
+    pub fn videosdk(mut self, specs: &[VideoSdkAccountSpec], page_size: u32) -> TestApp {
+        for spec in specs {
+            let account = sdk_config(&self.sandbox, spec, page_size);
+            self.config.videosdk.push(account);
+        }
+        self
+    }
+
+    /// Rocket.Chat workspaces, unpaced and with the config's defaults otherwise.
+    pub fn rocketchat(mut self, specs: &[RocketChatWorkspaceSpec]) -> TestApp {
+        for spec in specs {
+            let workspace = rc_config(&self.sandbox, spec);
+            self.config.rocketchat.push(workspace);
+        }
+        self
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.db.pool
+    }
+
+    pub fn control(&self) -> Control {
+        self.sandbox.control()
+    }
+
+    /// Everything the config names, once: what `rollcall collect` does.
+    pub async fn collect_all(&self) -> RunReport {
+        self.collect(Selection::default()).await
+    }
+
+    /// One collection of `selection`; panics on an error `rollcall collect` would have exited 1 with
+    /// (a database error, a panicked task), which no data test expects.
+    pub async fn collect(&self, selection: Selection) -> RunReport {
+        self.try_collect(selection)
+            .await
+            .unwrap_or_else(|err| panic!("collection failed: {err}"))
+    }
+
+    /// As `rollcall collect` and `backfill` do: migrate, then one run. The CLI exits 0 exactly when
+    /// `all_complete()` and prints each `stopped` outcome; tests assert on the report instead.
+    pub async fn try_collect(&self, selection: Selection) -> Result<RunReport, CollectError> {
+        let pool = store::pool(
+            &self.config.database.url,
+            self.config.database.max_connections,
+        )
+        .expect("database URL");
+        store::migrate(&pool).await.expect("migrate");
+        let report =
+            collector::run_once(&pool, &self.config, &selection, CancellationToken::new()).await;
+        pool.close().await;
+        report
+    }
+
+    /// The config as a TOML file, for the commands that spawn the binary.
+    pub fn write_config(&self) -> RollcallConfig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rollcall.toml");
+        std::fs::write(&path, config_toml(&self.config)).expect("write config");
+        RollcallConfig { path, _dir: dir }
+    }
+
+    /// The real binary with this config: for exit codes and output of the CLI itself.
+    pub async fn cli(&self, args: &[&str]) -> Run {
+        let config = self.write_config();
+        run(&config.path, args).await
+    }
+}
+
+/// A selection of one stream.
+pub fn only_stream(stream: &str) -> Selection {
+    Selection {
+        stream: Some(stream.into()),
+        ..Selection::default()
+    }
+}
+
+/// A short lease and fast retries, so failures end quickly.
+pub fn base_config(db: &TestDb) -> Config {
+    Config {
+        database: DatabaseConfig {
+            url: SecretString::from(db.url.clone()),
+            max_connections: rollcall::config::DEFAULT_MAX_CONNECTIONS,
+        },
+        schedule: ScheduleConfig::default(),
+        http: HttpConfig {
+            timeout_secs: 10,
+            ..HttpConfig::default()
+        },
+        log: LogConfig::default(),
+        collector: CollectorConfig {
+            lease_secs: 30,
+            max_retries: 2,
+            retry_base_ms: 10,
+            ..CollectorConfig::default()
+        },
+        zoom: Vec::new(),
+        videosdk: Vec::new(),
+        rocketchat: Vec::new(),
+        included: Vec::new(),
+    }
+}
+
+pub fn zoom_config(sandbox: &Sandbox, spec: &ZoomAccountSpec, page_size: u32) -> ZoomAccount {
+    ZoomAccount {
+        name: account_name(spec),
+        account_id: spec.account_id.clone(),
+        client_id: spec.client_id.clone(),
+        client_secret: SecretString::from(spec.client_secret.clone()),
+        api_url: sandbox.zoom_api_url(),
+        oauth_url: sandbox.zoom_oauth_url(),
+        plan: Plan::Pro,
+        page_size,
+        settle_days: 2,
+        horizon_days: None,
+        limits: ZoomLimits::default(),
+    }
+}
+
+pub fn sdk_config(
+    sandbox: &Sandbox,
+    spec: &VideoSdkAccountSpec,
+    page_size: u32,
+) -> VideoSdkAccount {
+    VideoSdkAccount {
+        name: sdk_name(spec),
+        api_key: spec.api_key.clone(),
+        api_secret: SecretString::from(spec.api_secret.clone()),
+        api_url: sandbox.zoom_api_url(),
+        plan: Plan::Pro,
+        page_size,
+        settle_days: 2,
+        horizon_days: None,
+        limits: ZoomLimits {
+            heavy_per_second: Some(0),
+            resource_intensive_per_minute: Some(0),
+            daily_requests: None,
+        },
+    }
+}
+
+pub fn rc_config(sandbox: &Sandbox, spec: &RocketChatWorkspaceSpec) -> RocketChatWorkspace {
+    RocketChatWorkspace {
+        name: spec.name.clone(),
+        url: sandbox.rocketchat_url(&spec.name),
+        user_id: spec.user_id.clone(),
+        auth_token: SecretString::from(spec.auth_token.clone()),
+        timezone: spec.timezone.parse().expect("the sandbox's time zone"),
+        window_days: 7,
+        lookback_days: 4,
+        retention_days: 44,
+        requests_per_minute: Some(0),
+    }
+}
+
+/// The typed config written back as the TOML the binary reads, so a test that collects in-process and
+/// then asks the CLI (`status`, `coverage`, a restart) uses one config.
+pub fn config_toml(config: &Config) -> String {
+    use std::fmt::Write;
+    let c = config;
+    let mut t = String::new();
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let secret = |s: &SecretString| q(s.expose_secret());
+    let _ = writeln!(
+        t,
+        "[database]\nurl = {}\nmax_connections = {}\n",
+        secret(&c.database.url),
+        c.database.max_connections
+    );
+    let _ = writeln!(
+        t,
+        "[schedule]\ncron = {}\nrun_on_start = {}\n",
+        q(&c.schedule.cron),
+        c.schedule.run_on_start
+    );
+    let _ = writeln!(
+        t,
+        "[http]\nlisten = {}\ntimeout_secs = {}\nmax_body_mib = {}\n",
+        q(&c.http.listen.to_string()),
+        c.http.timeout_secs,
+        c.http.max_body_mib
+    );
+    let _ = writeln!(
+        t,
+        "[log]\nformat = {}\nlevel = {}\n",
+        q(c.log.format.as_str()),
+        q(&c.log.level)
+    );
+    let k = &c.collector;
+    let _ = writeln!(
+        t,
+        "[collector]\nlease_secs = {}\nmax_retries = {}\nretry_base_ms = {}\nwindows_in_flight = {}\nmax_windows_in_flight = {}\n",
+        k.lease_secs, k.max_retries, k.retry_base_ms, k.windows_in_flight, k.max_windows_in_flight
+    );
+    let common = |t: &mut String,
+                  plan: Plan,
+                  page_size: u32,
+                  settle_days: u32,
+                  horizon_days: Option<u32>,
+                  limits: &ZoomLimits| {
+        let _ = writeln!(
+            t,
+            "plan = {}\npage_size = {page_size}\nsettle_days = {settle_days}",
+            q(plan.as_str())
+        );
+        for (key, value) in [
+            ("horizon_days", horizon_days),
+            ("heavy_per_second", limits.heavy_per_second),
+            (
+                "resource_intensive_per_minute",
+                limits.resource_intensive_per_minute,
+            ),
+            ("daily_requests", limits.daily_requests),
+        ] {
+            if let Some(value) = value {
+                let _ = writeln!(t, "{key} = {value}");
+            }
+        }
+        t.push('\n');
+    };
+    for a in &c.zoom {
+        let _ = writeln!(
+            t,
+            "[[zoom]]\nname = {}\naccount_id = {}\nclient_id = {}\nclient_secret = {}\napi_url = {}\noauth_url = {}",
+            q(&a.name),
+            q(&a.account_id),
+            q(&a.client_id),
+            secret(&a.client_secret),
+            q(&a.api_url),
+            q(&a.oauth_url)
+        );
+        common(
+            &mut t,
+            a.plan,
+            a.page_size,
+            a.settle_days,
+            a.horizon_days,
+            &a.limits,
+        );
+    }
+    for a in &c.videosdk {
+        let _ = writeln!(
+            t,
+            "[[videosdk]]\nname = {}\napi_key = {}\napi_secret = {}\napi_url = {}",
+            q(&a.name),
+            q(&a.api_key),
+            secret(&a.api_secret),
+            q(&a.api_url)
+        );
+        common(
+            &mut t,
+            a.plan,
+            a.page_size,
+            a.settle_days,
+            a.horizon_days,
+            &a.limits,
+        );
+    }
+    for w in &c.rocketchat {
+        let _ = writeln!(
+            t,
+            "[[rocketchat]]\nname = {}\nurl = {}\nuser_id = {}\nauth_token = {}\ntimezone = {}\nwindow_days = {}\nlookback_days = {}\nretention_days = {}",
+            q(&w.name),
+            q(&w.url),
+            q(&w.user_id),
+            secret(&w.auth_token),
+            q(w.timezone.name()),
+            w.window_days,
+            w.lookback_days,
+            w.retention_days
+        );
+        if let Some(rpm) = w.requests_per_minute {
+            let _ = writeln!(t, "requests_per_minute = {rpm}");
+        }
+        t.push('\n');
+    }
+    t
+}
+
+#[tokio::test]
+async fn config_toml_reads_back_as_the_same_config() {
+    let specs = vec![zoom_account("acme", 1)];
+    let sdk = vec![sdk_account("studio", 1)];
+    let chat = vec![RocketChatWorkspaceSpec::new("chat", "Europe/Berlin")];
+    let sandbox = rollcall_sandbox::spawn(SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        zoom: specs.clone(),
+        videosdk: sdk.clone(),
+        rocketchat: chat.clone(),
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("start sandbox");
+    let mut app = TestApp::new(sandbox)
+        .await
+        .zoom(&specs, 30)
+        .videosdk(&sdk, 20)
+        .rocketchat(&chat);
+    app.config.zoom[0].horizon_days = Some(40);
+    let text = config_toml(&app.config);
+    let back = Config::from_toml_str(&text, Vec::new()).expect("the written config is valid");
+    assert_eq!(format!("{back:?}"), format!("{:?}", app.config));
+}
+
+// ---- Logs ---------------------------------------------------------------------------------------------
+
+/// What the code under test logged inside [`with_logs`], in the JSON lines the binary
+/// writes to a pipe.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `test` on a multi-thread runtime whose every thread (workers, blocking pool, the test's own) sends
+/// its events at `filter` into the [`Logs`] handed to it. A subscriber per runtime rather than a global one:
+/// the tests beside it in this binary log nothing into its buffer, and the code under test keeps its
+/// worker threads (a current-thread runtime would run the sandbox, the collector and the test on one).
+pub fn with_logs<F, Fut>(filter: &str, test: F)
+where
+    F: FnOnce(Logs) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let logs = Logs::default();
+    let buffer = logs.0.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(move || LogWriter(buffer.clone()))
+        .with_ansi(false)
+        .json()
+        .flatten_event(true)
+        .finish();
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let for_workers = dispatch.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // The default lasts as long as the thread: its guard is never dropped, the thread ends with the
+        // runtime.
+        .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&for_workers)))
+        .build()
+        .expect("a runtime");
+    let _default = tracing::dispatcher::set_default(&dispatch);
+    runtime.block_on(test(logs));
 }

@@ -1,20 +1,11 @@
 //! Trust: no reply the collector cannot prove may delete, finalize or wedge history. Each test is a hostile
-//! API or a careless operator, played against the real binary, the real sandbox and a fresh PostgreSQL.
+//! API or a careless operator, played against collection in-process, the real sandbox over HTTP and a fresh PostgreSQL; the real binary
+//! where a walk is killed mid-page.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, ReportType};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-fn fault(endpoint: Endpoint, page: Option<u32>, times: Option<u32>, kind: FaultKind) -> FaultRule {
-    FaultRule {
-        page,
-        times,
-        ..FaultRule::on(endpoint, kind)
-    }
-}
 
 fn set(pointer: &str, value: Value) -> FaultKind {
     FaultKind::Patch {
@@ -65,24 +56,20 @@ async fn sdk_rows(pool: &sqlx::PgPool) -> (i64, i64) {
     )
 }
 
-fn sdk_config(
-    db: &TestDb,
-    sandbox: &rollcall_sandbox::Sandbox,
-    specs: &[rollcall_sandbox::VideoSdkAccountSpec],
-) -> RollcallConfig {
-    write_config_with(db, sandbox, &[], 300, &sdk_sections(sandbox, specs, 300))
+async fn sdk_app(specs: &[rollcall_sandbox::VideoSdkAccountSpec]) -> TestApp {
+    TestApp::new(sdk_sandbox(specs.to_vec()).await)
+        .await
+        .videosdk(specs, 300)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_video_sdk_reply_without_its_list_or_with_a_bad_token_fails_and_deletes_nothing() {
-    let db = TestDb::create().await;
     let specs = vec![sdk_account("studio", 8)];
-    let sandbox = sdk_sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = sdk_config(&db, &sandbox, &specs);
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 0, "first collect: {}", first.output());
-    let held = assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+    let app = sdk_app(&specs).await;
+    let (db, control) = (&app.db, app.control());
+    let first = app.collect_all().await;
+    assert!(first.all_complete(), "first collect: {first:?}");
+    let held = assert_sdk_mirror(app.pool(), &control, &specs[0]).await;
 
     for endpoint in [Endpoint::SdkSessions, Endpoint::SdkSessionUsers] {
         let list = if endpoint == Endpoint::SdkSessions {
@@ -92,16 +79,14 @@ async fn a_video_sdk_reply_without_its_list_or_with_a_bad_token_fails_and_delete
         };
         for (what, kind) in hostile_envelopes(list) {
             control.clear_faults();
-            control.add_fault(fault(endpoint, None, None, kind));
-            let run = run(&config.path, &["collect"]).await;
-            assert_eq!(
-                run.code,
-                1,
-                "{list}, {what}: a malformed page leaves the run incomplete: {}",
-                run.output()
+            control.add_fault(FaultRule::on(endpoint, kind));
+            let run = app.collect_all().await;
+            assert!(
+                !run.all_complete(),
+                "{list}, {what}: a malformed page leaves the run incomplete: {run:?}"
             );
             assert_eq!(
-                assert_sdk_mirror(&db.pool, &control, &specs[0]).await,
+                assert_sdk_mirror(app.pool(), &control, &specs[0]).await,
                 held,
                 "{list}, {what}: nothing stored was deleted"
             );
@@ -136,14 +121,13 @@ async fn a_video_sdk_reply_without_its_list_or_with_a_bad_token_fails_and_delete
         }
     }
     control.clear_faults();
-    let healed = run(&config.path, &["collect"]).await;
-    assert_eq!(healed.code, 0, "after the faults: {}", healed.output());
-    assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+    let healed = app.collect_all().await;
+    assert!(healed.all_complete(), "after the faults: {healed:?}");
+    assert_sdk_mirror(app.pool(), &control, &specs[0]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_host_report_or_rocketchat_reply_without_its_list_fails_and_deletes_nothing() {
-    let db = TestDb::create().await;
     let zoom = vec![zoom_account("acme", 40)];
     let workspace = rollcall_sandbox::RocketChatWorkspaceSpec::new("chat", "UTC");
     let sandbox = rollcall_sandbox::spawn(rollcall_sandbox::SandboxConfig {
@@ -155,16 +139,13 @@ async fn a_host_report_or_rocketchat_reply_without_its_list_fails_and_deletes_no
     })
     .await
     .expect("sandbox");
-    let control = sandbox.control();
-    let config = write_config_with(
-        &db,
-        &sandbox,
-        &zoom,
-        300,
-        &rc_section(&sandbox, &workspace, ""),
-    );
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 0, "first collect: {}", first.output());
+    let app = TestApp::new(sandbox)
+        .await
+        .zoom(&zoom, 300)
+        .rocketchat(&[workspace]);
+    let (db, control) = (&app.db, app.control());
+    let first = app.collect_all().await;
+    assert!(first.all_complete(), "first collect: {first:?}");
     let users = "SELECT count(*) FROM rollcall.zoom_host_report_users";
     let days = "SELECT count(*) FROM rollcall.rc_active_user_days";
     let (held_users, held_days) = (count(&db.pool, users).await, count(&db.pool, days).await);
@@ -183,9 +164,9 @@ async fn a_host_report_or_rocketchat_reply_without_its_list_fails_and_deletes_no
     }
     for (endpoint, what, kind) in cases {
         control.clear_faults();
-        control.add_fault(fault(endpoint, None, None, kind));
-        let run = run(&config.path, &["collect"]).await;
-        assert_eq!(run.code, 1, "{what}: {}", run.output());
+        control.add_fault(FaultRule::on(endpoint, kind));
+        let run = app.collect_all().await;
+        assert!(!run.all_complete(), "{what}: {run:?}");
         assert_eq!(
             count(&db.pool, users).await,
             held_users,
@@ -213,21 +194,19 @@ async fn a_host_report_or_rocketchat_reply_without_its_list_fails_and_deletes_no
         );
     }
     control.clear_faults();
-    let healed = run(&config.path, &["collect"]).await;
-    assert_eq!(healed.code, 0, "after the faults: {}", healed.output());
-    assert_mirror(&db.pool, &control, &zoom[0]).await;
+    let healed = app.collect_all().await;
+    assert!(healed.all_complete(), "after the faults: {healed:?}");
+    assert_mirror(app.pool(), &control, &zoom[0]).await;
 }
 
 /// The Video SDK gives no totals: one complete walk that misses a session or a join only marks it; a
 /// complete walk in a later run must miss it again before anything is deleted.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_vanished_video_sdk_session_is_deleted_only_when_two_runs_agree() {
-    let db = TestDb::create().await;
     let specs = vec![sdk_account("studio", 8)];
-    let sandbox = sdk_sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = sdk_config(&db, &sandbox, &specs);
-    assert_eq!(run(&config.path, &["collect"]).await.code, 0);
+    let app = sdk_app(&specs).await;
+    let (db, control) = (&app.db, app.control());
+    assert!(app.collect_all().await.all_complete());
     let current = *reachable_months().last().expect("a current month");
     let vanished = control.sdk_sessions("studio-key", current)[0]["id"]
         .as_str()
@@ -246,22 +225,12 @@ async fn a_vanished_video_sdk_session_is_deleted_only_when_two_runs_agree() {
     // Zoom stops listing the session (and the first join of every other session's first page).
     let hide = || {
         control.clear_faults();
-        control.add_fault(fault(
-            Endpoint::SdkSessions,
-            Some(1),
-            None,
-            remove("/sessions/0"),
-        ));
-        control.add_fault(fault(
-            Endpoint::SdkSessionUsers,
-            Some(1),
-            None,
-            remove("/users/0"),
-        ));
+        control.add_fault(FaultRule::on(Endpoint::SdkSessions, remove("/sessions/0")).page(1));
+        control.add_fault(FaultRule::on(Endpoint::SdkSessionUsers, remove("/users/0")).page(1));
     };
     hide();
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "{}", second.output());
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "{second:?}");
     assert_eq!(
         sdk_rows(&db.pool).await,
         (sessions, users),
@@ -288,8 +257,8 @@ async fn a_vanished_video_sdk_session_is_deleted_only_when_two_runs_agree() {
     );
 
     hide();
-    let third = run(&config.path, &["collect"]).await;
-    assert_eq!(third.code, 0, "{}", third.output());
+    let third = app.collect_all().await;
+    assert!(third.all_complete(), "{third:?}");
     let (after_sessions, after_users) = sdk_rows(&db.pool).await;
     assert_eq!(
         after_sessions,
@@ -314,30 +283,18 @@ async fn a_vanished_video_sdk_session_is_deleted_only_when_two_runs_agree() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_video_sdk_session_missing_from_one_run_that_comes_back_is_kept() {
-    let db = TestDb::create().await;
     let specs = vec![sdk_account("studio", 8)];
-    let sandbox = sdk_sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = sdk_config(&db, &sandbox, &specs);
-    assert_eq!(run(&config.path, &["collect"]).await.code, 0);
+    let app = sdk_app(&specs).await;
+    let (db, control) = (&app.db, app.control());
+    assert!(app.collect_all().await.all_complete());
     let held = sdk_rows(&db.pool).await;
-    control.add_fault(fault(
-        Endpoint::SdkSessions,
-        Some(1),
-        None,
-        remove("/sessions/0"),
-    ));
-    control.add_fault(fault(
-        Endpoint::SdkSessionUsers,
-        Some(1),
-        None,
-        remove("/users/0"),
-    ));
-    assert_eq!(run(&config.path, &["collect"]).await.code, 0);
+    control.add_fault(FaultRule::on(Endpoint::SdkSessions, remove("/sessions/0")).page(1));
+    control.add_fault(FaultRule::on(Endpoint::SdkSessionUsers, remove("/users/0")).page(1));
+    assert!(app.collect_all().await.all_complete());
     assert_eq!(sdk_rows(&db.pool).await, held);
     control.clear_faults();
-    assert_eq!(run(&config.path, &["collect"]).await.code, 0);
-    assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+    assert!(app.collect_all().await.all_complete());
+    assert_sdk_mirror(app.pool(), &control, &specs[0]).await;
     let marks = count(
         &db.pool,
         "SELECT (SELECT count(*) FROM rollcall.zoom_sdk_sessions WHERE missing_since IS NOT NULL)
@@ -349,20 +306,16 @@ async fn a_video_sdk_session_missing_from_one_run_that_comes_back_is_kept() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_list_shows_awaiting_children_until_every_users_window_is_complete() {
-    let db = TestDb::create().await;
     let specs = vec![sdk_account("studio", 6)];
-    let sandbox = sdk_sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = sdk_config(&db, &sandbox, &specs);
-    control.add_fault(fault(
+    let app = sdk_app(&specs).await;
+    let (db, control) = (&app.db, app.control());
+    control.add_fault(FaultRule::on(
         Endpoint::SdkSessionUsers,
-        None,
-        None,
         FaultKind::ServerError,
     ));
     // Every users window fails: no list whose sessions have users windows may say complete.
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 1, "{}", first.output());
+    let first = app.collect_all().await;
+    assert!(!first.all_complete(), "{first:?}");
     let (awaiting, falsely_complete): (i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE p.state = 'awaiting_children'),
                 count(*) FILTER (WHERE p.state = 'complete' AND EXISTS (
@@ -381,8 +334,8 @@ async fn a_session_list_shows_awaiting_children_until_every_users_window_is_comp
     .await;
     assert_eq!(view_complete, 0, "zoom_sdk_months agrees");
     control.clear_faults();
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "{}", second.output());
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "{second:?}");
     let not_complete = count(
         &db.pool,
         "SELECT count(*) FROM rollcall.collection_windows
@@ -390,14 +343,13 @@ async fn a_session_list_shows_awaiting_children_until_every_users_window_is_comp
     )
     .await;
     assert_eq!(not_complete, 0, "the lists complete with their last child");
-    assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
+    assert_sdk_mirror(app.pool(), &control, &specs[0]).await;
 }
 
 /// Months that fall before the horizon (here: a smaller `horizon_days`, as an outage or time passing would
 /// do) are retired: unreachable, never requested again, rows kept, and `collect` no longer fails on them.
 #[tokio::test(flavor = "multi_thread")]
 async fn months_that_fall_before_the_horizon_are_retired_with_their_rows_kept() {
-    let db = TestDb::create().await;
     let zoom = vec![zoom_account("acme", 30)];
     let sdk = vec![sdk_account("studio", 4)];
     let sandbox = rollcall_sandbox::spawn(rollcall_sandbox::SandboxConfig {
@@ -409,21 +361,18 @@ async fn months_that_fall_before_the_horizon_are_retired_with_their_rows_kept() 
     })
     .await
     .expect("sandbox");
-    let control = sandbox.control();
+    let mut app = TestApp::new(sandbox)
+        .await
+        .zoom(&zoom, 300)
+        .videosdk(&sdk, 300);
+    let (db, control) = (&app.db, app.control());
     // Inactive reports fail: those windows are left `failed` before the "outage".
-    control.add_fault(FaultRule {
-        report_type: Some(ReportType::Inactive),
-        ..fault(Endpoint::ReportUsers, None, None, FaultKind::ServerError)
-    });
-    let config = write_config_with(
-        &db,
-        &sandbox,
-        &zoom,
-        300,
-        &sdk_sections(&sandbox, &sdk, 300),
+    control.add_fault(
+        FaultRule::on(Endpoint::ReportUsers, FaultKind::ServerError)
+            .report_type(ReportType::Inactive),
     );
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 1, "{}", first.output());
+    let first = app.collect_all().await;
+    assert!(!first.all_complete(), "{first:?}");
     control.clear_faults();
     let kept = (
         count(
@@ -436,26 +385,13 @@ async fn months_that_fall_before_the_horizon_are_retired_with_their_rows_kept() 
     assert!(kept.0 > 0 && kept.1 .0 > 0);
 
     for horizon_days in [20, 1] {
-        let small = write_config_with(
-            &db,
-            &sandbox,
-            &zoom,
-            300,
-            &sdk_sections(&sandbox, &sdk, 300),
-        );
-        let text = std::fs::read_to_string(&small.path).expect("config");
-        let text = text.replace(
-            "page_size = 300\n",
-            &format!("page_size = 300\nhorizon_days = {horizon_days}\n"),
-        );
-        std::fs::write(&small.path, text).expect("write config");
+        app.config.zoom[0].horizon_days = Some(horizon_days);
+        app.config.videosdk[0].horizon_days = Some(horizon_days);
         control.clear_requests();
-        let later = run(&small.path, &["collect"]).await;
-        assert_eq!(
-            later.code,
-            0,
-            "horizon_days = {horizon_days}: nothing due fails: {}",
-            later.output()
+        let later = app.collect_all().await;
+        assert!(
+            later.all_complete(),
+            "horizon_days = {horizon_days}: nothing due fails: {later:?}"
         );
         let api_calls = control
             .requests()
@@ -511,11 +447,11 @@ async fn months_that_fall_before_the_horizon_are_retired_with_their_rows_kept() 
 /// the stream walks its other windows.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_value_postgres_refuses_fails_only_its_window() {
-    let db = TestDb::create().await;
     let zoom = vec![zoom_account("acme", 30)];
-    let sandbox = sandbox(zoom.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &zoom, 300);
+    let app = TestApp::new(sandbox(zoom.clone()).await)
+        .await
+        .zoom(&zoom, 300);
+    let (db, control) = (&app.db, app.control());
     let long_id: String = (0..400)
         .map(|_| uuid::Uuid::new_v4().simple().to_string())
         .collect();
@@ -533,13 +469,14 @@ async fn a_value_postgres_refuses_fails_only_its_window() {
         (ReportType::Inactive, set("/users/0/id", json!(long_id))),
     ];
     for (report_type, kind) in poisoned {
-        control.add_fault(FaultRule {
-            report_type: Some(report_type),
-            ..fault(Endpoint::ReportUsers, Some(1), None, kind)
-        });
+        control.add_fault(
+            FaultRule::on(Endpoint::ReportUsers, kind)
+                .report_type(report_type)
+                .page(1),
+        );
     }
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 1, "{}", first.output());
+    let first = app.collect_all().await;
+    assert!(!first.all_complete(), "{first:?}");
     let windows: Vec<(String, String, Option<String>)> = sqlx::query_as(
         "SELECT scope, state, last_error FROM rollcall.collection_windows
           WHERE stream = 'zoom_host_report' AND state <> 'unreachable' ORDER BY window_start, scope",
@@ -562,80 +499,91 @@ async fn a_value_postgres_refuses_fails_only_its_window() {
         && e.as_deref()
             .is_some_and(|e| e.contains("PostgreSQL refused"))));
     control.clear_faults();
-    let healed = run(&config.path, &["collect"]).await;
-    assert_eq!(healed.code, 0, "{}", healed.output());
-    assert_mirror(&db.pool, &control, &zoom[0]).await;
+    let healed = app.collect_all().await;
+    assert!(healed.all_complete(), "{healed:?}");
+    assert_mirror(app.pool(), &control, &zoom[0]).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_lost_lease_ends_that_window_and_the_stream_goes_on() {
-    let db = TestDb::create().await;
-    let zoom = vec![zoom_account("acme", 30)];
-    let sandbox = sandbox(zoom.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &zoom, 10);
-    control.add_fault(FaultRule {
-        report_type: Some(ReportType::Active),
-        ..fault(Endpoint::ReportUsers, Some(2), Some(1), FaultKind::Hang)
-    });
-    let child = rollcall(&config.path, &["collect"])
-        .env("ROLLCALL__COLLECTOR__LEASE_SECS", "3")
-        .spawn()
-        .expect("spawn");
-    let hung = control
-        .wait_for_request(
-            |r| r.endpoint == Endpoint::ReportUsers && r.page == Some(2) && r.status == 0,
-            Duration::from_secs(60),
+// Logs captured for this test alone (see `with_logs`).
+#[test]
+fn a_lost_lease_ends_that_window_and_the_stream_goes_on() {
+    with_logs("info", |logs| async move {
+        let zoom = vec![zoom_account("acme", 30)];
+        let mut app = TestApp::new(sandbox(zoom.clone()).await)
+            .await
+            .zoom(&zoom, 10);
+        app.config.collector.lease_secs = 3;
+        let (db, control) = (&app.db, app.control());
+        control.add_fault(
+            FaultRule::on(Endpoint::ReportUsers, FaultKind::Hang)
+                .report_type(ReportType::Active)
+                .page(2)
+                .times(1),
+        );
+        let (done, stolen) = tokio::join!(app.collect_all(), async {
+            let hung = control
+                .wait_for_request(
+                    |r| r.endpoint == Endpoint::ReportUsers && r.page == Some(2) && r.status == 0,
+                    Duration::from_secs(60),
+                )
+                .await;
+            assert!(hung.is_some(), "the walk hangs on a page 2");
+            // Another process takes the window over (as an operator's second collector with a stale clock
+            // might).
+            steal_running_window(&db.pool).await
+        });
+        assert_eq!(stolen.len(), 1, "a window is being walked");
+        assert!(!done.all_complete(), "{done:?}");
+        assert!(logs.text().contains("lease lost"), "{}", logs.text());
+        let others = count(
+            &db.pool,
+            "SELECT count(*) FROM rollcall.collection_windows
+              WHERE stream = 'zoom_host_report' AND state NOT IN ('complete', 'unreachable')",
         )
         .await;
-    assert!(hung.is_some(), "the walk hangs on a page 2");
-    // Another process takes the window over (as an operator's second collector with a stale clock might).
-    let stolen: Vec<i64> = sqlx::query_scalar(
+        assert_eq!(others, 1, "every other window completed after the lost one");
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT lease_owner FROM rollcall.collection_windows WHERE id = $1")
+                .bind(stolen[0])
+                .fetch_one(&db.pool)
+                .await
+                .expect("holder");
+        assert_eq!(
+            holder.as_deref(),
+            Some("elsewhere:1:feedbeef"),
+            "the new owner keeps it"
+        );
+    });
+}
+
+async fn steal_running_window(pool: &sqlx::PgPool) -> Vec<i64> {
+    sqlx::query_scalar(
         "UPDATE rollcall.collection_windows SET lease_owner = 'elsewhere:1:feedbeef',
                 lease_until = now() + interval '1 hour'
           WHERE id = (SELECT id FROM rollcall.collection_windows
                        WHERE stream = 'zoom_host_report' AND state = 'running' ORDER BY id LIMIT 1)
       RETURNING id",
     )
-    .fetch_all(&db.pool)
+    .fetch_all(pool)
     .await
-    .expect("steal the lease");
-    assert_eq!(stolen.len(), 1, "a window is being walked");
-    let done = finish(child).await;
-    assert_eq!(done.code, 1, "{}", done.output());
-    assert!(done.output().contains("lease lost"), "{}", done.output());
-    let others = count(
-        &db.pool,
-        "SELECT count(*) FROM rollcall.collection_windows
-          WHERE stream = 'zoom_host_report' AND state NOT IN ('complete', 'unreachable')",
-    )
-    .await;
-    assert_eq!(others, 1, "every other window completed after the lost one");
-    let holder: Option<String> =
-        sqlx::query_scalar("SELECT lease_owner FROM rollcall.collection_windows WHERE id = $1")
-            .bind(stolen[0])
-            .fetch_one(&db.pool)
-            .await
-            .expect("holder");
-    assert_eq!(
-        holder.as_deref(),
-        Some("elsewhere:1:feedbeef"),
-        "the new owner keeps it"
-    );
+    .expect("steal the lease")
 }
 
 /// A resumed walk sends the parameters its page 1 was sent with, even after the config changed.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resumed_walk_keeps_the_parameters_of_its_first_page() {
-    let db = TestDb::create().await;
     let zoom = vec![zoom_account("acme", 60)];
-    let sandbox = sandbox(zoom.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &zoom, 10);
-    control.add_fault(FaultRule {
-        report_type: Some(ReportType::Active),
-        ..fault(Endpoint::ReportUsers, Some(3), Some(1), FaultKind::Hang)
-    });
+    let mut app = TestApp::new(sandbox(zoom.clone()).await)
+        .await
+        .zoom(&zoom, 10);
+    let control = app.control();
+    let config = app.write_config();
+    control.add_fault(
+        FaultRule::on(Endpoint::ReportUsers, FaultKind::Hang)
+            .report_type(ReportType::Active)
+            .page(3)
+            .times(1),
+    );
     // One window at a time in the killed run, so the others start their walks after the config change.
     let mut child = rollcall(&config.path, &["collect"])
         .env("ROLLCALL__COLLECTOR__WINDOWS_IN_FLIGHT", "1")
@@ -657,9 +605,10 @@ async fn a_resumed_walk_keeps_the_parameters_of_its_first_page() {
     control.clear_faults();
     control.clear_requests();
 
-    let bigger = write_config(&db, &sandbox, &zoom, 25);
-    let resumed = run(&bigger.path, &["collect"]).await;
-    assert_eq!(resumed.code, 0, "{}", resumed.output());
+    app.config.zoom[0].page_size = 25;
+    let resumed = app.collect_all().await;
+    assert!(resumed.all_complete(), "{resumed:?}");
+    let db = &app.db;
     let continued: Vec<_> = control
         .requests()
         .into_iter()
@@ -698,5 +647,5 @@ async fn a_resumed_walk_keeps_the_parameters_of_its_first_page() {
     assert!(params
         .iter()
         .all(|p| p["type"] == json!("active") || p["type"] == json!("inactive")));
-    assert_mirror(&db.pool, &control, &zoom[0]).await;
+    assert_mirror(app.pool(), &control, &zoom[0]).await;
 }

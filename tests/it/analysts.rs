@@ -2,10 +2,8 @@
 //! printed, against a database collected from the sandbox, compared with figures computed here from the
 //! sandbox's ground truth (never from the database); and the views' edge cases on fixture rows.
 
-mod common;
-
+use crate::common::*;
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
-use common::*;
 use rollcall_sandbox::{Control, ReportType, RocketChatWorkspaceSpec, SandboxConfig};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,7 +94,6 @@ fn zoom_truth(control: &Control, account_id: &str) -> ZoomTruth {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_readme_question_matches_the_sandbox_truth() {
-    let db = TestDb::create().await;
     let zoom = vec![zoom_account("acme", 80)];
     let sdk = vec![sdk_account("studio", 40)];
     let chat = RocketChatWorkspaceSpec::new("chat", "UTC");
@@ -142,14 +139,14 @@ async fn every_readme_question_matches_the_sandbox_truth() {
         control.set_user_type(acme, month, licensed[2], t);
     }
 
-    let extra = format!(
-        "{}{}",
-        sdk_sections(&sandbox, &sdk, 300),
-        rc_section(&sandbox, &chat, "")
-    );
-    let config = write_config_with(&db, &sandbox, &zoom, 300, &extra);
-    let collected = run(&config.path, &["collect"]).await;
-    assert_eq!(collected.code, 0, "collect: {}", collected.output());
+    let app = TestApp::new(sandbox)
+        .await
+        .zoom(&zoom, 300)
+        .videosdk(&sdk, 300)
+        .rocketchat(&[chat]);
+    let db = &app.db;
+    let collected = app.collect_all().await;
+    assert!(collected.all_complete(), "collect: {collected:?}");
 
     let truth = zoom_truth(&control, acme);
     let account = account_name(&zoom[0]);
@@ -421,7 +418,7 @@ async fn every_readme_question_matches_the_sandbox_truth() {
 
     // The same collection through `rollcall coverage`: every month Zoom serves is held, the months before
     // it were never held, and the chat month that began before the server's retention is partly held.
-    let out = run(&config.path, &["coverage", "--months", "9", "--json"]).await;
+    let out = app.cli(&["coverage", "--months", "9", "--json"]).await;
     assert_eq!(out.code, 0, "coverage: {}", out.output());
     let json: Value = serde_json::from_str(&out.stdout).expect("coverage JSON");
     let states = |account: &str| -> BTreeMap<NaiveDate, String> {
@@ -472,11 +469,8 @@ async fn every_readme_question_matches_the_sandbox_truth() {
 
 async fn migrated_db() -> TestDb {
     let db = TestDb::create().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("rollcall.toml");
-    std::fs::write(&path, format!("[database]\nurl = \"{}\"\n", db.url)).expect("write config");
-    let migrated = run(&path, &["migrate"]).await;
-    assert_eq!(migrated.code, 0, "migrate: {}", migrated.output());
+    let migrated = rollcall::store::migrate(&db.pool).await;
+    assert!(migrated.is_ok(), "migrate: {migrated:?}");
     db
 }
 

@@ -1,20 +1,19 @@
 //! `rollcall run`: cron ticks never overlap a running collection, /healthz answers, SIGTERM exits 0 and
 //! leaves nothing half-written.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ticks_during_a_collection_are_skipped_and_sigterm_exits_cleanly() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 400)];
     let sandbox = sandbox(specs.clone()).await;
     let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 100);
+    let app = TestApp::new(sandbox).await.zoom(&specs, 100);
+    let db = &app.db;
+    let config = app.write_config();
     // Slow pages make one collection outlast several one-second ticks.
     control.add_fault(FaultRule::on(
         Endpoint::ReportUsers,
@@ -80,7 +79,7 @@ async fn ticks_during_a_collection_are_skipped_and_sigterm_exits_cleanly() {
     assert_eq!(leased, 0, "leases are released on shutdown");
 
     control.clear_faults();
-    let rerun = run(&config.path, &["collect"]).await;
-    assert_eq!(rerun.code, 0, "{}", rerun.output());
+    let rerun = app.collect_all().await;
+    assert!(rerun.all_complete(), "{rerun:?}");
     assert_mirror(&db.pool, &control, &specs[0]).await;
 }

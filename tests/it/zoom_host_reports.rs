@@ -1,8 +1,7 @@
-//! Zoom host reports end to end: the real `rollcall` binary, the real sandbox over HTTP, a real PostgreSQL.
+//! Zoom host reports end to end: collection in-process, the real sandbox over HTTP, a real PostgreSQL; the
+//! real `rollcall` binary where a process is killed or the CLI's exit code is the point.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, ReportType};
 use std::time::Duration;
 
@@ -12,16 +11,16 @@ fn fault(kind: FaultKind) -> FaultRule {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn full_collection_mirrors_the_sandbox_and_a_second_run_changes_nothing() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 730), zoom_account("empty", 0)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 100);
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 100);
+    let (db, control) = (&app.db, app.control());
 
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 0, "first collect: {}", first.output());
+    let first = app.collect_all().await;
+    assert!(first.all_complete(), "first collect: {first:?}");
     for spec in &specs {
-        assert_mirror(&db.pool, &control, spec).await;
+        assert_mirror(app.pool(), &control, spec).await;
     }
     let walked_pages = control
         .requests()
@@ -60,10 +59,10 @@ async fn full_collection_mirrors_the_sandbox_and_a_second_run_changes_nothing() 
     assert!(!finals.is_empty(), "past months are final after their walk");
     control.clear_requests();
 
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "second collect: {}", second.output());
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "second collect: {second:?}");
     for spec in &specs {
-        assert_mirror(&db.pool, &control, spec).await;
+        assert_mirror(app.pool(), &control, spec).await;
     }
     let after: Vec<(String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
         "SELECT account, user_id, first_seen_at FROM rollcall.zoom_host_report_users ORDER BY 1, 2, 3",
@@ -84,7 +83,7 @@ async fn full_collection_mirrors_the_sandbox_and_a_second_run_changes_nothing() 
         );
     }
 
-    let status = run(&config.path, &["status", "--json"]).await;
+    let status = app.cli(&["status", "--json"]).await;
     assert_eq!(status.code, 0, "{}", status.output());
     let parsed: serde_json::Value =
         serde_json::from_str(&status.stdout).expect("status --json is JSON");
@@ -104,16 +103,13 @@ async fn sigkill_mid_window_with_an_expired_page_token_is_exact() {
 }
 
 async fn sigkill_then_rerun(expire_tokens: bool) {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 900)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 50);
-    control.add_fault(FaultRule {
-        page: Some(3),
-        times: Some(1),
-        ..fault(FaultKind::Hang)
-    });
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 50);
+    let (db, control) = (&app.db, app.control());
+    let config = app.write_config();
+    control.add_fault(fault(FaultKind::Hang).page(3).times(1));
 
     // One window at a time: this test follows one window's checkpoint and token (the chaos test in
     // resilience.rs kills concurrent walks).
@@ -148,9 +144,10 @@ async fn sigkill_then_rerun(expire_tokens: bool) {
     if expire_tokens {
         control.expire_page_tokens();
     }
-    let rerun = run(&config.path, &["collect"]).await;
-    assert_eq!(rerun.code, 0, "rerun: {}", rerun.output());
-    assert_mirror(&db.pool, &control, &specs[0]).await;
+    // The rerun is another process, as in production: the killed one's lease is taken over at once.
+    let rerun = app.collect_all().await;
+    assert!(rerun.all_complete(), "rerun: {rerun:?}");
+    assert_mirror(app.pool(), &control, &specs[0]).await;
     if expire_tokens {
         assert!(control
             .requests()
@@ -170,19 +167,15 @@ async fn a_truncated_body_on_a_middle_page_leaves_the_window_incomplete_until_th
 }
 
 async fn fault_on_middle_page(kind: FaultKind, error_mentions: &str) {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 500)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 100);
-    control.add_fault(FaultRule {
-        page: Some(2),
-        report_type: Some(ReportType::Inactive),
-        ..fault(kind)
-    });
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 100);
+    let (db, control) = (&app.db, app.control());
+    control.add_fault(fault(kind).page(2).report_type(ReportType::Inactive));
 
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 1, "{}", first.output());
+    let first = app.collect_all().await;
+    assert!(!first.all_complete(), "{first:?}");
     let states = window_states(&db.pool, "acme").await;
     let inactive: Vec<_> = states
         .iter()
@@ -206,24 +199,21 @@ async fn fault_on_middle_page(kind: FaultKind, error_mentions: &str) {
     );
 
     control.clear_faults();
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "{}", second.output());
-    assert_mirror(&db.pool, &control, &specs[0]).await;
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "{second:?}");
+    assert_mirror(app.pool(), &control, &specs[0]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clamped_from_leaves_the_window_failed() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 50)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 300);
-    control.add_fault(FaultRule {
-        report_type: Some(ReportType::Active),
-        ..fault(FaultKind::ClampFrom { days: 3 })
-    });
-    let outcome = run(&config.path, &["collect"]).await;
-    assert_eq!(outcome.code, 1, "{}", outcome.output());
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 300);
+    let (db, control) = (&app.db, app.control());
+    control.add_fault(fault(FaultKind::ClampFrom { days: 3 }).report_type(ReportType::Active));
+    let outcome = app.collect_all().await;
+    assert!(!outcome.all_complete(), "{outcome:?}");
     for (start, scope, state, error) in window_states(&db.pool, "acme").await {
         if !reachable_months().contains(&start) {
             continue;
@@ -246,13 +236,13 @@ async fn a_clamped_from_leaves_the_window_failed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_who_becomes_active_ends_only_under_active() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 120)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 50);
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 0, "{}", first.output());
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 50);
+    let (db, control) = (&app.db, app.control());
+    let first = app.collect_all().await;
+    assert!(first.all_complete(), "{first:?}");
 
     let month = *reachable_months().last().expect("current month");
     let inactive = control.report_truth("acme-account", month, ReportType::Inactive);
@@ -268,35 +258,37 @@ async fn a_user_who_becomes_active_ends_only_under_active() {
         .contains_key(&mover_id));
 
     control.set_user_type("acme-account", month, mover, ReportType::Active);
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "{}", second.output());
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "{second:?}");
     assert!(stored_users(&db.pool, "acme", month, "active")
         .await
         .contains_key(&mover_id));
     assert!(!stored_users(&db.pool, "acme", month, "inactive")
         .await
         .contains_key(&mover_id));
-    assert_mirror(&db.pool, &control, &specs[0]).await;
+    assert_mirror(app.pool(), &control, &specs[0]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_credential_fails_only_its_account() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 60), zoom_account("other", 60)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
     let mut wrong = specs.clone();
     wrong[1].client_secret = "not-the-secret".into();
-    let config = write_config(&db, &sandbox, &wrong, 300);
-    let outcome = run(&config.path, &["collect"]).await;
-    assert_eq!(outcome.code, 1, "{}", outcome.output());
-    assert!(
-        outcome.output().contains("zoom[1].client_id"),
-        "{}",
-        outcome.output()
-    );
-    assert!(!outcome.output().contains("not-the-secret"));
-    assert_mirror(&db.pool, &control, &specs[0]).await;
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&wrong, 300);
+    let (db, control) = (&app.db, app.control());
+    let outcome = app.collect_all().await;
+    assert!(!outcome.all_complete(), "{outcome:?}");
+    // What `collect` prints for a stopped stream.
+    let stopped: String = outcome
+        .outcomes
+        .iter()
+        .filter_map(|o| o.stopped.clone())
+        .collect();
+    assert!(stopped.contains("zoom[1].client_id"), "{outcome:?}");
+    assert!(!format!("{outcome:?}").contains("not-the-secret"));
+    assert_mirror(app.pool(), &control, &specs[0]).await;
     let other_rows: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM rollcall.zoom_host_report_users WHERE account = 'other'",
     )
@@ -305,42 +297,46 @@ async fn a_rejected_credential_fails_only_its_account() {
     .unwrap();
     assert_eq!(other_rows, 0);
 
-    let check = run(&config.path, &["check"]).await;
+    let check = app.cli(&["check"]).await;
     assert_eq!(check.code, 1, "{}", check.output());
     assert!(check.stdout.contains("ok    zoom[0]"), "{}", check.stdout);
     assert!(check.stdout.contains("FAIL  zoom[1]"), "{}", check.stdout);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn secrets_and_tokens_never_reach_the_output() {
-    let db = TestDb::create().await;
-    let specs = vec![zoom_account("acme", 40)];
-    let sandbox = sandbox(specs.clone()).await;
-    let config = write_config(&db, &sandbox, &specs, 300);
-    let mut cmd = rollcall(&config.path, &["collect"]);
-    cmd.env("RUST_LOG", "trace");
-    let outcome = finish(cmd.spawn().expect("spawn")).await;
-    assert_eq!(outcome.code, 0, "{}", outcome.output());
-    let output = outcome.output();
-    assert!(
-        !output.contains(&specs[0].client_secret),
-        "client secret leaked"
-    );
-    assert!(!output.contains("sbx."), "an access token leaked");
+// Logs captured for this test alone (see `with_logs`).
+#[test]
+fn secrets_and_tokens_never_reach_the_output() {
+    with_logs("trace", |logs| async move {
+        let specs = vec![zoom_account("acme", 40)];
+        let app = TestApp::new(sandbox(specs.clone()).await)
+            .await
+            .zoom(&specs, 300);
+        let outcome = app.collect_all().await;
+        assert!(outcome.all_complete(), "{outcome:?}");
+        let output = format!("{}\n{outcome:?}", logs.text());
+        assert!(output.contains("acme"), "the trace was captured");
+        assert!(
+            !output.contains(&specs[0].client_secret),
+            "client secret leaked"
+        );
+        assert!(!output.contains("sbx."), "an access token leaked");
+    });
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_configs_exit_2_name_the_key_and_write_nothing() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 10)];
-    let sandbox = sandbox(specs.clone()).await;
-    let config = write_config_with(
-        &db,
-        &sandbox,
-        &specs,
-        300,
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 300);
+    let db = &app.db;
+    let config = app.write_config();
+    // What the typed config cannot hold: an unknown plan and a misspelt key, as a user might write them.
+    let mut text = std::fs::read_to_string(&config.path).expect("read config");
+    text.push_str(
         "[[zoom]]\nname = \"second\"\naccount_id = \"a\"\nclient_id = \"b\"\nclient_secret = \"hunter2-secret\"\nplan = \"gold\"\nclinet_id = \"typo\"\n",
     );
+    std::fs::write(&config.path, text).expect("write config");
     for command in [&["collect"][..], &["migrate"], &["status"], &["check"]] {
         let outcome = run(&config.path, command).await;
         assert_eq!(outcome.code, 2, "{command:?}: {}", outcome.output());
@@ -372,22 +368,27 @@ async fn invalid_configs_exit_2_name_the_key_and_write_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_refuses_by_name_what_zoom_no_longer_serves() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 30)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 300);
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 300);
+    let (db, control) = (&app.db, app.control());
     let oldest = reachable_months()[0];
     let too_old = oldest
         .checked_sub_months(chrono::Months::new(3))
         .expect("date math");
 
-    let outcome = run(&config.path, &["backfill", "--from", &too_old.to_string()]).await;
-    assert_eq!(outcome.code, 0, "{}", outcome.output());
+    let backfill = Selection {
+        from: Some(too_old),
+        ..Selection::default()
+    };
+    // What `backfill` prints before it collects.
+    let refused = collector::refused_by_horizon(&app.config, &backfill, too_old).join("\n");
+    let outcome = app.collect(backfill).await;
+    assert!(outcome.all_complete(), "{outcome:?}");
     assert!(
-        outcome.stderr.contains(&format!("--from {too_old}")) && outcome.stderr.contains("acme"),
-        "the refusal names the date and the account: {}",
-        outcome.stderr
+        refused.contains(&format!("--from {too_old}")) && refused.contains("acme"),
+        "the refusal names the date and the account: {refused}"
     );
     let unreachable: Vec<(chrono::NaiveDate,)> = sqlx::query_as(
         "SELECT DISTINCT window_start FROM rollcall.collection_windows WHERE state = 'unreachable' ORDER BY 1",
@@ -409,33 +410,29 @@ async fn backfill_refuses_by_name_what_zoom_no_longer_serves() {
             .all(|r| r.status == 200),
         "no month beyond the horizon was requested"
     );
-    assert_mirror(&db.pool, &control, &specs[0]).await;
+    assert_mirror(app.pool(), &control, &specs[0]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_access_token_expired_mid_walk_is_minted_again_once() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 400)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 100);
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 100);
+    let control = app.control();
     // Page 2 of the first window is held back while the token is revoked, so page 3 meets a 401.
-    control.add_fault(FaultRule {
-        page: Some(2),
-        times: Some(1),
-        ..fault(FaultKind::Delay { ms: 300 })
+    control.add_fault(fault(FaultKind::Delay { ms: 300 }).page(2).times(1));
+    let (outcome, ()) = tokio::join!(app.collect_all(), async {
+        let held = control
+            .wait_for_request(
+                |r| r.endpoint == Endpoint::ReportUsers && r.page == Some(2),
+                Duration::from_secs(30),
+            )
+            .await;
+        assert!(held.is_some());
+        control.expire_access_tokens();
     });
-    let child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
-    let held = control
-        .wait_for_request(
-            |r| r.endpoint == Endpoint::ReportUsers && r.page == Some(2),
-            Duration::from_secs(30),
-        )
-        .await;
-    assert!(held.is_some());
-    control.expire_access_tokens();
-    let outcome = finish(child).await;
-    assert_eq!(outcome.code, 0, "{}", outcome.output());
+    assert!(outcome.all_complete(), "{outcome:?}");
     assert!(
         control.requests().iter().any(|r| r.status == 401),
         "the expired token was refused once"
@@ -445,5 +442,5 @@ async fn an_access_token_expired_mid_walk_is_minted_again_once() {
         2,
         "one re-mint, not one per request"
     );
-    assert_mirror(&db.pool, &control, &specs[0]).await;
+    assert_mirror(app.pool(), &control, &specs[0]).await;
 }

@@ -2,10 +2,8 @@
 //! window complete and exact against the sandbox, within the run-wide bound on windows in flight, and
 //! every account served early (no account waits for the others to finish).
 
-mod common;
-
+use crate::common::*;
 use chrono::{DateTime, NaiveDate, Utc};
-use common::*;
 use rollcall_sandbox::{Endpoint, ReportType, SandboxConfig, VideoSdkAccountSpec, ZoomAccountSpec};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -20,7 +18,6 @@ const MAX_WINDOWS_IN_FLIGHT: usize = 48;
 #[tokio::test(flavor = "multi_thread")]
 async fn hundreds_of_accounts_complete_exactly_and_fairly_in_one_collect() {
     let started = std::time::Instant::now();
-    let db = TestDb::create().await;
     let zoom: Vec<ZoomAccountSpec> = (0..ZOOM_ACCOUNTS)
         .map(|i| zoom_account(&format!("z{i:03}"), 8))
         .collect();
@@ -40,26 +37,17 @@ async fn hundreds_of_accounts_complete_exactly_and_fairly_in_one_collect() {
     .await
     .expect("sandbox");
     let control = sandbox.control();
-    let config = write_config_with(
-        &db,
-        &sandbox,
-        &zoom,
-        PAGE_SIZE,
-        &sdk_sections(&sandbox, &sdk, PAGE_SIZE),
-    );
-    // The common config has its own [collector] table; the bound goes into it.
-    let text = std::fs::read_to_string(&config.path)
-        .expect("read config")
-        .replace(
-            "[collector]\n",
-            &format!("[collector]\nmax_windows_in_flight = {MAX_WINDOWS_IN_FLIGHT}\n"),
-        );
-    std::fs::write(&config.path, text).expect("write config");
+    let mut app = TestApp::new(sandbox)
+        .await
+        .zoom(&zoom, PAGE_SIZE)
+        .videosdk(&sdk, PAGE_SIZE);
+    app.config.collector.max_windows_in_flight = MAX_WINDOWS_IN_FLIGHT as u32;
+    let db = &app.db;
 
     let collected = std::time::Instant::now();
-    let outcome = run(&config.path, &["collect"]).await;
+    let outcome = app.collect_all().await;
     let collect_secs = collected.elapsed().as_secs_f64();
-    assert_eq!(outcome.code, 0, "{}", tail(&outcome.output()));
+    assert!(outcome.all_complete(), "{}", incomplete(&outcome));
 
     // Every window of every account and stream is complete (or unreachable, never requested).
     let open: Vec<(String, String, String)> = sqlx::query_as(
@@ -85,8 +73,8 @@ async fn hundreds_of_accounts_complete_exactly_and_fairly_in_one_collect() {
     assert_eq!(per_stream.get("zoom_sdk_sessions"), Some(&(s * months)));
     assert_eq!(per_stream.get("zoom_sdk_daily_usage"), Some(&(s * months)));
 
-    assert_host_reports_mirror(&db, &control, &zoom).await;
-    let ended_sessions = assert_sdk_mirror_all(&db, &control, &sdk).await;
+    assert_host_reports_mirror(db, &control, &zoom).await;
+    let ended_sessions = assert_sdk_mirror_all(db, &control, &sdk).await;
     assert_eq!(
         per_stream.get("zoom_sdk_session_users"),
         Some(&(ended_sessions as i64)),
@@ -182,9 +170,15 @@ async fn hundreds_of_accounts_complete_exactly_and_fairly_in_one_collect() {
     assert!(most > 1, "windows were walked concurrently ({most})");
 }
 
-fn tail(output: &str) -> String {
-    let lines: Vec<&str> = output.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
+/// The outcomes that are not clean, rather than 750 that are.
+fn incomplete(report: &RunReport) -> String {
+    let bad: Vec<_> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.failed > 0 || o.stopped.is_some() || o.interrupted)
+        .take(20)
+        .collect();
+    format!("{} incomplete windows; {bad:?}", report.incomplete)
 }
 
 /// Every host report of every account, compared row by row (raw JSON) and by totals with the sandbox, in

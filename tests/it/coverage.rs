@@ -1,9 +1,7 @@
 //! `rollcall coverage` against a database in a known state: windows inserted with chosen states for fixed
 //! months, "today" pinned, the piped (plain) output compared line by line and `--json` checked.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 struct Setup {

@@ -1,18 +1,12 @@
 //! No reply the collector cannot prove may delete, finalize or wedge history: oversized bodies, a daily-limit
-//! `Retry-After` a year ahead, nonsense OAuth lifetimes and session ids that look like path syntax. The real
-//! binary, the real sandbox over HTTP, PostgreSQL, assertions on rows.
+//! `Retry-After` a year ahead, nonsense OAuth lifetimes and session ids that look like path syntax. Collection
+//! in-process, the real sandbox over HTTP, PostgreSQL, assertions on rows.
 
-mod common;
-
+use crate::common::*;
 use chrono::{DateTime, Utc};
-use common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, ReportType};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-
-fn rule(endpoint: Endpoint, kind: FaultKind) -> FaultRule {
-    FaultRule::on(endpoint, kind)
-}
 
 /// The latest end a daily-limit pause begun now may have: the next 00:00 UTC plus the 5-minute margin.
 fn latest_pause() -> DateTime<Utc> {
@@ -25,23 +19,22 @@ fn latest_pause() -> DateTime<Utc> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_page_fails_its_windows_by_name_and_writes_nothing_of_them() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 60)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 300);
+    let mut app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 300);
+    app.config.http.max_body_mib = 1;
+    let (db, control) = (&app.db, app.control());
     // Every active report page comes padded to 3 MiB; the inactive ones are served as they are.
-    control.add_fault(FaultRule {
-        report_type: Some(ReportType::Active),
-        ..rule(
+    control.add_fault(
+        FaultRule::on(
             Endpoint::ReportUsers,
             FaultKind::OversizedBody { bytes: 3 << 20 },
         )
-    });
-    let mut cmd = rollcall(&config.path, &["collect"]);
-    cmd.env("ROLLCALL__HTTP__MAX_BODY_MIB", "1");
-    let outcome = finish(cmd.spawn().expect("spawn")).await;
-    assert_eq!(outcome.code, 1, "{}", outcome.output());
+        .report_type(ReportType::Active),
+    );
+    let outcome = app.collect_all().await;
+    assert!(!outcome.all_complete(), "{outcome:?}");
 
     assert!(
         control
@@ -89,25 +82,24 @@ async fn an_oversized_page_fails_its_windows_by_name_and_writes_nothing_of_them(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_rocketchat_body_fails_its_window_by_name() {
-    let db = TestDb::create().await;
     let spec = rollcall_sandbox::RocketChatWorkspaceSpec::new("chat", "UTC");
-    let sandbox = rc_sandbox(vec![spec.clone()]).await;
-    let control = sandbox.control();
-    let config = write_config_with(&db, &sandbox, &[], 300, &rc_section(&sandbox, &spec, ""));
+    let mut app = TestApp::new(rc_sandbox(vec![spec.clone()]).await)
+        .await
+        .rocketchat(&[spec]);
+    app.config.http.max_body_mib = 1;
+    // One window at a time, so the three padded answers are one window's request and its retries.
+    app.config.collector.windows_in_flight = 1;
+    let (db, control) = (&app.db, app.control());
     // The first request and its two retries (the test config's max_retries) come padded to 2 MiB.
-    control.add_fault(FaultRule {
-        times: Some(3),
-        ..rule(
+    control.add_fault(
+        FaultRule::on(
             Endpoint::RcActiveUsers,
             FaultKind::OversizedBody { bytes: 2 << 20 },
         )
-    });
-    let mut cmd = rollcall(&config.path, &["collect"]);
-    cmd.env("ROLLCALL__HTTP__MAX_BODY_MIB", "1");
-    // One window at a time, so the three padded answers are one window's request and its retries.
-    cmd.env("ROLLCALL__COLLECTOR__WINDOWS_IN_FLIGHT", "1");
-    let outcome = finish(cmd.spawn().expect("spawn")).await;
-    assert_eq!(outcome.code, 1, "{}", outcome.output());
+        .times(3),
+    );
+    let outcome = app.collect_all().await;
+    assert!(!outcome.all_complete(), "{outcome:?}");
     let windows: Vec<(chrono::NaiveDate, chrono::NaiveDate, String, Option<String>)> =
         sqlx::query_as(
             "SELECT window_start, window_end, state, last_error FROM rollcall.collection_windows
@@ -143,21 +135,21 @@ async fn an_oversized_rocketchat_body_fails_its_window_by_name() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daily_limit_a_year_ahead_pauses_only_until_the_next_reset() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 20)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 300);
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 300);
+    let (db, control) = (&app.db, app.control());
     let a_year = Utc::now() + chrono::Duration::days(365);
-    control.add_fault(rule(
+    control.add_fault(FaultRule::on(
         Endpoint::ReportUsers,
         FaultKind::RateLimitDaily {
             retry_after: Some(a_year),
         },
     ));
     let before = Utc::now();
-    let outcome = run(&config.path, &["collect"]).await;
-    assert_eq!(outcome.code, 1, "{}", outcome.output());
+    let outcome = app.collect_all().await;
+    assert!(!outcome.all_complete(), "{outcome:?}");
     let until: DateTime<Utc> =
         sqlx::query_scalar("SELECT until FROM rollcall.account_pauses WHERE account = 'acme'")
             .fetch_one(&db.pool)
@@ -206,19 +198,23 @@ async fn a_later_shorter_pause_replaces_a_longer_one_and_none_outlives_the_reset
     assert!(now_stored < long || long <= shorter);
 }
 
-async fn collect_with_expires_in(expires_in: Value) -> (Run, u64, usize) {
-    let db = TestDb::create().await;
+/// The run's result (an error for a panicked task, where the binary would have printed "panicked"), the
+/// token mints and the pages requested.
+async fn collect_with_expires_in(
+    expires_in: Value,
+) -> (Result<RunReport, CollectError>, u64, usize) {
     let specs = vec![zoom_account("acme", 60)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 10);
-    control.add_fault(rule(
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 10);
+    let control = app.control();
+    control.add_fault(FaultRule::on(
         Endpoint::OauthToken,
         FaultKind::ExpiresIn { expires_in },
     ));
-    let outcome = run(&config.path, &["collect"]).await;
-    if outcome.code == 0 {
-        assert_mirror(&db.pool, &control, &specs[0]).await;
+    let outcome = app.try_collect(Selection::default()).await;
+    if outcome.as_ref().is_ok_and(RunReport::all_complete) {
+        assert_mirror(app.pool(), &control, &specs[0]).await;
     }
     let pages = control
         .requests()
@@ -232,7 +228,10 @@ async fn collect_with_expires_in(expires_in: Value) -> (Run, u64, usize) {
 async fn a_zero_or_one_second_token_lifetime_does_not_mint_before_every_request() {
     for expires_in in [json!(0), json!(1)] {
         let (outcome, mints, pages) = collect_with_expires_in(expires_in.clone()).await;
-        assert_eq!(outcome.code, 0, "{expires_in}: {}", outcome.output());
+        assert!(
+            outcome.as_ref().is_ok_and(RunReport::all_complete),
+            "{expires_in}: {outcome:?}"
+        );
         assert!(
             pages > 20,
             "{expires_in}: a multi-page collection ({pages})"
@@ -254,15 +253,20 @@ async fn a_huge_or_odd_token_lifetime_neither_panics_nor_stops_collection() {
         json!("forever"),
     ] {
         let (outcome, mints, _) = collect_with_expires_in(expires_in.clone()).await;
-        assert_eq!(outcome.code, 0, "{expires_in}: {}", outcome.output());
-        assert!(!outcome.output().contains("panicked"), "{expires_in}");
+        assert!(
+            !matches!(outcome, Err(CollectError::Task(_))),
+            "{expires_in}: panicked: {outcome:?}"
+        );
+        assert!(
+            outcome.as_ref().is_ok_and(RunReport::all_complete),
+            "{expires_in}: {outcome:?}"
+        );
         assert!((1..=2).contains(&mints), "{expires_in}: {mints} mints");
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn session_ids_are_addressed_as_themselves_or_fail_their_window_by_name() {
-    let db = TestDb::create().await;
     let specs = vec![sdk_account("studio", 3)];
     let sandbox = sdk_sandbox(specs.clone()).await;
     let control = sandbox.control();
@@ -271,13 +275,12 @@ async fn session_ids_are_addressed_as_themselves_or_fail_their_window_by_name() 
     for id in awkward.iter().chain([&nul]) {
         assert!(control.add_sdk_session(&specs[0].api_key, id));
     }
-    let config = write_config_with(&db, &sandbox, &[], 4, &sdk_sections(&sandbox, &specs, 4));
-    let outcome = run(&config.path, &["collect"]).await;
-    assert_eq!(
-        outcome.code,
-        1,
-        "the NUL session's window fails: {}",
-        outcome.output()
+    let app = TestApp::new(sandbox).await.videosdk(&specs, 4);
+    let db = &app.db;
+    let outcome = app.collect_all().await;
+    assert!(
+        !outcome.all_complete(),
+        "the NUL session's window fails: {outcome:?}"
     );
 
     for id in awkward {

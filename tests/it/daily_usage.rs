@@ -1,10 +1,8 @@
 //! Zoom's daily usage reports end to end (`zoom_daily_usage`, `zoom_sdk_daily_usage`) and the Video SDK
-//! reconciliation view: the real binary, the real sandbox, PostgreSQL.
+//! reconciliation view: collection in-process, the real sandbox, PostgreSQL; the daemon for /metrics.
 
-mod common;
-
+use crate::common::*;
 use chrono::{Datelike, NaiveDate, Utc};
-use common::*;
 use rollcall_sandbox::{
     Endpoint, FaultKind, FaultRule, Sandbox, SandboxConfig, VideoSdkAccountSpec, ZoomAccountSpec,
 };
@@ -26,13 +24,11 @@ async fn sandbox_with(zoom: Vec<ZoomAccountSpec>, sdk: Vec<VideoSdkAccountSpec>)
     .expect("start sandbox")
 }
 
-fn config(
-    db: &TestDb,
-    sandbox: &Sandbox,
-    zoom: &[ZoomAccountSpec],
-    sdk: &[VideoSdkAccountSpec],
-) -> RollcallConfig {
-    write_config_with(db, sandbox, zoom, 300, &sdk_sections(sandbox, sdk, 300))
+async fn app(sandbox: Sandbox, zoom: &[ZoomAccountSpec], sdk: &[VideoSdkAccountSpec]) -> TestApp {
+    TestApp::new(sandbox)
+        .await
+        .zoom(zoom, 300)
+        .videosdk(sdk, 300)
 }
 
 fn last_of_month(month: NaiveDate) -> NaiveDate {
@@ -170,15 +166,15 @@ async fn windows_of(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn both_daily_reports_are_mirrored_per_day_and_final_months_are_never_requested_again() {
-    let db = TestDb::create().await;
     let zoom = vec![zoom_account("acme", 60)];
     let sdk = vec![sdk_account("studio", 9)];
     let sandbox = sandbox_with(zoom.clone(), sdk.clone()).await;
-    let config = config(&db, &sandbox, &zoom, &sdk);
+    let app = app(sandbox, &zoom, &sdk).await;
+    let db = &app.db;
 
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 0, "first collect: {}", first.output());
-    let filled = assert_daily_mirror(&db.pool, &sandbox, &zoom[0], &sdk[0]).await;
+    let first = app.collect_all().await;
+    assert!(first.all_complete(), "first collect: {first:?}");
+    let filled = assert_daily_mirror(&db.pool, &app.sandbox, &zoom[0], &sdk[0]).await;
     // Nine sessions a month leave most days without one: the SDK report omits them, and a final month
     // stores them as zeros.
     assert!(
@@ -187,8 +183,11 @@ async fn both_daily_reports_are_mirrored_per_day_and_final_months_are_never_requ
     );
     let months = reachable_months();
     let asked: BTreeSet<_> = months.iter().copied().map(ym).collect();
-    assert_eq!(requested_months(&sandbox, Endpoint::ReportDaily), asked);
-    assert_eq!(requested_months(&sandbox, Endpoint::SdkReportDaily), asked);
+    assert_eq!(requested_months(&app.sandbox, Endpoint::ReportDaily), asked);
+    assert_eq!(
+        requested_months(&app.sandbox, Endpoint::SdkReportDaily),
+        asked
+    );
     for stream in ["zoom_daily_usage", "zoom_sdk_daily_usage"] {
         let windows = windows_of(&db.pool, stream).await;
         assert_eq!(
@@ -204,9 +203,9 @@ async fn both_daily_reports_are_mirrored_per_day_and_final_months_are_never_requ
         }
     }
 
-    sandbox.control().clear_requests();
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "second collect: {}", second.output());
+    app.control().clear_requests();
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "second collect: {second:?}");
     let not_final: BTreeSet<_> = months
         .iter()
         .copied()
@@ -215,15 +214,15 @@ async fn both_daily_reports_are_mirrored_per_day_and_final_months_are_never_requ
         .collect();
     assert!(!not_final.is_empty(), "the current month is never final");
     assert_eq!(
-        requested_months(&sandbox, Endpoint::ReportDaily),
+        requested_months(&app.sandbox, Endpoint::ReportDaily),
         not_final,
         "only months that are not final are requested again"
     );
     assert_eq!(
-        requested_months(&sandbox, Endpoint::SdkReportDaily),
+        requested_months(&app.sandbox, Endpoint::SdkReportDaily),
         not_final
     );
-    assert_daily_mirror(&db.pool, &sandbox, &zoom[0], &sdk[0]).await;
+    assert_daily_mirror(&db.pool, &app.sandbox, &zoom[0], &sdk[0]).await;
 }
 
 async fn table_snapshot(
@@ -240,12 +239,12 @@ async fn table_snapshot(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reply_without_its_dates_fails_the_window_and_deletes_nothing() {
-    let db = TestDb::create().await;
     let zoom = vec![zoom_account("acme", 40)];
     let sdk = vec![sdk_account("studio", 30)];
     let sandbox = sandbox_with(zoom.clone(), sdk.clone()).await;
     let control = sandbox.control();
-    let config = config(&db, &sandbox, &zoom, &sdk);
+    let app = app(sandbox, &zoom, &sdk).await;
+    let db = &app.db;
 
     let streams = [
         ("zoom_daily_usage", Endpoint::ReportDaily, "acme-account"),
@@ -256,8 +255,8 @@ async fn a_reply_without_its_dates_fails_the_window_and_deletes_nothing() {
         ),
     ];
     for (stream, _, _) in streams {
-        let ok = run(&config.path, &["collect", "--stream", stream]).await;
-        assert_eq!(ok.code, 0, "{stream}: {}", ok.output());
+        let ok = app.collect(only_stream(stream)).await;
+        assert!(ok.all_complete(), "{stream}: {ok:?}");
     }
     let before = (
         table_snapshot(&db.pool, "zoom_daily_usage").await,
@@ -266,35 +265,31 @@ async fn a_reply_without_its_dates_fails_the_window_and_deletes_nothing() {
     assert!(!before.0.is_empty() && !before.1.is_empty());
 
     // A missing list and a null one: neither is an empty month.
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::ReportDaily),
-        account_id: Some("acme-account".into()),
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind: FaultKind::Patch {
-            set: vec![],
-            remove: vec!["/dates".into()],
-        },
-    });
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::SdkReportDaily),
-        account_id: Some("studio-key".into()),
-        report_type: None,
-        page: None,
-        times: None,
-        probability: None,
-        kind: FaultKind::Patch {
-            set: vec![("/dates".into(), Value::Null)],
-            remove: vec![],
-        },
-    });
+    control.add_fault(
+        FaultRule::on(
+            Endpoint::ReportDaily,
+            FaultKind::Patch {
+                set: vec![],
+                remove: vec!["/dates".into()],
+            },
+        )
+        .account("acme-account"),
+    );
+    control.add_fault(
+        FaultRule::on(
+            Endpoint::SdkReportDaily,
+            FaultKind::Patch {
+                set: vec![("/dates".into(), Value::Null)],
+                remove: vec![],
+            },
+        )
+        .account("studio-key"),
+    );
     let current = *reachable_months().last().expect("a current month");
     for (stream, endpoint, _) in streams {
         control.clear_requests();
-        let failed = run(&config.path, &["collect", "--stream", stream]).await;
-        assert_eq!(failed.code, 1, "{stream}: {}", failed.output());
+        let failed = app.collect(only_stream(stream)).await;
+        assert!(!failed.all_complete(), "{stream}: {failed:?}");
         let windows = windows_of(&db.pool, stream).await;
         let (_, state, _, error) = windows
             .iter()
@@ -321,12 +316,12 @@ async fn a_reply_without_its_dates_fails_the_window_and_deletes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reply_for_another_month_fails_the_window_and_writes_nothing() {
-    let db = TestDb::create().await;
     let zoom = vec![zoom_account("acme", 40)];
     let sdk = vec![sdk_account("studio", 12)];
     let sandbox = sandbox_with(zoom.clone(), sdk.clone()).await;
     let control = sandbox.control();
-    let config = config(&db, &sandbox, &zoom, &sdk);
+    let app = app(sandbox, &zoom, &sdk).await;
+    let db = &app.db;
 
     // Every reply claims a month that was not asked for: 13 is no month, and January of year 1 is none
     // of the six.
@@ -344,8 +339,8 @@ async fn a_reply_for_another_month_fails_the_window_and_writes_nothing() {
             remove: vec![],
         },
     ));
-    let out = run(&config.path, &["collect"]).await;
-    assert_eq!(out.code, 1, "{}", out.output());
+    let out = app.collect_all().await;
+    assert!(!out.all_complete(), "{out:?}");
     for stream in ["zoom_daily_usage", "zoom_sdk_daily_usage"] {
         for (start, state, _, error) in windows_of(&db.pool, stream).await {
             if reachable_months().contains(&start) {
@@ -380,14 +375,14 @@ async fn a_reply_for_another_month_fails_the_window_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reconciliation_shows_the_day_the_daily_report_and_the_session_list_disagree() {
-    let db = TestDb::create().await;
     let sdk = vec![sdk_account("studio", 40)];
     let sandbox = sandbox_with(vec![], sdk.clone()).await;
     let control = sandbox.control();
-    let config = config(&db, &sandbox, &[], &sdk);
+    let app = app(sandbox, &[], &sdk).await;
+    let db = &app.db;
 
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 0, "{}", first.output());
+    let first = app.collect_all().await;
+    assert!(first.all_complete(), "{first:?}");
     let (days, disagreeing): (i64, i64) = sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE difference <> 0) FROM rollcall.zoom_sdk_reconciliation
           WHERE account = 'studio'",
@@ -397,7 +392,7 @@ async fn reconciliation_shows_the_day_the_daily_report_and_the_session_list_disa
     .unwrap();
     assert!(days > 20, "{days} days reconciled");
     assert_eq!(disagreeing, 0, "the sandbox's two reports agree by default");
-    let status = run(&config.path, &["status"]).await;
+    let status = app.cli(&["status"]).await;
     assert!(
         status
             .stdout
@@ -418,12 +413,8 @@ async fn reconciliation_shows_the_day_the_daily_report_and_the_session_list_disa
     .unwrap();
     let reported = listed as u64 + 2;
     assert!(control.set_sdk_daily_sessions(&sdk[0].api_key, today, Some(reported)));
-    let again = run(
-        &config.path,
-        &["collect", "--stream", "zoom_sdk_daily_usage"],
-    )
-    .await;
-    assert_eq!(again.code, 0, "{}", again.output());
+    let again = app.collect(only_stream("zoom_sdk_daily_usage")).await;
+    assert!(again.all_complete(), "{again:?}");
     let rows: Vec<(NaiveDate, Option<i64>, i64, Option<i64>)> = sqlx::query_as(
         "SELECT day, sessions_reported, sessions_listed, difference FROM rollcall.zoom_sdk_reconciliation
           WHERE account = 'studio' AND difference <> 0",
@@ -432,7 +423,7 @@ async fn reconciliation_shows_the_day_the_daily_report_and_the_session_list_disa
     .await
     .unwrap();
     assert_eq!(rows, vec![(today, Some(reported as i64), listed, Some(2))]);
-    let status = run(&config.path, &["status"]).await;
+    let status = app.cli(&["status"]).await;
     assert!(
         status.stdout.contains(
             "studio: 1 day where the daily report and the stored session list disagree (rollcall.zoom_sdk_reconciliation)"
@@ -443,6 +434,7 @@ async fn reconciliation_shows_the_day_the_daily_report_and_the_session_list_disa
 
     // The daemon's /metrics reads the same view at scrape time; it collects nothing here.
     let port = free_port();
+    let config = app.write_config();
     let mut cmd = rollcall(&config.path, &["run"]);
     cmd.env("ROLLCALL__SCHEDULE__CRON", "0 0 0 1 1 *")
         .env("ROLLCALL__SCHEDULE__RUN_ON_START", "false")
@@ -476,31 +468,26 @@ async fn reconciliation_shows_the_day_the_daily_report_and_the_session_list_disa
 
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_plans_a_daily_stream_and_refuses_by_name_what_zoom_no_longer_serves() {
-    let db = TestDb::create().await;
     let zoom = vec![zoom_account("acme", 30)];
     let sdk = vec![sdk_account("studio", 9)];
     let sandbox = sandbox_with(zoom.clone(), sdk.clone()).await;
-    let config = config(&db, &sandbox, &zoom, &sdk);
+    let app = app(sandbox, &zoom, &sdk).await;
+    let db = &app.db;
     let too_old = reachable_months()[0]
         .checked_sub_months(chrono::Months::new(3))
         .expect("date math");
 
-    let out = run(
-        &config.path,
-        &[
-            "backfill",
-            "--from",
-            &too_old.to_string(),
-            "--stream",
-            "zoom_sdk_daily_usage",
-        ],
-    )
-    .await;
-    assert_eq!(out.code, 0, "{}", out.output());
+    let backfill = Selection {
+        from: Some(too_old),
+        ..only_stream("zoom_sdk_daily_usage")
+    };
+    // What `backfill` prints before it collects.
+    let refused = collector::refused_by_horizon(&app.config, &backfill, too_old).join("\n");
+    let out = app.collect(backfill).await;
+    assert!(out.all_complete(), "{out:?}");
     assert!(
-        out.stderr.contains(&format!("--from {too_old}")) && out.stderr.contains("studio"),
-        "the refusal names the date and the account: {}",
-        out.stderr
+        refused.contains(&format!("--from {too_old}")) && refused.contains("studio"),
+        "the refusal names the date and the account: {refused}"
     );
     let streams: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT stream, state, count(*) FROM rollcall.collection_windows GROUP BY 1, 2 ORDER BY 1, 2",
@@ -524,15 +511,15 @@ async fn backfill_plans_a_daily_stream_and_refuses_by_name_what_zoom_no_longer_s
             ),
         ]
     );
-    let requests = sandbox.control().requests();
+    let requests = app.control().requests();
     assert!(requests
         .iter()
         .all(|r| r.endpoint == Endpoint::SdkReportDaily && r.status == 200));
     assert_eq!(
-        requested_months(&sandbox, Endpoint::SdkReportDaily),
+        requested_months(&app.sandbox, Endpoint::SdkReportDaily),
         reachable_months().into_iter().map(ym).collect()
     );
-    assert_daily_mirror_sdk_only(&db.pool, &sandbox, &sdk[0]).await;
+    assert_daily_mirror_sdk_only(&db.pool, &app.sandbox, &sdk[0]).await;
 }
 
 async fn assert_daily_mirror_sdk_only(

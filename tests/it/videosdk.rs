@@ -1,8 +1,7 @@
-//! Zoom Video SDK sessions and session users end to end: the real binary, the real sandbox, PostgreSQL.
+//! Zoom Video SDK sessions and session users end to end: collection in-process, the real sandbox,
+//! PostgreSQL; the real binary where it is killed and for `status` and `check`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
 use std::time::Duration;
 
@@ -16,31 +15,24 @@ async fn sdk_months(pool: &sqlx::PgPool, account: &str) -> Vec<(chrono::NaiveDat
     .expect("query zoom_sdk_months")
 }
 
-fn config(
-    db: &TestDb,
-    sandbox: &rollcall_sandbox::Sandbox,
+async fn app(
+    sandbox: rollcall_sandbox::Sandbox,
     sdk: &[rollcall_sandbox::VideoSdkAccountSpec],
     page_size: u32,
-) -> RollcallConfig {
-    write_config_with(
-        db,
-        sandbox,
-        &[],
-        page_size,
-        &sdk_sections(sandbox, sdk, page_size),
-    )
+) -> TestApp {
+    TestApp::new(sandbox).await.videosdk(sdk, page_size)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_and_their_users_are_mirrored_exactly_and_a_rerun_adds_nothing() {
-    let db = TestDb::create().await;
     let specs = vec![sdk_account("studio", 11)];
     let sandbox = sdk_sandbox(specs.clone()).await;
     let control = sandbox.control();
-    let config = config(&db, &sandbox, &specs, 4);
+    let app = app(sandbox, &specs, 4).await;
+    let db = &app.db;
 
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 0, "first collect: {}", first.output());
+    let first = app.collect_all().await;
+    assert!(first.all_complete(), "first collect: {first:?}");
     let (sessions, users) = assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
     assert!(
         reachable_months().len() >= 2 && sessions > 20 && users > sessions,
@@ -128,8 +120,8 @@ async fn sessions_and_their_users_are_mirrored_exactly_and_a_rerun_adds_nothing(
     };
     let before = count().await;
     control.clear_requests();
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "second collect: {}", second.output());
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "second collect: {second:?}");
     assert_eq!(count().await, before, "a replayed walk adds no rows");
     assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
     let finals: Vec<(chrono::NaiveDate,)> = sqlx::query_as(
@@ -151,7 +143,7 @@ async fn sessions_and_their_users_are_mirrored_exactly_and_a_rerun_adds_nothing(
         );
     }
 
-    let status = run(&config.path, &["status"]).await;
+    let status = app.cli(&["status"]).await;
     assert!(
         status.stdout.contains("zoom_sdk_session_users"),
         "{}",
@@ -161,21 +153,14 @@ async fn sessions_and_their_users_are_mirrored_exactly_and_a_rerun_adds_nothing(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_between_a_session_list_and_its_users_then_rerun_is_exact() {
-    let db = TestDb::create().await;
     let specs = vec![sdk_account("studio", 9)];
     let sandbox = sdk_sandbox(specs.clone()).await;
     let control = sandbox.control();
-    let config = config(&db, &sandbox, &specs, 300);
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::SdkSessionUsers),
-        account_id: None,
-        report_type: None,
-        page: None,
-        times: Some(1),
-        probability: None,
-        kind: FaultKind::Hang,
-    });
+    let app = app(sandbox, &specs, 300).await;
+    let db = &app.db;
+    control.add_fault(FaultRule::on(Endpoint::SdkSessionUsers, FaultKind::Hang).times(1));
 
+    let config = app.write_config();
     let mut child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
     let hung = control
         .wait_for_request(
@@ -234,8 +219,8 @@ async fn sigkill_between_a_session_list_and_its_users_then_rerun_is_exact() {
     );
 
     control.clear_faults();
-    let rerun = run(&config.path, &["collect"]).await;
-    assert_eq!(rerun.code, 0, "rerun: {}", rerun.output());
+    let rerun = app.collect_all().await;
+    assert!(rerun.all_complete(), "rerun: {rerun:?}");
     assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
     let incomplete: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM rollcall.zoom_sdk_months WHERE account = 'studio' AND list_state = 'complete' AND NOT complete",
@@ -248,11 +233,11 @@ async fn sigkill_between_a_session_list_and_its_users_then_rerun_is_exact() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_without_end_time_gets_its_users_once_it_has_ended() {
-    let db = TestDb::create().await;
     let specs = vec![sdk_account("studio", 6)];
     let sandbox = sdk_sandbox(specs.clone()).await;
     let control = sandbox.control();
-    let config = config(&db, &sandbox, &specs, 300);
+    let app = app(sandbox, &specs, 300).await;
+    let db = &app.db;
     let month = *reachable_months().last().expect("current month");
     let open = control.sdk_sessions("studio-key", month)[0]["id"]
         .as_str()
@@ -260,8 +245,8 @@ async fn a_session_without_end_time_gets_its_users_once_it_has_ended() {
         .to_string();
     assert!(control.set_sdk_session_open("studio-key", &open, true));
 
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 0, "{}", first.output());
+    let first = app.collect_all().await;
+    assert!(first.all_complete(), "{first:?}");
     let windows: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM rollcall.collection_windows WHERE stream = 'zoom_sdk_session_users' AND scope = $1",
     )
@@ -273,8 +258,8 @@ async fn a_session_without_end_time_gets_its_users_once_it_has_ended() {
     assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
 
     assert!(control.set_sdk_session_open("studio-key", &open, false));
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 0, "{}", second.output());
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "{second:?}");
     assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
     let users: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE session_id = $1",
@@ -288,22 +273,24 @@ async fn a_session_without_end_time_gets_its_users_once_it_has_ended() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_api_secret_fails_only_that_account_and_names_it() {
-    let db = TestDb::create().await;
     let specs = vec![sdk_account("studio", 4), sdk_account("other", 4)];
     let sandbox = sdk_sandbox(specs.clone()).await;
     let control = sandbox.control();
     let mut wrong = specs.clone();
     wrong[1].api_secret = "not-the-api-secret".into();
-    let config = config(&db, &sandbox, &wrong, 300);
+    let app = app(sandbox, &wrong, 300).await;
+    let db = &app.db;
 
-    let outcome = run(&config.path, &["collect"]).await;
-    assert_eq!(outcome.code, 1, "{}", outcome.output());
-    assert!(
-        outcome.output().contains("videosdk[1].api_secret"),
-        "{}",
-        outcome.output()
-    );
-    assert!(!outcome.output().contains("not-the-api-secret"));
+    let outcome = app.collect_all().await;
+    assert!(!outcome.all_complete(), "{outcome:?}");
+    // What `collect` prints for a stopped stream.
+    let stopped: String = outcome
+        .outcomes
+        .iter()
+        .filter_map(|o| o.stopped.clone())
+        .collect();
+    assert!(stopped.contains("videosdk[1].api_secret"), "{outcome:?}");
+    assert!(!format!("{outcome:?}").contains("not-the-api-secret"));
     assert_sdk_mirror(&db.pool, &control, &specs[0]).await;
     let other: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM rollcall.zoom_sdk_sessions WHERE account = 'other'",
@@ -326,7 +313,7 @@ async fn a_bad_api_secret_fails_only_that_account_and_names_it() {
         "one re-signed retry, then the account stops"
     );
 
-    let check = run(&config.path, &["check"]).await;
+    let check = app.cli(&["check"]).await;
     assert_eq!(check.code, 1, "{}", check.output());
     assert!(
         check.stdout.contains("ok    videosdk[0]"),

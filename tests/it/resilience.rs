@@ -1,14 +1,12 @@
 //! Faults the collector meets in months of unattended running: 429 storms, daily limits, a PostgreSQL
-//! restart, and kill -9 at many moments. Each ends in an exact mirror of the sandbox.
+//! restart, and kill -9 at many moments. Each ends in an exact mirror of the sandbox. Collection runs
+//! in-process except where the process is killed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn rule(kind: FaultKind) -> FaultRule {
     FaultRule::on(Endpoint::ReportUsers, kind)
@@ -16,20 +14,16 @@ fn rule(kind: FaultKind) -> FaultRule {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_storm_on_30_percent_of_requests_still_ends_exact() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 600)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 100);
-    control.add_fault(FaultRule {
-        probability: Some(0.3),
-        ..rule(FaultKind::RateLimitQps { headers: true })
-    });
-    let mut cmd = rollcall(&config.path, &["collect"]);
+    let mut app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 100);
     // Nine attempts per request: the chance that a 30% storm beats all of them is 2 in 100,000.
-    cmd.env("ROLLCALL__COLLECTOR__MAX_RETRIES", "8");
-    let outcome = finish(cmd.spawn().expect("spawn")).await;
-    assert_eq!(outcome.code, 0, "{}", outcome.output());
+    app.config.collector.max_retries = 8;
+    let (db, control) = (&app.db, app.control());
+    control.add_fault(rule(FaultKind::RateLimitQps { headers: true }).probability(0.3));
+    let outcome = app.collect_all().await;
+    assert!(outcome.all_complete(), "{outcome:?}");
     let throttled = control
         .requests()
         .iter()
@@ -41,21 +35,22 @@ async fn a_429_storm_on_30_percent_of_requests_still_ends_exact() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_daily_limit_pauses_only_its_account_and_the_pause_survives_a_restart() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 80), zoom_account("globex", 80)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 300);
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 300);
+    let (db, control) = (&app.db, app.control());
     let until = chrono::Utc::now() + chrono::Duration::hours(3);
-    control.add_fault(FaultRule {
-        account_id: Some("acme-account".into()),
-        ..rule(FaultKind::RateLimitDaily {
+    control.add_fault(
+        rule(FaultKind::RateLimitDaily {
             retry_after: Some(until),
         })
-    });
+        .account("acme-account"),
+    );
 
-    let first = run(&config.path, &["collect"]).await;
-    assert_eq!(first.code, 1, "{}", first.output());
+    // The restart is a second run: the pause is read from the database, not kept in memory.
+    let first = app.collect_all().await;
+    assert!(!first.all_complete(), "{first:?}");
     assert_mirror(&db.pool, &control, &specs[1]).await;
     let stored: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT until FROM rollcall.account_pauses WHERE account = 'acme'")
@@ -74,8 +69,8 @@ async fn a_daily_limit_pauses_only_its_account_and_the_pause_survives_a_restart(
 
     control.clear_faults();
     control.clear_requests();
-    let second = run(&config.path, &["collect"]).await;
-    assert_eq!(second.code, 1, "still paused: {}", second.output());
+    let second = app.collect_all().await;
+    assert!(!second.all_complete(), "still paused: {second:?}");
     assert!(
         control
             .requests()
@@ -83,7 +78,7 @@ async fn a_daily_limit_pauses_only_its_account_and_the_pause_survives_a_restart(
             .all(|r| r.account_id.as_deref() != Some("acme-account")),
         "a paused account sends nothing, token requests included"
     );
-    let status = run(&config.path, &["status"]).await;
+    let status = app.cli(&["status"]).await;
     assert!(status.stdout.contains("PAUSED until"), "{}", status.stdout);
 }
 
@@ -190,87 +185,82 @@ fn postgres_binaries_present() -> bool {
     Path::new("/usr/lib/postgresql").exists()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_postgres_restart_mid_run_loses_and_duplicates_nothing() {
-    if !postgres_binaries_present() {
-        eprintln!("skipped: no PostgreSQL server binaries under /usr/lib/postgresql");
-        return;
-    }
-    let pg = OwnPostgres::start().expect("start a PostgreSQL of the test's own");
-    let db = TestDb::create_on(&pg.admin_url()).await;
-    let specs = vec![zoom_account("acme", 900)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 50);
-    control.add_fault(rule(FaultKind::Delay { ms: 20 }));
-
-    let mut child = rollcall(&config.path, &["collect"]).spawn().expect("spawn");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let reached = control
-        .wait_for_request(
-            |r| r.endpoint == Endpoint::ReportUsers && r.seq >= 15,
-            Duration::from_secs(60),
+// Logs captured for this test alone (see `with_logs`).
+#[test]
+fn a_postgres_restart_mid_run_loses_and_duplicates_nothing() {
+    with_logs("info", |logs| async move {
+        if !postgres_binaries_present() {
+            eprintln!("skipped: no PostgreSQL server binaries under /usr/lib/postgresql");
+            return;
+        }
+        let pg = OwnPostgres::start().expect("start a PostgreSQL of the test's own");
+        let specs = vec![zoom_account("acme", 900)];
+        let mut app = TestApp::on(
+            TestDb::create_on(&pg.admin_url()).await,
+            sandbox(specs.clone()).await,
         )
-        .await;
-    assert!(reached.is_some(), "the run is under way");
-    // Stopping kills every connection of the collector's pool; the page in flight cannot commit. The
-    // server stays down until the collector says it noticed and is waiting.
-    assert!(pg.ctl("stop"), "stop PostgreSQL mid-run");
-    let mut log = Vec::new();
-    let noticed = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = stderr.next_line().await {
-            let waiting = line.contains("waiting for PostgreSQL");
-            log.push(line);
-            if waiting {
-                return true;
+        .zoom(&specs, 50);
+        // A run that ends on the database error leaves its leases; the rerun shares this process, so it
+        // cannot take them over as a dead process's and waits them out: keep that wait short.
+        app.config.collector.lease_secs = 3;
+        let (db, control) = (&app.db, app.control());
+        control.add_fault(rule(FaultKind::Delay { ms: 20 }));
+
+        let (outcome, ()) = tokio::join!(
+            tokio::time::timeout(
+                Duration::from_secs(180),
+                app.try_collect(Selection::default())
+            ),
+            async {
+                let reached = control
+                    .wait_for_request(
+                        |r| r.endpoint == Endpoint::ReportUsers && r.seq >= 15,
+                        Duration::from_secs(60),
+                    )
+                    .await;
+                assert!(reached.is_some(), "the run is under way");
+                // Stopping kills every connection of the collector's pool; the page in flight cannot
+                // commit. The server stays down until the collector says it noticed and is waiting.
+                assert!(pg.ctl("stop"), "stop PostgreSQL mid-run");
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                let noticed = loop {
+                    if logs.text().contains("waiting for PostgreSQL") {
+                        break true;
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        break false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                };
+                assert!(pg.ctl("start"), "start PostgreSQL again");
+                assert!(
+                    noticed,
+                    "the collector noticed the database went away:\n{}",
+                    logs.text()
+                );
             }
+        );
+        // `collect` exits 0 (all complete) or 1 (incomplete, or the database error it stopped on).
+        let outcome = outcome.expect("collect finishes");
+        if !outcome.as_ref().is_ok_and(RunReport::all_complete) {
+            let rerun = app.collect_all().await;
+            assert!(rerun.all_complete(), "{rerun:?}");
         }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    assert!(pg.ctl("start"), "start PostgreSQL again");
-    assert!(
-        noticed,
-        "the collector noticed the database went away:\n{}",
-        log.join("\n")
-    );
-    let rest = tokio::spawn(async move {
-        while let Ok(Some(line)) = stderr.next_line().await {
-            log.push(line);
-        }
-        log
-    });
-    let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
+        control.clear_faults();
+        let pool = db.pool.clone();
+        assert_mirror(&pool, &control, &specs[0]).await;
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM rollcall.collection_windows WHERE state NOT IN ('complete', 'unreachable')",
+        )
+        .fetch_one(&pool)
         .await
-        .expect("collect finishes")
-        .expect("wait");
-    let log = rest.await.unwrap_or_default();
-    let code = status.code().unwrap_or(-1);
-    assert!(
-        code == 0 || code == 1,
-        "finishes or exits 1:\n{}",
-        log.join("\n")
-    );
-    if code == 1 {
-        let rerun = run(&config.path, &["collect"]).await;
-        assert_eq!(rerun.code, 0, "{}", rerun.output());
-    }
-    control.clear_faults();
-    let pool = db.pool.clone();
-    assert_mirror(&pool, &control, &specs[0]).await;
-    let running: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM rollcall.collection_windows WHERE state NOT IN ('complete', 'unreachable')",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(running, 0);
+        .unwrap();
+        assert_eq!(running, 0);
+    });
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_at_twenty_moments_across_all_streams_then_finish_is_exact() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 700), zoom_account("globex", 300)];
     let sdk = vec![sdk_account("studio", 40)];
     let chat = vec![
@@ -288,11 +278,16 @@ async fn sigkill_at_twenty_moments_across_all_streams_then_finish_is_exact() {
     .await
     .expect("start sandbox");
     let control = sandbox.control();
-    let mut extra = sdk_sections(&sandbox, &sdk, 20);
-    for workspace in &chat {
-        extra.push_str(&rc_section(&sandbox, workspace, "window_days = 3\n"));
+    let mut app = TestApp::new(sandbox)
+        .await
+        .zoom(&specs, 60)
+        .videosdk(&sdk, 20)
+        .rocketchat(&chat);
+    for workspace in &mut app.config.rocketchat {
+        workspace.window_days = 3;
     }
-    let config = write_config_with(&db, &sandbox, &specs, 60, &extra);
+    let db = &app.db;
+    let config = app.write_config();
     // Kill points spread over the run: after the n-th API request, n drawn from a fixed seed.
     let mut seed: u64 = 0x5eed_cafe;
     for round in 0..20 {
@@ -321,8 +316,8 @@ async fn sigkill_at_twenty_moments_across_all_streams_then_finish_is_exact() {
         .unwrap();
         assert_eq!(duplicates, 0, "round {round}");
     }
-    let last = run(&config.path, &["collect"]).await;
-    assert_eq!(last.code, 0, "{}", last.output());
+    let last = app.collect_all().await;
+    assert!(last.all_complete(), "{last:?}");
     for spec in &specs {
         assert_mirror(&db.pool, &control, spec).await;
     }
@@ -341,14 +336,14 @@ async fn sigkill_at_twenty_moments_across_all_streams_then_finish_is_exact() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_rows_are_stored_whole_with_nul_replaced_and_no_window_wedged() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 60)];
-    let sandbox = sandbox(specs.clone()).await;
-    let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 300);
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 300);
+    let (db, control) = (&app.db, app.control());
     control.add_fault(rule(FaultKind::HostileData));
-    let outcome = run(&config.path, &["collect"]).await;
-    assert_eq!(outcome.code, 0, "{}", outcome.output());
+    let outcome = app.collect_all().await;
+    assert!(outcome.all_complete(), "{outcome:?}");
 
     let month = *reachable_months().last().expect("current month");
     let truth = control.report_truth("acme-account", month, rollcall_sandbox::ReportType::Active);

@@ -1,19 +1,18 @@
 //! Several `rollcall run` processes against one PostgreSQL share the work and never walk a window twice.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_replicas_walk_every_window_exactly_once_between_them() {
-    let db = TestDb::create().await;
     let specs = vec![zoom_account("acme", 600), zoom_account("globex", 600)];
     let sandbox = sandbox(specs.clone()).await;
     let control = sandbox.control();
-    let config = write_config(&db, &sandbox, &specs, 100);
+    let app = TestApp::new(sandbox).await.zoom(&specs, 100);
+    let db = &app.db;
+    let config = app.write_config();
     // Slow pages keep both replicas busy at once, so they really compete for windows.
     control.add_fault(FaultRule::on(
         Endpoint::ReportUsers,
@@ -246,7 +245,6 @@ async fn held_by(pool: &sqlx::PgPool, owner_like: &str) -> Vec<Held> {
 }
 
 async fn survive_a_kill(takeover: Takeover, lease_secs: u64) {
-    let db = TestDb::create().await;
     let specs = vec![
         zoom_account("acme", 600),
         zoom_account("globex", 600),
@@ -255,18 +253,18 @@ async fn survive_a_kill(takeover: Takeover, lease_secs: u64) {
     let sandbox = sandbox(specs.clone()).await;
     let control = sandbox.control();
     // 50 users a page: an active report is 5 pages, an inactive one 8.
-    let config = write_config(&db, &sandbox, &specs, 50);
+    let app = TestApp::new(sandbox).await.zoom(&specs, 50);
+    let db = &app.db;
+    let config = app.write_config();
     // The first matching rule fires, so the hang comes before the delay. Whoever reaches page 3 of an acme inactive report first hangs there: that replica is the victim,
     // provably mid-window (pages 1 and 2 committed, a fresh token stored) when it is killed.
-    control.add_fault(FaultRule {
-        endpoint: Some(Endpoint::ReportUsers),
-        account_id: Some("acme-account".into()),
-        report_type: Some(rollcall_sandbox::ReportType::Inactive),
-        page: Some(3),
-        times: Some(1),
-        probability: None,
-        kind: FaultKind::Hang,
-    });
+    control.add_fault(
+        FaultRule::on(Endpoint::ReportUsers, FaultKind::Hang)
+            .account("acme-account")
+            .report_type(rollcall_sandbox::ReportType::Inactive)
+            .page(3)
+            .times(1),
+    );
     // Slow pages keep every replica mid-window most of the time.
     control.add_fault(FaultRule::on(
         Endpoint::ReportUsers,
