@@ -4,8 +4,8 @@
 
 pub use rollcall::collector::{self, CollectError, RunReport, Selection};
 pub use rollcall::config::{
-    CollectorConfig, Config, DatabaseConfig, HttpConfig, LogConfig, Plan, RocketChatWorkspace,
-    ScheduleConfig, VideoSdkAccount, ZoomAccount, ZoomLimits,
+    CollectorConfig, Config, DatabaseConfig, HttpConfig, LogConfig, LogFormat, Plan,
+    RocketChatWorkspace, ScheduleConfig, VideoSdkAccount, ZoomAccount, ZoomLimits,
 };
 use rollcall::store;
 use rollcall_sandbox::{
@@ -684,7 +684,7 @@ pub fn config_toml(config: &Config) -> String {
     let _ = writeln!(
         t,
         "[log]\nformat = {}\nlevel = {}\n",
-        q(c.log.format.as_str()),
+        q(log_format_name(c.log.format)),
         q(&c.log.level)
     );
     let k = &c.collector;
@@ -702,7 +702,7 @@ pub fn config_toml(config: &Config) -> String {
         let _ = writeln!(
             t,
             "plan = {}\npage_size = {page_size}\nsettle_days = {settle_days}",
-            q(plan.as_str())
+            q(plan_name(plan))
         );
         for (key, value) in [
             ("horizon_days", horizon_days),
@@ -858,4 +858,20 @@ where
         .expect("a runtime");
     let _default = tracing::dispatcher::set_default(&dispatch);
     runtime.block_on(test(logs));
+}
+
+/// The config's spelling of a plan; the round-trip test in this module catches a new variant.
+fn plan_name(plan: Plan) -> &'static str {
+    match plan {
+        Plan::Pro => "pro",
+        Plan::Business => "business",
+    }
+}
+
+fn log_format_name(format: LogFormat) -> &'static str {
+    match format {
+        LogFormat::Auto => "auto",
+        LogFormat::Text => "text",
+        LogFormat::Json => "json",
+    }
 }

@@ -51,13 +51,7 @@ impl SourceConfig for ZoomAccount {
 
     fn build(&self, index: usize, cx: &BuildContext<'_>) -> Vec<BuiltSource> {
         let client = client(index, self, cx.http, cx.retry);
-        let months = MonthWindows {
-            today: cx.run.today_utc(),
-            settle_days: self.settle_days,
-            horizon_days: self.horizon_days,
-            from: cx.from,
-            to: cx.to,
-        };
+        let months = MonthWindows::for_run(cx, self.settle_days, self.horizon_days);
         let daily = DailyUsage {
             client: client.clone(),
             report: daily_usage::Report::Meetings,

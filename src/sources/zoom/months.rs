@@ -1,5 +1,6 @@
 //! Zoom's calendar-month windows, horizon and finality (DESIGN §3). "Today" is always the UTC date.
 
+use crate::sources::build::BuildContext;
 use crate::store::windows::{Edge, PlannedWindow, Reach, Retirement, Window};
 use chrono::{Datelike, Duration, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,21 @@ pub struct MonthWindows {
 }
 
 impl MonthWindows {
+    /// An account's months as the run being built sees them: its today and the backfill bounds.
+    pub fn for_run(
+        cx: &BuildContext<'_>,
+        settle_days: u32,
+        horizon_days: Option<u32>,
+    ) -> MonthWindows {
+        MonthWindows {
+            today: cx.run.today_utc(),
+            settle_days,
+            horizon_days,
+            from: cx.from,
+            to: cx.to,
+        }
+    }
+
     pub fn plan(&self, scopes: &[&str]) -> Vec<PlannedWindow> {
         plan_stream(self.today, self.horizon_days, self.from, self.to, scopes)
     }
