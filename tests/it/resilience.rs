@@ -223,14 +223,15 @@ fn a_postgres_restart_mid_run_loses_and_duplicates_nothing() {
                 // commit. The server stays down until the collector says it noticed and is waiting.
                 assert!(pg.ctl("stop"), "stop PostgreSQL mid-run");
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                let mut poll = tokio::time::interval(Duration::from_millis(50));
                 let noticed = loop {
+                    poll.tick().await;
                     if logs.text().contains("waiting for PostgreSQL") {
                         break true;
                     }
                     if tokio::time::Instant::now() > deadline {
                         break false;
                     }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
                 };
                 assert!(pg.ctl("start"), "start PostgreSQL again");
                 assert!(
