@@ -9,6 +9,7 @@ use rollcall::commands::{check, coverage, healthcheck, status};
 #[cfg(feature = "sandbox")]
 use rollcall::commands::{demo, sandbox};
 use rollcall::config::Config;
+use rollcall::sources::build::accounts;
 use rollcall::{daemon, store, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -450,8 +451,7 @@ async fn migrate(config: &Config, cancel: &CancellationToken) -> anyhow::Result<
 }
 
 fn account_names(config: &Config) -> Vec<String> {
-    let zoom = config.zoom.iter().map(|a| a.name.clone());
-    let sdk = config.videosdk.iter().map(|a| a.name.clone());
-    let chat = config.rocketchat.iter().map(|a| a.name.clone());
-    zoom.chain(sdk).chain(chat).collect()
+    accounts(config)
+        .map(|(_, account)| account.name().to_owned())
+        .collect()
 }

@@ -388,3 +388,40 @@ fn a_killed_collectors_lease_is_taken_over_at_once() {
         assert_mirror(&db.pool, &control, &specs[0]).await;
     });
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_account_is_refused_naming_every_configured_one_and_writes_nothing() {
+    let db = TestDb::create().await;
+    let config = raw_config(&format!(
+        r#"[database]
+url = "{}"
+
+[[zoom]]
+name = "acme"
+account_id = "a"
+client_id = "c"
+client_secret = "s"
+
+[[videosdk]]
+name = "studio"
+api_key = "k"
+api_secret = "s"
+
+[[rocketchat]]
+name = "chat"
+url = "https://chat.example.com"
+user_id = "u"
+auth_token = "t"
+"#,
+        db.url
+    ));
+    for command in [&["collect"][..], &["backfill", "--from", "2026-11-01"]] {
+        let args = [command, &["--account", "nope"]].concat();
+        let refused = run(&config.path, &args).await;
+        assert_eq!(refused.code, 2, "{args:?}: {}", refused.output());
+        let expected =
+            "--account: no account named \"nope\" in the config (configured: acme, studio, chat)";
+        assert!(refused.stderr.contains(expected), "{}", refused.stderr);
+    }
+    assert!(!db.has_schema().await, "a refused command wrote nothing");
+}
