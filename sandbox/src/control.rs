@@ -197,6 +197,25 @@ async fn clear_requests(State(state): State<Arc<Shared>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+/// A truth query's Zoom account (its index) and month, or the 400/404 naming what is wrong.
+fn zoom_account_month(
+    state: &Shared,
+    account_id: &str,
+    month: &str,
+) -> Result<(usize, NaiveDate), (StatusCode, String)> {
+    let Some(month) = parse_month(month) else {
+        let message = "month: expected YYYY-MM-01".to_owned();
+        return Err((StatusCode::BAD_REQUEST, message));
+    };
+    match state.zoom.account_index(account_id) {
+        Some(account) => Ok((account, month)),
+        None => Err((
+            StatusCode::NOT_FOUND,
+            format!("no Zoom account {account_id:?}"),
+        )),
+    }
+}
+
 /// `YYYY-MM-DD` (any day names its month) or `YYYY-MM`.
 fn parse_month(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -219,15 +238,10 @@ async fn daily_truth(
         Ok(q) => q,
         Err(message) => return problem(StatusCode::BAD_REQUEST, message),
     };
-    let Some(month) = parse_month(&q.month) else {
-        return problem(StatusCode::BAD_REQUEST, "month: expected YYYY-MM-01");
+    let month = match zoom_account_month(&state, &q.account_id, &q.month) {
+        Ok((_, month)) => month,
+        Err((status, message)) => return problem(status, message),
     };
-    if state.zoom.account_index(&q.account_id).is_none() {
-        return problem(
-            StatusCode::NOT_FOUND,
-            format!("no Zoom account {:?}", q.account_id),
-        );
-    }
     Json(control(state).daily_usage(&q.account_id, month)).into_response()
 }
 
@@ -251,14 +265,9 @@ async fn truth(
         Ok(q) => q,
         Err(message) => return problem(StatusCode::BAD_REQUEST, message),
     };
-    let Some(month) = parse_month(&q.month) else {
-        return problem(StatusCode::BAD_REQUEST, "month: expected YYYY-MM-01");
-    };
-    let Some(account) = state.zoom.account_index(&q.account_id) else {
-        return problem(
-            StatusCode::NOT_FOUND,
-            format!("no Zoom account {:?}", q.account_id),
-        );
+    let (account, month) = match zoom_account_month(&state, &q.account_id, &q.month) {
+        Ok(found) => found,
+        Err((status, message)) => return problem(status, message),
     };
     // Materialising a month is a long scan for big accounts.
     let result =
