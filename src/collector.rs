@@ -235,12 +235,14 @@ mod tests {
             let started = Arc::new(Mutex::new(Vec::new()));
             let mut tasks = JoinSet::new();
             let log = started.clone();
+            // The list finishes only when the test says so, after the users had every chance to start.
+            let (release, released) = tokio::sync::oneshot::channel::<()>();
             let list = spawn(
                 &mut tasks,
                 tracing::Span::none(),
                 move || {
                     Box::pin(async move {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        let _ = released.await;
                         log.lock().expect("log").push("list done");
                         assert!(!list_panics, "the list panicked");
                         outcome("list").await
@@ -258,6 +260,11 @@ mod tests {
                 },
                 Some(list),
             );
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            assert!(started.lock().expect("log").is_empty(), "users waited");
+            release.send(()).expect("the list is waiting");
             let mut panicked = 0;
             while let Some(joined) = tasks.join_next().await {
                 panicked += usize::from(joined.is_err());
