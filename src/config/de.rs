@@ -9,6 +9,8 @@
 //! from the environment becomes the number or boolean its key expects once serde has said which: a
 //! variable holds text, and guessing the type from it would turn a digit-only secret into a number.
 
+use std::collections::HashMap;
+
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_path_to_error::Segment;
@@ -31,15 +33,10 @@ pub(super) const LIMITS: [&str; 3] = [
     "resource_intensive_per_minute",
     "daily_requests",
 ];
-/// The schema's keys that do not hold text: serde refuses a date-time under them in its own words.
-const NOT_TEXT: &str = "max_connections run_on_start timeout_secs max_body_mib lease_secs max_retries \
-    retry_base_ms windows_in_flight max_windows_in_flight page_size settle_days horizon_days limits \
-    heavy_per_second resource_intensive_per_minute daily_requests window_days lookback_days \
-    retention_days requests_per_minute";
-
 pub(super) fn deserialize(mut root: Value, p: &mut Problems) -> Config {
+    let mut dates = HashMap::new();
     if let Value::Table(table) = &mut root {
-        prepare(table, p);
+        prepare(table, p, &mut dates);
     }
     loop {
         let error = match serde_path_to_error::deserialize::<_, Config>(root.clone()) {
@@ -53,6 +50,7 @@ pub(super) fn deserialize(mut root: Value, p: &mut Problems) -> Config {
             _ => (None, ""),
         };
         let removed = table.as_mut().and_then(|t| t.remove(key));
+        let removed = removed.map(|value| dates.remove(&path).unwrap_or(value));
         let expected = expected(error.inner().message());
         let env = removed.as_ref().and_then(Value::as_str);
         let env = env
@@ -129,22 +127,19 @@ fn table_at<'v>(mut node: &'v mut Value, segments: &[Segment]) -> Option<&'v mut
     node.as_table_mut()
 }
 
-fn prepare(root: &mut Table, p: &mut Problems) {
+fn prepare(root: &mut Table, p: &mut Problems, dates: &mut Dates) {
     root.retain(|key, value| {
         let secret_key = SECRETS[1..]
             .iter()
             .find(|(list, _)| *list == key)
             .map(|e| e.1);
         let expected = match (&mut *value, secret_key) {
-            (Value::Table(section), None) => {
-                no_dates(section, key, key, p);
-                return true;
-            }
+            (Value::Table(_), None) => return true,
             (Value::Array(items), Some(secret_key)) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     let at = format!("{key}[{i}]");
                     if let Value::Table(entry) = item {
-                        prepare_entry(entry, &at, key, secret_key, p);
+                        prepare_entry(entry, &at, key, secret_key, p, dates);
                     } else {
                         p.fail(&at, format!("expected a table, got {}", describe(item)));
                         *item = Value::Table(Table::new());
@@ -172,12 +167,24 @@ fn prepare(root: &mut Table, p: &mut Problems) {
             p,
         );
     }
+    for (key, section) in root.iter_mut() {
+        if let Value::Table(section) = section {
+            hide_dates(section, key, dates);
+        }
+    }
 }
 
-fn prepare_entry(entry: &mut Table, at: &str, list: &str, secret_key: &str, p: &mut Problems) {
-    no_dates(entry, at, list, p);
+fn prepare_entry(
+    entry: &mut Table,
+    at: &str,
+    list: &str,
+    secret_key: &str,
+    p: &mut Problems,
+    dates: &mut Dates,
+) {
     let hint = format!("set it or {secret_key}_file");
     secret(entry, at, secret_key, &hint, p);
+    hide_dates(entry, at, dates);
     if list != "rocketchat" {
         if entry.remove("limits").is_some() {
             p.fail(&format!("{at}.limits"), "unknown key");
@@ -190,20 +197,19 @@ fn prepare_entry(entry: &mut Table, at: &str, list: &str, secret_key: &str, p: &
     }
 }
 
-/// toml hands a date-time to serde as text, which a key holding text would take.
-fn no_dates(table: &mut Table, at: &str, section: &str, p: &mut Problems) {
-    table.retain(|key, value| {
-        let text = keys(section).contains(&key) && !NOT_TEXT.split(' ').any(|k| k == key);
-        if !(value.is_datetime() && text) {
-            return true;
-        }
-        let path = join(at, key);
-        p.fail(
-            &path,
-            format!("expected a string, got {}", shown(value, &path)),
+/// Date-times taken out of the tree by the key that held them (`zoom[0].page_size`).
+type Dates = HashMap<String, Value>;
+
+/// toml hands a date-time to serde as text, which a key holding text would take. Each one under a section
+/// or an entry (its `*_file` secret already read) is swapped for an empty array, which no key's type
+/// accepts, so serde reports it under its key and the message shows the date-time it stood for.
+fn hide_dates(table: &mut Table, at: &str, dates: &mut Dates) {
+    for (key, value) in table.iter_mut().filter(|(_, value)| value.is_datetime()) {
+        dates.insert(
+            join(at, key),
+            std::mem::replace(value, Value::Array(Vec::new())),
         );
-        false
-    });
+    }
 }
 
 /// Reads `key_file` into `key`, so the structs hold the secret whichever way it was given. No message

@@ -195,12 +195,17 @@ fn rank(path: &str) -> [usize; 4] {
         .filter(|key| *key != "limits")
         .map(|key| if limit > 0 { "limits" } else { key });
     let field = position(keys(section), key).map_or(usize::MAX, |i| i + 1);
-    let section = position(fields::<Config>(), Some(section)).map_or(usize::MAX - 1, |i| i + 1);
+    let section = position(sections(), Some(section)).map_or(usize::MAX - 1, |i| i + 1);
     // An entry that is not a table is reported with its list, before the entries' keys.
     match rest.contains('.') {
         true => [section, index.unwrap_or(0), field, limit],
         false => [section, 0, 0, 0],
     }
+}
+
+/// The sections, in the order problems are listed.
+pub(super) fn sections() -> &'static [&'static str] {
+    fields::<Config>()
 }
 
 /// The keys of a section or of each of its entries.

@@ -153,13 +153,23 @@ fn example_file_is_valid_and_documents_every_key() {
     let c = parse(EXAMPLE, "");
     let entries = (c.zoom.len(), c.videosdk.len(), c.rocketchat.len());
     assert_eq!(entries, (1, 1, 1));
-    let keys = "include url url_file max_connections cron run_on_start listen timeout_secs max_body_mib \
-        format level lease_secs max_retries retry_base_ms windows_in_flight max_windows_in_flight name \
-        account_id client_id client_secret client_secret_file api_url oauth_url plan page_size \
-        settle_days horizon_days heavy_per_second resource_intensive_per_minute daily_requests api_key \
-        api_secret api_secret_file user_id auth_token auth_token_file timezone window_days \
-        lookback_days retention_days requests_per_minute";
-    for key in keys.split_whitespace() {
+    // Every key of the schema, so a key added to a struct fails here until the example documents it.
+    let mut keys = vec!["include".to_owned()];
+    for section in problems::sections() {
+        let fields = problems::keys(section);
+        assert!(
+            !fields.is_empty(),
+            "problems::keys does not know [{section}]"
+        );
+        for key in fields {
+            match *key {
+                "limits" => keys.extend(de::LIMITS.map(str::to_owned)),
+                _ => keys.push(key.to_string()),
+            }
+        }
+        keys.extend(de::secret_of(section).map(|secret| format!("{secret}_file")));
+    }
+    for key in keys {
         let documented = EXAMPLE.contains(&format!("{key} = "));
         assert!(documented, "the example does not document {key}");
     }
@@ -298,6 +308,11 @@ fn each_problem_names_its_key() {
         r#"api_key = "key" | api_key = 42 | videosdk[0].api_key: expected a string, got 42"#,
         r#"user_id = "uid" | user_id = 1979-05-27 | rocketchat[0].user_id: expected a string, got 1979-05-27"#,
         r#"auth_token = "rc-token-1234" | auth_token = 1979-05-27 | rocketchat[0].auth_token: expected a string, got a date-time"#,
+        // A date-time under any key is reported in the words of the key's type.
+        r#"[database] | [log]\nformat = 1979-05-27\n[database] | log.format: expected a string, got 1979-05-27"#,
+        r#"[database] | [database]\nmax_connections = 1979-05-27 | database.max_connections: expected an integer, got 1979-05-27"#,
+        r#"client_id = "cid" | client_id = "cid"\nheavy_per_second = 07:32:00 | zoom[0].heavy_per_second: expected an integer, got 07:32:00"#,
+        r#"client_secret = "zoom-secret-1234" | client_secret_file = 1979-05-27 | zoom[0].client_secret_file: expected a file path, got 1979-05-27"#,
         r#"name = "sdk" | name = "my sdk" | videosdk[0].name: expected only letters, digits, "_", "." and "-", got "my sdk""#,
         r#"name = "sdk" | name = "main" | videosdk[0].name: "main" is already used by zoom[0].name"#,
         r#"name = "chat" | name = "main" | rocketchat[0].name: "main" is already used by zoom[0].name"#,
