@@ -427,19 +427,14 @@ async fn show_coverage(
 
 /// The (account, stream) rows the config promises, shown even before anything was planned for them.
 fn configured_rows(config: &Config) -> Vec<(String, String)> {
-    let zoom = config
-        .zoom
-        .iter()
-        .map(|a| (a.name.clone(), "zoom_host_report".to_string()));
-    let sdk = config
-        .videosdk
-        .iter()
-        .map(|a| (a.name.clone(), "zoom_sdk_sessions".to_string()));
-    let chat = config
-        .rocketchat
-        .iter()
-        .map(|a| (a.name.clone(), "rc_active_users".to_string()));
-    zoom.chain(sdk).chain(chat).collect()
+    accounts(config)
+        .map(|(_, account)| {
+            (
+                account.name().to_owned(),
+                account.covered_stream().to_owned(),
+            )
+        })
+        .collect()
 }
 
 async fn migrate(config: &Config, cancel: &CancellationToken) -> anyhow::Result<ExitCode> {

@@ -2,10 +2,8 @@
 //! `rollcall check --offline` only the config and the files it names.
 
 use crate::config::Config;
-use crate::http::{build_client, ApiError, RetryPolicy};
-use crate::sources::build::retry_policy;
-use crate::sources::rocketchat;
-use crate::sources::zoom::{self, videosdk};
+use crate::http::build_client;
+use crate::sources::build::{accounts, retry_policy};
 use crate::store::pauses::{self, Pause};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -104,54 +102,16 @@ pub async fn run(config: &Config) -> Vec<Line> {
             return lines;
         }
     };
-    for (i, account) in config.zoom.iter().enumerate() {
-        let name = &account.name;
-        if paused(&mut lines, "zoom", i, name) {
+    let retry = retry_policy(&config.collector);
+    for (i, account) in accounts(config) {
+        let (section, name) = (account.section(), account.name());
+        if paused(&mut lines, section, i, name) {
             continue;
         }
-        let client = zoom::build::client(i, account, &http, retry_policy(&config.collector));
-        lines.push(match client.verify_credentials().await {
-            Ok(()) => Line::Ok(format!("zoom[{i}] \"{name}\": credentials accepted")),
-            Err(err @ ApiError::AuthRejected { .. }) => {
-                Line::Fail(format!("zoom[{i}] \"{name}\": {err}"))
-            }
-            Err(err) => Line::Fail(format!(
-                "zoom[{i}] \"{name}\": cannot verify credentials: {err}"
-            )),
+        lines.push(match account.verify(i, &http, retry).await {
+            Ok(accepted) => Line::Ok(format!("{section}[{i}] \"{name}\": {accepted}")),
+            Err(why) => Line::Fail(format!("{section}[{i}] \"{name}\": {why}")),
         });
-    }
-    for (i, account) in config.videosdk.iter().enumerate() {
-        if paused(&mut lines, "videosdk", i, &account.name) {
-            continue;
-        }
-        let (name, client) = (
-            &account.name,
-            videosdk::client(i, account, &http, RetryPolicy::new(0, Duration::ZERO)),
-        );
-        lines.push(match videosdk::verify(&client).await {
-            Ok(()) => Line::Ok(format!("videosdk[{i}] \"{name}\": credentials accepted")),
-            Err(err @ ApiError::AuthRejected { .. }) => {
-                Line::Fail(format!("videosdk[{i}] \"{name}\": {err}"))
-            }
-            Err(err) => Line::Fail(format!(
-                "videosdk[{i}] \"{name}\": cannot verify credentials: {err}"
-            )),
-        });
-    }
-    for (i, workspace) in config.rocketchat.iter().enumerate() {
-        let name = &workspace.name;
-        if paused(&mut lines, "rocketchat", i, name) {
-            continue;
-        }
-        let client = rocketchat::client(i, workspace, &http, retry_policy(&config.collector));
-        lines.push(
-            match rocketchat::verify(&client, workspace.timezone).await {
-                Ok(users) => Line::Ok(format!(
-                    "rocketchat[{i}] \"{name}\": credentials, permission and license accepted ({users} active users yesterday)"
-                )),
-                Err(err) => Line::Fail(format!("rocketchat[{i}] \"{name}\": {err}")),
-            },
-        );
     }
     lines
 }

@@ -6,7 +6,12 @@ use crate::config::{CollectorConfig, Config};
 use crate::engine::{BuiltSource, RunContext};
 use crate::http::{HttpClient, RetryPolicy};
 use chrono::{DateTime, NaiveDate, Utc};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
+
+/// What `rollcall check` prints after the account: what the API accepted, or why it refused.
+pub type Verdict<'a> = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
 
 /// What every account's build shares within one run.
 pub struct BuildContext<'a> {
@@ -21,6 +26,16 @@ pub struct BuildContext<'a> {
 /// An account (or workspace) section of the configuration.
 pub trait SourceConfig {
     fn name(&self) -> &str;
+
+    /// The config section the account sits in (`zoom`), naming it in lines as `zoom[0]`.
+    fn section(&self) -> &'static str;
+
+    /// The stream `coverage` lists for the account before anything was planned: the one an analyst
+    /// reads completeness from (streams counted with it are not listed on their own).
+    fn covered_stream(&self) -> &'static str;
+
+    /// `rollcall check`: proves the credentials with the fewest requests the API allows, writing nothing.
+    fn verify<'a>(&'a self, index: usize, http: &'a HttpClient, retry: RetryPolicy) -> Verdict<'a>;
 
     /// Every stream of the account, in the order they start; a stream that runs after another comes after
     /// it. `index` is the account's place in its section, for errors naming the keys to fix.

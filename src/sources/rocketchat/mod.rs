@@ -8,7 +8,7 @@ pub mod days;
 use crate::config::RocketChatWorkspace;
 use crate::engine::BuiltSource;
 use crate::http::{HttpClient, RetryPolicy};
-use crate::sources::build::{BuildContext, SourceConfig};
+use crate::sources::build::{BuildContext, SourceConfig, Verdict};
 use active_users::ActiveUsers;
 use chrono::{DateTime, NaiveDate, Utc};
 use client::{ClientSettings, RocketChatClient};
@@ -38,6 +38,25 @@ impl SourceConfig for RocketChatWorkspace {
         &self.name
     }
 
+    fn section(&self) -> &'static str {
+        "rocketchat"
+    }
+
+    fn covered_stream(&self) -> &'static str {
+        active_users::STREAM
+    }
+
+    fn verify<'a>(&'a self, index: usize, http: &'a HttpClient, retry: RetryPolicy) -> Verdict<'a> {
+        Box::pin(async move {
+            let users = verify(&client(index, self, http, retry), self.timezone).await;
+            users.map_err(|err| err.to_string()).map(|users| {
+                format!(
+                    "credentials, permission and license accepted ({users} active users yesterday)"
+                )
+            })
+        })
+    }
+
     fn build(&self, index: usize, cx: &BuildContext<'_>) -> Vec<BuiltSource> {
         let client = client(index, self, cx.http, cx.retry);
         let source = ActiveUsers::new(client, self, cx.run, cx.from, cx.to);
@@ -60,9 +79,9 @@ impl SourceConfig for RocketChatWorkspace {
     }
 }
 
-/// What `rollcall check` asks: yesterday's active users, which proves the credentials, the
+/// What the check asks: yesterday's active users, which proves the credentials, the
 /// `view-engagement-dashboard` permission and the license in one call. Returns yesterday's count.
-pub async fn verify(
+async fn verify(
     client: &RocketChatClient,
     timezone: chrono_tz::Tz,
 ) -> Result<usize, crate::http::ApiError> {

@@ -9,8 +9,8 @@ use super::months::{self, MonthWindows};
 use super::pacing::ZoomPacer;
 use crate::config::ZoomAccount;
 use crate::engine::BuiltSource;
-use crate::http::{HttpClient, RetryPolicy};
-use crate::sources::build::{BuildContext, SourceConfig};
+use crate::http::{ApiError, HttpClient, RetryPolicy};
+use crate::sources::build::{BuildContext, SourceConfig, Verdict};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::sync::Arc;
 
@@ -47,6 +47,26 @@ pub fn client(
 impl SourceConfig for ZoomAccount {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn section(&self) -> &'static str {
+        "zoom"
+    }
+
+    fn covered_stream(&self) -> &'static str {
+        host_reports::STREAM
+    }
+
+    /// A Server-to-Server token is minted by the OAuth endpoint alone: getting one proves all three keys
+    /// without spending a report request.
+    fn verify<'a>(&'a self, index: usize, http: &'a HttpClient, retry: RetryPolicy) -> Verdict<'a> {
+        Box::pin(async move {
+            match client(index, self, http, retry).verify_credentials().await {
+                Ok(()) => Ok("credentials accepted".to_owned()),
+                Err(err @ ApiError::AuthRejected { .. }) => Err(err.to_string()),
+                Err(err) => Err(format!("cannot verify credentials: {err}")),
+            }
+        })
     }
 
     fn build(&self, index: usize, cx: &BuildContext<'_>) -> Vec<BuiltSource> {

@@ -20,11 +20,12 @@ use super::pacing::{Category, ZoomPacer};
 use crate::config::VideoSdkAccount;
 use crate::engine::BuiltSource;
 use crate::http::{ApiError, HttpClient, RetryPolicy};
-use crate::sources::build::{BuildContext, SourceConfig};
+use crate::sources::build::{BuildContext, SourceConfig, Verdict};
 use chrono::{DateTime, NaiveDate, Utc};
 use jwt::{JwtAuth, JwtCredentials};
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The client of `videosdk[index]`: JWT auth and the account's own pacer.
@@ -50,9 +51,9 @@ pub fn client(
     ))
 }
 
-/// `rollcall check`: a JWT is only judged by the API, so one request proves it. The smallest one that
-/// needs the credentials: today's past sessions, one per page. Nothing is written.
-pub async fn verify(client: &ZoomClient) -> Result<(), ApiError> {
+/// A JWT is only judged by the API, so one request proves it. The smallest one that needs the credentials:
+/// today's past sessions, one per page. Nothing is written.
+async fn verify(client: &ZoomClient) -> Result<(), ApiError> {
     let today = Utc::now().date_naive().to_string();
     let query = [
         ("type", "past"),
@@ -74,6 +75,26 @@ pub async fn verify(client: &ZoomClient) -> Result<(), ApiError> {
 impl SourceConfig for VideoSdkAccount {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn section(&self) -> &'static str {
+        "videosdk"
+    }
+
+    fn covered_stream(&self) -> &'static str {
+        sessions::STREAM
+    }
+
+    /// Without retries: the one request is the whole check, and its first answer is the verdict.
+    fn verify<'a>(&'a self, index: usize, http: &'a HttpClient, _: RetryPolicy) -> Verdict<'a> {
+        Box::pin(async move {
+            let client = client(index, self, http, RetryPolicy::new(0, Duration::ZERO));
+            match verify(&client).await {
+                Ok(()) => Ok("credentials accepted".to_owned()),
+                Err(err @ ApiError::AuthRejected { .. }) => Err(err.to_string()),
+                Err(err) => Err(format!("cannot verify credentials: {err}")),
+            }
+        })
     }
 
     /// The daily usage report, the session list and the session users, sharing one client (one JWT
