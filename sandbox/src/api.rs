@@ -40,6 +40,7 @@ where
         | Some(FaultKind::MalformedJson)
         | Some(FaultKind::HostileData)
         | Some(FaultKind::Patch { .. })
+        | Some(FaultKind::EchoPageToken)
         | Some(FaultKind::OversizedBody { .. })
         | Some(FaultKind::ExpiresIn { .. }) => {}
         Some(FaultKind::ClampFrom { days }) => clamp = Some(*days),
@@ -89,6 +90,10 @@ where
                 fault.as_ref(),
             );
         }
+        Some(FaultKind::RateLimitQpsRetryAfterText { value }) => {
+            let reply = errors::rate_limit_qps(true).with_header("retry-after", value);
+            return finish(state, &meta, reply, fault.as_ref());
+        }
         Some(FaultKind::RateLimitDaily { retry_after }) => {
             let reply = errors::rate_limit_daily(*retry_after);
             return finish(state, &meta, reply, fault.as_ref());
@@ -121,6 +126,12 @@ where
         }
         Some(FaultKind::Patch { set, remove }) if reply.status == StatusCode::OK => {
             reply.body = patch(&reply.body, set, remove);
+        }
+        Some(FaultKind::EchoPageToken) if reply.status == StatusCode::OK => {
+            if let Some(sent) = meta.query.get("next_page_token") {
+                let sent = serde_json::Value::String(sent.clone());
+                reply.body = with_field(&reply.body, "next_page_token", sent);
+            }
         }
         Some(FaultKind::OversizedBody { bytes }) => {
             reply.body = padded(&reply.body, *bytes);

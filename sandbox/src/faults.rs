@@ -99,6 +99,9 @@ pub enum FaultKind {
     /// 429 with the per-second body, Zoom's headers and a `Retry-After` `seconds` ahead (an absolute
     /// ISO-8601 time): a long server-ordered wait, for shutdown-during-wait tests.
     RateLimitQpsRetryAfter { seconds: u64 },
+    /// 429 with the per-second body, Zoom's headers and `Retry-After` exactly `value`, which need not
+    /// be a time at all (`99999999999999`, `-5`, `soon`): a hostile or broken server's header.
+    RateLimitQpsRetryAfterText { value: String },
     /// 429 with the daily body and `X-RateLimit-Type: Daily-limit`; `Retry-After`
     /// (an absolute ISO-8601 time, as Zoom sends it) unless `None`.
     RateLimitDaily {
@@ -132,6 +135,9 @@ pub enum FaultKind {
         #[serde(default)]
         remove: Vec<String>,
     },
+    /// The real 200 page with its `next_page_token` replaced by the token the request sent: a server
+    /// that hands the same page back forever. A request without a token is answered normally.
+    EchoPageToken,
     /// The real page (a JSON object) with a `padding` string field added so the body is at least `bytes`
     /// long: still valid JSON, only too large.
     OversizedBody { bytes: usize },

@@ -5,11 +5,13 @@ use crate::store::windows::{self, Checkpoint, Completion, LeaseOwner, Window, Wi
 use crate::store::{pauses, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -476,9 +478,16 @@ impl Engine {
     ) -> Result<WalkEnd, StoreError> {
         let walk_cancel = stop.child_token();
         let lease_lost = Arc::new(AtomicBool::new(false));
-        let heartbeat = self.spawn_heartbeat(window.id, walk_cancel.clone(), lease_lost.clone());
+        // Aborted when dropped, so a walk that panics (a task's unwinding drops this future) cannot leave
+        // the heartbeat renewing the lease of a window no worker walks: every later run of this process
+        // would wait for that lease forever.
+        let heartbeat = AbortOnDropHandle::new(self.spawn_heartbeat(
+            window.id,
+            walk_cancel.clone(),
+            lease_lost.clone(),
+        ));
         let end = self.walk_pages(source, &window, &walk_cancel, probed).await;
-        heartbeat.abort();
+        drop(heartbeat);
         let end = match end {
             Ok(WalkEnd::Interrupted) if lease_lost.load(Ordering::SeqCst) => WalkEnd::LeaseLost,
             Ok(end) => end,
@@ -595,6 +604,9 @@ impl Engine {
             }
         };
         let mut restarts = 0;
+        // Every token this walk has followed: a server that hands one back again would otherwise be walked
+        // in a circle, page after page, until the account's daily budget is spent.
+        let mut followed: HashSet<String> = token.iter().cloned().collect();
         // The next page is fetched while the current one is written: HTTP and PostgreSQL overlap instead of
         // taking turns. A crash loses nothing: the prefetched page is simply fetched again on resume.
         let mut prefetched: Option<Fetched<S::Page>> = None;
@@ -634,6 +646,7 @@ impl Engine {
                     );
                     (walk_id, params) = self.begin_walk(source, window).await?;
                     token = None;
+                    followed.clear();
                     expected_total = None;
                     walked = 0;
                     continue;
@@ -659,7 +672,24 @@ impl Engine {
                 }
             };
             expected_total = meta.expected_total.or(expected_total);
+            if let Some(next) = meta
+                .next_page_token
+                .as_ref()
+                .filter(|t| followed.contains(*t))
+            {
+                let reason = format!(
+                    "the API returned a next_page_token this walk already followed ({} characters), so its \
+                     pages loop; the window is walked again from page 1 on the next run",
+                    next.len()
+                );
+                windows::fail(&mut tx, window.id, &self.owner, &reason).await?;
+                tx.commit().await?;
+                return Ok(WalkEnd::Failed {
+                    error: ApiErrorOrReason::Reason(reason),
+                });
+            }
             if let Some(next) = meta.next_page_token.clone() {
+                followed.insert(next.clone());
                 let write = async {
                     let page_rows = source.write_page(&mut tx, window, walk_id, &page).await?;
                     let at = Checkpoint {

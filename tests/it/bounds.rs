@@ -366,3 +366,97 @@ async fn session_ids_are_addressed_as_themselves_or_fail_their_window_by_name() 
     .expect("count");
     assert_eq!(nul_users, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_token_handed_back_again_fails_its_window_instead_of_walking_in_circles() {
+    // 24 active users, 10 a page: three pages a month, so page 2 hands out a token of its own.
+    let specs = vec![zoom_account("acme", 60)];
+    let mut app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 10);
+    // Were the loop not caught, the walk would stop here at the latest instead of hanging the test.
+    app.config.zoom[0].limits.daily_requests = Some(400);
+    let (db, control) = (&app.db, app.control());
+    control.add_fault(
+        FaultRule::on(Endpoint::ReportUsers, FaultKind::EchoPageToken)
+            .report_type(ReportType::Active)
+            .page(2),
+    );
+    let outcome = app.collect_all().await;
+    assert!(!outcome.all_complete(), "{outcome:?}");
+
+    let months = reachable_months();
+    let requests = control.requests();
+    for month in &months {
+        let active_page = |page: u32| {
+            requests
+                .iter()
+                .filter(|r| r.endpoint == Endpoint::ReportUsers && r.page == Some(page))
+                .filter(|r| r.query.get("type").map(String::as_str) == Some("active"))
+                .filter(|r| r.query.get("from") == Some(&month.to_string()))
+                .count()
+        };
+        assert_eq!(
+            (active_page(2), active_page(3)),
+            (1, 0),
+            "{month}: the echoed token is followed once, never again"
+        );
+    }
+    for (month, scope, state, error) in window_states(&db.pool, "acme").await {
+        if !months.contains(&month) || !["active", "inactive"].contains(&scope.as_str()) {
+            continue;
+        }
+        let error = error.unwrap_or_default();
+        match scope.as_str() {
+            "active" => {
+                assert_eq!(state, "failed", "{month} active");
+                assert!(error.contains("already followed"), "{month}: {error}");
+            }
+            _ => assert_eq!(state, "complete", "{month} {scope}: {error}"),
+        }
+    }
+
+    // A server that pages properly again is walked from page 1 and mirrored exactly.
+    control.clear_faults();
+    let again = app.collect_all().await;
+    assert!(again.all_complete(), "{again:?}");
+    assert_mirror(&db.pool, &control, &specs[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_no_clock_can_hold_is_retried_without_panicking_or_holding_a_lease() {
+    let specs = vec![zoom_account("acme", 60)];
+    let mut app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 10);
+    app.config.collector.lease_secs = 3;
+    let (db, control) = (&app.db, app.control());
+    let hostile = [
+        "99999999999999",
+        "-99999999999999",
+        "9223372036854775807",
+        "soon",
+    ];
+    for value in hostile {
+        let kind = FaultKind::RateLimitQpsRetryAfterText {
+            value: value.to_owned(),
+        };
+        control.add_fault(FaultRule::on(Endpoint::ReportUsers, kind).page(2).times(1));
+    }
+    let outcome = app.collect_all().await;
+    assert!(outcome.all_complete(), "each 429 is retried: {outcome:?}");
+    let refused = control
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::ReportUsers && r.status == 429)
+        .count();
+    assert_eq!(refused, hostile.len(), "every hostile header was served");
+    assert_mirror(&db.pool, &control, &specs[0]).await;
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.collection_windows WHERE lease_until > now() OR state = 'running'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("leases");
+    assert_eq!(held, 0, "no window is left running or leased after the run");
+}

@@ -208,15 +208,15 @@ fn classify(
     }
 }
 
-/// Zoom sends `Retry-After` as an absolute ISO-8601 time; plain seconds are accepted too.
+/// Zoom sends `Retry-After` as an absolute ISO-8601 time; plain seconds are accepted too. Checked
+/// arithmetic: the header is the server's word, and a number past chrono's range (`99999999999999`) must
+/// read as "no usable time", not panic the worker that holds a window's lease.
 fn parse_retry_after(value: String) -> Option<DateTime<Utc>> {
     if let Ok(at) = DateTime::parse_from_rfc3339(&value) {
         return Some(at.with_timezone(&Utc));
     }
-    value
-        .parse::<i64>()
-        .ok()
-        .map(|secs| Utc::now() + ChronoDuration::seconds(secs))
+    let secs = value.trim().parse::<i64>().ok()?;
+    Utc::now().checked_add_signed(ChronoDuration::try_seconds(secs)?)
 }
 
 #[cfg(test)]
@@ -232,6 +232,9 @@ mod tests {
         );
         assert!(parse_retry_after("30".into()).is_some());
         assert!(parse_retry_after("soon".into()).is_none());
+        for huge in ["99999999999999", "-99999999999999", "9223372036854775807"] {
+            assert!(parse_retry_after(huge.into()).is_none(), "{huge}");
+        }
     }
 
     #[test]
