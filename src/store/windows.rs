@@ -289,7 +289,8 @@ pub async fn renew(pool: &PgPool, id: i64, owner: &LeaseOwner) -> Result<bool, S
 }
 
 /// Starts a walk from page 1 under a new walk id (rows the walk sees are stamped with it) and the request
-/// parameters every page of it, and a resume, will send.
+/// parameters every page of it, and a resume, will send. One transaction with the parent's reopening, so a
+/// kill between the two cannot leave a list `complete` over a child that is walked again.
 pub async fn begin_walk(
     pool: &PgPool,
     id: i64,
@@ -297,6 +298,7 @@ pub async fn begin_walk(
     walk_id: Uuid,
     params: &Value,
 ) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
     let done = sqlx::query(
         "UPDATE rollcall.collection_windows
             SET state = 'running', walk_id = $3, walk_params = $4, pages = 0, rows = 0,
@@ -308,10 +310,12 @@ pub async fn begin_walk(
     .bind(&owner.id)
     .bind(walk_id)
     .bind(params)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
     fenced(done.rows_affected())?;
-    reopen_parent(pool, id).await
+    reopen_parent(&mut *tx, id).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// A child that is walked again or fails makes its parent incomplete until it completes again: the
