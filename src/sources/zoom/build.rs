@@ -44,6 +44,16 @@ pub fn client(
     ))
 }
 
+/// How `check` words a Zoom or Video SDK credential probe: a refusal is its own message (it names the keys
+/// to fix), anything else says the credentials could not be judged.
+pub(super) fn credentials_verdict(probe: Result<(), ApiError>) -> Result<String, String> {
+    match probe {
+        Ok(()) => Ok("credentials accepted".to_owned()),
+        Err(err @ ApiError::AuthRejected { .. }) => Err(err.to_string()),
+        Err(err) => Err(format!("cannot verify credentials: {err}")),
+    }
+}
+
 impl SourceConfig for ZoomAccount {
     fn name(&self) -> &str {
         &self.name
@@ -61,11 +71,8 @@ impl SourceConfig for ZoomAccount {
     /// without spending a report request.
     fn verify<'a>(&'a self, index: usize, http: &'a HttpClient, retry: RetryPolicy) -> Verdict<'a> {
         Box::pin(async move {
-            match client(index, self, http, retry).verify_credentials().await {
-                Ok(()) => Ok("credentials accepted".to_owned()),
-                Err(err @ ApiError::AuthRejected { .. }) => Err(err.to_string()),
-                Err(err) => Err(format!("cannot verify credentials: {err}")),
-            }
+            let client = client(index, self, http, retry);
+            credentials_verdict(client.verify_credentials().await)
         })
     }
 

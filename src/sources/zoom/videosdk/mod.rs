@@ -89,11 +89,7 @@ impl SourceConfig for VideoSdkAccount {
     fn verify<'a>(&'a self, index: usize, http: &'a HttpClient, _: RetryPolicy) -> Verdict<'a> {
         Box::pin(async move {
             let client = client(index, self, http, RetryPolicy::new(0, Duration::ZERO));
-            match verify(&client).await {
-                Ok(()) => Ok("credentials accepted".to_owned()),
-                Err(err @ ApiError::AuthRejected { .. }) => Err(err.to_string()),
-                Err(err) => Err(format!("cannot verify credentials: {err}")),
-            }
+            super::build::credentials_verdict(verify(&client).await)
         })
     }
 
