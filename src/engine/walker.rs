@@ -706,23 +706,30 @@ impl Engine {
                 .finish(&mut tx, window, walk_id, &page, is_final)
                 .await?
             {
-                Ok(rows) if expected_total.is_some_and(|expected| expected != rows) => {
+                Ok(done) if expected_total.is_some_and(|expected| expected != done.rows) => {
                     // The walk does not add up to what the API announced: nothing of its last page, and
                     // none of the mirror step, may stand. The next run walks the window again.
                     tx.rollback().await?;
                     let reason = format!(
-                        "the API announced {} rows for this window but the walk saw {rows} distinct rows; it is walked again next run",
-                        expected_total.unwrap_or_default()
+                        "the API announced {} rows for this window but the walk saw {} distinct rows; it is walked again next run",
+                        expected_total.unwrap_or_default(),
+                        done.rows
                     );
                     windows::fail_now(&self.pool, window.id, &self.owner, &reason).await?;
                     return Ok(WalkEnd::Failed {
                         error: ApiErrorOrReason::Reason(reason),
                     });
                 }
-                Ok(rows) => {
+                Ok(done) => {
+                    // A source may hold a settled window open (never the other way round).
+                    let is_final = is_final && done.is_final;
                     let completion =
-                        windows::complete(&mut tx, window.id, &self.owner, is_final, rows).await?;
-                    WalkEnd::Complete { rows, completion }
+                        windows::complete(&mut tx, window.id, &self.owner, is_final, done.rows)
+                            .await?;
+                    WalkEnd::Complete {
+                        rows: done.rows,
+                        completion,
+                    }
                 }
                 Err(reason) => {
                     windows::fail(&mut tx, window.id, &self.owner, &reason).await?;

@@ -3,6 +3,8 @@
 //! less than a host report does: a row it did not see is only marked missing (`missing_since`, and the run
 //! that saw it missing). It is deleted when a complete walk in a *later run* misses it too, and the mark is
 //! cleared whenever a walk sees it again. One bad reply, or one bad run, can therefore delete nothing.
+//! A window whose scope still holds a mark after this step does not become final (final windows are never
+//! walked again, so the mark would never be settled): see [`Missing::still_missing`].
 
 use crate::engine::Tx;
 use crate::store::StoreError;
@@ -16,6 +18,9 @@ pub struct Missing {
     pub confirmed: Vec<String>,
     /// Rows missed for the first time: marked, kept.
     pub newly_missing: u64,
+    /// Rows of the scope still marked after this step (the new marks and earlier ones not yet confirmed):
+    /// while there are any, the window must not become final, or nothing would ever settle them.
+    pub still_missing: i64,
 }
 
 /// The rows a walk mirrors: a month's sessions, or one session's joins.
@@ -87,8 +92,22 @@ async fn unseen(
         .map(|row| sqlx::Row::try_get::<String, _>(row, 0))
         .collect::<Result<Vec<_>, _>>()?;
     let marked = bind(&mark).execute(&mut **tx).await?;
+    let count = format!(
+        "SELECT count(*) FROM rollcall.{table}
+          WHERE account = $1 AND {key} = $2 AND missing_since IS NOT NULL"
+    );
+    let still_missing: i64 = {
+        let query = sqlx::query_scalar(&count).bind(account);
+        match scope {
+            Scope::Month(month) => query.bind(month),
+            Scope::Session(id) => query.bind(id),
+        }
+        .fetch_one(&mut **tx)
+        .await?
+    };
     Ok(Missing {
         confirmed,
         newly_missing: marked.rows_affected(),
+        still_missing,
     })
 }

@@ -4,7 +4,7 @@
 
 use super::mirror;
 use super::path::session_segment;
-use crate::engine::{PageMeta, Source, Tx};
+use crate::engine::{Finished, PageMeta, Source, Tx};
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{field, id, page_token, required_list, text, timestamp};
@@ -196,8 +196,8 @@ impl Source for SdkSessionUsers {
         window: &Window,
         walk_id: Uuid,
         _last_page: &UsersPage,
-        _is_final: bool,
-    ) -> Result<Result<i64, String>, StoreError> {
+        is_final: bool,
+    ) -> Result<Result<Finished, String>, StoreError> {
         let missing =
             mirror::session_users(tx, &self.account, &window.scope, walk_id, self.run_id).await?;
         if !missing.confirmed.is_empty() || missing.newly_missing > 0 {
@@ -214,7 +214,16 @@ impl Source for SdkSessionUsers {
         .bind(walk_id)
         .fetch_one(&mut **tx)
         .await?;
-        Ok(Ok(seen))
+        // As for the month's list: a final users window is never walked again, so one still holding
+        // marked joins stays open until a later run clears or confirms them.
+        if is_final && missing.still_missing > 0 {
+            tracing::info!(account = %self.account, session = %window.scope, joins = missing.still_missing,
+                "the session's month has settled but joins are still marked missing; its users stay open until a later run settles them");
+        }
+        Ok(Ok(Finished {
+            rows: seen,
+            is_final: is_final && missing.still_missing == 0,
+        }))
     }
 }
 

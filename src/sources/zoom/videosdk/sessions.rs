@@ -2,7 +2,7 @@
 //! Resource-intensive (10 requests a minute on Pro), paced by the account's `ZoomPacer`.
 
 use super::{mirror, session_users};
-use crate::engine::{PageMeta, Source, Tx};
+use crate::engine::{Finished, PageMeta, Source, Tx};
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{
@@ -218,7 +218,7 @@ impl Source for SdkSessions {
         walk_id: Uuid,
         _last_page: &SessionsPage,
         is_final: bool,
-    ) -> Result<Result<i64, String>, StoreError> {
+    ) -> Result<Result<Finished, String>, StoreError> {
         let (seen, open): (i64, i64) = sqlx::query_as(
             "SELECT count(*), count(*) FILTER (WHERE end_time IS NULL) FROM rollcall.zoom_sdk_sessions
               WHERE account = $1 AND month = $2 AND walk_id = $3",
@@ -254,7 +254,16 @@ impl Source for SdkSessions {
             tracing::info!(sessions = vanished.newly_missing,
                 "sessions no longer listed are kept until a walk in a later run confirms they are gone");
         }
-        Ok(Ok(seen))
+        // A final month is never listed again: one still holding marked sessions would keep them marked
+        // (hidden from the analyst views) forever. It stays open until a walk clears or confirms them.
+        if is_final && vanished.still_missing > 0 {
+            tracing::info!(sessions = vanished.still_missing,
+                "the month has settled but sessions are still marked missing; it stays open until a later run settles them");
+        }
+        Ok(Ok(Finished {
+            rows: seen,
+            is_final: is_final && vanished.still_missing == 0,
+        }))
     }
 }
 
