@@ -200,7 +200,7 @@ async fn a_host_report_or_rocketchat_reply_without_its_list_fails_and_deletes_no
 }
 
 /// The Video SDK gives no totals: one complete walk that misses a session or a join only marks it; a
-/// complete walk in a later run must miss it again before anything is deleted.
+/// complete walk of a run that began at least 12 hours later must miss it again before anything is deleted.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_vanished_video_sdk_session_is_deleted_only_when_two_runs_agree() {
     let specs = vec![sdk_account("studio", 8)];
@@ -256,6 +256,8 @@ async fn a_vanished_video_sdk_session_is_deleted_only_when_two_runs_agree() {
         "the vanished joins are marked missing"
     );
 
+    // The next day's run.
+    backdate_marks(&db.pool, 13).await;
     hide();
     let third = app.collect_all().await;
     assert!(third.all_complete(), "{third:?}");
@@ -279,6 +281,68 @@ async fn a_vanished_video_sdk_session_is_deleted_only_when_two_runs_agree() {
     .await
     .expect("count");
     assert_eq!(left, 0, "nothing of the vanished session is left");
+}
+
+/// Moves every Video SDK mark `hours` into the past: how the next day's run looks to the mirror rule.
+async fn backdate_marks(pool: &sqlx::PgPool, hours: i32) {
+    for table in ["zoom_sdk_sessions", "zoom_sdk_session_users"] {
+        sqlx::query(&format!(
+            "UPDATE rollcall.{table} SET missing_since = missing_since - make_interval(hours => $1)
+              WHERE missing_since IS NOT NULL"
+        ))
+        .bind(hours)
+        .execute(pool)
+        .await
+        .expect("backdate marks");
+    }
+}
+
+/// Two runs minutes apart (a manual `collect` after the daemon's) may have met the same short glitch
+/// upstream: the second one deletes nothing, and neither does one 11 hours after the mark. Only a run that
+/// began at least 12 hours after it does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_minutes_later_deletes_no_video_sdk_history() {
+    let specs = vec![sdk_account("studio", 8)];
+    let app = sdk_app(&specs).await;
+    let (db, control) = (&app.db.pool, app.control());
+    assert!(app.collect_all().await.all_complete());
+    let held = sdk_rows(db).await;
+    control.add_fault(FaultRule::on(Endpoint::SdkSessions, remove("/sessions/0")).page(1));
+    control.add_fault(FaultRule::on(Endpoint::SdkSessionUsers, remove("/users/0")).page(1));
+    let marked_by_first = app.collect_all().await;
+    assert!(marked_by_first.all_complete(), "{marked_by_first:?}");
+    let marks = "SELECT (SELECT count(*) FROM rollcall.zoom_sdk_sessions WHERE missing_since IS NOT NULL),
+                        (SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE missing_since IS NOT NULL)";
+    let marked: (i64, i64) = sqlx::query_as(marks).fetch_one(db).await.expect("marks");
+    assert!(marked.0 > 0 && marked.1 > 0, "{marked:?}");
+
+    let minutes_later = app.collect_all().await;
+    assert!(minutes_later.all_complete(), "{minutes_later:?}");
+    assert_eq!(
+        sdk_rows(db).await,
+        held,
+        "a run minutes later deletes nothing"
+    );
+    let still: (i64, i64) = sqlx::query_as(marks).fetch_one(db).await.expect("marks");
+    assert_eq!(still, marked, "the rows stay marked");
+
+    backdate_marks(db, 11).await;
+    assert!(app.collect_all().await.all_complete());
+    assert_eq!(
+        sdk_rows(db).await,
+        held,
+        "11 hours after the mark is not enough"
+    );
+
+    backdate_marks(db, 2).await;
+    assert!(app.collect_all().await.all_complete());
+    let after = sdk_rows(db).await;
+    assert!(
+        after.0 == held.0 - marked.0 && after.1 < held.1 - marked.1,
+        "a run 13 hours after the mark deletes the sessions (and their joins) it misses again: {held:?} -> {after:?}, {marked:?} marked"
+    );
+    let left: (i64, i64) = sqlx::query_as(marks).fetch_one(db).await.expect("marks");
+    assert_eq!(left, (0, 0), "nothing is left marked");
 }
 
 #[tokio::test(flavor = "multi_thread")]

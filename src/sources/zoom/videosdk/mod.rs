@@ -113,7 +113,7 @@ impl SourceConfig for VideoSdkAccount {
             account: self.name.clone(),
             page_size: self.page_size,
             months: months.clone(),
-            run_id: cx.run.id,
+            run: cx.run.clone(),
         };
         let users = session_users::SdkSessionUsers {
             client,
@@ -125,7 +125,7 @@ impl SourceConfig for VideoSdkAccount {
                 to: None,
                 ..months
             },
-            run_id: cx.run.id,
+            run: cx.run.clone(),
         };
         vec![
             BuiltSource::new(Arc::new(daily)),

@@ -4,7 +4,7 @@
 
 use super::mirror;
 use super::path::session_segment;
-use crate::engine::{Finished, PageMeta, Source, Tx};
+use crate::engine::{Finished, PageMeta, RunContext, Source, Tx};
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{field, id, page_token, required_list, text, timestamp};
@@ -29,8 +29,8 @@ pub struct SdkSessionUsers {
     pub page_size: u32,
     /// Its months: horizon and finality (the list plans them).
     pub months: MonthWindows,
-    /// This run: a join is deleted only when complete walks in two different runs missed it.
-    pub run_id: Uuid,
+    /// This run: a marked join is deleted only by a run that began long enough after the mark.
+    pub run: RunContext,
 }
 
 /// One users walk's request (`type=past` is constant).
@@ -199,11 +199,11 @@ impl Source for SdkSessionUsers {
         is_final: bool,
     ) -> Result<Result<Finished, String>, StoreError> {
         let missing =
-            mirror::session_users(tx, &self.account, &window.scope, walk_id, self.run_id).await?;
+            mirror::session_users(tx, &self.account, &window.scope, walk_id, &self.run).await?;
         if !missing.confirmed.is_empty() || missing.newly_missing > 0 {
             tracing::info!(account = %self.account, session = %window.scope,
                 removed = missing.confirmed.len(), newly_missing = missing.newly_missing,
-                "joins no longer listed: removed once two runs agree, kept until then");
+                "joins no longer listed: removed once a run at least 12 hours after the mark misses them too, kept until then");
         }
         let seen: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM rollcall.zoom_sdk_session_users
