@@ -64,6 +64,15 @@ pub trait Source: Send + Sync + 'static {
         cancel: &CancellationToken,
     ) -> impl Future<Output = Result<Self::Page, ApiError>> + Send;
 
+    /// `Some(reason)` when `error`, the answer to a page of `window`, says the API no longer has what the
+    /// window asks for (not that the request was wrong): the window is recorded `unreachable` with that
+    /// reason instead of failing, keeps its rows, and is not requested again. `None` (the default): it
+    /// fails and is retried next run.
+    fn unreachable(&self, window: &Window, error: &ApiError) -> Option<String> {
+        let _ = (window, error);
+        None
+    }
+
     /// Checks a page against its request. `Err` names why the page cannot be trusted (a clamped range, a body
     /// that contradicts itself); nothing of it is written and the window fails.
     fn inspect(&self, window: &Window, page: &Self::Page) -> Result<PageMeta, String>;

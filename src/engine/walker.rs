@@ -104,6 +104,8 @@ pub struct StreamOutcome {
     pub completed: u32,
     pub failed: u32,
     pub rows: i64,
+    /// Windows the API said it no longer has (recorded `unreachable`, rows kept).
+    pub unreachable: u32,
     /// Windows whose lease another process took over mid-walk (it finishes them; nothing is lost).
     pub lost_leases: u32,
     /// Set when the account can do nothing more this run (rejected credentials, daily limit, pause).
@@ -118,6 +120,10 @@ enum WalkEnd {
     },
     Failed {
         error: ApiErrorOrReason,
+    },
+    /// The API no longer has what the window asks for: recorded `unreachable`, rows kept.
+    Unreachable {
+        reason: String,
     },
     /// Shutdown: the walk resumes from its checkpoint next run.
     Interrupted,
@@ -362,6 +368,7 @@ impl Engine {
                     outcome.completed += 1;
                     outcome.rows += rows;
                 }
+                WalkEnd::Unreachable { .. } => lock(&shared.outcome).unreachable += 1,
                 WalkEnd::LeaseLost => lock(&shared.outcome).lost_leases += 1,
                 WalkEnd::Interrupted => {
                     if self.cancel.is_cancelled() {
@@ -519,6 +526,11 @@ impl Engine {
                     "window walked and verified; it completes when its child windows do"
                 );
             }
+            WalkEnd::Unreachable { reason } => {
+                observe::window_finished(&window.account, &window.stream, "unreachable");
+                tracing::warn!(reason = %reason,
+                    "window unreachable: the API no longer has it; its rows are kept and it is not requested again");
+            }
             WalkEnd::LeaseLost => {
                 observe::window_finished(&window.account, &window.stream, "lease_lost");
                 tracing::warn!("lease lost to another process; that process finishes the window");
@@ -640,6 +652,11 @@ impl Engine {
                 }
                 Err(err) => {
                     let mut tx = self.pool.begin().await?;
+                    if let Some(reason) = source.unreachable(window, &err) {
+                        windows::gone(&mut tx, window.id, &self.owner, &reason).await?;
+                        tx.commit().await?;
+                        return Ok(WalkEnd::Unreachable { reason });
+                    }
                     windows::fail(&mut tx, window.id, &self.owner, &err.to_string()).await?;
                     tx.commit().await?;
                     return Ok(WalkEnd::Failed {

@@ -23,6 +23,9 @@ use uuid::Uuid;
 
 pub const STREAM: &str = "zoom_sdk_session_users";
 
+/// Zoom's code with a 404 for a session it does not have: "Session does not exist: {id}".
+const SESSION_DOES_NOT_EXIST: i64 = 3001;
+
 pub struct SdkSessionUsers {
     pub client: Arc<ZoomClient>,
     pub account: String,
@@ -161,6 +164,24 @@ impl Source for SdkSessionUsers {
             .map(|(i, raw)| SessionUser::from_raw(raw, i))
             .collect();
         Ok(UsersPage { body, users })
+    }
+
+    /// Zoom answers 404 code 3001 "Session does not exist: {id}" for a session it no longer has
+    /// (research/zoom-api.md §2d). Failing would hold the month back for good once it is final (it is
+    /// never listed again, so nothing would ever retry or retire the child): the window is recorded
+    /// unreachable, its stored joins kept. Any other 404 (a wrong `api_url`) still fails.
+    fn unreachable(&self, window: &Window, error: &ApiError) -> Option<String> {
+        match error {
+            ApiError::NotFound {
+                code: Some(code @ SESSION_DOES_NOT_EXIST),
+                message,
+                ..
+            } => Some(format!(
+                "Zoom no longer has session {:?}: HTTP 404 (code {code}): {message}; its stored users are kept and it is not requested again unless a list walk lists it again",
+                window.scope
+            )),
+            _ => None,
+        }
     }
 
     fn inspect(&self, _window: &Window, page: &UsersPage) -> Result<PageMeta, String> {
