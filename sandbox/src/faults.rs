@@ -19,6 +19,9 @@ pub struct FaultRule {
     pub account_id: Option<String>,
     #[serde(default)]
     pub report_type: Option<ReportType>,
+    /// Only requests naming this Video SDK session (its users), as the sandbox decoded the id.
+    #[serde(default)]
+    pub session_id: Option<String>,
     /// The report page: 1 = a request without `next_page_token`, n = the nth page of a walk.
     #[serde(default)]
     pub page: Option<u32>,
@@ -48,6 +51,7 @@ impl FaultRule {
             endpoint: None,
             account_id: None,
             report_type: None,
+            session_id: None,
             page: None,
             times: None,
             probability: None,
@@ -65,6 +69,12 @@ impl FaultRule {
     /// Only host-report requests of this type.
     pub fn report_type(mut self, report_type: ReportType) -> FaultRule {
         self.report_type = Some(report_type);
+        self
+    }
+
+    /// Only requests about this Video SDK session (`/videosdk/sessions/{id}/users`).
+    pub fn session(mut self, session_id: impl Into<String>) -> FaultRule {
+        self.session_id = Some(session_id.into());
         self
     }
 
@@ -224,6 +234,7 @@ fn matches(rule: &FaultRule, meta: &RequestMeta) -> bool {
     rule.endpoint.is_none_or(|e| e == meta.endpoint)
         && ok(&rule.account_id, &meta.account_id)
         && ok(&rule.report_type, &meta.report_type)
+        && ok(&rule.session_id, &meta.session_id)
         && ok(&rule.page, &meta.page)
 }
 
@@ -249,6 +260,7 @@ mod tests {
             endpoint: Some(Endpoint::ReportUsers),
             account_id: None,
             report_type: None,
+            session_id: None,
             page,
             times,
             probability,

@@ -190,7 +190,7 @@ pub async fn load(pool: &PgPool, request: &Request) -> Result<Coverage, StoreErr
     // "Held" is judged from the data tables, not from the window's counters: a retired window's `rows`
     // describe its last walk only, while any stored row (or a walk that once completed, even empty) means
     // the history of that range is here.
-    let windows = sqlx::query_as::<_, WindowRow>(
+    let mut windows = sqlx::query_as::<_, WindowRow>(
         "SELECT w.account, w.stream, w.window_start, w.window_end, w.state, w.is_final,
                 (w.completed_at IS NOT NULL OR CASE w.stream
                     WHEN 'zoom_host_report' THEN
@@ -216,6 +216,7 @@ pub async fn load(pool: &PgPool, request: &Request) -> Result<Coverage, StoreErr
     .bind(request.account.as_deref())
     .fetch_all(pool)
     .await?;
+    settle_gone_sessions(&mut windows);
     let known: Vec<(String, String)> = sqlx::query_as(
         "SELECT DISTINCT account, stream FROM rollcall.collection_windows
           WHERE $1::text IS NULL OR account = $1",
@@ -312,6 +313,27 @@ pub async fn load(pool: &PgPool, request: &Request) -> Result<Coverage, StoreErr
             .collect(),
         accounts,
     })
+}
+
+/// A session's users window that is unreachable while its month's list is not was recorded so because
+/// Zoom no longer has the session (404 code 3001): nothing is missing that could still be collected, and
+/// it is never requested again, so it counts as complete and final. Its month is not past the horizon,
+/// which is what an unreachable window in a cell otherwise means.
+fn settle_gone_sessions(windows: &mut [WindowRow]) {
+    let retired_lists: BTreeSet<(String, NaiveDate)> = windows
+        .iter()
+        .filter(|w| w.stream == "zoom_sdk_sessions" && w.state == "unreachable")
+        .map(|w| (w.account.clone(), w.window_start))
+        .collect();
+    for w in windows.iter_mut() {
+        if w.stream == "zoom_sdk_session_users"
+            && w.state == "unreachable"
+            && !retired_lists.contains(&(w.account.clone(), w.window_start))
+        {
+            w.state = "complete".to_string();
+            w.is_final = true;
+        }
+    }
 }
 
 /// The windows of one cell, summed up: anything in progress or broken outranks what is held, because

@@ -8,7 +8,7 @@ mod walker;
 
 pub use built::{BuiltSource, SourceRun};
 pub use run::RunContext;
-pub use source::{PageMeta, Source, Tx};
+pub use source::{Finished, PageMeta, Source, Tx};
 pub use walker::{Concurrency, Engine, StreamOutcome};
 
 /// Stored page tokens are trusted for 14 minutes: Zoom's live 15, and a token that dies in flight only costs

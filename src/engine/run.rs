@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 #[derive(Clone, Debug)]
 pub struct RunContext {
-    /// Tells runs apart: Video SDK rows are deleted only when two complete walks in different runs
-    /// missed them.
+    /// Tells runs apart: a marked Video SDK row is deleted only by a complete walk of another run that
+    /// began long enough after the mark (`videosdk::mirror::CONFIRM_AFTER`).
     pub id: Uuid,
     /// When the run (logically) started: a cron tick shared by replicas, or the start of `collect`.
     pub started: DateTime<Utc>,

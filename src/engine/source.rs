@@ -64,6 +64,15 @@ pub trait Source: Send + Sync + 'static {
         cancel: &CancellationToken,
     ) -> impl Future<Output = Result<Self::Page, ApiError>> + Send;
 
+    /// `Some(reason)` when `error`, the answer to a page of `window`, says the API no longer has what the
+    /// window asks for (not that the request was wrong): the window is recorded `unreachable` with that
+    /// reason instead of failing, keeps its rows, and is not requested again. `None` (the default): it
+    /// fails and is retried next run.
+    fn unreachable(&self, window: &Window, error: &ApiError) -> Option<String> {
+        let _ = (window, error);
+        None
+    }
+
     /// Checks a page against its request. `Err` names why the page cannot be trusted (a clamped range, a body
     /// that contradicts itself); nothing of it is written and the window fails.
     fn inspect(&self, window: &Window, page: &Self::Page) -> Result<PageMeta, String>;
@@ -79,6 +88,9 @@ pub trait Source: Send + Sync + 'static {
 
     /// Runs in the last page's transaction: verifies the whole walk (totals), deletes the window's rows this
     /// walk did not see, and writes any per-window summary. `Ok(Err(reason))` leaves the window failed.
+    /// `is_final` is what [`Source::is_final`] said; the returned [`Finished::is_final`] is what the window
+    /// becomes, which a source may only lower (a final window is never walked again, so it must not be
+    /// left holding anything a later walk still has to settle).
     fn finish(
         &self,
         tx: &mut Tx,
@@ -86,5 +98,14 @@ pub trait Source: Send + Sync + 'static {
         walk_id: Uuid,
         last_page: &Self::Page,
         is_final: bool,
-    ) -> impl Future<Output = Result<Result<i64, String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Result<Finished, String>, StoreError>> + Send;
+}
+
+/// What a verified walk leaves behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// The distinct rows the walk saw (compared with the API's total where it announces one).
+    pub rows: i64,
+    /// Whether the window becomes final: never walked again.
+    pub is_final: bool,
 }

@@ -106,6 +106,8 @@ pub struct StreamOutcome {
     pub completed: u32,
     pub failed: u32,
     pub rows: i64,
+    /// Windows the API said it no longer has (recorded `unreachable`, rows kept).
+    pub unreachable: u32,
     /// Windows whose lease another process took over mid-walk (it finishes them; nothing is lost).
     pub lost_leases: u32,
     /// Set when the account can do nothing more this run (rejected credentials, daily limit, pause).
@@ -120,6 +122,10 @@ enum WalkEnd {
     },
     Failed {
         error: ApiErrorOrReason,
+    },
+    /// The API no longer has what the window asks for: recorded `unreachable`, rows kept.
+    Unreachable {
+        reason: String,
     },
     /// Shutdown: the walk resumes from its checkpoint next run.
     Interrupted,
@@ -364,6 +370,7 @@ impl Engine {
                     outcome.completed += 1;
                     outcome.rows += rows;
                 }
+                WalkEnd::Unreachable { .. } => lock(&shared.outcome).unreachable += 1,
                 WalkEnd::LeaseLost => lock(&shared.outcome).lost_leases += 1,
                 WalkEnd::Interrupted => {
                     if self.cancel.is_cancelled() {
@@ -528,6 +535,11 @@ impl Engine {
                     "window walked and verified; it completes when its child windows do"
                 );
             }
+            WalkEnd::Unreachable { reason } => {
+                observe::window_finished(&window.account, &window.stream, "unreachable");
+                tracing::warn!(reason = %reason,
+                    "window unreachable: the API no longer has it; its rows are kept and it is not requested again");
+            }
             WalkEnd::LeaseLost => {
                 observe::window_finished(&window.account, &window.stream, "lease_lost");
                 tracing::warn!("lease lost to another process; that process finishes the window");
@@ -653,6 +665,11 @@ impl Engine {
                 }
                 Err(err) => {
                     let mut tx = self.pool.begin().await?;
+                    if let Some(reason) = source.unreachable(window, &err) {
+                        windows::gone(&mut tx, window.id, &self.owner, &reason).await?;
+                        tx.commit().await?;
+                        return Ok(WalkEnd::Unreachable { reason });
+                    }
                     windows::fail(&mut tx, window.id, &self.owner, &err.to_string()).await?;
                     tx.commit().await?;
                     return Ok(WalkEnd::Failed {
@@ -736,23 +753,30 @@ impl Engine {
                 .finish(&mut tx, window, walk_id, &page, is_final)
                 .await?
             {
-                Ok(rows) if expected_total.is_some_and(|expected| expected != rows) => {
+                Ok(done) if expected_total.is_some_and(|expected| expected != done.rows) => {
                     // The walk does not add up to what the API announced: nothing of its last page, and
                     // none of the mirror step, may stand. The next run walks the window again.
                     tx.rollback().await?;
                     let reason = format!(
-                        "the API announced {} rows for this window but the walk saw {rows} distinct rows; it is walked again next run",
-                        expected_total.unwrap_or_default()
+                        "the API announced {} rows for this window but the walk saw {} distinct rows; it is walked again next run",
+                        expected_total.unwrap_or_default(),
+                        done.rows
                     );
                     windows::fail_now(&self.pool, window.id, &self.owner, &reason).await?;
                     return Ok(WalkEnd::Failed {
                         error: ApiErrorOrReason::Reason(reason),
                     });
                 }
-                Ok(rows) => {
+                Ok(done) => {
+                    // A source may hold a settled window open (never the other way round).
+                    let is_final = is_final && done.is_final;
                     let completion =
-                        windows::complete(&mut tx, window.id, &self.owner, is_final, rows).await?;
-                    WalkEnd::Complete { rows, completion }
+                        windows::complete(&mut tx, window.id, &self.owner, is_final, done.rows)
+                            .await?;
+                    WalkEnd::Complete {
+                        rows: done.rows,
+                        completion,
+                    }
                 }
                 Err(reason) => {
                     windows::fail(&mut tx, window.id, &self.owner, &reason).await?;

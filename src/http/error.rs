@@ -44,6 +44,16 @@ pub enum ApiError {
     #[error("{what}: {message}")]
     Rejected { what: String, message: String },
 
+    /// A 404: what was asked for is not there. Either the API says so of the resource (its `code` and
+    /// `message`, e.g. Zoom's 3001 "Session does not exist: {id}"), or `api_url` is wrong. Never retried;
+    /// a source that knows what the API means by it for one window may record that window unreachable.
+    #[error("{what}: HTTP 404{}: {message}; check api_url", code.map(|c| format!(" (code {c})")).unwrap_or_default())]
+    NotFound {
+        what: String,
+        code: Option<i64>,
+        message: String,
+    },
+
     /// An id the API serves that cannot be put in a URL path as itself; requesting anything else would
     /// collect another resource's data under its name. Fails the one window, not the account.
     #[error(transparent)]

@@ -455,7 +455,11 @@ pub async fn settle_parents(pool: &PgPool, account: &str) -> Result<u64, StoreEr
 }
 
 /// Plans child windows of `parent` (one per scope, the parent's bounds) in the parent page's transaction,
-/// so a stored row can never lack its pending child. Existing children keep their state.
+/// so a stored row can never lack its pending child. Existing children keep their state, except one
+/// recorded `unreachable` by [`gone`]: the parent listing it again is new evidence that the API has it,
+/// so it is `pending` again and asked once more (in the same run, since children walk after their
+/// parent). Horizon retirement cannot be undone here: a parent walked is within the horizon, and so
+/// are its children, which share its bounds.
 pub async fn plan_children(
     tx: &mut Transaction<'_, Postgres>,
     parent: &Window,
@@ -469,7 +473,11 @@ pub async fn plan_children(
         "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end, parent_id)
          SELECT $1, $2, scope, $3, $4, $5 FROM UNNEST($6::text[]) AS scope
          ON CONFLICT (account, stream, scope, window_start, window_end)
-           DO UPDATE SET parent_id = EXCLUDED.parent_id WHERE collection_windows.parent_id IS NULL",
+           DO UPDATE SET parent_id = COALESCE(collection_windows.parent_id, EXCLUDED.parent_id),
+                         state = CASE WHEN collection_windows.state = 'unreachable' THEN 'pending'
+                                      ELSE collection_windows.state END,
+                         updated_at = now()
+            WHERE collection_windows.parent_id IS NULL OR collection_windows.state = 'unreachable'",
     )
     .bind(&parent.account)
     .bind(stream)
@@ -493,6 +501,36 @@ pub async fn forget_children(
         .bind(scopes)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Records the window `unreachable` because the API says it no longer has what the window asks for (a
+/// Video SDK session Zoom no longer knows): never requested again, its rows kept, and, unlike a failure,
+/// no longer holding its parent back, which completes if this was the last child it waited for.
+pub async fn gone(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i64,
+    owner: &LeaseOwner,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let done: Option<(Option<i64>,)> = sqlx::query_as(
+        "UPDATE rollcall.collection_windows
+            SET state = 'unreachable', last_error = $3, next_page_token = NULL, token_issued_at = NULL,
+                lease_owner = NULL, lease_until = NULL, updated_at = now()
+          WHERE id = $1 AND lease_owner = $2
+      RETURNING parent_id",
+    )
+    .bind(id)
+    .bind(&owner.id)
+    .bind(bounded_error(reason))
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((parent,)) = done else {
+        return Err(StoreError::LeaseLost);
+    };
+    if let Some(parent) = parent {
+        complete_parent_if_ready(tx, parent).await?;
+    }
     Ok(())
 }
 

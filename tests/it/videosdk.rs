@@ -326,3 +326,167 @@ async fn a_bad_api_secret_fails_only_that_account_and_names_it() {
         check.stdout
     );
 }
+
+/// Zoom answers 404 code 3001 "Session does not exist" for the users of a session it no longer has. That
+/// child is recorded unreachable with the reason, its stored joins kept, one warning each, and its month
+/// completes: a final month is never walked again, so a failure would wedge it (and `collect`) for good. A
+/// list walk that lists the session again (a month not final yet) asks for its users once more.
+// Logs captured for this test alone (see `with_logs`).
+#[test]
+fn a_session_zoom_no_longer_has_is_unreachable_and_its_month_completes() {
+    with_logs("warn", |logs| async move {
+        let specs = vec![sdk_account("studio", 6)];
+        let sandbox = sdk_sandbox(specs.clone()).await;
+        let control = sandbox.control();
+        let mut app = app(sandbox, &specs, 300).await;
+        let db = &app.db.pool;
+        app.config.videosdk[0].settle_days = 400;
+        assert!(app.collect_all().await.all_complete());
+        let months = reachable_months();
+        let (last_month, this_month) = (months[months.len() - 2], months[months.len() - 1]);
+        let ended = |month| {
+            control
+                .sdk_sessions("studio-key", month)
+                .iter()
+                .find(|s| s.get("end_time").is_some())
+                .and_then(|s| s["id"].as_str())
+                .expect("an ended session")
+                .to_string()
+        };
+        let (settled, open) = (ended(last_month), ended(this_month));
+        let joins = |session: String| async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE session_id = $1",
+            )
+            .bind(session)
+            .fetch_one(db)
+            .await
+            .expect("joins")
+        };
+        let held = (joins(settled.clone()).await, joins(open.clone()).await);
+        assert!(held.0 > 0 && held.1 > 0, "{held:?}");
+
+        // The run that settles last month: Zoom no longer has one session of it, nor one of this month.
+        app.config.videosdk[0].settle_days = 2;
+        for session in [&settled, &open] {
+            control.add_fault(
+                FaultRule::on(
+                    Endpoint::SdkSessionUsers,
+                    FaultKind::Status {
+                        status: 404,
+                        body: format!(
+                            r#"{{"code":3001,"message":"Session does not exist: {session}"}}"#
+                        ),
+                    },
+                )
+                .session(session.as_str()),
+            );
+        }
+        let warned_before = logs.text().matches("window unreachable").count();
+        let run = app.collect_all().await;
+        assert!(run.all_complete(), "collect exits 0: {run:?}");
+        assert_eq!(
+            logs.text().matches("window unreachable").count() - warned_before,
+            2,
+            "one warning per session: {}",
+            logs.text()
+        );
+        let child = |session: String| async move {
+            sqlx::query_as::<_, (String, Option<String>)>(
+                "SELECT state, last_error FROM rollcall.collection_windows
+                  WHERE stream = 'zoom_sdk_session_users' AND scope = $1",
+            )
+            .bind(session)
+            .fetch_one(db)
+            .await
+            .expect("users window")
+        };
+        for session in [&settled, &open] {
+            let (state, error) = child(session.clone()).await;
+            let error = error.unwrap_or_default();
+            assert_eq!(state, "unreachable", "{session}: {error}");
+            assert!(
+                error.contains(&format!("{session:?}"))
+                    && error.contains("code 3001")
+                    && error.contains(&format!("Session does not exist: {session}")),
+                "last_error names the session and Zoom's answer: {error}"
+            );
+        }
+        assert_eq!(
+            (joins(settled.clone()).await, joins(open.clone()).await),
+            held,
+            "their stored joins are kept"
+        );
+        let month = |m: chrono::NaiveDate| async move {
+            sqlx::query_as::<_, (String, bool, bool, i64)>(
+                "SELECT list_state, complete, is_final, users_windows_unreachable
+                   FROM rollcall.zoom_sdk_months WHERE account = 'studio' AND month = $1",
+            )
+            .bind(m)
+            .fetch_one(db)
+            .await
+            .expect("month")
+        };
+        assert_eq!(
+            month(last_month).await,
+            ("complete".to_string(), true, true, 1),
+            "last month is complete and final"
+        );
+        assert_eq!(
+            month(this_month).await,
+            ("complete".to_string(), true, false, 1)
+        );
+        // The sandbox still serves both sessions' users to its truth queries: every row is as it was.
+        assert_sdk_mirror(db, &control, &specs[0]).await;
+
+        let coverage = app.cli(&["coverage", "--json"]).await;
+        assert_eq!(coverage.code, 0, "{}", coverage.output());
+        let json: serde_json::Value = serde_json::from_str(&coverage.stdout).expect("JSON");
+        let cells = json["accounts"][0]["streams"]
+            .as_array()
+            .expect("streams")
+            .iter()
+            .find(|s| s["stream"] == "zoom_sdk_sessions")
+            .expect("the sessions row")["months"]
+            .clone();
+        let cell = |m: chrono::NaiveDate| {
+            cells
+                .as_array()
+                .expect("months")
+                .iter()
+                .find(|c| c["month"] == m.format("%Y-%m").to_string())
+                .map(|c| c["state"].clone())
+        };
+        assert_eq!(
+            cell(last_month),
+            Some("final".into()),
+            "{}",
+            coverage.stdout
+        );
+        assert_eq!(
+            cell(this_month),
+            Some("complete".into()),
+            "{}",
+            coverage.stdout
+        );
+
+        // Next run: the final month is not listed again, so its gone session is not asked again; this
+        // month's list still lists the other one, which is asked once more and is still gone.
+        control.clear_requests();
+        let again = app.collect_all().await;
+        assert!(again.all_complete(), "{again:?}");
+        let asked = |session: &str| {
+            control
+                .requests()
+                .iter()
+                .filter(|r| {
+                    r.endpoint == Endpoint::SdkSessionUsers
+                        && r.session_id.as_deref() == Some(session)
+                })
+                .count()
+        };
+        assert_eq!((asked(&settled), asked(&open)), (0, 1));
+        assert_eq!(child(open.clone()).await.0, "unreachable");
+        assert!(month(this_month).await.1, "this month completes again");
+    });
+}

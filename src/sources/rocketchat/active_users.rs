@@ -6,7 +6,7 @@ use super::client::RocketChatClient;
 use super::days;
 use crate::config::RocketChatWorkspace;
 use crate::engine::RunContext;
-use crate::engine::{PageMeta, Source, Tx};
+use crate::engine::{Finished, PageMeta, Source, Tx};
 use crate::http::ApiError;
 use crate::store::text::clean_str;
 use crate::store::windows::{Edge, PlannedWindow, Retirement, Window};
@@ -224,10 +224,10 @@ impl Source for ActiveUsers {
         _window: &Window,
         _walk_id: Uuid,
         last_page: &DaysPage,
-        _is_final: bool,
-    ) -> Result<Result<i64, String>, StoreError> {
+        is_final: bool,
+    ) -> Result<Result<Finished, String>, StoreError> {
         let Some((first, last)) = last_page.span else {
-            return Ok(Ok(0));
+            return Ok(Ok(Finished { rows: 0, is_final }));
         };
         let held: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM rollcall.rc_active_user_days
@@ -238,7 +238,10 @@ impl Source for ActiveUsers {
         .bind(last)
         .fetch_one(&mut **tx)
         .await?;
-        Ok(Ok(held))
+        Ok(Ok(Finished {
+            rows: held,
+            is_final,
+        }))
     }
 }
 

@@ -200,9 +200,10 @@ fn classify(
             what,
             message: format!("{message} (Zoom code 200: the account needs a Pro or higher plan and the app the report:read:admin scope)"),
         },
-        404 => ApiError::Rejected {
+        404 => ApiError::NotFound {
             what,
-            message: format!("HTTP 404: {message}; check api_url"),
+            code,
+            message,
         },
         _ => status_error(&what, status, code, message),
     }
@@ -295,5 +296,20 @@ mod tests {
         let body = br#"{"code":300,"message":"Only provide report in recent 6 months"}"#;
         let err = classify("t", 400, &HeaderMap::new(), &ErrorBody::parse(body), body);
         assert!(matches!(err, ApiError::Rejected { .. }));
+    }
+
+    #[test]
+    fn a_404_keeps_zooms_code_and_message() {
+        let body = br#"{"code":3001,"message":"Session does not exist: ab/c=="}"#;
+        let err = classify("t", 404, &HeaderMap::new(), &ErrorBody::parse(body), body);
+        assert!(
+            matches!(&err, ApiError::NotFound { code: Some(3001), message, .. } if message == "Session does not exist: ab/c=="),
+            "{err:?}"
+        );
+        assert!(!err.is_transient());
+        assert_eq!(
+            err.to_string(),
+            "t: HTTP 404 (code 3001): Session does not exist: ab/c==; check api_url"
+        );
     }
 }

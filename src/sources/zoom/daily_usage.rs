@@ -12,7 +12,7 @@ use super::client::ZoomClient;
 use super::fields::{field, int, required_list};
 use super::months::{self, first_of_month, last_of_month, MonthWindows};
 use super::pacing::Category;
-use crate::engine::{PageMeta, Source, Tx};
+use crate::engine::{Finished, PageMeta, Source, Tx};
 use crate::http::ApiError;
 use crate::store::text::clean_json;
 use crate::store::windows::{PlannedWindow, Retirement, Window};
@@ -258,7 +258,7 @@ impl Source for DailyUsage {
         _walk_id: Uuid,
         last_page: &DailyPage,
         is_final: bool,
-    ) -> Result<Result<i64, String>, StoreError> {
+    ) -> Result<Result<Finished, String>, StoreError> {
         let Ok(days) = &last_page.days else {
             return Ok(Err("malformed daily report".into()));
         };
@@ -291,7 +291,10 @@ impl Source for DailyUsage {
             .await?;
             held += filled.rows_affected() as i64;
         }
-        Ok(Ok(held))
+        Ok(Ok(Finished {
+            rows: held,
+            is_final,
+        }))
     }
 }
 

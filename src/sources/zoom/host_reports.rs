@@ -4,7 +4,7 @@ use super::client::ZoomClient;
 use super::fields::{field, int, page_token, required_list, text, timestamp};
 use super::months::{self, MonthRequest, MonthWindows};
 use super::pacing::Category;
-use crate::engine::{PageMeta, Source, Tx};
+use crate::engine::{Finished, PageMeta, Source, Tx};
 use crate::http::ApiError;
 use crate::store::text::clean_json;
 use crate::store::windows::{PlannedWindow, Retirement, Window};
@@ -221,7 +221,7 @@ impl Source for HostReports {
         walk_id: Uuid,
         last_page: &ReportPage,
         is_final: bool,
-    ) -> Result<Result<i64, String>, StoreError> {
+    ) -> Result<Result<Finished, String>, StoreError> {
         let seen: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM rollcall.zoom_host_report_users
               WHERE account = $1 AND month = $2 AND report_type = $3 AND walk_id = $4",
@@ -268,7 +268,10 @@ impl Source for HostReports {
         .bind(is_final)
         .execute(&mut **tx)
         .await?;
-        Ok(Ok(seen))
+        Ok(Ok(Finished {
+            rows: seen,
+            is_final,
+        }))
     }
 }
 

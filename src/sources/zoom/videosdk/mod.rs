@@ -3,7 +3,8 @@
 //! Two streams. `zoom_sdk_sessions` walks the session list of a month; each list page upserts its
 //! sessions and, in the same transaction, plans one `zoom_sdk_session_users` window per ended session
 //! (scope = session id, the month's bounds). A crash can therefore never leave a stored session without
-//! its pending child. A month is complete when its list window and every child window are complete
+//! its pending child. A month is complete when its list window and every child window are complete (or
+//! unreachable: Zoom no longer has that session, see `SdkSessionUsers::unreachable`)
 //! (view `rollcall.zoom_sdk_months`); until then `collect` exits 1, because the children are due windows
 //! of their own stream and are counted with the list's.
 
@@ -109,7 +110,7 @@ impl SourceConfig for VideoSdkAccount {
             account: self.name.clone(),
             page_size: self.page_size,
             months: months.clone(),
-            run_id: cx.run.id,
+            run: cx.run.clone(),
         };
         let users = session_users::SdkSessionUsers {
             client,
@@ -121,7 +122,7 @@ impl SourceConfig for VideoSdkAccount {
                 to: None,
                 ..months
             },
-            run_id: cx.run.id,
+            run: cx.run.clone(),
         };
         vec![
             BuiltSource::new(Arc::new(daily)),

@@ -4,7 +4,7 @@
 
 use super::mirror;
 use super::path::session_segment;
-use crate::engine::{PageMeta, Source, Tx};
+use crate::engine::{Finished, PageMeta, RunContext, Source, Tx};
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{field, id, page_token, required_list, text, timestamp};
@@ -23,14 +23,17 @@ use uuid::Uuid;
 
 pub const STREAM: &str = "zoom_sdk_session_users";
 
+/// Zoom's code with a 404 for a session it does not have: "Session does not exist: {id}".
+const SESSION_DOES_NOT_EXIST: i64 = 3001;
+
 pub struct SdkSessionUsers {
     pub client: Arc<ZoomClient>,
     pub account: String,
     pub page_size: u32,
     /// Its months: horizon and finality (the list plans them).
     pub months: MonthWindows,
-    /// This run: a join is deleted only when complete walks in two different runs missed it.
-    pub run_id: Uuid,
+    /// This run: a marked join is deleted only by a run that began long enough after the mark.
+    pub run: RunContext,
 }
 
 /// One users walk's request (`type=past` is constant).
@@ -163,6 +166,24 @@ impl Source for SdkSessionUsers {
         Ok(UsersPage { body, users })
     }
 
+    /// Zoom answers 404 code 3001 "Session does not exist: {id}" for a session it no longer has
+    /// (research/zoom-api.md §2d). Failing would hold the month back for good once it is final (it is
+    /// never listed again, so nothing would ever retry or retire the child): the window is recorded
+    /// unreachable, its stored joins kept. Any other 404 (a wrong `api_url`) still fails.
+    fn unreachable(&self, window: &Window, error: &ApiError) -> Option<String> {
+        match error {
+            ApiError::NotFound {
+                code: Some(code @ SESSION_DOES_NOT_EXIST),
+                message,
+                ..
+            } => Some(format!(
+                "Zoom no longer has session {:?}: HTTP 404 (code {code}): {message}; its stored users are kept and it is not requested again unless a list walk lists it again",
+                window.scope
+            )),
+            _ => None,
+        }
+    }
+
     fn inspect(&self, _window: &Window, page: &UsersPage) -> Result<PageMeta, String> {
         if let Err(problem) = &page.users {
             return Err(format!("malformed session users page: {problem}"));
@@ -196,14 +217,14 @@ impl Source for SdkSessionUsers {
         window: &Window,
         walk_id: Uuid,
         _last_page: &UsersPage,
-        _is_final: bool,
-    ) -> Result<Result<i64, String>, StoreError> {
+        is_final: bool,
+    ) -> Result<Result<Finished, String>, StoreError> {
         let missing =
-            mirror::session_users(tx, &self.account, &window.scope, walk_id, self.run_id).await?;
+            mirror::session_users(tx, &self.account, &window.scope, walk_id, &self.run).await?;
         if !missing.confirmed.is_empty() || missing.newly_missing > 0 {
             tracing::info!(account = %self.account, session = %window.scope,
                 removed = missing.confirmed.len(), newly_missing = missing.newly_missing,
-                "joins no longer listed: removed once two runs agree, kept until then");
+                "joins no longer listed: removed once a run at least 12 hours after the mark misses them too, kept until then");
         }
         let seen: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM rollcall.zoom_sdk_session_users
@@ -214,7 +235,16 @@ impl Source for SdkSessionUsers {
         .bind(walk_id)
         .fetch_one(&mut **tx)
         .await?;
-        Ok(Ok(seen))
+        // As for the month's list: a final users window is never walked again, so one still holding
+        // marked joins stays open until a later run clears or confirms them.
+        if is_final && missing.still_missing > 0 {
+            tracing::info!(account = %self.account, session = %window.scope, joins = missing.still_missing,
+                "the session's month has settled but joins are still marked missing; its users stay open until a later run settles them");
+        }
+        Ok(Ok(Finished {
+            rows: seen,
+            is_final: is_final && missing.still_missing == 0,
+        }))
     }
 }
 

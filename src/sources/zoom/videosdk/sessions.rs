@@ -2,7 +2,7 @@
 //! Resource-intensive (10 requests a minute on Pro), paced by the account's `ZoomPacer`.
 
 use super::{mirror, session_users};
-use crate::engine::{PageMeta, Source, Tx};
+use crate::engine::{Finished, PageMeta, RunContext, Source, Tx};
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{
@@ -29,8 +29,8 @@ pub struct SdkSessions {
     pub page_size: u32,
     /// Its months: planning, horizon, finality.
     pub months: MonthWindows,
-    /// This run: a session is deleted only when complete walks in two different runs missed it.
-    pub run_id: Uuid,
+    /// This run: a marked session is deleted only by a run that began long enough after the mark.
+    pub run: RunContext,
 }
 
 pub struct SessionsPage {
@@ -218,7 +218,7 @@ impl Source for SdkSessions {
         walk_id: Uuid,
         _last_page: &SessionsPage,
         is_final: bool,
-    ) -> Result<Result<i64, String>, StoreError> {
+    ) -> Result<Result<Finished, String>, StoreError> {
         let (seen, open): (i64, i64) = sqlx::query_as(
             "SELECT count(*), count(*) FILTER (WHERE end_time IS NULL) FROM rollcall.zoom_sdk_sessions
               WHERE account = $1 AND month = $2 AND walk_id = $3",
@@ -236,10 +236,10 @@ impl Source for SdkSessions {
             )));
         }
         let vanished =
-            mirror::sessions(tx, &self.account, window.window_start, walk_id, self.run_id).await?;
+            mirror::sessions(tx, &self.account, window.window_start, walk_id, &self.run).await?;
         if !vanished.confirmed.is_empty() {
             tracing::info!(sessions = vanished.confirmed.len(),
-                "sessions missing from complete list walks in two runs were removed with their users");
+                "sessions marked missing at least 12 hours before this run began and missed again were removed with their users");
             let ids: Vec<String> = vanished.confirmed;
             sqlx::query(
                 "DELETE FROM rollcall.zoom_sdk_session_users WHERE account = $1 AND session_id = ANY($2)",
@@ -252,9 +252,18 @@ impl Source for SdkSessions {
         }
         if vanished.newly_missing > 0 {
             tracing::info!(sessions = vanished.newly_missing,
-                "sessions no longer listed are kept until a walk in a later run confirms they are gone");
+                "sessions no longer listed are kept until a walk of a run at least 12 hours later confirms they are gone");
         }
-        Ok(Ok(seen))
+        // A final month is never listed again: one still holding marked sessions would keep them marked
+        // (hidden from the analyst views) forever. It stays open until a walk clears or confirms them.
+        if is_final && vanished.still_missing > 0 {
+            tracing::info!(sessions = vanished.still_missing,
+                "the month has settled but sessions are still marked missing; it stays open until a later run settles them");
+        }
+        Ok(Ok(Finished {
+            rows: seen,
+            is_final: is_final && vanished.still_missing == 0,
+        }))
     }
 }
 
