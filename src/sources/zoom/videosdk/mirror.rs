@@ -65,7 +65,8 @@ pub async fn session_users(
 }
 
 /// Deletes the rows of `scope` that another run marked at least [`CONFIRM_AFTER`] before this run began,
-/// then marks those missed for the first time (a row marked more recently stays marked as it is). The statements differ only in table and key, which are constants chosen here.
+/// then marks those missed for the first time (a row marked more recently stays marked as it is). The
+/// statements differ only in table and key, which are constants chosen here.
 async fn unseen(
     tx: &mut Tx,
     account: &str,
