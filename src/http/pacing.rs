@@ -5,11 +5,10 @@
 
 use super::ApiError;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -37,51 +36,97 @@ pub fn steady_limiter(requests: u32, per: Duration) -> Option<DefaultDirectRateL
     Some(RateLimiter::direct(quota))
 }
 
-/// A limiter and the queue in front of it: the waiter with the most work left goes first.
+/// How long a request may wait behind windows with more work left before it goes first. A Zoom page
+/// token lives 15 minutes from the page that issued it: strict most-work-first would hold a nearly finished
+/// window's next page until every bigger window had caught down to it, which on a large account's first
+/// collection is longer than that, so its token would expire and the window restart from page 1. Two
+/// minutes is far inside the token's life and costs the long windows one slot now and then.
+const MAX_WAIT: Duration = Duration::from_secs(120);
+
+/// A limiter and the queue in front of it: the waiter with the most work left goes first, unless one has
+/// waited longer than [`MAX_WAIT`] (those go first, oldest first).
 pub struct Paced {
     limiter: DefaultDirectRateLimiter,
-    queue: Mutex<BTreeSet<(std::cmp::Reverse<u64>, u64)>>,
+    queue: Mutex<Vec<Waiter>>,
     next_ticket: AtomicU64,
     turn: Notify,
+    max_wait: Duration,
+}
+
+#[derive(Clone, Copy)]
+struct Waiter {
+    work_left: u64,
+    /// Arrival order, which also breaks ties between equal work.
+    ticket: u64,
+    since: Instant,
 }
 
 impl Paced {
     pub fn new(limiter: DefaultDirectRateLimiter) -> Paced {
+        Paced::with_max_wait(limiter, MAX_WAIT)
+    }
+
+    fn with_max_wait(limiter: DefaultDirectRateLimiter, max_wait: Duration) -> Paced {
         Paced {
             limiter,
-            queue: Mutex::new(BTreeSet::new()),
+            queue: Mutex::new(Vec::new()),
             next_ticket: AtomicU64::new(0),
             turn: Notify::new(),
+            max_wait,
         }
     }
 
-    fn queue(&self) -> std::sync::MutexGuard<'_, BTreeSet<(std::cmp::Reverse<u64>, u64)>> {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Waiter>> {
         self.queue
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Whose turn it is. The queue holds one entry per worker waiting (a few dozen at most), so a scan is
+    /// cheaper than keeping two orders in step.
+    fn head(&self) -> Option<u64> {
+        let queue = self.queue();
+        let overdue = queue
+            .iter()
+            .filter(|w| w.since.elapsed() >= self.max_wait)
+            .min_by_key(|w| w.ticket);
+        let most_work = || {
+            queue
+                .iter()
+                .max_by_key(|w| (w.work_left, std::cmp::Reverse(w.ticket)))
+        };
+        overdue.or_else(most_work).map(|w| w.ticket)
+    }
+
     /// Waits for this request's turn, then for the limiter's next slot.
     pub async fn until_ready(&self, cancel: &CancellationToken) -> Result<(), ApiError> {
         let work_left = WORK_LEFT.try_with(|left| *left).unwrap_or(u64::MAX);
-        let entry = (
-            std::cmp::Reverse(work_left),
-            self.next_ticket.fetch_add(1, Ordering::Relaxed),
-        );
-        self.queue().insert(entry);
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let since = Instant::now();
+        self.queue().push(Waiter {
+            work_left,
+            ticket,
+            since,
+        });
         // Leaves the queue however the wait ends (a slot, a cancel, a dropped request), and wakes the next.
-        let _leave = Leave { paced: self, entry };
+        let _leave = Leave {
+            paced: self,
+            ticket,
+        };
         loop {
             let turn = self.turn.notified();
-            if self.queue().first() == Some(&entry) {
+            if self.head() == Some(ticket) {
                 tokio::select! {
                     _ = cancel.cancelled() => return Err(ApiError::Cancelled),
                     _ = self.limiter.until_ready() => return Ok(()),
                 }
             }
+            // Woken by every departure from the queue, and on its own when this waiter becomes overdue.
+            let overdue_in = self.max_wait.saturating_sub(since.elapsed());
             tokio::select! {
                 _ = cancel.cancelled() => return Err(ApiError::Cancelled),
                 _ = turn => {}
+                _ = tokio::time::sleep(overdue_in), if !overdue_in.is_zero() => {}
             }
         }
     }
@@ -89,12 +134,12 @@ impl Paced {
 
 struct Leave<'a> {
     paced: &'a Paced,
-    entry: (std::cmp::Reverse<u64>, u64),
+    ticket: u64,
 }
 
 impl Drop for Leave<'_> {
     fn drop(&mut self) {
-        self.paced.queue().remove(&self.entry);
+        self.paced.queue().retain(|w| w.ticket != self.ticket);
         self.paced.turn.notify_waiters();
     }
 }
@@ -130,6 +175,45 @@ mod tests {
         }
         assert_eq!(*order.lock().expect("order"), [100, 5]);
         assert!(paced.queue().is_empty());
+    }
+
+    /// Windows with more work left always waiting (each asks again the moment it is served) would hold
+    /// a nearly finished window back until they were all done; past `max_wait` it goes first.
+    #[tokio::test]
+    async fn a_waiter_past_max_wait_goes_before_bigger_windows() {
+        let limiter = steady_limiter(100, Duration::from_secs(1)).expect("a limit");
+        let paced = std::sync::Arc::new(Paced::with_max_wait(limiter, Duration::from_millis(50)));
+        let cancel = CancellationToken::new();
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let (paced, order, cancel) = (paced.clone(), order.clone(), cancel.clone());
+            tasks.push(tokio::spawn(WORK_LEFT.scope(1_000, async move {
+                for _ in 0..30 {
+                    paced.until_ready(&cancel).await.expect("a slot");
+                    order.lock().expect("order").push(1_000);
+                }
+            })));
+        }
+        // The small window arrives once the big ones are queued, so it is never first by arrival alone.
+        while paced.queue().len() < 3 {
+            tokio::task::yield_now().await;
+        }
+        let (small, small_order) = (paced.clone(), order.clone());
+        tasks.push(tokio::spawn(WORK_LEFT.scope(1, async move {
+            small.until_ready(&cancel).await.expect("a slot");
+            small_order.lock().expect("order").push(1);
+        })));
+        for task in tasks {
+            task.await.expect("task");
+        }
+        let order = order.lock().expect("order");
+        let served_at = order.iter().position(|&work| work == 1).expect("served");
+        assert!(
+            served_at < 60,
+            "served {served_at}th of {}: it waited for the bigger windows to finish",
+            order.len()
+        );
     }
 
     #[test]
