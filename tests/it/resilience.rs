@@ -402,3 +402,131 @@ async fn hostile_rows_are_stored_whole_with_nul_replaced_and_no_window_wedged() 
         );
     }
 }
+
+/// A source whose first fetch panics: what a bug in a parser or a reply no code path foresaw would do.
+struct PanicsOnFetch {
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+impl rollcall::engine::Source for PanicsOnFetch {
+    type Page = ();
+    type Params = ();
+
+    fn account(&self) -> &str {
+        "acme"
+    }
+
+    fn stream(&self) -> &'static str {
+        "panic_probe"
+    }
+
+    fn plan(&self) -> Vec<rollcall::store::windows::PlannedWindow> {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).expect("a date");
+        vec![rollcall::store::windows::PlannedWindow {
+            scope: "all".into(),
+            start: day,
+            end: day,
+            reach: rollcall::store::windows::Reach::Reachable,
+        }]
+    }
+
+    fn params(&self, _: &rollcall::store::windows::Window) {}
+
+    fn is_final(&self, _: &rollcall::store::windows::Window) -> bool {
+        false
+    }
+
+    async fn fetch(
+        &self,
+        _: &rollcall::store::windows::Window,
+        _: &(),
+        _: Option<&str>,
+        _: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), rollcall::http::ApiError> {
+        if !self
+            .panicked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("a reply no code path foresaw");
+        }
+        Ok(())
+    }
+
+    fn inspect(
+        &self,
+        _: &rollcall::store::windows::Window,
+        _: &(),
+    ) -> Result<rollcall::engine::PageMeta, String> {
+        Ok(rollcall::engine::PageMeta {
+            next_page_token: None,
+            expected_total: None,
+        })
+    }
+
+    async fn write_page(
+        &self,
+        _: &mut rollcall::engine::Tx,
+        _: &rollcall::store::windows::Window,
+        _: uuid::Uuid,
+        _: &(),
+    ) -> Result<i64, rollcall::store::StoreError> {
+        Ok(0)
+    }
+
+    async fn finish(
+        &self,
+        _: &mut rollcall::engine::Tx,
+        _: &rollcall::store::windows::Window,
+        _: uuid::Uuid,
+        _: &(),
+        _: bool,
+    ) -> Result<Result<rollcall::engine::Finished, String>, rollcall::store::StoreError> {
+        Ok(Ok(rollcall::engine::Finished {
+            rows: 0,
+            is_final: false,
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_walk_that_panics_leaves_no_lease_renewed_behind_it() {
+    let db = TestDb::create().await;
+    rollcall::store::migrate(&db.pool).await.expect("migrate");
+    let source = std::sync::Arc::new(PanicsOnFetch {
+        panicked: false.into(),
+    });
+    let run = |lease_secs| {
+        let engine = std::sync::Arc::new(rollcall::engine::Engine::new(
+            db.pool.clone(),
+            rollcall::store::lease_owner::LeaseOwner::for_this_process(lease_secs),
+            tokio_util::sync::CancellationToken::new(),
+            rollcall::engine::RunContext::new(chrono::Utc::now()),
+            rollcall::engine::Concurrency {
+                per_stream: 1,
+                global: 1,
+                setup: 1,
+            },
+        ));
+        engine.run_source(source.clone())
+    };
+    // The first walk panics (the stream reports it, or the task ends in the panic: either way, it ends).
+    let first = tokio::spawn(run(3)).await;
+    assert!(
+        !matches!(first, Ok(Ok(ref outcome)) if outcome.completed > 0),
+        "{first:?}"
+    );
+    // A later run of this same process, under another owner, gets the window once the dead walk's lease
+    // runs out: nothing renews it any more.
+    let second = tokio::time::timeout(Duration::from_secs(60), run(3))
+        .await
+        .expect("the dead walk's lease is still renewed: the later run waits for it forever")
+        .expect("second run");
+    assert_eq!(second.completed, 1, "{second:?}");
+    let state: String = sqlx::query_scalar(
+        "SELECT state FROM rollcall.collection_windows WHERE stream = 'panic_probe'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("window");
+    assert_eq!(state, "complete");
+}
