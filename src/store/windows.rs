@@ -226,7 +226,9 @@ pub async fn claim_next(
     Ok(window)
 }
 
-/// Windows of (account, stream) that still need a walk but are leased by someone else.
+/// Windows of (account, stream) that still need a walk but are leased by someone else. A lease that has
+/// just run out counts too: it may have expired between a `claim_next` that found it live and this query,
+/// and leaving it out would let the worker conclude there is nothing left and end, instead of claiming it.
 pub async fn leased_elsewhere(
     pool: &PgPool,
     account: &str,
@@ -239,7 +241,7 @@ pub async fn leased_elsewhere(
         "SELECT id, lease_owner, lease_until FROM rollcall.collection_windows
           WHERE account = $1 AND stream = $2 AND NOT is_final AND state <> 'unreachable'
             AND (state = 'running' OR started_at IS NULL OR started_at < $4)
-            AND lease_until >= now() AND lease_owner <> $3 AND NOT (id = ANY($5))",
+            AND lease_until IS NOT NULL AND lease_owner <> $3 AND NOT (id = ANY($5))",
     )
     .bind(account)
     .bind(stream)

@@ -115,6 +115,11 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// An owner id of a process on another host and boot: never provably dead from here, so its leases are
+/// waited out.
+pub const FOREIGN_OWNER: &str =
+    "rc2:elsewhere:4242:5000:4026531836:00000000-0000-0000-0000-000000000000:f0f0f0f0";
+
 pub fn zoom_account(id: &str, users: u64) -> ZoomAccountSpec {
     ZoomAccountSpec {
         account_id: format!("{id}-account"),

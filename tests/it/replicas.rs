@@ -131,10 +131,6 @@ enum Takeover {
     Expiry,
 }
 
-/// An owner id of a process on another host and boot: never provably dead from here.
-const FOREIGN_OWNER: &str =
-    "rc2:elsewhere:4242:5000:4026531836:00000000-0000-0000-0000-000000000000:f0f0f0f0";
-
 #[tokio::test(flavor = "multi_thread")]
 async fn three_replicas_take_over_a_sigkilled_replica_at_once_when_it_is_provably_dead() {
     survive_a_kill(Takeover::DeadLocal, 30).await;
@@ -642,4 +638,53 @@ async fn assert_status_names_holder(config: &std::path::Path, hung_from: &str, v
     assert_eq!(hung["replica"], victim_replica.as_str());
     assert_eq!(hung["lease_expired"], false);
     assert!(hung["lease_until"].is_string());
+}
+
+/// A worker asks two questions: may I claim a window (`claim_next`), and if not, is one leased elsewhere
+/// that I should wait for (`leased_elsewhere`)? A lease that runs out between the two must be an answer to
+/// one of them, or the worker concludes there is nothing left and ends while the window still needs a walk.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lease_that_runs_out_between_claim_and_poll_is_still_waited_for() {
+    use rollcall::store::lease_owner::LeaseOwner;
+    use rollcall::store::windows::{self, PlannedWindow, Reach};
+    let db = TestDb::create().await;
+    rollcall::store::migrate(&db.pool).await.expect("migrate");
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).expect("a date");
+    let planned = PlannedWindow {
+        scope: "all".into(),
+        start: day,
+        end: day,
+        reach: Reach::Reachable,
+    };
+    windows::plan(&db.pool, "acme", "probe", &[planned])
+        .await
+        .expect("plan");
+    // Another replica holds the window, and its lease is live when this one asks to claim it.
+    sqlx::query(
+        "UPDATE rollcall.collection_windows
+            SET state = 'running', lease_owner = $1, lease_until = now() + interval '1 minute'",
+    )
+    .bind(FOREIGN_OWNER)
+    .execute(&db.pool)
+    .await
+    .expect("lease elsewhere");
+    let owner = LeaseOwner::for_this_process(30);
+    let run_started = chrono::Utc::now();
+    let claimed = windows::claim_next(&db.pool, "acme", "probe", &owner, run_started, &[])
+        .await
+        .expect("claim");
+    assert!(claimed.is_none(), "the lease is live");
+    // ... and it runs out before the poll.
+    sqlx::query("UPDATE rollcall.collection_windows SET lease_until = now() - interval '1 second'")
+        .execute(&db.pool)
+        .await
+        .expect("expire");
+    let leased = windows::leased_elsewhere(&db.pool, "acme", "probe", &owner, run_started, &[])
+        .await
+        .expect("poll");
+    assert_eq!(leased.len(), 1, "the window is still waited for");
+    let claimed = windows::claim_next(&db.pool, "acme", "probe", &owner, run_started, &[])
+        .await
+        .expect("claim again");
+    assert!(claimed.is_some(), "and the next claim takes it");
 }
