@@ -320,10 +320,22 @@ impl Engine {
                 // lock is held while waiting for a run-wide slot, which is what keeps each stream to one
                 // place in the slots' queue.
                 let mut claims = shared.claims.lock().await;
-                let Some((window, slot)) = self
+                let next = self
                     .next_window(account, stream, &claims, &shared.account_stopped)
-                    .await?
-                else {
+                    .await;
+                let next = match next {
+                    // Lost between windows (a claim, or a poll for windows another replica holds): the same
+                    // patience as for a walk, or one failover would end the stream and the run with it.
+                    Err(err) if self.recover_database(&shared, &err) => {
+                        drop(claims);
+                        tracing::warn!(error = %err, "database connection lost; waiting for PostgreSQL");
+                        crate::store::wait_until_reachable(&self.pool, DB_PATIENCE, &self.cancel)
+                            .await?;
+                        continue;
+                    }
+                    other => other?,
+                };
+                let Some((window, slot)) = next else {
                     break;
                 };
                 claims.push(window.id);
@@ -349,11 +361,7 @@ impl Engine {
             // Freed before anything that may wait (the database coming back, the next claim).
             drop(slot);
             let walked = match walked {
-                Err(err)
-                    if err.is_connection_loss()
-                        && shared.db_recoveries.fetch_add(1, Ordering::SeqCst)
-                            < MAX_DB_RECOVERIES =>
-                {
+                Err(err) if self.recover_database(&shared, &err) => {
                     // PostgreSQL restarted or the network blinked: the page in flight was rolled back,
                     // the checkpoint still holds. Wait for the database and walk the window again.
                     tracing::warn!(error = %err, "database connection lost; waiting for PostgreSQL");
@@ -399,6 +407,13 @@ impl Engine {
         }
         shared.probed.send_replace(true);
         Ok(())
+    }
+
+    /// Whether `err` is the database going away and the stream still has patience left for it (each
+    /// recovery spends one of `MAX_DB_RECOVERIES`).
+    fn recover_database(&self, shared: &StreamState, err: &StoreError) -> bool {
+        err.is_connection_loss()
+            && shared.db_recoveries.fetch_add(1, Ordering::SeqCst) < MAX_DB_RECOVERIES
     }
 
     /// The next window to walk, with the run-wide slot to walk it in: a free one, or one whose owner died

@@ -530,3 +530,76 @@ async fn a_walk_that_panics_leaves_no_lease_renewed_behind_it() {
     .expect("window");
     assert_eq!(state, "complete");
 }
+
+// Logs captured for this test alone (see `with_logs`).
+#[test]
+fn a_postgres_restart_while_waiting_for_another_replicas_lease_is_waited_out() {
+    with_logs("debug", |logs| async move {
+        if !postgres_binaries_present() {
+            eprintln!("skipped: no PostgreSQL server binaries under /usr/lib/postgresql");
+            return;
+        }
+        let pg = OwnPostgres::start().expect("start a PostgreSQL of the test's own");
+        let specs = vec![zoom_account("acme", 60)];
+        let app = TestApp::on(
+            TestDb::create_on(&pg.admin_url()).await,
+            sandbox(specs.clone()).await,
+        )
+        .zoom(&specs, 50);
+        let (db, control) = (&app.db, app.control());
+        let first = app.collect_all().await;
+        assert!(first.all_complete(), "{first:?}");
+        // Every window the next run would walk is held by a live replica elsewhere for a few seconds, so
+        // the run's workers sit between windows, polling, when the database goes away.
+        sqlx::query(
+            "UPDATE rollcall.collection_windows SET lease_owner = $1, lease_until = now() + interval '6 seconds'
+              WHERE NOT is_final AND state <> 'unreachable'",
+        )
+        .bind(FOREIGN_OWNER)
+        .execute(&db.pool)
+        .await
+        .expect("lease elsewhere");
+        db.pool.close().await;
+
+        let wait_for = |text: &'static str| {
+            let logs = logs.clone();
+            async move {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                let mut poll = tokio::time::interval(Duration::from_millis(50));
+                loop {
+                    poll.tick().await;
+                    if logs.text().contains(text) {
+                        return true;
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        return false;
+                    }
+                }
+            }
+        };
+        let (outcome, ()) = tokio::join!(
+            tokio::time::timeout(
+                Duration::from_secs(180),
+                app.try_collect(Selection::default())
+            ),
+            async {
+                let polling = wait_for("waiting for windows leased by another process").await;
+                assert!(
+                    polling,
+                    "the run waits for the other replica:\n{}",
+                    logs.text()
+                );
+                assert!(pg.ctl("stop"), "stop PostgreSQL while the run polls");
+                let noticed = wait_for("waiting for PostgreSQL").await;
+                assert!(pg.ctl("start"), "start PostgreSQL again");
+                assert!(noticed, "the run waits for the database:\n{}", logs.text());
+            }
+        );
+        let outcome = outcome
+            .expect("collect finishes")
+            .expect("the run survives the restart");
+        assert!(outcome.all_complete(), "{outcome:?}");
+        let pool = rollcall::store::pool(&app.config.database.url, 2).expect("pool");
+        assert_mirror(&pool, &control, &specs[0]).await;
+    });
+}
