@@ -58,6 +58,16 @@ pub fn window_finished(account: &str, stream: &str, outcome: &'static str) {
         .increment(1);
 }
 
+/// `collection_windows.state`'s values (`store::windows::WindowState`).
+const WINDOW_STATES: [&str; 6] = [
+    "pending",
+    "running",
+    "awaiting_children",
+    "complete",
+    "failed",
+    "unreachable",
+];
+
 /// Gauges read from PostgreSQL at scrape time, so every replica reports the same shared truth.
 pub async fn refresh_from_db(pool: &PgPool) -> Result<(), sqlx::Error> {
     let states: Vec<(String, String, String, i64)> = sqlx::query_as(
@@ -65,7 +75,19 @@ pub async fn refresh_from_db(pool: &PgPool) -> Result<(), sqlx::Error> {
     )
     .fetch_all(pool)
     .await?;
+    // Every state of every (account, stream), 0 where no window is in it: a gauge set only for the states
+    // that have windows keeps its last value once they leave, and an alert on `state="failed"` would
+    // never clear.
+    let mut counts = std::collections::BTreeMap::new();
     for (account, stream, state, n) in states {
+        for known in WINDOW_STATES {
+            counts
+                .entry((account.clone(), stream.clone(), known.to_owned()))
+                .or_insert(0);
+        }
+        counts.insert((account, stream, state), n);
+    }
+    for ((account, stream, state), n) in counts {
         gauge!("rollcall_windows", "account" => account, "stream" => stream, "state" => state)
             .set(n as f64);
     }
