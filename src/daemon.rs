@@ -111,6 +111,9 @@ pub async fn run(config: Arc<Config>, cancel: CancellationToken) -> Result<(), D
                 now
             };
             tracker.spawn(async move {
+                // Cleared however the task ends: a panic that unwinds it must not leave every later tick
+                // skipped while /healthz still says the daemon is fine.
+                let _collecting = ClearOnDrop(collecting);
                 tracing::info!(reason, "collection started");
                 let selection = Selection::default();
                 match collector::run_once_at(&pool, &config, &selection, cancel, run_started).await
@@ -122,7 +125,6 @@ pub async fn run(config: Arc<Config>, cancel: CancellationToken) -> Result<(), D
                     ),
                     Err(err) => tracing::error!(error = %err, "collection failed"),
                 }
-                collecting.store(false, Ordering::SeqCst);
             });
         }
     };
@@ -217,4 +219,13 @@ fn notify_systemd(cancel: &CancellationToken) {
             }
         }
     });
+}
+
+/// Sets the flag back to false when dropped.
+struct ClearOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
