@@ -211,20 +211,12 @@ impl Engine {
             stream: source.stream().to_string(),
             ..StreamOutcome::default()
         };
-        let (account, stream) = (source.account(), source.stream());
+        let account = source.account();
         let Some(setup) = Self::slot(&self.setup_slots, &self.cancel).await else {
             outcome.interrupted = true;
             return Ok(outcome);
         };
-        windows::plan(&self.pool, account, stream, &source.plan()).await?;
-        if let Some(rule) = source.retirement() {
-            let retired = windows::retire(&self.pool, account, stream, &rule).await?;
-            if retired > 0 {
-                tracing::info!(retired, before = %rule.before,
-                    "windows fell before the API horizon: retired as unreachable, their rows kept");
-            }
-        }
-        let paused = pauses::active(&self.pool, account).await?;
+        let paused = self.patiently(|| self.set_up(source.as_ref())).await?;
         drop(setup);
         drop(unplanned);
         if let Some(pause) = paused {
@@ -298,7 +290,8 @@ impl Engine {
         // Not cancellable: settling only completes parents whose children are all complete, and a
         // shutdown must not skip it (the slot is released within one statement anyway).
         let settle = self.setup_slots.clone().acquire_owned().await.ok();
-        windows::settle_parents(&self.pool, account).await?;
+        self.patiently(|| windows::settle_parents(&self.pool, account))
+            .await?;
         drop(settle);
         let mut outcome = std::mem::take(&mut *lock(&stream_state.outcome));
         outcome.interrupted |= self.cancel.is_cancelled();
@@ -407,6 +400,42 @@ impl Engine {
         }
         shared.probed.send_replace(true);
         Ok(())
+    }
+
+    /// Plans the stream's windows, retires those past the horizon, and reads the account's pause: each
+    /// step safe to repeat after a lost connection.
+    async fn set_up<S: Source>(&self, source: &S) -> Result<Option<pauses::Pause>, StoreError> {
+        let (account, stream) = (source.account(), source.stream());
+        windows::plan(&self.pool, account, stream, &source.plan()).await?;
+        if let Some(rule) = source.retirement() {
+            let retired = windows::retire(&self.pool, account, stream, &rule).await?;
+            if retired > 0 {
+                tracing::info!(retired, before = %rule.before,
+                    "windows fell before the API horizon: retired as unreachable, their rows kept");
+            }
+        }
+        pauses::active(&self.pool, account).await
+    }
+
+    /// Runs `step`, which must be safe to repeat, waiting out a lost database as a walk does (up to
+    /// `MAX_DB_RECOVERIES` times): a failover as a run starts or settles must not cost the day's run.
+    async fn patiently<T, F, Fut>(&self, mut step: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut recoveries = 0;
+        loop {
+            match step().await {
+                Err(err) if err.is_connection_loss() && recoveries < MAX_DB_RECOVERIES => {
+                    recoveries += 1;
+                    tracing::warn!(error = %err, "database connection lost; waiting for PostgreSQL");
+                    crate::store::wait_until_reachable(&self.pool, DB_PATIENCE, &self.cancel)
+                        .await?;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Whether `err` is the database going away and the stream still has patience left for it (each

@@ -603,3 +603,61 @@ fn a_postgres_restart_while_waiting_for_another_replicas_lease_is_waited_out() {
         assert_mirror(&pool, &control, &specs[0]).await;
     });
 }
+
+// Logs captured for this test alone (see `with_logs`).
+#[test]
+fn a_run_that_starts_while_postgres_is_down_waits_for_it() {
+    with_logs("info", |logs| async move {
+        if !postgres_binaries_present() {
+            eprintln!("skipped: no PostgreSQL server binaries under /usr/lib/postgresql");
+            return;
+        }
+        let pg = OwnPostgres::start().expect("start a PostgreSQL of the test's own");
+        let specs = vec![zoom_account("acme", 60)];
+        let app = TestApp::on(
+            TestDb::create_on(&pg.admin_url()).await,
+            sandbox(specs.clone()).await,
+        )
+        .zoom(&specs, 50);
+        let control = app.control();
+        // Migrated, as a daemon is from its start; then the database goes away before the next tick.
+        let first = app.collect_all().await;
+        assert!(first.all_complete(), "{first:?}");
+        app.db.pool.close().await;
+        assert!(pg.ctl("stop"), "stop PostgreSQL");
+
+        let pool = rollcall::store::pool(&app.config.database.url, 4).expect("pool");
+        let selection = Selection::default();
+        let (outcome, ()) = tokio::join!(
+            tokio::time::timeout(
+                Duration::from_secs(180),
+                rollcall::collector::run_once(
+                    &pool,
+                    &app.config,
+                    &selection,
+                    tokio_util::sync::CancellationToken::new(),
+                )
+            ),
+            async {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                let mut poll = tokio::time::interval(Duration::from_millis(50));
+                let noticed = loop {
+                    poll.tick().await;
+                    if logs.text().contains("waiting for PostgreSQL") {
+                        break true;
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        break false;
+                    }
+                };
+                assert!(pg.ctl("start"), "start PostgreSQL again");
+                assert!(noticed, "the run waits for the database:\n{}", logs.text());
+            }
+        );
+        let outcome = outcome
+            .expect("the run finishes")
+            .expect("the run survives a database that was down when it started");
+        assert!(outcome.all_complete(), "{outcome:?}");
+        assert_mirror(&pool, &control, &specs[0]).await;
+    });
+}
