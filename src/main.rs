@@ -185,7 +185,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             today,
         } => {
             let request = coverage::Request {
-                configured: configured_rows(&config),
+                configured: configured_rows(&config, stream.as_deref()),
                 account,
                 stream,
                 months,
@@ -425,14 +425,18 @@ async fn show_coverage(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The (account, stream) rows the config promises, shown even before anything was planned for them.
-fn configured_rows(config: &Config) -> Vec<(String, String)> {
+/// The (account, stream) rows the config promises, shown even before anything was planned for them: the
+/// stream each account is read by, and another of its streams when `--stream` names it.
+fn configured_rows(config: &Config, stream: Option<&str>) -> Vec<(String, String)> {
     accounts(config)
-        .map(|(_, account)| {
-            (
-                account.name().to_owned(),
-                account.covered_stream().to_owned(),
-            )
+        .flat_map(|(_, account)| {
+            let asked = account
+                .other_covered_streams()
+                .iter()
+                .filter(move |s| stream == Some(**s));
+            std::iter::once(account.covered_stream())
+                .chain(asked.copied())
+                .map(|s| (account.name().to_owned(), s.to_owned()))
         })
         .collect()
 }

@@ -15,8 +15,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 /// The streams that get a row, in display order. `zoom_sdk_session_users` has none: its windows are
-/// folded into their month's `zoom_sdk_sessions` cell, as `zoom_sdk_months` does.
-pub const ROW_STREAMS: [&str; 3] = ["zoom_host_report", "zoom_sdk_sessions", "rc_active_users"];
+/// folded into their month's `zoom_sdk_sessions` cell, as `zoom_sdk_months` does. The daily usage
+/// streams are one window a month, so a cell is that window.
+pub const ROW_STREAMS: [&str; 5] = [
+    "zoom_host_report",
+    "zoom_daily_usage",
+    "zoom_sdk_sessions",
+    "zoom_sdk_daily_usage",
+    "rc_active_users",
+];
 
 /// What one month of one stream holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -224,6 +231,12 @@ pub async fn load(pool: &PgPool, request: &Request) -> Result<Coverage, StoreErr
                     WHEN 'rc_active_users' THEN
                         EXISTS (SELECT 1 FROM rollcall.rc_active_users d
                                  WHERE d.account = w.account AND d.day BETWEEN w.window_start AND w.window_end)
+                    WHEN 'zoom_daily_usage' THEN
+                        EXISTS (SELECT 1 FROM rollcall.zoom_daily_usage d
+                                 WHERE d.account = w.account AND d.day BETWEEN w.window_start AND w.window_end)
+                    WHEN 'zoom_sdk_daily_usage' THEN
+                        EXISTS (SELECT 1 FROM rollcall.zoom_sdk_daily_usage d
+                                 WHERE d.account = w.account AND d.day BETWEEN w.window_start AND w.window_end)
                     ELSE false END AS stored
            FROM rollcall.collection_windows w
           WHERE w.window_end >= $1 AND w.window_start <= $2
@@ -412,7 +425,14 @@ pub fn render(coverage: &Coverage, colour: bool) -> String {
         .max()
         .unwrap_or(0)
         .max("ACCOUNT".len());
-    let stream_width = ROW_STREAMS.iter().map(|s| s.len()).max().unwrap_or(0);
+    // As wide as the streams shown, so the common matrix keeps its layout when no daily usage row shows.
+    let stream_width = coverage
+        .accounts
+        .iter()
+        .flat_map(|a| a.streams.iter().map(|s| s.stream.len()))
+        .max()
+        .unwrap_or(0)
+        .max("STREAM".len());
     let pad = account_width + 1 + stream_width + 1;
     // Years only where they change, so twelve columns of three characters stay readable.
     let mut years = format!("{:pad$}", "");

@@ -282,3 +282,74 @@ async fn coverage_is_read_only_and_says_when_there_is_no_schema() {
     );
     assert!(!s.db.has_schema().await, "coverage created nothing");
 }
+
+/// The daily usage streams (one window a month) have rows of their own: asking for one shows it for every
+/// account configured for it, planned or not, rather than claiming that none is configured.
+#[tokio::test(flavor = "multi_thread")]
+async fn daily_usage_streams_have_rows_of_their_own() {
+    let s = setup().await;
+    let migrated = run(&s.config, &["migrate"]).await;
+    assert_eq!(migrated.code, 0, "{}", migrated.output());
+    // acme: Dec lost, Jan retired after a completed walk, Feb final, Mar complete but open.
+    exec(
+        &s.db,
+        "INSERT INTO rollcall.collection_windows
+                (account, stream, scope, window_start, window_end, state, is_final, completed_at)
+         VALUES ('acme', 'zoom_daily_usage', '', '2025-12-01', '2025-12-31', 'unreachable', false, NULL),
+                ('acme', 'zoom_daily_usage', '', '2026-01-01', '2026-01-31', 'unreachable', false, now()),
+                ('acme', 'zoom_daily_usage', '', '2026-02-01', '2026-02-28', 'complete', true, now()),
+                ('acme', 'zoom_daily_usage', '', '2026-03-01', '2026-03-31', 'complete', false, now());
+         INSERT INTO rollcall.zoom_daily_usage (account, day, is_final, collected_at)
+         SELECT 'acme', d::date, d < '2026-03-01', now()
+           FROM generate_series(DATE '2026-01-01', DATE '2026-03-14', interval '1 day') d;",
+    )
+    .await;
+
+    let cells = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .skip(2)
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let coverage = |stream: Option<&'static str>| {
+        let config = s.config.clone();
+        async move {
+            let mut args = vec!["coverage", "--months", "4", "--today", "2026-03-15"];
+            if let Some(stream) = stream {
+                args.extend(["--stream", stream]);
+            }
+            let out = run(&config, &args).await;
+            assert_eq!(out.code, 0, "{}", out.output());
+            out.stdout
+        }
+    };
+
+    let out = coverage(Some("zoom_daily_usage")).await;
+    assert_eq!(
+        cells(&out),
+        [
+            "acme zoom_daily_usage x u # +",
+            "idle zoom_daily_usage - - - -"
+        ],
+        "{out}"
+    );
+    let out = coverage(Some("zoom_sdk_daily_usage")).await;
+    assert_eq!(cells(&out), ["sdk zoom_sdk_daily_usage - - - -"], "{out}");
+    assert!(!out.contains("no accounts configured"), "{out}");
+
+    // Without --stream, a daily usage row shows beside its account's main row once windows exist.
+    let out = coverage(None).await;
+    assert_eq!(
+        cells(&out),
+        [
+            "acme zoom_host_report - - - -",
+            "acme zoom_daily_usage x u # +",
+            "chat rc_active_users - - - -",
+            "idle zoom_host_report - - - -",
+            "sdk zoom_sdk_sessions - - - -",
+        ],
+        "{out}"
+    );
+}
