@@ -200,8 +200,18 @@ fn render_running(rows: &[StreamStatus]) -> String {
 }
 
 /// Per Video SDK account: the days of its daily usage report whose session count disagrees with the
-/// stored session list. Empty when the schema predates the view (`status` reads older databases too).
-pub async fn reconciliation(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+/// stored session list, and the days the report gave no session count for (nothing to compare: neither
+/// agreement nor disagreement).
+#[derive(Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct Reconciliation {
+    pub account: String,
+    pub disagreeing: i64,
+    pub uncounted: i64,
+}
+
+/// The [`Reconciliation`] of every Video SDK account with a daily report. Empty when the schema predates
+/// the view (`status` reads older databases too).
+pub async fn reconciliation(pool: &PgPool) -> Result<Vec<Reconciliation>, StoreError> {
     let exists: bool =
         sqlx::query_scalar("SELECT to_regclass('rollcall.zoom_sdk_reconciliation') IS NOT NULL")
             .fetch_one(pool)
@@ -210,7 +220,9 @@ pub async fn reconciliation(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreEr
         return Ok(Vec::new());
     }
     let rows = sqlx::query_as(
-        "SELECT account, count(*) FILTER (WHERE difference IS DISTINCT FROM 0)
+        "SELECT account,
+                count(*) FILTER (WHERE difference <> 0) AS disagreeing,
+                count(*) FILTER (WHERE sessions_reported IS NULL) AS uncounted
            FROM rollcall.zoom_sdk_reconciliation GROUP BY account ORDER BY account",
     )
     .fetch_all(pool)
@@ -219,14 +231,26 @@ pub async fn reconciliation(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreEr
 }
 
 /// The lines appended under the table, one per Video SDK account with a daily report.
-pub fn render_reconciliation(rows: &[(String, i64)]) -> String {
+pub fn render_reconciliation(rows: &[Reconciliation]) -> String {
+    let days = |n: i64| if n == 1 { "day" } else { "days" };
     let mut out = String::new();
-    for (account, days) in rows {
-        let noun = if *days == 1 { "day" } else { "days" };
-        let _ = writeln!(
+    for r in rows {
+        let _ = write!(
             out,
-            "{account}: {days} {noun} where the daily report and the stored session list disagree (rollcall.zoom_sdk_reconciliation)"
+            "{}: {} {} where the daily report and the stored session list disagree (rollcall.zoom_sdk_reconciliation)",
+            r.account,
+            r.disagreeing,
+            days(r.disagreeing)
         );
+        if r.uncounted > 0 {
+            let _ = write!(
+                out,
+                "; {} {} the daily report gave no session count for",
+                r.uncounted,
+                days(r.uncounted)
+            );
+        }
+        out.push('\n');
     }
     out
 }
@@ -269,6 +293,25 @@ mod tests {
             lease_until: owner.map(|_| DateTime::<Utc>::UNIX_EPOCH),
             lease_expired: expired,
         }
+    }
+
+    #[test]
+    fn days_without_a_session_count_are_told_apart_from_disagreements() {
+        let line = |disagreeing, uncounted| {
+            render_reconciliation(&[Reconciliation {
+                account: "studio".into(),
+                disagreeing,
+                uncounted,
+            }])
+        };
+        assert_eq!(
+            line(1, 0),
+            "studio: 1 day where the daily report and the stored session list disagree (rollcall.zoom_sdk_reconciliation)\n"
+        );
+        assert_eq!(
+            line(0, 2),
+            "studio: 0 days where the daily report and the stored session list disagree (rollcall.zoom_sdk_reconciliation); 2 days the daily report gave no session count for\n"
+        );
     }
 
     #[test]

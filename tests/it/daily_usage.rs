@@ -540,3 +540,45 @@ async fn assert_daily_mirror_sdk_only(
         assert_eq!(got, expected(&truth, month, &SDK_METRICS), "{month}");
     }
 }
+
+/// `rollcall status` on a database in a known state: a day whose daily report gave no session count
+/// (sessions NULL, so difference NULL) is not a disagreement; it is counted on its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_tells_days_without_a_session_count_from_disagreements() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("rollcall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{}\"\n\n[[videosdk]]\nname = \"studio\"\napi_key = \"k\"\napi_secret = \"s\"\n",
+            db.url
+        ),
+    )
+    .expect("write config");
+    let migrated = run(&config, &["migrate"]).await;
+    assert_eq!(migrated.code, 0, "{}", migrated.output());
+    // May 1st: one session reported, one listed (agree); 2nd: three reported, one listed (disagree);
+    // 3rd and 4th: no session count served.
+    sqlx::raw_sql(
+        "INSERT INTO rollcall.zoom_sdk_sessions (account, session_id, month, start_time, raw, collected_at, walk_id)
+         VALUES ('studio', 'a', '2026-05-01', '2026-05-01 10:00+00', '{}', now(), gen_random_uuid()),
+                ('studio', 'b', '2026-05-01', '2026-05-02 10:00+00', '{}', now(), gen_random_uuid()),
+                ('studio', 'c', '2026-05-01', '2026-05-03 10:00+00', '{}', now(), gen_random_uuid());
+         INSERT INTO rollcall.zoom_sdk_daily_usage (account, day, sessions, is_final, collected_at)
+         VALUES ('studio', '2026-05-01', 1, true, now()), ('studio', '2026-05-02', 3, true, now()),
+                ('studio', '2026-05-03', NULL, true, now()), ('studio', '2026-05-04', NULL, true, now());",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("fixture");
+    let status = run(&config, &["status"]).await;
+    assert_eq!(status.code, 0, "{}", status.output());
+    assert!(
+        status.stdout.contains(
+            "studio: 1 day where the daily report and the stored session list disagree (rollcall.zoom_sdk_reconciliation); 2 days the daily report gave no session count for\n"
+        ),
+        "{}",
+        status.output()
+    );
+}
