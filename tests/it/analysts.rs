@@ -25,6 +25,24 @@ fn readme_sql(question: &str) -> String {
     sql.join("\n").trim().trim_end_matches(';').to_string()
 }
 
+/// The SQL block that follows the README paragraph starting with `intro` (the "Tables" section's examples,
+/// which have no heading of their own), without its final `;`.
+fn readme_sql_after(intro: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let mut lines = readme.lines();
+    lines
+        .by_ref()
+        .find(|l| l.starts_with(intro))
+        .unwrap_or_else(|| panic!("README has a paragraph starting {intro:?}"));
+    lines
+        .by_ref()
+        .find(|l| l.trim() == "```sql")
+        .expect("a sql block follows");
+    let sql: Vec<&str> = lines.take_while(|l| l.trim() != "```").collect();
+    sql.join("\n").trim().trim_end_matches(';').to_string()
+}
+
 /// Half away from zero, as PostgreSQL's `round(numeric, n)`, for a non-negative `num / den` scaled by
 /// `scale`: the value `round(num / den, digits)` * 10^digits as an integer.
 fn rounded(num: i64, den: i64, scale: i64) -> i64 {
@@ -672,4 +690,73 @@ async fn every_view_and_column_says_what_it_means() {
     .await
     .expect("views");
     assert_eq!(views, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_table_examples_keep_every_month_and_leave_out_missing_sdk_rows() {
+    let db = migrated_db().await;
+    // Host reports: the oldest month Zoom serves, the one before it (the first it no longer serves) and
+    // the one before that.
+    let served = reachable_months()[0];
+    let unserved = months_back(served, 1);
+    let older = months_back(served, 2);
+    for (month, hosts) in [(older, 3), (unserved, 4), (served, 5)] {
+        sqlx::query(
+            "INSERT INTO rollcall.zoom_host_reports (account, month, report_type, from_date, to_date,
+                    total_records, total_meeting_minutes, is_final, collected_at)
+             VALUES ('a', $1, 'active', $1, $1, $2, $2 * 10, true, now()),
+                    ('a', $1, 'inactive', $1, $1, 99, 0, true, now())",
+        )
+        .bind(month)
+        .bind(hosts)
+        .execute(&db.pool)
+        .await
+        .expect("host report fixture");
+    }
+    let got: Vec<(NaiveDate, i64, Option<i64>, bool)> = sqlx::query_as(&format!(
+        "SELECT month, active_hosts, total_meeting_minutes, served_by_zoom FROM ({}) q",
+        readme_sql_after("Active hosts and their meeting minutes per month")
+    ))
+    .fetch_all(&db.pool)
+    .await
+    .expect("active hosts query");
+    assert_eq!(
+        got,
+        vec![
+            (older, 3, Some(30), false),
+            (unserved, 4, Some(40), false),
+            (served, 5, Some(50), true),
+        ],
+        "every month held, the first one Zoom no longer serves included"
+    );
+
+    // Video SDK by device: a session no longer listed and a join no longer listed are left out, as
+    // zoom_sdk_daily leaves them out.
+    exec(
+        &db,
+        "INSERT INTO rollcall.zoom_sdk_sessions (account, session_id, month, start_time, end_time, raw, collected_at, walk_id, missing_since)
+         VALUES ('s', 'one', '2026-05-01', '2026-05-03 08:00+00', '2026-05-03 09:00+00', '{}', now(), gen_random_uuid(), NULL),
+                ('s', 'gone', '2026-05-01', '2026-05-03 10:00+00', '2026-05-03 11:00+00', '{}', now(), gen_random_uuid(), now());
+         INSERT INTO rollcall.zoom_sdk_session_users (account, session_id, user_id, device, join_time, leave_time, raw, collected_at, walk_id, missing_since)
+         VALUES ('s', 'one', 'x', 'Mac', '2026-05-03 08:00+00', '2026-05-03 08:30+00', '{}', now(), gen_random_uuid(), NULL),
+                ('s', 'one', 'y', 'Mac', '2026-05-03 08:00+00', '2026-05-03 09:00+00', '{}', now(), gen_random_uuid(), now()),
+                ('s', 'one', 'z', 'iOS', '2026-05-03 08:00+00', '2026-05-03 08:10+00', '{}', now(), gen_random_uuid(), NULL),
+                ('s', 'gone', 'v', 'Mac', '2026-05-03 10:00+00', '2026-05-03 11:00+00', '{}', now(), gen_random_uuid(), NULL);",
+    )
+    .await;
+    let got: Vec<(String, i64, f64)> = sqlx::query_as(&format!(
+        "SELECT device, sessions, user_minutes::float8 FROM ({}) q WHERE account = 's' ORDER BY device",
+        readme_sql_after("Video SDK: session minutes per month by device")
+    ))
+    .fetch_all(&db.pool)
+    .await
+    .expect("device query");
+    assert_eq!(got, vec![("Mac".into(), 1, 30.0), ("iOS".into(), 1, 10.0)]);
+    let daily: f64 = sqlx::query_scalar(
+        "SELECT sum(user_minutes)::float8 FROM rollcall.zoom_sdk_daily WHERE account = 's'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("daily");
+    assert_eq!(daily, 40.0, "the same minutes as zoom_sdk_daily");
 }
