@@ -66,8 +66,14 @@ pub async fn load(pool: &PgPool) -> Result<Vec<StreamStatus>, StoreError> {
                 count(*) FILTER (WHERE is_final) AS final_windows,
                 coalesce(sum(rows) FILTER (WHERE state = 'complete'), 0)::bigint AS rows,
                 min(window_start) FILTER (WHERE state = 'complete') AS oldest_complete,
-                -- The current month or block is held only up to its last walk, not to its nominal end.
-                max(least(window_end, (completed_at AT TIME ZONE 'UTC')::date))
+                -- The current month or block is held only up to its last walk, not to its nominal end:
+                -- a Zoom walk asks up to its UTC today; a Rocket.Chat walk asks up to the workspace's
+                -- local yesterday, which its request (walk_params span: first and last day) records.
+                -- A span of null asked for nothing; a walk without walk_params falls back to UTC dates.
+                max(CASE WHEN stream <> 'rc_active_users'
+                         THEN least(window_end, (completed_at AT TIME ZONE 'UTC')::date)
+                         WHEN walk_params -> 'span' IS NOT NULL THEN (walk_params -> 'span' ->> 1)::date
+                         ELSE least(window_end, (completed_at AT TIME ZONE 'UTC')::date - 1) END)
                     FILTER (WHERE state = 'complete') AS newest_complete,
                 max(completed_at) AS last_completed_at,
                 (array_agg(last_error ORDER BY updated_at DESC)

@@ -582,3 +582,45 @@ async fn status_tells_days_without_a_session_count_from_disagreements() {
         status.output()
     );
 }
+
+/// `rollcall status --json`: a Rocket.Chat block is held up to the last day its walk asked for (the
+/// workspace's local yesterday, recorded in walk_params), not up to the UTC date it completed on.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_holds_a_rocketchat_block_up_to_the_last_day_asked() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("rollcall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{}\"\n\n[[rocketchat]]\nname = \"chat\"\nurl = \"http://127.0.0.1:9\"\nuser_id = \"u\"\nauth_token = \"t\"\ntimezone = \"America/Los_Angeles\"\n",
+            db.url
+        ),
+    )
+    .expect("write config");
+    let migrated = run(&config, &["migrate"]).await;
+    assert_eq!(migrated.code, 0, "{}", migrated.output());
+    // Completed at 2026-05-10 03:00 UTC, the 9th in Los Angeles: the walk asked up to the 8th.
+    sqlx::raw_sql(
+        "INSERT INTO rollcall.collection_windows
+                (account, stream, scope, window_start, window_end, state, is_final, completed_at, walk_params)
+         VALUES ('chat', 'rc_active_users', '', '2026-05-01', '2026-05-07', 'complete', true,
+                 '2026-05-08 03:00+00', '{\"span\": [\"2026-05-01\", \"2026-05-07\"]}'),
+                ('chat', 'rc_active_users', '', '2026-05-08', '2026-05-14', 'complete', false,
+                 '2026-05-10 03:00+00', '{\"span\": [\"2026-05-08\", \"2026-05-08\"]}');",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("fixture");
+    let status = run(&config, &["status", "--json"]).await;
+    assert_eq!(status.code, 0, "{}", status.output());
+    let json: Value = serde_json::from_str(&status.stdout).expect("status --json is JSON");
+    let chat = json
+        .as_array()
+        .expect("streams")
+        .iter()
+        .find(|s| s["account"] == "chat")
+        .expect("chat");
+    assert_eq!(chat["oldest_complete"], "2026-05-01");
+    assert_eq!(chat["newest_complete"], "2026-05-08", "{chat}");
+}
