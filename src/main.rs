@@ -184,12 +184,24 @@ async fn dispatch(cli: Cli) -> ExitCode {
             json,
             today,
         } => {
+            let now = chrono::Utc::now();
+            // A pinned --today stands for every account's today; otherwise each Rocket.Chat
+            // workspace's month ends by its local date.
+            let local_today = match today {
+                Some(_) => Default::default(),
+                None => config
+                    .rocketchat
+                    .iter()
+                    .map(|w| (w.name.clone(), now.with_timezone(&w.timezone).date_naive()))
+                    .collect(),
+            };
             let request = coverage::Request {
                 configured: configured_rows(&config, stream.as_deref()),
                 account,
                 stream,
                 months,
-                today: today.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+                today: today.unwrap_or_else(|| now.date_naive()),
+                local_today,
             };
             show_coverage(&config, request, json).await
         }

@@ -147,7 +147,11 @@ pub struct Request {
     pub account: Option<String>,
     pub stream: Option<String>,
     pub months: u32,
+    /// The UTC date: the columns end with its month.
     pub today: NaiveDate,
+    /// Accounts whose "today" is another date: a Rocket.Chat workspace's local date in its `timezone`
+    /// (DESIGN §3), which decides whether its month has ended. Others take `today`.
+    pub local_today: BTreeMap<String, NaiveDate>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -306,7 +310,14 @@ pub async fn load(pool: &PgPool, request: &Request) -> Result<Coverage, StoreErr
                     })
                     .collect();
                 let mut state = fold(&cell);
-                if stream == "rc_active_users" && end < request.today {
+                let today = request
+                    .local_today
+                    .get(&account)
+                    .copied()
+                    .unwrap_or(request.today);
+                // A month still running in the workspace's time zone has its today (never requested)
+                // and later days missing by design.
+                if stream == "rc_active_users" && end < today {
                     let held = rc_days.get(&(account.clone(), month)).copied().unwrap_or(0);
                     let days = i64::from(end.day());
                     if held < days

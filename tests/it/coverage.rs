@@ -353,3 +353,50 @@ async fn daily_usage_streams_have_rows_of_their_own() {
         "{out}"
     );
 }
+
+/// A Rocket.Chat month has ended only when it has in the workspace's time zone: at 01:00 UTC on
+/// 1 December it is still 30 November in Los Angeles, today is never requested, and November is not
+/// "partly held" for lacking its 30th.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rocketchat_month_ends_by_the_workspace_date() {
+    let s = setup().await;
+    let migrated = run(&s.config, &["migrate"]).await;
+    assert_eq!(migrated.code, 0, "{}", migrated.output());
+    exec(
+        &s.db,
+        "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end, state, is_final)
+         SELECT 'chat', 'rc_active_users', '', d::date, least(d::date + 6, '2026-11-30'), 'complete', false
+           FROM generate_series(DATE '2026-11-01', DATE '2026-11-30', interval '7 days') d;
+         INSERT INTO rollcall.rc_active_users (account, day, users, is_final, collected_at)
+         SELECT 'chat', d::date, 3, false, now()
+           FROM generate_series(DATE '2026-11-01', DATE '2026-11-29', interval '1 day') d;",
+    )
+    .await;
+    let date = |s: &str| s.parse::<chrono::NaiveDate>().expect("date");
+    let november = |local: Option<&str>| {
+        let request = rollcall::commands::coverage::Request {
+            configured: vec![("chat".into(), "rc_active_users".into())],
+            account: None,
+            stream: None,
+            months: 2,
+            today: date("2026-12-01"),
+            local_today: local
+                .map(|d| ("chat".to_string(), date(d)))
+                .into_iter()
+                .collect(),
+        };
+        let pool = s.db.pool.clone();
+        async move {
+            let coverage = rollcall::commands::coverage::load(&pool, &request)
+                .await
+                .expect("coverage");
+            let json = serde_json::to_value(&coverage).expect("JSON");
+            json["accounts"][0]["streams"][0]["months"][0].clone()
+        }
+    };
+    let cell = november(Some("2026-11-30")).await;
+    assert_eq!(cell["month"], "2026-11");
+    assert_eq!(cell["state"], "complete", "still November in the workspace");
+    // Judged by the UTC date, the missing 30th would make it partial.
+    assert_eq!(november(None).await["state"], "partial");
+}
