@@ -184,12 +184,24 @@ async fn dispatch(cli: Cli) -> ExitCode {
             json,
             today,
         } => {
+            let now = chrono::Utc::now();
+            // A pinned --today stands for every account's today; otherwise each Rocket.Chat
+            // workspace's month ends by its local date.
+            let local_today = match today {
+                Some(_) => Default::default(),
+                None => config
+                    .rocketchat
+                    .iter()
+                    .map(|w| (w.name.clone(), now.with_timezone(&w.timezone).date_naive()))
+                    .collect(),
+            };
             let request = coverage::Request {
-                configured: configured_rows(&config),
+                configured: configured_rows(&config, stream.as_deref()),
                 account,
                 stream,
                 months,
-                today: today.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+                today: today.unwrap_or_else(|| now.date_naive()),
+                local_today,
             };
             show_coverage(&config, request, json).await
         }
@@ -425,14 +437,18 @@ async fn show_coverage(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The (account, stream) rows the config promises, shown even before anything was planned for them.
-fn configured_rows(config: &Config) -> Vec<(String, String)> {
+/// The (account, stream) rows the config promises, shown even before anything was planned for them: the
+/// stream each account is read by, and another of its streams when `--stream` names it.
+fn configured_rows(config: &Config, stream: Option<&str>) -> Vec<(String, String)> {
     accounts(config)
-        .map(|(_, account)| {
-            (
-                account.name().to_owned(),
-                account.covered_stream().to_owned(),
-            )
+        .flat_map(|(_, account)| {
+            let asked = account
+                .other_covered_streams()
+                .iter()
+                .filter(move |s| stream == Some(**s));
+            std::iter::once(account.covered_stream())
+                .chain(asked.copied())
+                .map(|s| (account.name().to_owned(), s.to_owned()))
         })
         .collect()
 }

@@ -108,9 +108,10 @@ pub async fn refresh_from_db(pool: &PgPool) -> Result<(), sqlx::Error> {
     for (account, paused) in pauses {
         gauge!("rollcall_account_paused", "account" => account).set(if paused { 1.0 } else { 0.0 });
     }
-    // `status` may run against an older schema, but `/metrics` only runs in a migrated daemon.
+    // `status` may run against an older schema, but `/metrics` only runs in a migrated daemon. A day whose
+    // report gave no session count (difference NULL) is not a disagreement.
     let mismatched: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT account, count(*) FILTER (WHERE difference IS DISTINCT FROM 0)
+        "SELECT account, count(*) FILTER (WHERE difference <> 0)
            FROM rollcall.zoom_sdk_reconciliation GROUP BY account",
     )
     .fetch_all(pool)

@@ -15,8 +15,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 /// The streams that get a row, in display order. `zoom_sdk_session_users` has none: its windows are
-/// folded into their month's `zoom_sdk_sessions` cell, as `zoom_sdk_months` does.
-pub const ROW_STREAMS: [&str; 3] = ["zoom_host_report", "zoom_sdk_sessions", "rc_active_users"];
+/// folded into their month's `zoom_sdk_sessions` cell, as `zoom_sdk_months` does. The daily usage
+/// streams are one window a month, so a cell is that window.
+pub const ROW_STREAMS: [&str; 5] = [
+    "zoom_host_report",
+    "zoom_daily_usage",
+    "zoom_sdk_sessions",
+    "zoom_sdk_daily_usage",
+    "rc_active_users",
+];
 
 /// What one month of one stream holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -33,10 +40,11 @@ pub enum CellState {
     Pending,
     /// Unreachable and nothing ever stored: the platform forgot it before rollcall held it.
     Lost,
-    /// Unreachable (retired past the horizon) with its rows kept.
+    /// Unreachable (retired past the horizon) with its rows kept, every window of it walked to completion.
     Retired,
-    /// Some of the month held and some not: a month with a lost window beside held ones, or a
-    /// Rocket.Chat month with days no window covers (before the first run's retention edge).
+    /// Some of the month held and some not: a month with a lost window beside held ones, a retired window
+    /// whose walk stored pages but never completed, or a Rocket.Chat month with days no window covers
+    /// (before the first run's retention edge).
     Partial,
     /// No window planned for the month.
     None,
@@ -139,7 +147,11 @@ pub struct Request {
     pub account: Option<String>,
     pub stream: Option<String>,
     pub months: u32,
+    /// The UTC date: the columns end with its month.
     pub today: NaiveDate,
+    /// Accounts whose "today" is another date: a Rocket.Chat workspace's local date in its `timezone`
+    /// (DESIGN §3), which decides whether its month has ended. Others take `today`.
+    pub local_today: BTreeMap<String, NaiveDate>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -150,7 +162,11 @@ struct WindowRow {
     window_end: NaiveDate,
     state: String,
     is_final: bool,
+    /// A walk of the window completed: the whole range was held at least once, and completion only ever
+    /// replaces rows with a newer complete walk's.
     held: bool,
+    /// Some rows of the window are stored: with `held` false, a walk stored pages and never finished.
+    stored: bool,
 }
 
 /// The first days of the last `n` months up to today's, oldest first.
@@ -187,12 +203,22 @@ pub async fn load(pool: &PgPool, request: &Request) -> Result<Coverage, StoreErr
         });
     };
     let last_day = month_end(last);
-    // "Held" is judged from the data tables, not from the window's counters: a retired window's `rows`
-    // describe its last walk only, while any stored row (or a walk that once completed, even empty) means
-    // the history of that range is here.
+    // "Held" asks whether a walk of the window ever completed, "stored" whether any of its rows are here:
+    // a retired window whose walk never finished (a host-report month interrupted after a page, a session's
+    // users that failed) keeps only part of its range, whatever rows it stored. A host report's totals row
+    // is written by its completed walk with the range asked: one that stops before the month's end (the
+    // current month, completed mid-month and retired before another walk) holds part of the month. The data
+    // tables, not the window's counters, say what is stored: a retired window's `rows` describe its last
+    // walk only.
     let mut windows = sqlx::query_as::<_, WindowRow>(
         "SELECT w.account, w.stream, w.window_start, w.window_end, w.state, w.is_final,
-                (w.completed_at IS NOT NULL OR CASE w.stream
+                CASE w.stream
+                    WHEN 'zoom_host_report' THEN
+                        EXISTS (SELECT 1 FROM rollcall.zoom_host_reports r
+                                 WHERE r.account = w.account AND r.month = w.window_start
+                                   AND r.report_type = w.scope AND r.to_date >= w.window_end)
+                    ELSE w.completed_at IS NOT NULL END AS held,
+                CASE w.stream
                     WHEN 'zoom_host_report' THEN
                         EXISTS (SELECT 1 FROM rollcall.zoom_host_report_users u
                                  WHERE u.account = w.account AND u.month = w.window_start
@@ -203,10 +229,19 @@ pub async fn load(pool: &PgPool, request: &Request) -> Result<Coverage, StoreErr
                     WHEN 'zoom_sdk_sessions' THEN
                         EXISTS (SELECT 1 FROM rollcall.zoom_sdk_sessions s
                                  WHERE s.account = w.account AND s.month = w.window_start)
+                    WHEN 'zoom_sdk_session_users' THEN
+                        EXISTS (SELECT 1 FROM rollcall.zoom_sdk_session_users u
+                                 WHERE u.account = w.account AND u.session_id = w.scope)
                     WHEN 'rc_active_users' THEN
                         EXISTS (SELECT 1 FROM rollcall.rc_active_users d
                                  WHERE d.account = w.account AND d.day BETWEEN w.window_start AND w.window_end)
-                    ELSE true END) AS held
+                    WHEN 'zoom_daily_usage' THEN
+                        EXISTS (SELECT 1 FROM rollcall.zoom_daily_usage d
+                                 WHERE d.account = w.account AND d.day BETWEEN w.window_start AND w.window_end)
+                    WHEN 'zoom_sdk_daily_usage' THEN
+                        EXISTS (SELECT 1 FROM rollcall.zoom_sdk_daily_usage d
+                                 WHERE d.account = w.account AND d.day BETWEEN w.window_start AND w.window_end)
+                    ELSE false END AS stored
            FROM rollcall.collection_windows w
           WHERE w.window_end >= $1 AND w.window_start <= $2
             AND ($3::text IS NULL OR w.account = $3)",
@@ -275,7 +310,14 @@ pub async fn load(pool: &PgPool, request: &Request) -> Result<Coverage, StoreErr
                     })
                     .collect();
                 let mut state = fold(&cell);
-                if stream == "rc_active_users" && end < request.today {
+                let today = request
+                    .local_today
+                    .get(&account)
+                    .copied()
+                    .unwrap_or(request.today);
+                // A month still running in the workspace's time zone has its today (never requested)
+                // and later days missing by design.
+                if stream == "rc_active_users" && end < today {
                     let held = rc_days.get(&(account.clone(), month)).copied().unwrap_or(0);
                     let days = i64::from(end.day());
                     if held < days
@@ -370,9 +412,10 @@ fn fold(windows: &[&WindowRow]) -> CellState {
         };
     }
     let held = unreachable.iter().filter(|w| w.held).count();
+    let stored = unreachable.iter().filter(|w| w.stored).count();
     if held == unreachable.len() {
         CellState::Retired
-    } else if held == 0 && complete == 0 {
+    } else if held == 0 && stored == 0 && complete == 0 {
         CellState::Lost
     } else {
         CellState::Partial
@@ -393,7 +436,14 @@ pub fn render(coverage: &Coverage, colour: bool) -> String {
         .max()
         .unwrap_or(0)
         .max("ACCOUNT".len());
-    let stream_width = ROW_STREAMS.iter().map(|s| s.len()).max().unwrap_or(0);
+    // As wide as the streams shown, so the common matrix keeps its layout when no daily usage row shows.
+    let stream_width = coverage
+        .accounts
+        .iter()
+        .flat_map(|a| a.streams.iter().map(|s| s.stream.len()))
+        .max()
+        .unwrap_or(0)
+        .max("STREAM".len());
     let pad = account_width + 1 + stream_width + 1;
     // Years only where they change, so twelve columns of three characters stay readable.
     let mut years = format!("{:pad$}", "");
@@ -458,6 +508,23 @@ mod tests {
             state: state.into(),
             is_final,
             held,
+            stored: held,
+        }
+    }
+
+    /// A retired window whose walk stored pages and never completed.
+    fn interrupted() -> WindowRow {
+        WindowRow {
+            stored: true,
+            ..w("unreachable", false, false)
+        }
+    }
+
+    /// A retired window whose completed walk found nothing.
+    fn empty_but_walked() -> WindowRow {
+        WindowRow {
+            stored: false,
+            ..w("unreachable", false, true)
         }
     }
 
@@ -499,6 +566,20 @@ mod tests {
             ),
             (
                 vec![w("complete", true, true), w("unreachable", false, false)],
+                CellState::Partial,
+            ),
+            // Rows stored by a walk that never completed are part of the range, not all of it.
+            (vec![interrupted()], CellState::Partial),
+            (
+                vec![w("unreachable", false, true), interrupted()],
+                CellState::Partial,
+            ),
+            (
+                vec![empty_but_walked(), empty_but_walked()],
+                CellState::Retired,
+            ),
+            (
+                vec![empty_but_walked(), w("unreachable", false, false)],
                 CellState::Partial,
             ),
         ];

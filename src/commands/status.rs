@@ -66,8 +66,14 @@ pub async fn load(pool: &PgPool) -> Result<Vec<StreamStatus>, StoreError> {
                 count(*) FILTER (WHERE is_final) AS final_windows,
                 coalesce(sum(rows) FILTER (WHERE state = 'complete'), 0)::bigint AS rows,
                 min(window_start) FILTER (WHERE state = 'complete') AS oldest_complete,
-                -- The current month or block is held only up to its last walk, not to its nominal end.
-                max(least(window_end, (completed_at AT TIME ZONE 'UTC')::date))
+                -- The current month or block is held only up to its last walk, not to its nominal end:
+                -- a Zoom walk asks up to its UTC today; a Rocket.Chat walk asks up to the workspace's
+                -- local yesterday, which its request (walk_params span: first and last day) records.
+                -- A span of null asked for nothing; a walk without walk_params falls back to UTC dates.
+                max(CASE WHEN stream <> 'rc_active_users'
+                         THEN least(window_end, (completed_at AT TIME ZONE 'UTC')::date)
+                         WHEN walk_params -> 'span' IS NOT NULL THEN (walk_params -> 'span' ->> 1)::date
+                         ELSE least(window_end, (completed_at AT TIME ZONE 'UTC')::date - 1) END)
                     FILTER (WHERE state = 'complete') AS newest_complete,
                 max(completed_at) AS last_completed_at,
                 (array_agg(last_error ORDER BY updated_at DESC)
@@ -200,8 +206,18 @@ fn render_running(rows: &[StreamStatus]) -> String {
 }
 
 /// Per Video SDK account: the days of its daily usage report whose session count disagrees with the
-/// stored session list. Empty when the schema predates the view (`status` reads older databases too).
-pub async fn reconciliation(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+/// stored session list, and the days the report gave no session count for (nothing to compare: neither
+/// agreement nor disagreement).
+#[derive(Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct Reconciliation {
+    pub account: String,
+    pub disagreeing: i64,
+    pub uncounted: i64,
+}
+
+/// The [`Reconciliation`] of every Video SDK account with a daily report. Empty when the schema predates
+/// the view (`status` reads older databases too).
+pub async fn reconciliation(pool: &PgPool) -> Result<Vec<Reconciliation>, StoreError> {
     let exists: bool =
         sqlx::query_scalar("SELECT to_regclass('rollcall.zoom_sdk_reconciliation') IS NOT NULL")
             .fetch_one(pool)
@@ -210,7 +226,9 @@ pub async fn reconciliation(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreEr
         return Ok(Vec::new());
     }
     let rows = sqlx::query_as(
-        "SELECT account, count(*) FILTER (WHERE difference IS DISTINCT FROM 0)
+        "SELECT account,
+                count(*) FILTER (WHERE difference <> 0) AS disagreeing,
+                count(*) FILTER (WHERE sessions_reported IS NULL) AS uncounted
            FROM rollcall.zoom_sdk_reconciliation GROUP BY account ORDER BY account",
     )
     .fetch_all(pool)
@@ -219,14 +237,26 @@ pub async fn reconciliation(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreEr
 }
 
 /// The lines appended under the table, one per Video SDK account with a daily report.
-pub fn render_reconciliation(rows: &[(String, i64)]) -> String {
+pub fn render_reconciliation(rows: &[Reconciliation]) -> String {
+    let days = |n: i64| if n == 1 { "day" } else { "days" };
     let mut out = String::new();
-    for (account, days) in rows {
-        let noun = if *days == 1 { "day" } else { "days" };
-        let _ = writeln!(
+    for r in rows {
+        let _ = write!(
             out,
-            "{account}: {days} {noun} where the daily report and the stored session list disagree (rollcall.zoom_sdk_reconciliation)"
+            "{}: {} {} where the daily report and the stored session list disagree (rollcall.zoom_sdk_reconciliation)",
+            r.account,
+            r.disagreeing,
+            days(r.disagreeing)
         );
+        if r.uncounted > 0 {
+            let _ = write!(
+                out,
+                "; {} {} the daily report gave no session count for",
+                r.uncounted,
+                days(r.uncounted)
+            );
+        }
+        out.push('\n');
     }
     out
 }
@@ -269,6 +299,25 @@ mod tests {
             lease_until: owner.map(|_| DateTime::<Utc>::UNIX_EPOCH),
             lease_expired: expired,
         }
+    }
+
+    #[test]
+    fn days_without_a_session_count_are_told_apart_from_disagreements() {
+        let line = |disagreeing, uncounted| {
+            render_reconciliation(&[Reconciliation {
+                account: "studio".into(),
+                disagreeing,
+                uncounted,
+            }])
+        };
+        assert_eq!(
+            line(1, 0),
+            "studio: 1 day where the daily report and the stored session list disagree (rollcall.zoom_sdk_reconciliation)\n"
+        );
+        assert_eq!(
+            line(0, 2),
+            "studio: 0 days where the daily report and the stored session list disagree (rollcall.zoom_sdk_reconciliation); 2 days the daily report gave no session count for\n"
+        );
     }
 
     #[test]

@@ -34,6 +34,12 @@ pub trait SourceConfig {
     /// reads completeness from (streams counted with it are not listed on their own).
     fn covered_stream(&self) -> &'static str;
 
+    /// Further streams `coverage` gives a row of their own (the account's daily usage, one window a
+    /// month): listed once the database holds windows of them, or when `--stream` names one.
+    fn other_covered_streams(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// `rollcall check`: proves the credentials with the fewest requests the API allows, writing nothing.
     fn verify<'a>(&'a self, index: usize, http: &'a HttpClient, retry: RetryPolicy) -> Verdict<'a>;
 

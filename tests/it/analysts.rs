@@ -25,6 +25,24 @@ fn readme_sql(question: &str) -> String {
     sql.join("\n").trim().trim_end_matches(';').to_string()
 }
 
+/// The SQL block that follows the README paragraph starting with `intro` (the "Tables" section's examples,
+/// which have no heading of their own), without its final `;`.
+fn readme_sql_after(intro: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let mut lines = readme.lines();
+    lines
+        .by_ref()
+        .find(|l| l.starts_with(intro))
+        .unwrap_or_else(|| panic!("README has a paragraph starting {intro:?}"));
+    lines
+        .by_ref()
+        .find(|l| l.trim() == "```sql")
+        .expect("a sql block follows");
+    let sql: Vec<&str> = lines.take_while(|l| l.trim() != "```").collect();
+    sql.join("\n").trim().trim_end_matches(';').to_string()
+}
+
 /// Half away from zero, as PostgreSQL's `round(numeric, n)`, for a non-negative `num / den` scaled by
 /// `scale`: the value `round(num / den, digits)` * 10^digits as an integer.
 fn rounded(num: i64, den: i64, scale: i64) -> i64 {
@@ -60,8 +78,21 @@ struct ZoomTruth {
     users: BTreeMap<String, (i64, String, String)>,
 }
 
-fn zoom_truth(control: &Control, account_id: &str) -> ZoomTruth {
-    let months = reachable_months();
+/// The reachable months that are final today: ended more than `settle_days` (2, the default) ago, as
+/// src/sources/zoom/months.rs decides. Only these are walked for the last time, so only these do the Zoom
+/// views count; the current month (and, on the 1st and 2nd, the month before) is left out.
+fn final_months(today: NaiveDate) -> Vec<NaiveDate> {
+    reachable_months()
+        .into_iter()
+        .filter(|m| {
+            let last_day =
+                m.checked_add_months(Months::new(1)).expect("date math") - Duration::days(1);
+            (today - last_day).num_days() > 2
+        })
+        .collect()
+}
+
+fn zoom_truth(control: &Control, account_id: &str, months: Vec<NaiveDate>) -> ZoomTruth {
     let mut lists = BTreeMap::new();
     let mut users = BTreeMap::new();
     for &month in &months {
@@ -109,29 +140,41 @@ async fn every_readme_question_matches_the_sandbox_truth() {
     .expect("start sandbox");
     let control = sandbox.control();
     let months = reachable_months();
-    let latest = *months.last().expect("a reachable month");
+    let today = Utc::now().date_naive();
+    // The Zoom views count complete and final months only: never the current month, whose windows are
+    // complete after this collection although Zoom was asked only up to today.
+    let finals = final_months(today);
+    assert!(finals.len() >= 4, "final months: {finals:?}");
+    assert!(!finals.contains(months.last().expect("a reachable month")));
+    let latest = *finals.last().expect("a final month");
 
     // Long inactivity is rare in random months: give three licensed users a known history, so the reclaim
     // streaks are long and varied (never active; active only in the oldest month; active three months ago).
     let acme = &zoom[0].account_id;
     let licensed: Vec<u64> = {
-        let types = zoom_truth(&control, acme).users;
+        let types = zoom_truth(&control, acme, months.clone()).users;
         (0..80)
             .filter(|&i| types.get(&control.user_id(acme, i)).map(|u| u.0) == Some(2))
             .take(3)
             .collect()
     };
     assert_eq!(licensed.len(), 3, "the seeded account has licensed users");
+    // The current month lists the three as active: were it counted, none would be a candidate.
     for (n, &month) in months.iter().enumerate() {
-        let from_end = months.len() - 1 - n;
-        control.set_user_type(acme, month, licensed[0], ReportType::Inactive);
-        let t = if n == 0 {
+        let current = !finals.contains(&month);
+        let t = if current {
+            ReportType::Active
+        } else {
+            ReportType::Inactive
+        };
+        control.set_user_type(acme, month, licensed[0], t);
+        let t = if n == 0 || current {
             ReportType::Active
         } else {
             ReportType::Inactive
         };
         control.set_user_type(acme, month, licensed[1], t);
-        let t = if from_end == 3 {
+        let t = if month == months_back(latest, 3) || current {
             ReportType::Active
         } else {
             ReportType::Inactive
@@ -148,7 +191,7 @@ async fn every_readme_question_matches_the_sandbox_truth() {
     let collected = app.collect_all().await;
     assert!(collected.all_complete(), "collect: {collected:?}");
 
-    let truth = zoom_truth(&control, acme);
+    let truth = zoom_truth(&control, acme, finals.clone());
     let account = account_name(&zoom[0]);
 
     // -- How well are our Zoom licences used?
@@ -224,10 +267,10 @@ async fn every_readme_question_matches_the_sandbox_truth() {
     .expect("reclaim view");
     all.sort();
     assert_eq!(all, want_reclaim, "every reclaim candidate");
-    let n = months.len() as i32;
+    let n = finals.len() as i32;
     for (index, streak, last) in [
         (licensed[0], n, None),
-        (licensed[1], n - 1, Some(months[0])),
+        (licensed[1], n - 1, Some(finals[0])),
         (licensed[2], 3, Some(months_back(latest, 3))),
     ] {
         let id = control.user_id(acme, index);
@@ -327,7 +370,6 @@ async fn every_readme_question_matches_the_sandbox_truth() {
             "{day}: {minutes} minutes, truth {secs} s"
         );
     }
-    let today = Utc::now().date_naive();
     let want: Vec<(NaiveDate, i64, i64, i64)> = days
         .iter()
         .filter(|(d, _)| **d >= today - Duration::days(30))
@@ -482,19 +524,23 @@ async fn exec(db: &TestDb, sql: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn reclaim_and_churn_count_only_complete_months_and_stop_at_gaps() {
+async fn reclaim_and_churn_count_only_complete_final_months_and_stop_at_gaps() {
     let db = migrated_db().await;
-    // April: active complete, inactive failed (churn counts it, utilization and reclaim do not); May:
-    // nothing planned; June to September: both complete.
+    // April: active complete and final, inactive failed (churn counts it, utilization and reclaim do
+    // not); May: nothing planned; June to September: both complete and final; October: both complete but
+    // not final (the current month, or one not settled yet: a later walk may change it), so no view counts
+    // it although its rows would make u1's streak five months, u3 active and u2 no candidate.
     exec(
         &db,
-        "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end, state)
-         SELECT 'a', 'zoom_host_report', s, m, (m + interval '1 month - 1 day')::date, 'complete'
+        "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end, state, is_final)
+         SELECT 'a', 'zoom_host_report', s, m, (m + interval '1 month - 1 day')::date, 'complete', true
            FROM unnest(array['active', 'inactive']) s,
                 generate_series(DATE '2026-06-01', DATE '2026-09-01', interval '1 month') g(m);
-         INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end, state)
-         VALUES ('a', 'zoom_host_report', 'active', '2026-04-01', '2026-04-30', 'complete'),
-                ('a', 'zoom_host_report', 'inactive', '2026-04-01', '2026-04-30', 'failed');
+         INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end, state, is_final)
+         VALUES ('a', 'zoom_host_report', 'active', '2026-04-01', '2026-04-30', 'complete', true),
+                ('a', 'zoom_host_report', 'inactive', '2026-04-01', '2026-04-30', 'failed', false),
+                ('a', 'zoom_host_report', 'active', '2026-10-01', '2026-10-31', 'complete', false),
+                ('a', 'zoom_host_report', 'inactive', '2026-10-01', '2026-10-31', 'complete', false);
          INSERT INTO rollcall.zoom_host_report_users
                 (account, month, report_type, user_id, email, user_type, raw, first_seen_at, last_seen_at, walk_id)
          SELECT 'a', m::date, t, u, u || '@example.com', ty, '{}', now(), now(), gen_random_uuid()
@@ -507,7 +553,8 @@ async fn reclaim_and_churn_count_only_complete_months_and_stop_at_gaps() {
              ('2026-06-01', 'active', 'u3', 2), ('2026-07-01', 'active', 'u3', 2),
              ('2026-08-01', 'inactive', 'u3', 2), ('2026-09-01', 'active', 'u3', 2),
              ('2026-09-01', 'inactive', 'basic', 1),
-             ('2026-04-01', 'inactive', 'u4', 2), ('2026-10-01', 'inactive', 'u4', 2)
+             ('2026-04-01', 'inactive', 'u4', 2), ('2026-10-01', 'inactive', 'u4', 2),
+             ('2026-10-01', 'inactive', 'u1', 2), ('2026-10-01', 'active', 'u3', 2)
            ) v(m, t, u, ty);",
     )
     .await;
@@ -526,11 +573,12 @@ async fn reclaim_and_churn_count_only_complete_months_and_stop_at_gaps() {
             .map(|r| (r.0, r.1, r.2))
             .collect::<Vec<_>>(),
         vec![(d(6), 1, 2), (d(7), 2, 1), (d(8), 0, 3), (d(9), 1, 2)],
-        "complete months only; the basic user is not licensed"
+        "complete and final months only (not October); the basic user is not licensed"
     );
 
-    // u1: inactive in every complete month (four); u2: active in July; u4's rows lie in months that are
-    // not complete, and u3 is active in the latest month.
+    // The latest complete and final month is September. u1: inactive in every complete and final month
+    // (four; October's row does not count); u2: active in July; u4's rows lie in months that are not
+    // complete and final, and u3 is active in September.
     let reclaim: Vec<(String, i32, Option<NaiveDate>)> = sqlx::query_as(
         "SELECT user_id, inactive_months, last_active_month FROM rollcall.zoom_reclaim_candidates ORDER BY user_id",
     )
@@ -542,7 +590,8 @@ async fn reclaim_and_churn_count_only_complete_months_and_stop_at_gaps() {
         vec![("u1".into(), 4, None), ("u2".into(), 2, Some(d(7)))]
     );
 
-    // April has no complete March before it and June no complete May: nothing to compare with.
+    // April has no complete March before it and June no complete May: nothing to compare with. October
+    // is not final: no row, rather than u3 "new" and every other host churned.
     let churn: Vec<Churn> = sqlx::query_as(
         "SELECT month, active_hosts, new_hosts, retained_hosts, returning_hosts, churned_hosts
                FROM rollcall.zoom_host_churn ORDER BY month",
@@ -641,4 +690,73 @@ async fn every_view_and_column_says_what_it_means() {
     .await
     .expect("views");
     assert_eq!(views, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_table_examples_keep_every_month_and_leave_out_missing_sdk_rows() {
+    let db = migrated_db().await;
+    // Host reports: the oldest month Zoom serves, the one before it (the first it no longer serves) and
+    // the one before that.
+    let served = reachable_months()[0];
+    let unserved = months_back(served, 1);
+    let older = months_back(served, 2);
+    for (month, hosts) in [(older, 3), (unserved, 4), (served, 5)] {
+        sqlx::query(
+            "INSERT INTO rollcall.zoom_host_reports (account, month, report_type, from_date, to_date,
+                    total_records, total_meeting_minutes, is_final, collected_at)
+             VALUES ('a', $1, 'active', $1, $1, $2, $2 * 10, true, now()),
+                    ('a', $1, 'inactive', $1, $1, 99, 0, true, now())",
+        )
+        .bind(month)
+        .bind(hosts)
+        .execute(&db.pool)
+        .await
+        .expect("host report fixture");
+    }
+    let got: Vec<(NaiveDate, i64, Option<i64>, bool)> = sqlx::query_as(&format!(
+        "SELECT month, active_hosts, total_meeting_minutes, served_by_zoom FROM ({}) q",
+        readme_sql_after("Active hosts and their meeting minutes per month")
+    ))
+    .fetch_all(&db.pool)
+    .await
+    .expect("active hosts query");
+    assert_eq!(
+        got,
+        vec![
+            (older, 3, Some(30), false),
+            (unserved, 4, Some(40), false),
+            (served, 5, Some(50), true),
+        ],
+        "every month held, the first one Zoom no longer serves included"
+    );
+
+    // Video SDK by device: a session no longer listed and a join no longer listed are left out, as
+    // zoom_sdk_daily leaves them out.
+    exec(
+        &db,
+        "INSERT INTO rollcall.zoom_sdk_sessions (account, session_id, month, start_time, end_time, raw, collected_at, walk_id, missing_since)
+         VALUES ('s', 'one', '2026-05-01', '2026-05-03 08:00+00', '2026-05-03 09:00+00', '{}', now(), gen_random_uuid(), NULL),
+                ('s', 'gone', '2026-05-01', '2026-05-03 10:00+00', '2026-05-03 11:00+00', '{}', now(), gen_random_uuid(), now());
+         INSERT INTO rollcall.zoom_sdk_session_users (account, session_id, user_id, device, join_time, leave_time, raw, collected_at, walk_id, missing_since)
+         VALUES ('s', 'one', 'x', 'Mac', '2026-05-03 08:00+00', '2026-05-03 08:30+00', '{}', now(), gen_random_uuid(), NULL),
+                ('s', 'one', 'y', 'Mac', '2026-05-03 08:00+00', '2026-05-03 09:00+00', '{}', now(), gen_random_uuid(), now()),
+                ('s', 'one', 'z', 'iOS', '2026-05-03 08:00+00', '2026-05-03 08:10+00', '{}', now(), gen_random_uuid(), NULL),
+                ('s', 'gone', 'v', 'Mac', '2026-05-03 10:00+00', '2026-05-03 11:00+00', '{}', now(), gen_random_uuid(), NULL);",
+    )
+    .await;
+    let got: Vec<(String, i64, f64)> = sqlx::query_as(&format!(
+        "SELECT device, sessions, user_minutes::float8 FROM ({}) q WHERE account = 's' ORDER BY device",
+        readme_sql_after("Video SDK: session minutes per month by device")
+    ))
+    .fetch_all(&db.pool)
+    .await
+    .expect("device query");
+    assert_eq!(got, vec![("Mac".into(), 1, 30.0), ("iOS".into(), 1, 10.0)]);
+    let daily: f64 = sqlx::query_scalar(
+        "SELECT sum(user_minutes)::float8 FROM rollcall.zoom_sdk_daily WHERE account = 's'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("daily");
+    assert_eq!(daily, 40.0, "the same minutes as zoom_sdk_daily");
 }

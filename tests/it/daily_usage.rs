@@ -540,3 +540,87 @@ async fn assert_daily_mirror_sdk_only(
         assert_eq!(got, expected(&truth, month, &SDK_METRICS), "{month}");
     }
 }
+
+/// `rollcall status` on a database in a known state: a day whose daily report gave no session count
+/// (sessions NULL, so difference NULL) is not a disagreement; it is counted on its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_tells_days_without_a_session_count_from_disagreements() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("rollcall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{}\"\n\n[[videosdk]]\nname = \"studio\"\napi_key = \"k\"\napi_secret = \"s\"\n",
+            db.url
+        ),
+    )
+    .expect("write config");
+    let migrated = run(&config, &["migrate"]).await;
+    assert_eq!(migrated.code, 0, "{}", migrated.output());
+    // May 1st: one session reported, one listed (agree); 2nd: three reported, one listed (disagree);
+    // 3rd and 4th: no session count served.
+    sqlx::raw_sql(
+        "INSERT INTO rollcall.zoom_sdk_sessions (account, session_id, month, start_time, raw, collected_at, walk_id)
+         VALUES ('studio', 'a', '2026-05-01', '2026-05-01 10:00+00', '{}', now(), gen_random_uuid()),
+                ('studio', 'b', '2026-05-01', '2026-05-02 10:00+00', '{}', now(), gen_random_uuid()),
+                ('studio', 'c', '2026-05-01', '2026-05-03 10:00+00', '{}', now(), gen_random_uuid());
+         INSERT INTO rollcall.zoom_sdk_daily_usage (account, day, sessions, is_final, collected_at)
+         VALUES ('studio', '2026-05-01', 1, true, now()), ('studio', '2026-05-02', 3, true, now()),
+                ('studio', '2026-05-03', NULL, true, now()), ('studio', '2026-05-04', NULL, true, now());",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("fixture");
+    let status = run(&config, &["status"]).await;
+    assert_eq!(status.code, 0, "{}", status.output());
+    assert!(
+        status.stdout.contains(
+            "studio: 1 day where the daily report and the stored session list disagree (rollcall.zoom_sdk_reconciliation); 2 days the daily report gave no session count for\n"
+        ),
+        "{}",
+        status.output()
+    );
+}
+
+/// `rollcall status --json`: a Rocket.Chat block is held up to the last day its walk asked for (the
+/// workspace's local yesterday, recorded in walk_params), not up to the UTC date it completed on.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_holds_a_rocketchat_block_up_to_the_last_day_asked() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("rollcall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{}\"\n\n[[rocketchat]]\nname = \"chat\"\nurl = \"http://127.0.0.1:9\"\nuser_id = \"u\"\nauth_token = \"t\"\ntimezone = \"America/Los_Angeles\"\n",
+            db.url
+        ),
+    )
+    .expect("write config");
+    let migrated = run(&config, &["migrate"]).await;
+    assert_eq!(migrated.code, 0, "{}", migrated.output());
+    // Completed at 2026-05-10 03:00 UTC, the 9th in Los Angeles: the walk asked up to the 8th.
+    sqlx::raw_sql(
+        "INSERT INTO rollcall.collection_windows
+                (account, stream, scope, window_start, window_end, state, is_final, completed_at, walk_params)
+         VALUES ('chat', 'rc_active_users', '', '2026-05-01', '2026-05-07', 'complete', true,
+                 '2026-05-08 03:00+00', '{\"span\": [\"2026-05-01\", \"2026-05-07\"]}'),
+                ('chat', 'rc_active_users', '', '2026-05-08', '2026-05-14', 'complete', false,
+                 '2026-05-10 03:00+00', '{\"span\": [\"2026-05-08\", \"2026-05-08\"]}');",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("fixture");
+    let status = run(&config, &["status", "--json"]).await;
+    assert_eq!(status.code, 0, "{}", status.output());
+    let json: Value = serde_json::from_str(&status.stdout).expect("status --json is JSON");
+    let chat = json
+        .as_array()
+        .expect("streams")
+        .iter()
+        .find(|s| s["account"] == "chat")
+        .expect("chat");
+    assert_eq!(chat["oldest_complete"], "2026-05-01");
+    assert_eq!(chat["newest_complete"], "2026-05-08", "{chat}");
+}

@@ -67,6 +67,10 @@ impl SourceConfig for ZoomAccount {
         host_reports::STREAM
     }
 
+    fn other_covered_streams(&self) -> &'static [&'static str] {
+        &[daily_usage::STREAM]
+    }
+
     /// A Server-to-Server token is minted by the OAuth endpoint alone: getting one proves all three keys
     /// without spending a report request.
     fn verify<'a>(&'a self, index: usize, http: &'a HttpClient, retry: RetryPolicy) -> Verdict<'a> {

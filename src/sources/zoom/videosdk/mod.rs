@@ -86,6 +86,10 @@ impl SourceConfig for VideoSdkAccount {
         sessions::STREAM
     }
 
+    fn other_covered_streams(&self) -> &'static [&'static str] {
+        &[super::daily_usage::SDK_STREAM]
+    }
+
     /// Without retries: the one request is the whole check, and its first answer is the verdict.
     fn verify<'a>(&'a self, index: usize, http: &'a HttpClient, _: RetryPolicy) -> Verdict<'a> {
         Box::pin(async move {
