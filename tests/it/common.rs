@@ -819,6 +819,21 @@ impl Logs {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
     }
+
+    /// Whether `text` is logged within a minute, polled every 50 ms.
+    pub async fn logged(&self, text: &str) -> bool {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut poll = tokio::time::interval(std::time::Duration::from_millis(50));
+        loop {
+            poll.tick().await;
+            if self.text().contains(text) {
+                return true;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+        }
+    }
 }
 
 struct LogWriter(Arc<Mutex<Vec<u8>>>);

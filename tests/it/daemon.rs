@@ -58,17 +58,7 @@ async fn ticks_during_a_collection_are_skipped_and_sigterm_exits_cleanly() {
         .expect("metrics body");
     assert!(metrics.contains("rollcall_windows{"), "{metrics}");
 
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("send SIGTERM");
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exits within 10 s of SIGTERM")
-        .expect("wait");
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(sigterm(&mut child).await, Some(0));
 
     let leased: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM rollcall.collection_windows WHERE lease_owner IS NOT NULL",
@@ -145,6 +135,11 @@ async fn a_window_state_that_empties_reads_zero_on_metrics() {
         "{metrics}"
     );
 
+    assert_eq!(sigterm(&mut child).await, Some(0));
+}
+
+/// Sends SIGTERM and returns the exit code, which must come within 10 s.
+async fn sigterm(child: &mut tokio::process::Child) -> Option<i32> {
     let pid = child.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -155,5 +150,5 @@ async fn a_window_state_that_empties_reads_zero_on_metrics() {
         .await
         .expect("exits within 10 s of SIGTERM")
         .expect("wait");
-    assert_eq!(status.code(), Some(0));
+    status.code()
 }

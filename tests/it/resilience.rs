@@ -222,17 +222,7 @@ fn a_postgres_restart_mid_run_loses_and_duplicates_nothing() {
                 // Stopping kills every connection of the collector's pool; the page in flight cannot
                 // commit. The server stays down until the collector says it noticed and is waiting.
                 assert!(pg.ctl("stop"), "stop PostgreSQL mid-run");
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                let mut poll = tokio::time::interval(Duration::from_millis(50));
-                let noticed = loop {
-                    poll.tick().await;
-                    if logs.text().contains("waiting for PostgreSQL") {
-                        break true;
-                    }
-                    if tokio::time::Instant::now() > deadline {
-                        break false;
-                    }
-                };
+                let noticed = logs.logged("waiting for PostgreSQL").await;
                 assert!(pg.ctl("start"), "start PostgreSQL again");
                 assert!(
                     noticed,
@@ -561,36 +551,22 @@ fn a_postgres_restart_while_waiting_for_another_replicas_lease_is_waited_out() {
         .expect("lease elsewhere");
         db.pool.close().await;
 
-        let wait_for = |text: &'static str| {
-            let logs = logs.clone();
-            async move {
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                let mut poll = tokio::time::interval(Duration::from_millis(50));
-                loop {
-                    poll.tick().await;
-                    if logs.text().contains(text) {
-                        return true;
-                    }
-                    if tokio::time::Instant::now() > deadline {
-                        return false;
-                    }
-                }
-            }
-        };
         let (outcome, ()) = tokio::join!(
             tokio::time::timeout(
                 Duration::from_secs(180),
                 app.try_collect(Selection::default())
             ),
             async {
-                let polling = wait_for("waiting for windows leased by another process").await;
+                let polling = logs
+                    .logged("waiting for windows leased by another process")
+                    .await;
                 assert!(
                     polling,
                     "the run waits for the other replica:\n{}",
                     logs.text()
                 );
                 assert!(pg.ctl("stop"), "stop PostgreSQL while the run polls");
-                let noticed = wait_for("waiting for PostgreSQL").await;
+                let noticed = logs.logged("waiting for PostgreSQL").await;
                 assert!(pg.ctl("start"), "start PostgreSQL again");
                 assert!(noticed, "the run waits for the database:\n{}", logs.text());
             }
@@ -639,17 +615,7 @@ fn a_run_that_starts_while_postgres_is_down_waits_for_it() {
                 )
             ),
             async {
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                let mut poll = tokio::time::interval(Duration::from_millis(50));
-                let noticed = loop {
-                    poll.tick().await;
-                    if logs.text().contains("waiting for PostgreSQL") {
-                        break true;
-                    }
-                    if tokio::time::Instant::now() > deadline {
-                        break false;
-                    }
-                };
+                let noticed = logs.logged("waiting for PostgreSQL").await;
                 assert!(pg.ctl("start"), "start PostgreSQL again");
                 assert!(noticed, "the run waits for the database:\n{}", logs.text());
             }
