@@ -847,7 +847,15 @@ impl Engine {
         // Parameters are plain structs of dates, numbers and strings: serializing them cannot fail, and if
         // it ever did, a NULL only means a later resume starts from page 1 instead.
         let stored = serde_json::to_value(&params).unwrap_or(serde_json::Value::Null);
-        windows::begin_walk(&self.pool, window.id, &self.owner, walk_id, &stored).await?;
+        windows::begin_walk(
+            &self.pool,
+            window.id,
+            &self.owner,
+            walk_id,
+            &stored,
+            self.run_started(),
+        )
+        .await?;
         Ok((walk_id, params))
     }
 }

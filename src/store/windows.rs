@@ -206,7 +206,7 @@ pub async fn claim_next(
           WHERE id = (
             SELECT id FROM rollcall.collection_windows
              WHERE account = $1 AND stream = $2 AND NOT is_final AND state <> 'unreachable'
-               AND (state = 'running' OR started_at IS NULL OR started_at < $5)
+               AND (state = 'running' OR started_at IS NULL OR coalesce(walked_in_run, started_at) < $5)
                AND (lease_until IS NULL OR lease_until < now() OR lease_owner = $3)
                AND NOT (id = ANY($6))
              ORDER BY window_start, scope
@@ -240,7 +240,7 @@ pub async fn leased_elsewhere(
     let rows: Vec<(i64, String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT id, lease_owner, lease_until FROM rollcall.collection_windows
           WHERE account = $1 AND stream = $2 AND NOT is_final AND state <> 'unreachable'
-            AND (state = 'running' OR started_at IS NULL OR started_at < $4)
+            AND (state = 'running' OR started_at IS NULL OR coalesce(walked_in_run, started_at) < $4)
             AND lease_until IS NOT NULL AND lease_owner <> $3 AND NOT (id = ANY($5))",
     )
     .bind(account)
@@ -299,19 +299,21 @@ pub async fn begin_walk(
     owner: &LeaseOwner,
     walk_id: Uuid,
     params: &Value,
+    run_started: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     let done = sqlx::query(
         "UPDATE rollcall.collection_windows
             SET state = 'running', walk_id = $3, walk_params = $4, pages = 0, rows = 0,
                 next_page_token = NULL, token_issued_at = NULL, expected_total = NULL, started_at = now(),
-                attempts = attempts + 1, last_error = NULL, updated_at = now()
+                walked_in_run = $5, attempts = attempts + 1, last_error = NULL, updated_at = now()
           WHERE id = $1 AND lease_owner = $2",
     )
     .bind(id)
     .bind(&owner.id)
     .bind(walk_id)
     .bind(params)
+    .bind(run_started)
     .execute(&mut *tx)
     .await?;
     fenced(done.rows_affected())?;

@@ -688,3 +688,50 @@ async fn a_lease_that_runs_out_between_claim_and_poll_is_still_waited_for() {
         .expect("claim again");
     assert!(claimed.is_some(), "and the next claim takes it");
 }
+
+/// Replicas fired by one cron tick run with the tick's time on their own clocks. A window one of them
+/// walked in that tick is not walked again by another, even when the replicas' clocks run ahead of
+/// PostgreSQL's (which stamps `started_at`).
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_of_one_tick_walk_a_window_once_whatever_the_database_clock_says() {
+    let specs = vec![zoom_account("acme", 60)];
+    let app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 50);
+    let (db, control) = (&app.db, app.control());
+    rollcall::store::migrate(&db.pool).await.expect("migrate");
+    // The tick, as replicas two seconds ahead of the database read it.
+    let tick = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let selection = Selection::default();
+    for replica in ["first", "second"] {
+        let report = collector::run_once_at(
+            &db.pool,
+            &app.config,
+            &selection,
+            tokio_util::sync::CancellationToken::new(),
+            tick,
+        )
+        .await
+        .expect("run");
+        assert!(report.all_complete(), "{replica}: {report:?}");
+        if replica == "first" {
+            control.clear_requests();
+        }
+    }
+    let walked_again = control
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == rollcall_sandbox::Endpoint::ReportUsers)
+        .count();
+    assert_eq!(
+        walked_again, 0,
+        "the second replica of the tick asks nothing"
+    );
+    let attempts: Vec<i32> = sqlx::query_scalar(
+        "SELECT DISTINCT attempts FROM rollcall.collection_windows WHERE state <> 'unreachable'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("attempts");
+    assert_eq!(attempts, [1], "every window walked once");
+}
