@@ -822,3 +822,133 @@ async fn a_resumed_walk_keeps_the_parameters_of_its_first_page() {
         .all(|p| p["type"] == json!("active") || p["type"] == json!("inactive")));
     assert_mirror(app.pool(), &control, &zoom[0]).await;
 }
+
+/// A list walk that confirms a session gone removes its users window and joins while, in another process,
+/// a users walk of that session is writing a page. Whichever commits first, no join may be left behind
+/// without its session and its window.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_removed_while_its_users_are_written_leaves_no_orphan_joins() {
+    use rollcall::store::lease_owner::LeaseOwner;
+    use rollcall::store::windows::{self, Checkpoint, PlannedWindow, Reach};
+    let db = TestDb::create().await;
+    rollcall::store::migrate(&db.pool).await.expect("migrate");
+    let pool = &db.pool;
+    let month = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).expect("a date");
+    let end = chrono::NaiveDate::from_ymd_opt(2026, 10, 31).expect("a date");
+    let planned = PlannedWindow {
+        scope: String::new(),
+        start: month,
+        end,
+        reach: Reach::Reachable,
+    };
+    windows::plan(pool, "studio", "zoom_sdk_sessions", &[planned])
+        .await
+        .expect("plan the list");
+    let (lister, user_walker) = (
+        LeaseOwner::for_this_process(60),
+        LeaseOwner::for_this_process(60),
+    );
+    let now = chrono::Utc::now();
+    let list = windows::claim_next(pool, "studio", "zoom_sdk_sessions", &lister, now, &[])
+        .await
+        .expect("claim")
+        .expect("the list");
+    let mut tx = pool.begin().await.expect("begin");
+    windows::plan_children(&mut tx, &list, "zoom_sdk_session_users", &["s-gone".into()])
+        .await
+        .expect("plan the users window");
+    tx.commit().await.expect("commit");
+    let child = windows::claim_next(
+        pool,
+        "studio",
+        "zoom_sdk_session_users",
+        &user_walker,
+        now,
+        &[],
+    )
+    .await
+    .expect("claim")
+    .expect("the users window");
+    let walk_id = uuid::Uuid::new_v4();
+    windows::begin_walk(
+        pool,
+        child.id,
+        &user_walker,
+        walk_id,
+        &serde_json::json!({}),
+        now,
+    )
+    .await
+    .expect("begin the users walk");
+
+    // The users walk writes a page: its join and its checkpoint, not committed yet.
+    let mut page = pool.begin().await.expect("begin the page");
+    sqlx::query(
+        "INSERT INTO rollcall.zoom_sdk_session_users
+                (account, session_id, user_id, join_time, raw, collected_at, walk_id)
+         VALUES ('studio', 's-gone', 'u1', now(), '{}', now(), $1)",
+    )
+    .bind(walk_id)
+    .execute(&mut *page)
+    .await
+    .expect("a join");
+    let at = Checkpoint {
+        page_rows: 1,
+        next_page_token: Some("next"),
+        token_issued_at: now,
+        expected_total: None,
+    };
+    windows::checkpoint(&mut page, child.id, &user_walker, &at)
+        .await
+        .expect("checkpoint");
+
+    // The list walk removes the session meanwhile; it waits for the page's lock on the users window.
+    let remover = {
+        let (pool, list) = (pool.clone(), list.clone());
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.expect("begin the list page");
+            rollcall::sources::zoom::videosdk::sessions::remove_sessions(
+                &mut tx,
+                &list,
+                &["s-gone".into()],
+            )
+            .await
+            .expect("remove");
+            tx.commit().await.expect("commit the list page");
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        poll.tick().await;
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the removal waits on the page's lock"
+        );
+    }
+    page.commit().await.expect("the page commits first");
+    remover.await.expect("the removal ends");
+
+    let left: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE session_id = 's-gone'),
+                (SELECT count(*) FROM rollcall.collection_windows WHERE scope = 's-gone')",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("what is left");
+    assert_eq!(
+        left,
+        (0, 0),
+        "(joins, users windows) of the removed session"
+    );
+}

@@ -240,15 +240,7 @@ impl Source for SdkSessions {
         if !vanished.confirmed.is_empty() {
             tracing::info!(sessions = vanished.confirmed.len(),
                 "sessions marked missing at least 12 hours before this run began and missed again were removed with their users");
-            let ids: Vec<String> = vanished.confirmed;
-            sqlx::query(
-                "DELETE FROM rollcall.zoom_sdk_session_users WHERE account = $1 AND session_id = ANY($2)",
-            )
-            .bind(&self.account)
-            .bind(&ids)
-            .execute(&mut **tx)
-            .await?;
-            windows::forget_children(tx, window, &ids).await?;
+            remove_sessions(tx, window, &vanished.confirmed).await?;
         }
         if vanished.newly_missing > 0 {
             tracing::info!(sessions = vanished.newly_missing,
@@ -268,6 +260,23 @@ impl Source for SdkSessions {
 }
 
 /// PostgreSQL refuses to update one row twice in a statement: a session served twice keeps its last copy.
+/// Removes the users of sessions confirmed gone, and their users windows, in the list page's
+/// transaction. The windows go first: a users walk of another process that is writing a page of one of
+/// them then either committed before (its joins are visible to the delete that follows, which takes
+/// them) or fails its checkpoint on the deleted window and rolls its joins back. Deleting the joins first
+/// would miss joins committed between the two statements and leave them without a session or a window.
+pub async fn remove_sessions(tx: &mut Tx, list: &Window, ids: &[String]) -> Result<(), StoreError> {
+    windows::forget_children(tx, list, ids).await?;
+    sqlx::query(
+        "DELETE FROM rollcall.zoom_sdk_session_users WHERE account = $1 AND session_id = ANY($2)",
+    )
+    .bind(&list.account)
+    .bind(ids)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 fn last_of_each(sessions: &[SdkSession]) -> Vec<&SdkSession> {
     let mut last: HashMap<&str, usize> = HashMap::with_capacity(sessions.len());
     for (i, s) in sessions.iter().enumerate() {
