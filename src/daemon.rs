@@ -189,9 +189,16 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
             "# metrics recorder not installed\n".into(),
         );
     };
-    match observe::refresh_from_db(&shared.pool).await {
-        Ok(()) => (StatusCode::OK, handle.render()),
-        Err(_) => (
+    // Bounded like /healthz: a scrape while PostgreSQL is away answers with the last gauges instead of
+    // waiting out the pool's acquire timeout, and cannot hold a graceful shutdown past its 10 s.
+    let refreshed = tokio::time::timeout(
+        Duration::from_secs(3),
+        observe::refresh_from_db(&shared.pool),
+    )
+    .await;
+    match refreshed {
+        Ok(Ok(())) => (StatusCode::OK, handle.render()),
+        Ok(Err(_)) | Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("# database not answering\n{}", handle.render()),
         ),
