@@ -185,14 +185,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
             today,
         } => {
             let now = chrono::Utc::now();
-            // A pinned --today stands for every account's today; otherwise each Rocket.Chat
-            // workspace's month ends by its local date.
+            // A pinned --today stands for every account's today; otherwise each account's month ends
+            // by its own date (a Rocket.Chat workspace's zone).
             let local_today = match today {
                 Some(_) => Default::default(),
-                None => config
-                    .rocketchat
-                    .iter()
-                    .map(|w| (w.name.clone(), now.with_timezone(&w.timezone).date_naive()))
+                None => accounts(&config)
+                    .map(|(_, account)| (account.name().to_owned(), account.today(now)))
+                    .filter(|(_, day)| *day != now.date_naive())
                     .collect(),
             };
             let request = coverage::Request {

@@ -40,6 +40,12 @@ pub trait SourceConfig {
         &[]
     }
 
+    /// The account's date at `now`: the day its API buckets by, which decides whether a month has ended
+    /// (`coverage`). UTC unless the platform keeps days in the account's own zone.
+    fn today(&self, now: DateTime<Utc>) -> NaiveDate {
+        now.date_naive()
+    }
+
     /// `rollcall check`: proves the credentials with the fewest requests the API allows, writing nothing.
     fn verify<'a>(&'a self, index: usize, http: &'a HttpClient, retry: RetryPolicy) -> Verdict<'a>;
 

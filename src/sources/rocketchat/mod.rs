@@ -46,6 +46,11 @@ impl SourceConfig for RocketChatWorkspace {
         active_users::STREAM
     }
 
+    /// The server buckets days in its own zone (`timezone`).
+    fn today(&self, now: DateTime<Utc>) -> NaiveDate {
+        now.with_timezone(&self.timezone).date_naive()
+    }
+
     fn verify<'a>(&'a self, index: usize, http: &'a HttpClient, retry: RetryPolicy) -> Verdict<'a> {
         Box::pin(async move {
             let users = verify(&client(index, self, http, retry), self.timezone).await;
@@ -68,7 +73,7 @@ impl SourceConfig for RocketChatWorkspace {
     }
 
     fn backfill_refusal(&self, from: NaiveDate, now: DateTime<Utc>) -> Option<String> {
-        let today = now.with_timezone(&self.timezone).date_naive();
+        let today = self.today(now);
         let oldest = today - chrono::Duration::days(i64::from(self.retention_days));
         (from < oldest).then(|| {
             format!(
