@@ -77,7 +77,7 @@ impl RunReport {
 /// What a backfill from `from` asks for that the APIs no longer serve, one line per account, naming the
 /// date and the horizon. Those months are recorded `unreachable` and never requested.
 pub fn refused_by_horizon(config: &Config, selection: &Selection, from: NaiveDate) -> Vec<String> {
-    let now = chrono::Utc::now();
+    let now = crate::clock::now();
     sources::accounts(config)
         .filter(|(_, account)| {
             account
@@ -98,7 +98,7 @@ pub async fn run_once(
     selection: &Selection,
     cancel: CancellationToken,
 ) -> Result<RunReport, CollectError> {
-    run_once_at(pool, config, selection, cancel, chrono::Utc::now()).await
+    run_once_at(pool, config, selection, cancel, crate::clock::now()).await
 }
 
 /// [`run_once`] for a run that logically started at `run_started` (a cron tick shared by replicas).

@@ -104,7 +104,7 @@ pub async fn run(config: Arc<Config>, cancel: CancellationToken) -> Result<(), D
             );
             // A scheduled tick fires within half a second of its time (the scheduler polls at 2 Hz), so
             // the second it belongs to is the same on every replica.
-            let now = chrono::Utc::now();
+            let now = crate::clock::now();
             let run_started = if reason == "schedule" {
                 now.with_nanosecond(0).unwrap_or(now)
             } else {

@@ -1,6 +1,7 @@
 //! rollcall keeps the usage history that Zoom and Rocket.Chat throw away: it walks every page of every
 //! report window with crash-safe checkpoints and upserts the rows into PostgreSQL.
 
+pub mod clock;
 pub mod collector;
 pub mod commands;
 pub mod config;

@@ -140,6 +140,11 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> ExitCode {
     #[cfg(feature = "sandbox")]
+    if let Err(err) = rollcall::clock::pin_from_env() {
+        eprintln!("error: {err}");
+        return ExitCode::from(2);
+    }
+    #[cfg(feature = "sandbox")]
     match cli.command {
         Command::Sandbox {
             sandbox_config,
@@ -184,7 +189,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             json,
             today,
         } => {
-            let now = chrono::Utc::now();
+            let now = rollcall::clock::now();
             // A pinned --today stands for every account's today; otherwise each account's month ends
             // by its own date (a Rocket.Chat workspace's zone).
             let local_today = match today {

@@ -27,6 +27,11 @@ pub struct SandboxConfig {
     /// A fixed "today" (UTC) makes the six-month horizon reproducible; `None` follows the clock.
     #[serde(default)]
     pub today: Option<chrono::NaiveDate>,
+    /// Without a fixed `today`: the calendar is the clock's moved by this many days (time of day and the
+    /// passing of time stay real), so a test can run the sandbox and rollcall on one shifted calendar and
+    /// every workspace's local date follows it as a real server's would.
+    #[serde(default)]
+    pub calendar_shift_days: i64,
     #[serde(default)]
     pub zoom: Vec<ZoomAccountSpec>,
     #[serde(default)]
@@ -81,6 +86,7 @@ impl Default for SandboxConfig {
             page_token_ttl_secs: default_page_token_ttl(),
             access_token_ttl_secs: default_access_token_ttl(),
             today: None,
+            calendar_shift_days: 0,
             zoom: Vec::new(),
             rocketchat: Vec::new(),
             reply_latency_ms: 0,

@@ -62,6 +62,7 @@ pub use zoom::{ReportTruth, ReportType};
 pub(crate) struct Shared {
     pub base_url: String,
     pub today: Option<NaiveDate>,
+    pub calendar_shift: chrono::TimeDelta,
     pub reply_latency: std::time::Duration,
     pub log: requests::RequestLog,
     pub faults: faults::FaultSet,
@@ -75,7 +76,13 @@ pub(crate) struct Shared {
 impl Shared {
     /// "Today" is the UTC date for Zoom (DESIGN §3), never the host's zone.
     pub fn today(&self) -> NaiveDate {
-        self.today.unwrap_or_else(|| Utc::now().date_naive())
+        self.today.unwrap_or_else(|| self.now().date_naive())
+    }
+
+    /// Now on the sandbox's calendar (the clock, moved by `calendar_shift_days`).
+    pub fn now(&self) -> chrono::DateTime<Utc> {
+        let now = Utc::now();
+        now.checked_add_signed(self.calendar_shift).unwrap_or(now)
     }
 }
 
@@ -104,6 +111,7 @@ pub async fn spawn(config: SandboxConfig) -> anyhow::Result<Sandbox> {
     let state = Arc::new(Shared {
         base_url: base_url.clone(),
         today: config.today,
+        calendar_shift: chrono::TimeDelta::try_days(config.calendar_shift_days).unwrap_or_default(),
         reply_latency: std::time::Duration::from_millis(config.reply_latency_ms),
         log: requests::RequestLog::default(),
         faults: faults::FaultSet::new(config.seed),

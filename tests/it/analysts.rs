@@ -134,13 +134,13 @@ async fn every_readme_question_matches_the_sandbox_truth() {
         zoom: zoom.clone(),
         videosdk: sdk.clone(),
         rocketchat: vec![chat.clone()],
-        ..SandboxConfig::default()
+        ..sandbox_defaults()
     })
     .await
     .expect("start sandbox");
     let control = sandbox.control();
     let months = reachable_months();
-    let today = Utc::now().date_naive();
+    let today = today();
     // The Zoom views count complete and final months only: never the current month, whose windows are
     // complete after this collection although Zoom was asked only up to today.
     let finals = final_months(today);

@@ -24,6 +24,41 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
+/// The date the suite runs on: `ROLLCALL_TEST_TODAY` when set (`.ci/run` runs the date-sensitive tests on
+/// several), else the real UTC date. rollcall's calendar ([`rollcall::clock`]) is pinned to it in this process
+/// and in every spawned binary, and the sandbox serves it as its today ([`sandbox_defaults`]).
+pub fn today() -> chrono::NaiveDate {
+    static TODAY: std::sync::OnceLock<chrono::NaiveDate> = std::sync::OnceLock::new();
+    *TODAY.get_or_init(|| {
+        let today = match std::env::var(rollcall::clock::TEST_TODAY_ENV) {
+            Ok(text) if !text.trim().is_empty() => {
+                chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+                    .expect("ROLLCALL_TEST_TODAY is a date as YYYY-MM-DD")
+            }
+            _ => chrono::Utc::now().date_naive(),
+        };
+        assert!(
+            rollcall::clock::pin_today(today),
+            "rollcall's calendar is pinned to the suite's today"
+        );
+        today
+    })
+}
+
+/// Now on the suite's calendar: today's date at the system's time of day.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    today();
+    rollcall::clock::now()
+}
+
+/// The sandbox defaults on the suite's calendar.
+pub fn sandbox_defaults() -> SandboxConfig {
+    SandboxConfig {
+        calendar_shift_days: (today() - chrono::Utc::now().date_naive()).num_days(),
+        ..SandboxConfig::default()
+    }
+}
+
 pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A database of its own for one test, dropped when the test ends.
@@ -136,7 +171,7 @@ pub async fn sandbox(accounts: Vec<ZoomAccountSpec>) -> Sandbox {
         listen: "127.0.0.1:0".into(),
         seed: 7,
         zoom: accounts,
-        ..SandboxConfig::default()
+        ..sandbox_defaults()
     };
     rollcall_sandbox::spawn(config)
         .await
@@ -158,6 +193,7 @@ pub fn rollcall(config: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollcall"));
     cmd.arg("--config").arg(config).args(args);
     cmd.env_remove("DATABASE_URL");
+    cmd.env(rollcall::clock::TEST_TODAY_ENV, today().to_string());
     cmd.env("RUST_LOG", "info");
     cmd.stdout(std::process::Stdio::piped());
     cmd.stderr(std::process::Stdio::piped());
@@ -196,8 +232,8 @@ pub async fn finish(child: Child) -> Run {
 
 /// The reachable months Zoom serves today, oldest first (first days).
 pub fn reachable_months() -> Vec<chrono::NaiveDate> {
-    use chrono::{Datelike, Months, Utc};
-    let today = Utc::now().date_naive();
+    use chrono::{Datelike, Months};
+    let today = today();
     let horizon =
         today.checked_sub_months(Months::new(6)).expect("date math") + chrono::Duration::days(1);
     let mut month = today.with_day(1).expect("first day");
@@ -309,7 +345,7 @@ pub async fn rc_sandbox(workspaces: Vec<rollcall_sandbox::RocketChatWorkspaceSpe
         listen: "127.0.0.1:0".into(),
         seed: 11,
         rocketchat: workspaces,
-        ..SandboxConfig::default()
+        ..sandbox_defaults()
     };
     rollcall_sandbox::spawn(config)
         .await
@@ -394,7 +430,7 @@ pub async fn sdk_sandbox(accounts: Vec<rollcall_sandbox::VideoSdkAccountSpec>) -
         listen: "127.0.0.1:0".into(),
         seed: 7,
         videosdk: accounts,
-        ..SandboxConfig::default()
+        ..sandbox_defaults()
     })
     .await
     .expect("start sandbox")
@@ -793,7 +829,7 @@ async fn config_toml_reads_back_as_the_same_config() {
         zoom: specs.clone(),
         videosdk: sdk.clone(),
         rocketchat: chat.clone(),
-        ..SandboxConfig::default()
+        ..sandbox_defaults()
     })
     .await
     .expect("start sandbox");

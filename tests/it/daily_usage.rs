@@ -2,7 +2,7 @@
 //! reconciliation view: collection in-process, the real sandbox, PostgreSQL; the daemon for /metrics.
 
 use crate::common::*;
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate};
 use rollcall_sandbox::{
     Endpoint, FaultKind, FaultRule, Sandbox, SandboxConfig, VideoSdkAccountSpec, ZoomAccountSpec,
 };
@@ -18,7 +18,7 @@ async fn sandbox_with(zoom: Vec<ZoomAccountSpec>, sdk: Vec<VideoSdkAccountSpec>)
         seed: 7,
         zoom,
         videosdk: sdk,
-        ..SandboxConfig::default()
+        ..sandbox_defaults()
     })
     .await
     .expect("start sandbox")
@@ -40,7 +40,7 @@ fn last_of_month(month: NaiveDate) -> NaiveDate {
 
 /// The default `settle_days` is 2.
 fn is_final(month: NaiveDate) -> bool {
-    (Utc::now().date_naive() - last_of_month(month)).num_days() > 2
+    (today() - last_of_month(month)).num_days() > 2
 }
 
 type DayRow = (Vec<Option<i64>>, Option<Value>, bool);
@@ -402,7 +402,7 @@ async fn reconciliation_shows_the_day_the_daily_report_and_the_session_list_disa
     );
 
     // Today is in the current month, which is never final: the next collection walks it again.
-    let today = Utc::now().date_naive();
+    let today = today();
     let listed: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM rollcall.zoom_sdk_sessions
           WHERE account = 'studio' AND missing_since IS NULL AND (start_time AT TIME ZONE 'UTC')::date = $1",

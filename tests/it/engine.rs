@@ -15,7 +15,7 @@ async fn windows_of_one_account_are_walked_at_once_with_each_windows_pages_in_or
         seed: 7,
         zoom: specs.clone(),
         reply_latency_ms: 40,
-        ..SandboxConfig::default()
+        ..sandbox_defaults()
     })
     .await
     .expect("sandbox");

@@ -32,7 +32,7 @@ async fn hundreds_of_accounts_complete_exactly_and_fairly_in_one_collect() {
         seed: 7,
         zoom: zoom.clone(),
         videosdk: sdk.clone(),
-        ..SandboxConfig::default()
+        ..sandbox_defaults()
     })
     .await
     .expect("sandbox");

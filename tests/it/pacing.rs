@@ -22,7 +22,7 @@ async fn paced_at_the_enforced_heavy_limit_a_collection_draws_no_429() {
         listen: "127.0.0.1:0".into(),
         seed: 7,
         zoom: vec![spec.clone()],
-        ..SandboxConfig::default()
+        ..sandbox_defaults()
     })
     .await
     .expect("start sandbox");

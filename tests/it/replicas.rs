@@ -669,7 +669,7 @@ async fn a_lease_that_runs_out_between_claim_and_poll_is_still_waited_for() {
     .await
     .expect("lease elsewhere");
     let owner = LeaseOwner::for_this_process(30);
-    let run_started = chrono::Utc::now();
+    let run_started = now();
     let claimed = windows::claim_next(&db.pool, "acme", "probe", &owner, run_started, &[])
         .await
         .expect("claim");
@@ -701,7 +701,7 @@ async fn replicas_of_one_tick_walk_a_window_once_whatever_the_database_clock_say
     let (db, control) = (&app.db, app.control());
     rollcall::store::migrate(&db.pool).await.expect("migrate");
     // The tick, as replicas two seconds ahead of the database read it.
-    let tick = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let tick = now() + chrono::Duration::seconds(2);
     let selection = Selection::default();
     for replica in ["first", "second"] {
         let report = collector::run_once_at(

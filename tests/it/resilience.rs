@@ -264,7 +264,7 @@ async fn sigkill_at_twenty_moments_across_all_streams_then_finish_is_exact() {
         zoom: specs.clone(),
         videosdk: sdk.clone(),
         rocketchat: chat.clone(),
-        ..rollcall_sandbox::SandboxConfig::default()
+        ..sandbox_defaults()
     })
     .await
     .expect("start sandbox");
@@ -490,7 +490,7 @@ async fn a_walk_that_panics_leaves_no_lease_renewed_behind_it() {
             db.pool.clone(),
             rollcall::store::lease_owner::LeaseOwner::for_this_process(lease_secs),
             tokio_util::sync::CancellationToken::new(),
-            rollcall::engine::RunContext::new(chrono::Utc::now()),
+            rollcall::engine::RunContext::new(now()),
             rollcall::engine::Concurrency {
                 per_stream: 1,
                 global: 1,

@@ -135,7 +135,7 @@ async fn a_host_report_or_rocketchat_reply_without_its_list_fails_and_deletes_no
         seed: 7,
         zoom: zoom.clone(),
         rocketchat: vec![workspace.clone()],
-        ..rollcall_sandbox::SandboxConfig::default()
+        ..sandbox_defaults()
     })
     .await
     .expect("sandbox");
@@ -530,7 +530,7 @@ async fn months_that_fall_before_the_horizon_are_retired_with_their_rows_kept() 
         seed: 7,
         zoom: zoom.clone(),
         videosdk: sdk.clone(),
-        ..rollcall_sandbox::SandboxConfig::default()
+        ..sandbox_defaults()
     })
     .await
     .expect("sandbox");
@@ -848,7 +848,7 @@ async fn a_session_removed_while_its_users_are_written_leaves_no_orphan_joins() 
         LeaseOwner::for_this_process(60),
         LeaseOwner::for_this_process(60),
     );
-    let now = chrono::Utc::now();
+    let now = now();
     let list = windows::claim_next(pool, "studio", "zoom_sdk_sessions", &lister, now, &[])
         .await
         .expect("claim")

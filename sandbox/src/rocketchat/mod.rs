@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use axum::routing::get;
 use axum::Router;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::data::{hash, hash_str, unit};
@@ -196,7 +196,7 @@ impl RcState {
     pub fn today(&self, shared: &Shared, ws: &Workspace) -> NaiveDate {
         shared
             .today
-            .unwrap_or_else(|| Utc::now().with_timezone(&ws.tz).date_naive())
+            .unwrap_or_else(|| shared.now().with_timezone(&ws.tz).date_naive())
     }
 
     /// The user ids with a session that day, as the server holds them now: nothing for future days or

@@ -91,7 +91,7 @@ async fn verify(
     timezone: chrono_tz::Tz,
 ) -> Result<usize, crate::http::ApiError> {
     let yesterday =
-        chrono::Utc::now().with_timezone(&timezone).date_naive() - chrono::Duration::days(1);
+        crate::clock::now().with_timezone(&timezone).date_naive() - chrono::Duration::days(1);
     let (start, end) = days::request_bounds(yesterday, yesterday, timezone);
     let body = client
         .active_users(&start, &end, &tokio_util::sync::CancellationToken::new())

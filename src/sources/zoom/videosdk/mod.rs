@@ -55,7 +55,7 @@ pub fn client(
 /// A JWT is only judged by the API, so one request proves it. The smallest one that needs the credentials:
 /// today's past sessions, one per page. Nothing is written.
 async fn verify(client: &ZoomClient) -> Result<(), ApiError> {
-    let today = Utc::now().date_naive().to_string();
+    let today = crate::clock::now().date_naive().to_string();
     let query = [
         ("type", "past"),
         ("from", today.as_str()),
