@@ -5,6 +5,7 @@
 use crate::common::*;
 use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, ReportType};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn set(pointer: &str, value: Value) -> FaultKind {
@@ -54,6 +55,27 @@ async fn sdk_rows(pool: &sqlx::PgPool) -> (i64, i64) {
         count(pool, "SELECT count(*) FROM rollcall.zoom_sdk_sessions").await,
         count(pool, "SELECT count(*) FROM rollcall.zoom_sdk_session_users").await,
     )
+}
+
+/// Per month: (host report users, Video SDK sessions, Video SDK joins).
+async fn rows_by_month(pool: &sqlx::PgPool) -> BTreeMap<chrono::NaiveDate, (i64, i64, i64)> {
+    let rows: Vec<(chrono::NaiveDate, i64, i64, i64)> = sqlx::query_as(
+        "SELECT month, sum(hosts)::bigint, sum(sessions)::bigint, sum(joins)::bigint FROM (
+             SELECT month, count(*) AS hosts, 0 AS sessions, 0 AS joins
+               FROM rollcall.zoom_host_report_users GROUP BY month
+             UNION ALL
+             SELECT month, 0, count(*), 0 FROM rollcall.zoom_sdk_sessions GROUP BY month
+             UNION ALL
+             SELECT s.month, 0, 0, count(*) FROM rollcall.zoom_sdk_session_users u
+               JOIN rollcall.zoom_sdk_sessions s USING (account, session_id) GROUP BY s.month
+         ) AS per_table GROUP BY month",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("rows by month");
+    rows.into_iter()
+        .map(|(month, hosts, sessions, joins)| (month, (hosts, sessions, joins)))
+        .collect()
 }
 
 async fn sdk_app(specs: &[rollcall_sandbox::VideoSdkAccountSpec]) -> TestApp {
@@ -547,60 +569,77 @@ async fn months_that_fall_before_the_horizon_are_retired_with_their_rows_kept() 
     let first = app.collect_all().await;
     assert!(!first.all_complete(), "{first:?}");
     control.clear_faults();
-    let kept = (
-        count(
-            &db.pool,
-            "SELECT count(*) FROM rollcall.zoom_host_report_users",
-        )
-        .await,
-        sdk_rows(&db.pool).await,
+    let first_held = rows_by_month(&db.pool).await;
+    assert!(
+        first_held.values().any(|rows| rows.0 > 0) && first_held.values().any(|rows| rows.1 > 0)
     );
-    assert!(kept.0 > 0 && kept.1 .0 > 0);
 
     for horizon_days in [20, 1] {
         app.config.zoom[0].horizon_days = Some(horizon_days);
         app.config.videosdk[0].horizon_days = Some(horizon_days);
+        // Whether the current month's first day is still on or after the horizon depends on the day of the
+        // month (on the 1st nothing can retire it): those months may be walked, every other one may not.
+        let horizon = today() - chrono::Duration::days(i64::from(horizon_days));
+        let served: Vec<chrono::NaiveDate> = reachable_months()
+            .into_iter()
+            .filter(|first| *first >= horizon)
+            .collect();
+        let kept = rows_by_month(&db.pool).await;
         control.clear_requests();
         let later = app.collect_all().await;
         assert!(
             later.all_complete(),
             "horizon_days = {horizon_days}: nothing due fails: {later:?}"
         );
-        let api_calls = control
-            .requests()
+        let requests = control.requests();
+        let retired_asked: Vec<String> = requests
             .iter()
-            .filter(|r| {
-                matches!(
-                    r.endpoint,
-                    Endpoint::ReportUsers | Endpoint::SdkSessions | Endpoint::SdkSessionUsers
-                )
+            .filter(|r| matches!(r.endpoint, Endpoint::ReportUsers | Endpoint::SdkSessions))
+            .filter_map(|r| r.query.get("from"))
+            .filter(|from| {
+                let month = format!("{}-01", from.get(..7).unwrap_or(from));
+                !served.iter().any(|first| first.to_string() == month)
             })
-            .count();
-        assert_eq!(
-            api_calls, 0,
-            "horizon_days = {horizon_days}: no retired month is requested"
+            .cloned()
+            .collect();
+        assert!(
+            retired_asked.is_empty(),
+            "horizon_days = {horizon_days} (horizon {horizon}): no retired month is requested: {retired_asked:?}"
         );
-        let open = count(
-            &db.pool,
+        if served.is_empty() {
+            let users_calls = requests
+                .iter()
+                .filter(|r| r.endpoint == Endpoint::SdkSessionUsers)
+                .count();
+            assert_eq!(
+                users_calls, 0,
+                "horizon_days = {horizon_days}: no users of a retired month"
+            );
+        }
+        let open: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM rollcall.collection_windows
-              WHERE state <> 'unreachable' AND NOT (state = 'complete' AND is_final)",
+              WHERE state <> 'unreachable' AND NOT (state = 'complete' AND is_final)
+                AND NOT (date_trunc('month', window_start)::date = ANY($1))",
         )
-        .await;
+        .bind(&served)
+        .fetch_one(&db.pool)
+        .await
+        .expect("count open windows");
         assert_eq!(
             open, 0,
-            "horizon_days = {horizon_days}: every window not final is retired"
+            "horizon_days = {horizon_days}: every window not final before the horizon is retired"
         );
+        let now_held = rows_by_month(&db.pool).await;
+        let retired = |rows: &BTreeMap<chrono::NaiveDate, (i64, i64, i64)>| {
+            rows.iter()
+                .filter(|(month, _)| !served.contains(month))
+                .map(|(month, rows)| (*month, *rows))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            (
-                count(
-                    &db.pool,
-                    "SELECT count(*) FROM rollcall.zoom_host_report_users"
-                )
-                .await,
-                sdk_rows(&db.pool).await
-            ),
-            kept,
-            "rows are kept"
+            retired(&now_held),
+            retired(&kept),
+            "horizon_days = {horizon_days}: the rows of retired months are kept"
         );
     }
     let current = *reachable_months().last().expect("current month");
