@@ -32,6 +32,10 @@ pub struct SandboxConfig {
     /// every workspace's local date follows it as a real server's would.
     #[serde(default)]
     pub calendar_shift_days: i64,
+    /// The sandbox's clock for token times (a Video SDK JWT's `iat` and `exp`) is the system's plus this many
+    /// seconds: negative plays a Zoom whose clock is behind the collector's host.
+    #[serde(default)]
+    pub token_clock_offset_secs: i64,
     #[serde(default)]
     pub zoom: Vec<ZoomAccountSpec>,
     #[serde(default)]
@@ -87,6 +91,7 @@ impl Default for SandboxConfig {
             access_token_ttl_secs: default_access_token_ttl(),
             today: None,
             calendar_shift_days: 0,
+            token_clock_offset_secs: 0,
             zoom: Vec::new(),
             rocketchat: Vec::new(),
             reply_latency_ms: 0,

@@ -71,6 +71,12 @@ impl Control {
         self.state.log.wait_for(pred, timeout).await
     }
 
+    /// From now on every access token is revoked once it has carried `uses` API requests (0: never), as
+    /// Zoom revokes a token when the app is re-authorised or another mint invalidates it.
+    pub fn revoke_access_tokens_after(&self, uses: u64) {
+        self.state.zoom.revoke_access_tokens_after(uses);
+    }
+
     /// Successful OAuth mints for that account.
     pub fn token_mints(&self, account_id: &str) -> u64 {
         self.state.zoom.token_mints(account_id)

@@ -63,6 +63,7 @@ pub(crate) struct Shared {
     pub base_url: String,
     pub today: Option<NaiveDate>,
     pub calendar_shift: chrono::TimeDelta,
+    pub token_clock_offset_secs: i64,
     pub reply_latency: std::time::Duration,
     pub log: requests::RequestLog,
     pub faults: faults::FaultSet,
@@ -77,6 +78,13 @@ impl Shared {
     /// "Today" is the UTC date for Zoom (DESIGN §3), never the host's zone.
     pub fn today(&self) -> NaiveDate {
         self.today.unwrap_or_else(|| self.now().date_naive())
+    }
+
+    /// The sandbox's clock for token times, in seconds since the epoch.
+    pub fn token_clock(&self) -> i64 {
+        Utc::now()
+            .timestamp()
+            .saturating_add(self.token_clock_offset_secs)
     }
 
     /// Now on the sandbox's calendar (the clock, moved by `calendar_shift_days`).
@@ -112,6 +120,7 @@ pub async fn spawn(config: SandboxConfig) -> anyhow::Result<Sandbox> {
         base_url: base_url.clone(),
         today: config.today,
         calendar_shift: chrono::TimeDelta::try_days(config.calendar_shift_days).unwrap_or_default(),
+        token_clock_offset_secs: config.token_clock_offset_secs,
         reply_latency: std::time::Duration::from_millis(config.reply_latency_ms),
         log: requests::RequestLog::default(),
         faults: faults::FaultSet::new(config.seed),

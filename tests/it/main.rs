@@ -19,6 +19,7 @@ mod pacing;
 mod replicas;
 mod resilience;
 mod rocketchat;
+mod tokens;
 mod trust;
 mod videosdk;
 mod zoom_host_reports;

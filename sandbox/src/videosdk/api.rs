@@ -82,7 +82,7 @@ pub(crate) async fn list_sessions(
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = parse_pairs(query.as_deref().unwrap_or_default().as_bytes());
-    let auth = jwt::check(&state.videosdk, &headers);
+    let auth = jwt::check(&state.videosdk, &headers, state.token_clock());
     let meta = meta(&state, Endpoint::SdkSessions, &auth, &query);
     let (state, query) = (&*state, &query);
     api::respond(state, meta, conn.map(|c| c.0), move |clamp| async move {
@@ -101,7 +101,7 @@ pub(crate) async fn session_users(
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = parse_pairs(query.as_deref().unwrap_or_default().as_bytes());
-    let auth = jwt::check(&state.videosdk, &headers);
+    let auth = jwt::check(&state.videosdk, &headers, state.token_clock());
     let mut meta = meta(&state, Endpoint::SdkSessionUsers, &auth, &query);
     meta.session_id = session_id_from(uri.path()).ok();
     let (state, query) = (&*state, &query);

@@ -84,7 +84,7 @@ pub(crate) async fn report_daily(
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = parse_pairs(query.as_deref().unwrap_or_default().as_bytes());
-    let auth = jwt::check(&state.videosdk, &headers);
+    let auth = jwt::check(&state.videosdk, &headers, state.token_clock());
     let meta = RequestMeta {
         endpoint: Endpoint::SdkReportDaily,
         account_id: auth

@@ -1,9 +1,10 @@
 //! Checks the Video SDK API JWT as Zoom does: HS256 signed with the account's API secret, `iss` = API
-//! key, `exp` in the future. A bad signature and an unknown key get "Invalid access token.", an expired
-//! token "Access token is expired." (both 401, code 124).
+//! key, `exp` in the future and `iat` not in the future, both by the sandbox's own token clock (which a
+//! test may set behind the collector's). A bad signature, an unknown key and an `iat` ahead of the clock
+//! get "Invalid access token.", an expired token "Access token is expired." (all 401, code 124).
 
 use axum::http::{header, HeaderMap};
-use jsonwebtoken::{decode, errors::ErrorKind, Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use super::SdkState;
@@ -19,9 +20,13 @@ pub(crate) enum JwtCheck {
 struct Claims {
     #[serde(default)]
     iss: Option<String>,
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(default)]
+    exp: Option<i64>,
 }
 
-pub(crate) fn check(state: &SdkState, headers: &HeaderMap) -> JwtCheck {
+pub(crate) fn check(state: &SdkState, headers: &HeaderMap, now: i64) -> JwtCheck {
     let Some(token) = bearer(headers) else {
         return JwtCheck::Invalid(None);
     };
@@ -37,8 +42,9 @@ pub(crate) fn check(state: &SdkState, headers: &HeaderMap) -> JwtCheck {
         return JwtCheck::Invalid(None);
     };
     let spec = &state.accounts[account].spec;
+    // Times are checked below against the sandbox's token clock, not the library's system clock.
     let mut validation = Validation::new(Algorithm::HS256);
-    validation.leeway = 0;
+    validation.validate_exp = false;
     validation.set_required_spec_claims(&["exp", "iss"]);
     validation.set_issuer(&[spec.api_key.as_str()]);
     match decode::<Claims>(
@@ -46,8 +52,9 @@ pub(crate) fn check(state: &SdkState, headers: &HeaderMap) -> JwtCheck {
         &DecodingKey::from_secret(spec.api_secret.as_bytes()),
         &validation,
     ) {
+        Ok(t) if t.claims.iat.is_some_and(|iat| iat > now) => JwtCheck::Invalid(Some(account)),
+        Ok(t) if t.claims.exp.is_none_or(|exp| exp <= now) => JwtCheck::Expired(account),
         Ok(_) => JwtCheck::Valid(account),
-        Err(err) if matches!(err.kind(), ErrorKind::ExpiredSignature) => JwtCheck::Expired(account),
         Err(_) => JwtCheck::Invalid(Some(account)),
     }
 }

@@ -143,7 +143,7 @@ pub(crate) async fn report_daily(
 ) -> Response {
     let query = parse_pairs(query.as_deref().unwrap_or_default().as_bytes());
     let zoom = &state.zoom;
-    let token = bearer(&headers).and_then(|t| zoom.access_token(t));
+    let token = bearer(&headers).and_then(|t| zoom.use_access_token(t));
     let account = token.as_ref().map(|t| match t {
         TokenState::Valid(a) | TokenState::Expired(a) => *a,
     });

@@ -49,6 +49,8 @@ impl ReportType {
 struct AccessToken {
     account: usize,
     expires_at: Instant,
+    /// API requests that carried it.
+    uses: u64,
 }
 
 pub(crate) enum TokenState {
@@ -70,6 +72,8 @@ pub(crate) struct ZoomState {
     pub page_tokens: TokenCodec,
     page_epoch: AtomicU64,
     access_tokens: Mutex<HashMap<String, AccessToken>>,
+    /// A token is revoked (refused as invalid) once it has carried this many requests; 0: never.
+    revoke_after_uses: AtomicU64,
     mints: Vec<AtomicU64>,
     overrides: Mutex<HashMap<MonthKey, Overrides>>,
     base_totals: Mutex<HashMap<MonthKey, Arc<OnceCell<MonthTotals>>>>,
@@ -93,6 +97,7 @@ impl ZoomState {
             page_tokens: TokenCodec::new(),
             page_epoch: AtomicU64::new(0),
             access_tokens: Mutex::default(),
+            revoke_after_uses: AtomicU64::new(0),
             mints: specs.iter().map(|_| AtomicU64::new(0)).collect(),
             overrides: Mutex::default(),
             base_totals: Mutex::default(),
@@ -128,6 +133,7 @@ impl ZoomState {
             AccessToken {
                 account,
                 expires_at: now + self.access_token_ttl,
+                uses: 0,
             },
         );
         if let Some(m) = self.mints.get(account) {
@@ -136,14 +142,36 @@ impl ZoomState {
         token
     }
 
+    /// What a token is worth, without counting a use.
     pub fn access_token(&self, token: &str) -> Option<TokenState> {
         let tokens = lock(&self.access_tokens);
-        let t = tokens.get(token)?;
+        self.token_state(tokens.get(token)?)
+    }
+
+    /// [`ZoomState::access_token`] for a request that carries it: counts the use first, so a token that
+    /// is revoked after N uses serves exactly N requests.
+    pub fn use_access_token(&self, token: &str) -> Option<TokenState> {
+        let mut tokens = lock(&self.access_tokens);
+        let t = tokens.get_mut(token)?;
+        t.uses = t.uses.saturating_add(1);
+        self.token_state(t)
+    }
+
+    /// A revoked token is unknown to Zoom from then on ("Invalid access token.").
+    fn token_state(&self, t: &AccessToken) -> Option<TokenState> {
+        let revoke_after = self.revoke_after_uses.load(Ordering::Relaxed);
+        if revoke_after > 0 && t.uses > revoke_after {
+            return None;
+        }
         Some(if Instant::now() >= t.expires_at {
             TokenState::Expired(t.account)
         } else {
             TokenState::Valid(t.account)
         })
+    }
+
+    pub fn revoke_access_tokens_after(&self, uses: u64) {
+        self.revoke_after_uses.store(uses, Ordering::Relaxed);
     }
 
     pub fn expire_access_tokens(&self) {

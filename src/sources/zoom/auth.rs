@@ -6,8 +6,10 @@ use crate::http::{ApiError, HttpClient};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex};
 
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
@@ -56,20 +58,58 @@ pub struct S2sCredentials {
     pub account_name: String,
 }
 
+/// A bearer token shared by every worker of an account. Its clones share what the API said of its first
+/// use, which is the only answer that tells wrong credentials (refused at once) from a token revoked or
+/// expired after it worked.
 #[derive(Clone)]
 pub struct AccessToken {
     pub value: SecretString,
     expires_at: Instant,
+    /// Requests that carried it so far.
+    sent: Arc<AtomicU64>,
+    /// `None` until the API answered its first use: `Some(true)` accepted (any answer but a 401),
+    /// `Some(false)` refused with a 401.
+    first_use: Arc<watch::Sender<Option<bool>>>,
 }
 
 impl AccessToken {
     /// A bearer value minted elsewhere (the Video SDK JWT), valid until `expires_at`.
     pub fn new(value: SecretString, expires_at: Instant) -> AccessToken {
-        AccessToken { value, expires_at }
+        AccessToken {
+            value,
+            expires_at,
+            sent: Arc::new(AtomicU64::new(0)),
+            first_use: Arc::new(watch::Sender::new(None)),
+        }
     }
 
     pub fn expires_at(&self) -> Instant {
         self.expires_at
+    }
+
+    /// Counts a request about to carry the token; true for its first use anywhere.
+    pub fn begin_use(&self) -> bool {
+        self.sent.fetch_add(1, Ordering::Relaxed) == 0
+    }
+
+    /// The API answered the first use of this token: `accepted` unless it was a 401.
+    pub fn first_use_answered(&self, accepted: bool) {
+        self.first_use.send_if_modified(|verdict| {
+            let unknown = verdict.is_none();
+            if unknown {
+                *verdict = Some(accepted);
+            }
+            unknown
+        });
+    }
+
+    /// Whether the token's first use was refused, waiting up to `patience` for that answer when another
+    /// worker's request still carries it. `false` when it worked or the answer never came (a transport
+    /// failure tells nothing about the token).
+    pub async fn refused_at_first_use(&self, patience: Duration) -> bool {
+        let mut answers = self.first_use.subscribe();
+        let verdict = tokio::time::timeout(patience, answers.wait_for(Option::is_some)).await;
+        matches!(verdict, Ok(Ok(answer)) if *answer == Some(false))
     }
 }
 
@@ -158,10 +198,7 @@ impl S2sAuth {
                 "minted a Zoom access token"
             );
             let now = Instant::now();
-            let token = AccessToken {
-                value: SecretString::from(parsed.access_token),
-                expires_at: now + lifetime,
-            };
+            let token = AccessToken::new(SecretString::from(parsed.access_token), now + lifetime);
             return Ok((token, now + lifetime - refresh_margin(lifetime)));
         }
         let error = reply.error_body();

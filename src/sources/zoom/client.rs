@@ -118,7 +118,12 @@ impl ZoomClient {
         what: &str,
         cancel: &CancellationToken,
     ) -> Result<T, ApiError> {
-        let mut reminted = false;
+        // A token refused after it worked (for any worker) was revoked or expired: mint again, however
+        // many workers shared it. Only tokens refused at their very first use, twice, mean the credentials
+        // are wrong. The bound on re-mints only keeps a server that revokes every token after a few uses
+        // from holding one worker forever; other workers progress meanwhile.
+        let mut refused_fresh = 0;
+        let mut refused_after_use = 0;
         loop {
             let token = self.auth.token().await?;
             self.pacer.acquire(category, what, cancel).await?;
@@ -131,17 +136,30 @@ impl ZoomClient {
                 account: &self.account_name,
                 category: category.as_str(),
             };
+            let first_use = token.begin_use();
             let reply = self.http.send(request, what, Some(meter)).await?;
+            if first_use {
+                token.first_use_answered(reply.status != 401);
+            }
             if reply.is_success() {
                 return reply.json(what);
             }
             let (status, body) = (reply.status, &reply.body);
             let error = reply.error_body();
-            if status == 401 && !reminted {
-                // An expired or revoked token: mint once more and retry, as Zoom advises; a second 401 is real.
-                reminted = true;
-                self.auth.invalidate(&token).await;
-                continue;
+            if status == 401 {
+                let fresh_refused =
+                    first_use || token.refused_at_first_use(FIRST_USE_PATIENCE).await;
+                let retry = if fresh_refused {
+                    refused_fresh += 1;
+                    refused_fresh < 2
+                } else {
+                    refused_after_use += 1;
+                    refused_after_use <= MAX_REMINTS_AFTER_USE
+                };
+                if retry {
+                    self.auth.invalidate(&token).await;
+                    continue;
+                }
             }
             if status == 401 {
                 if let Some(rejected) = self.auth.rejected(what, status, &error, body) {
@@ -155,6 +173,13 @@ impl ZoomClient {
         }
     }
 }
+
+/// Re-mints in one attempt for tokens refused after they had worked.
+const MAX_REMINTS_AFTER_USE: u32 = 100;
+
+/// How long a refused request waits to learn whether the token's first use (another worker's request
+/// still in flight) was accepted.
+const FIRST_USE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn classify(
     what: &str,

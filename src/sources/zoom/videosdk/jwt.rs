@@ -10,8 +10,11 @@ use serde::Serialize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Zoom suggests at most one hour.
+/// Zoom suggests at most one hour, counted from `iat`.
 const LIFETIME: Duration = Duration::from_secs(3600);
+/// `iat` is set this far in the past, as Zoom's own samples do: Zoom refuses a token issued in its future,
+/// so a host clock a few seconds ahead of Zoom's would otherwise draw 401s that read as wrong credentials.
+const IAT_BACKDATE: Duration = Duration::from_secs(30);
 /// A token this close to `exp` is replaced, so a slow page never carries one that dies in flight.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
@@ -73,11 +76,12 @@ impl JwtAuth {
 
     fn sign(&self) -> Result<AccessToken, ApiError> {
         let c = &self.credentials;
-        let now = chrono::Utc::now().timestamp();
+        // Real time, not rollcall's calendar: the token is checked by Zoom's clock.
+        let iat = chrono::Utc::now().timestamp() - IAT_BACKDATE.as_secs() as i64;
         let claims = Claims {
             iss: &c.api_key,
-            iat: now,
-            exp: now + LIFETIME.as_secs() as i64,
+            iat,
+            exp: iat + LIFETIME.as_secs() as i64,
         };
         let key = EncodingKey::from_secret(c.api_secret.expose_secret().as_bytes());
         let jwt =
@@ -93,7 +97,7 @@ impl JwtAuth {
         tracing::debug!(account = %c.account_name, "signed a Video SDK API JWT");
         Ok(AccessToken::new(
             SecretString::from(jwt),
-            Instant::now() + LIFETIME,
+            Instant::now() + (LIFETIME - IAT_BACKDATE),
         ))
     }
 }
@@ -135,6 +139,13 @@ mod tests {
         .claims;
         assert_eq!(decoded.iss, "key-1");
         assert!(decoded.exp - decoded.iat <= 3600 && decoded.exp > decoded.iat);
+        let now = chrono::Utc::now().timestamp();
+        assert!(
+            (now - 31..=now - 29).contains(&decoded.iat),
+            "iat is backdated 30 s: {} vs now {now}",
+            decoded.iat
+        );
+        assert!(decoded.exp <= now + 3600, "exp stays within an hour of now");
         assert!(jsonwebtoken::decode::<Decoded>(
             token.value.expose_secret(),
             &DecodingKey::from_secret(b"other"),
