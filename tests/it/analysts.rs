@@ -370,9 +370,11 @@ async fn every_readme_question_matches_the_sandbox_truth() {
             "{day}: {minutes} minutes, truth {secs} s"
         );
     }
+    // The README's query counts 30 days back from PostgreSQL's own date.
+    let sql_today = database_today(&db.pool).await;
     let want: Vec<(NaiveDate, i64, i64, i64)> = days
         .iter()
-        .filter(|(d, _)| **d >= today - Duration::days(30))
+        .filter(|(d, _)| **d >= sql_today - Duration::days(30))
         .map(|(d, v)| (*d, v.0, v.1, rounded(v.2, 60, 10)))
         .collect();
     let got: Vec<(NaiveDate, i64, i64, i64)> = sqlx::query_as(&format!(
@@ -697,7 +699,8 @@ async fn the_readme_table_examples_keep_every_month_and_leave_out_missing_sdk_ro
     let db = migrated_db().await;
     // Host reports: the oldest month Zoom serves, the one before it (the first it no longer serves) and
     // the one before that.
-    let served = reachable_months()[0];
+    // `served_by_zoom` is computed from PostgreSQL's own date.
+    let served = reachable_months_on(database_today(&db.pool).await)[0];
     let unserved = months_back(served, 1);
     let older = months_back(served, 2);
     for (month, hosts) in [(older, 3), (unserved, 4), (served, 5)] {

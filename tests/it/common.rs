@@ -232,8 +232,12 @@ pub async fn finish(child: Child) -> Run {
 
 /// The reachable months Zoom serves today, oldest first (first days).
 pub fn reachable_months() -> Vec<chrono::NaiveDate> {
+    reachable_months_on(today())
+}
+
+/// The months Zoom serves on `today`, oldest first (first days).
+pub fn reachable_months_on(today: chrono::NaiveDate) -> Vec<chrono::NaiveDate> {
     use chrono::{Datelike, Months};
-    let today = today();
     let horizon =
         today.checked_sub_months(Months::new(6)).expect("date math") + chrono::Duration::days(1);
     let mut month = today.with_day(1).expect("first day");
@@ -930,4 +934,13 @@ fn log_format_name(format: LogFormat) -> &'static str {
         LogFormat::Text => "text",
         LogFormat::Json => "json",
     }
+}
+
+/// PostgreSQL's own UTC date: what SQL written against `now()` (the README's analyst queries) counts from,
+/// whatever calendar the suite runs on.
+pub async fn database_today(pool: &PgPool) -> chrono::NaiveDate {
+    sqlx::query_scalar("SELECT (now() AT TIME ZONE 'UTC')::date")
+        .fetch_one(pool)
+        .await
+        .expect("the database's date")
 }
