@@ -124,6 +124,22 @@ async fn sigkill_then_rerun(expire_tokens: bool) {
         )
         .await;
     assert!(hung.is_some(), "rollcall reached page 3");
+    // The walker asks for the next page while it commits the one before: wait (bounded) for page 2's
+    // commit, so the kill lands with exactly two pages checkpointed however loaded the machine is.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        let checkpointed: Option<i32> = sqlx::query_scalar(
+            "SELECT max(pages) FROM rollcall.collection_windows
+              WHERE account = 'acme' AND stream = 'zoom_host_report' AND state = 'running'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .expect("poll the checkpoint");
+        if checkpointed >= Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     child.start_kill().expect("SIGKILL");
     let _ = child.wait().await;
 
