@@ -19,6 +19,8 @@ mod pacing;
 mod replicas;
 mod resilience;
 mod rocketchat;
+mod schema;
+mod tls;
 mod trust;
 mod videosdk;
 mod zoom_host_reports;
