@@ -39,9 +39,11 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, String> {
         Some(text @ ("disable" | "prefer" | "require" | "verify-ca" | "verify-full")) => {
             Some(PgSslMode::from_str(text).map_err(|_| format!("sslmode: expected {MODES}"))?)
         }
-        Some("allow") => return Err(format!(
+        Some("allow") => {
+            return Err(format!(
             "sslmode: \"allow\" is not supported (it would connect without TLS); expected {MODES}"
-        )),
+        ))
+        }
         Some(other) => return Err(format!("sslmode: expected {MODES}, got \"{other}\"")),
     };
     if cert != key {
