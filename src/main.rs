@@ -1,5 +1,6 @@
 //! CLI wiring only: parse arguments, load the config, hand over to the library, map outcomes to exit codes
-//! (0 all complete, 1 something incomplete or failed, 2 config or usage error).
+//! (0 all complete, 1 something incomplete or failed, 2 config or usage error (`database.url` refused
+//! included), 3 no rollcall schema for `status`/`coverage`, 4 the schema's floor is above this binary).
 
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
@@ -84,7 +85,8 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
-    /// Apply the database migrations.
+    /// Apply the database migrations: once, under a lock, however many replicas start together; exits 4
+    /// when the schema's floor is above this binary, and warns (exit 0) on a newer schema it may write.
     Migrate,
     /// Serve the fake Zoom and Rocket.Chat APIs.
     #[cfg(feature = "sandbox")]
@@ -215,7 +217,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             } else {
                 check::run(&config).await
             };
-            let mut ok = true;
+            let (mut ok, mut too_old) = (true, false);
             for line in lines {
                 match line {
                     check::Line::Ok(text) => println!("ok    {text}"),
@@ -223,11 +225,17 @@ async fn dispatch(cli: Cli) -> ExitCode {
                         ok = false;
                         println!("FAIL  {text}");
                     }
+                    check::Line::TooOld(text) => {
+                        too_old = true;
+                        println!("FAIL  {text}");
+                    }
                     check::Line::Paused(text) => println!("PAUSED {text}"),
                     check::Line::Note(text) => println!("note  {text}"),
                 }
             }
-            Ok(if ok {
+            Ok(if too_old {
+                ExitCode::from(EXIT_SCHEMA_FLOOR)
+            } else if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -257,8 +265,40 @@ async fn dispatch(cli: Cli) -> ExitCode {
 fn report(outcome: anyhow::Result<ExitCode>) -> ExitCode {
     outcome.unwrap_or_else(|err| {
         eprintln!("error: {err:#}");
-        ExitCode::from(1)
+        ExitCode::from(exit_code(&err))
     })
+}
+
+/// Every command exits with this when the schema's floor is above this binary (`store::schema`): distinct
+/// from 1 so a supervisor or a rollout script can tell "roll forward again" from "retry".
+const EXIT_SCHEMA_FLOOR: u8 = 4;
+
+/// The database errors that are not worth retrying get their own codes: a `database.url` that cannot work
+/// (a bad TLS parameter, a certificate that does not verify, a rejected password) is a config error.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    match store_error(err) {
+        Some(store::StoreError::TooOld(_)) => EXIT_SCHEMA_FLOOR,
+        Some(
+            store::StoreError::BadUrl(_)
+            | store::StoreError::BadTls(_)
+            | store::StoreError::Refused { .. },
+        ) => 2,
+        _ => 1,
+    }
+}
+
+/// The database error under the layers the commands wrap it in.
+fn store_error(err: &anyhow::Error) -> Option<&store::StoreError> {
+    if let Some(store) = err.downcast_ref::<store::StoreError>() {
+        return Some(store);
+    }
+    if let Some(daemon::DaemonError::Store(store)) = err.downcast_ref() {
+        return Some(store);
+    }
+    if let Some(collector::CollectError::Store(store)) = err.downcast_ref() {
+        return Some(store);
+    }
+    None
 }
 
 /// SIGTERM (systemd, docker stop) and SIGINT (a terminal) both mean: stop claiming, finish or abandon the
@@ -365,7 +405,16 @@ const STATUS_NO_SCHEMA: u8 = 3;
 /// database was never migrated.
 async fn read_only_schema(config: &Config, newer: &str) -> anyhow::Result<Option<sqlx::PgPool>> {
     let pool = store::read_only_pool(&config.database.url)?;
-    match store::schema_state(&pool).await? {
+    let state = store::schema_state(&pool).await?;
+    // Reading a schema contracted past this binary could fail on what it dropped: refuse as writers do.
+    if let store::schema::Verdict::Refuse(too_old) = store::schema::judge(
+        state,
+        store::schema::floor(&pool).await?,
+        store::schema::known_version(),
+    ) {
+        return Err(store::StoreError::TooOld(Box::new(too_old)).into());
+    }
+    match state {
         store::SchemaState::Missing => {
             eprintln!(
                 "the database has no rollcall schema yet: run `rollcall migrate` or `rollcall collect`"
@@ -377,9 +426,10 @@ async fn read_only_schema(config: &Config, newer: &str) -> anyhow::Result<Option
             "warning: schema at version {}, this binary expects {want}; run `rollcall migrate`",
             have.map_or_else(|| "unknown".to_string(), |v| v.to_string())
         ),
-        store::SchemaState::Ahead { have, want } => {
-            eprintln!("warning: schema at version {have}, newer than this binary's {want}; {newer}")
-        }
+        store::SchemaState::Ahead { have, want } => eprintln!(
+            "warning: schema at version {have}, newer than this rollcall {} knows ({want}); {newer}",
+            store::schema::RELEASE
+        ),
         store::SchemaState::Current { .. } => {}
     }
     Ok(Some(pool))

@@ -20,6 +20,9 @@ pub enum Line {
     Paused(String),
     /// Something worth knowing that is neither a success nor a failure.
     Note(String),
+    /// The database's schema floor is above this binary: the command exits with the schema's own code,
+    /// as every command touching the database does.
+    TooOld(String),
 }
 
 /// `check --offline`: what loading the config already proved, contacting nothing. By the time a `Config`
@@ -60,13 +63,14 @@ pub async fn run(config: &Config) -> Vec<Line> {
         {
             Ok(_) => {
                 lines.push(Line::Ok("database: reachable".to_string()));
+                lines.push(schema_line(&pool).await);
                 read_pauses(&pool, &mut lines).await
             }
             Err(err) => {
-                lines.push(Line::Fail(format!(
-                    "database.url: PostgreSQL does not answer ({})",
-                    db_error(&err)
-                )));
+                lines.push(Line::Fail(match crate::store::connect_error(&pool, err) {
+                    refused @ crate::store::StoreError::Refused { .. } => refused.to_string(),
+                    other => format!("database.url: PostgreSQL does not answer ({other})"),
+                }));
                 lines.push(Line::Note(
                     "pauses: not read (no database); every account is checked".into(),
                 ));
@@ -114,6 +118,26 @@ pub async fn run(config: &Config) -> Vec<Line> {
         });
     }
     lines
+}
+
+/// Whether this binary may write to the schema it finds (the floor, see `store::schema`).
+async fn schema_line(pool: &PgPool) -> Line {
+    use crate::store::schema::{self, Verdict};
+    match schema::inspect(pool).await {
+        Ok(Verdict::Refuse(too_old)) => Line::TooOld(format!("database: {too_old}")),
+        Ok(Verdict::Newer { schema, floor }) => Line::Ok(format!(
+            "database: schema version {schema} is newer than this rollcall {} knows ({}), and accepts it as a writer (floor {})",
+            schema::RELEASE,
+            schema::known_version(),
+            floor.map_or_else(|| "none".to_string(), |f| f.schema.to_string())
+        )),
+        Ok(Verdict::Known) => Line::Ok(format!(
+            "database: schema usable by this rollcall {} (schema version {})",
+            schema::RELEASE,
+            schema::known_version()
+        )),
+        Err(err) => Line::Note(format!("database: schema not read ({err})")),
+    }
 }
 
 /// Active pauses by account. Best effort: a database that cannot say is reported, and the accounts are

@@ -383,6 +383,11 @@ impl Config {
         if !(url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             let expected = "expected a postgres:// or postgresql:// URL";
             p.add("database.url", expected);
+        } else if !url.is_empty() {
+            // Its TLS parameters: a mode libpq would reject, a certificate file that cannot be read.
+            if let Err(problem) = crate::store::tls::connect_options(url) {
+                p.add("database.url", problem);
+            }
         }
         if let Err(message) = check_cron(&self.schedule.cron) {
             p.add("schedule.cron", message);

@@ -3,22 +3,38 @@
 
 pub mod lease_owner;
 pub mod pauses;
+pub mod schema;
 pub mod text;
+pub mod tls;
 pub mod windows;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
-use std::str::FromStr;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Migrations applied by a newer binary are not an error (sqlx's default, `VersionMissing`, made a rolled
+/// back binary crash-loop): whether this binary may run on them is the schema floor's call
+/// ([`schema`]). sqlx's advisory lock stays on, so replicas that start together migrate once.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations")
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database.url is not a valid PostgreSQL URL: {0}")]
     BadUrl(String),
+    /// A TLS parameter of the URL names a mode or a file that cannot work.
+    #[error("database.url: {0}")]
+    BadTls(String),
+    /// PostgreSQL (or its certificate) refused this connection in a way waiting will not heal.
+    #[error("database.url: PostgreSQL cannot be used with it (sslmode={mode}): {reason}")]
+    Refused { mode: &'static str, reason: String },
+    /// The schema's floor is above this binary.
+    #[error("{0}")]
+    TooOld(Box<schema::TooOld>),
     #[error("cannot reach PostgreSQL: {0}")]
     Connect(String),
     #[error("applying migrations failed: {0}")]
@@ -58,10 +74,7 @@ impl StoreError {
 /// Opens a pool without holding a connection yet, so `check` and config errors surface before the database
 /// is touched, and a restarting PostgreSQL does not kill the process at start.
 pub fn pool(url: &SecretString, max_connections: u32) -> Result<PgPool, StoreError> {
-    // The parse error of sqlx may quote the URL, password included, so only its kind is reported.
-    let options = PgConnectOptions::from_str(url.expose_secret())
-        .map_err(|_| StoreError::BadUrl("expected postgres://user@host:port/database".into()))?
-        .application_name("rollcall");
+    let options = connect_options(url)?;
     Ok(PgPoolOptions::new()
         .max_connections(max_connections.max(2))
         .acquire_timeout(Duration::from_secs(10))
@@ -71,14 +84,36 @@ pub fn pool(url: &SecretString, max_connections: u32) -> Result<PgPool, StoreErr
 /// A pool whose transactions PostgreSQL refuses to let write: for `status` and `check`, which promise to
 /// write nothing, so a mistake in them fails loudly instead of changing the database.
 pub fn read_only_pool(url: &SecretString) -> Result<PgPool, StoreError> {
-    let options = PgConnectOptions::from_str(url.expose_secret())
-        .map_err(|_| StoreError::BadUrl("expected postgres://user@host:port/database".into()))?
-        .application_name("rollcall")
-        .options([("default_transaction_read_only", "on")]);
+    let options = connect_options(url)?.options([("default_transaction_read_only", "on")]);
     Ok(PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(Duration::from_secs(10))
         .connect_lazy_with(options))
+}
+
+/// The URL read with its TLS parameters (see [`tls`]); errors never quote the URL, which usually holds
+/// the password.
+fn connect_options(url: &SecretString) -> Result<PgConnectOptions, StoreError> {
+    let url = url.expose_secret();
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(StoreError::BadUrl(
+            "expected postgres://user@host:port/database".into(),
+        ));
+    }
+    Ok(tls::connect_options(url)
+        .map_err(StoreError::BadTls)?
+        .application_name("rollcall"))
+}
+
+/// The error for a failed connection attempt: [`StoreError::Refused`] when it cannot heal by waiting.
+pub fn connect_error(pool: &PgPool, err: sqlx::Error) -> StoreError {
+    match tls::lasting_failure(&err) {
+        Some(reason) => StoreError::Refused {
+            mode: tls::mode_name(pool.connect_options().get_ssl_mode()),
+            reason,
+        },
+        None => StoreError::Query(err),
+    }
 }
 
 /// How the database's migrations compare with the ones compiled into this binary.
@@ -108,7 +143,9 @@ pub async fn schema_state(pool: &PgPool) -> Result<SchemaState, StoreError> {
                 to_regclass('_sqlx_migrations') IS NOT NULL",
     )
     .fetch_one(pool)
-    .await?;
+    .await
+    // The first query of `status` and `coverage`: a refused certificate is said as such.
+    .map_err(|err| connect_error(pool, err))?;
     let want = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     if !schema {
         return Ok(SchemaState::Missing);
@@ -146,6 +183,11 @@ pub async fn wait_until_reachable(
         };
         match attempt {
             Ok(_) => return Ok(()),
+            // A certificate that does not verify will not start verifying, nor a wrong password start
+            // matching: say so now instead of after the whole patience.
+            Err(err) if tls::lasting_failure(&err).is_some() => {
+                return Err(connect_error(pool, err))
+            }
             Err(err) if tokio::time::Instant::now() + delay < deadline => {
                 tracing::warn!(error = %redact(&err), "PostgreSQL is not answering yet; retrying");
                 tokio::select! {
@@ -159,11 +201,27 @@ pub async fn wait_until_reachable(
     }
 }
 
+/// Applies this binary's migrations (once, under sqlx's advisory lock, however many replicas start
+/// together), unless the schema's floor is above this binary: then nothing is written and the error is
+/// [`StoreError::TooOld`]. On a schema newer than this binary whose floor allows it, logs one warning.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    // Before anything is written, sqlx's own table included.
+    if let schema::Verdict::Refuse(too_old) = schema::inspect(pool).await? {
+        return Err(StoreError::TooOld(Box::new(too_old)));
+    }
     MIGRATOR
         .run(pool)
         .await
-        .map_err(|e| StoreError::Migrate(e.to_string()))
+        .map_err(|e| StoreError::Migrate(e.to_string()))?;
+    // Again after the lock: a newer replica may have raised the floor while this one waited for it.
+    match schema::inspect(pool).await? {
+        schema::Verdict::Refuse(too_old) => Err(StoreError::TooOld(Box::new(too_old))),
+        schema::Verdict::Newer { schema, floor } => {
+            schema::warn_newer(schema, floor.as_ref());
+            Ok(())
+        }
+        schema::Verdict::Known => Ok(()),
+    }
 }
 
 /// sqlx connection errors can echo connection parameters; keep only the message kind.
@@ -172,7 +230,7 @@ fn redact(err: &sqlx::Error) -> String {
         sqlx::Error::Database(db) => db.message().to_string(),
         sqlx::Error::Io(io) => io.to_string(),
         sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
-        sqlx::Error::Tls(_) => "TLS error".into(),
+        sqlx::Error::Tls(tls) => format!("TLS: {tls}"),
         other => other.to_string(),
     }
 }

@@ -8,6 +8,7 @@ mod common;
 
 mod analysts;
 mod bounds;
+mod common;
 mod coverage;
 mod daemon;
 mod daily_usage;
@@ -19,6 +20,8 @@ mod pacing;
 mod replicas;
 mod resilience;
 mod rocketchat;
+mod schema;
+mod tls;
 mod tokens;
 mod trust;
 mod videosdk;

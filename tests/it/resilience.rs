@@ -82,8 +82,9 @@ async fn a_daily_limit_pauses_only_its_account_and_the_pause_survives_a_restart(
     assert!(status.stdout.contains("PAUSED until"), "{}", status.stdout);
 }
 
-/// A PostgreSQL server of the test's own, so it can be stopped and started mid-run.
-struct OwnPostgres {
+/// A PostgreSQL server of the test's own, so it can be stopped and started mid-run (and configured: the
+/// TLS tests use it).
+pub(crate) struct OwnPostgres {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
@@ -91,7 +92,13 @@ struct OwnPostgres {
 }
 
 impl OwnPostgres {
-    fn start() -> Option<OwnPostgres> {
+    pub(crate) fn start() -> Option<OwnPostgres> {
+        OwnPostgres::start_with(|_| true)
+    }
+
+    /// [`OwnPostgres::start`], with `prepare` writing into the fresh data directory before the server
+    /// first starts; the files it writes are handed to the server's user.
+    pub(crate) fn start_with(prepare: impl FnOnce(&Path) -> bool) -> Option<OwnPostgres> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()?
             .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -129,10 +136,19 @@ impl OwnPostgres {
             &["-D", &data, "-U", "postgres", "-A", "trust", "-N"],
         )
         .then_some(())?;
+        prepare(&pg.data()).then_some(())?;
+        if pg.as_postgres {
+            StdCommand::new("chown")
+                .arg("-R")
+                .arg("postgres")
+                .arg(pg.data())
+                .status()
+                .ok()?;
+        }
         pg.ctl("start").then_some(pg)
     }
 
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.dir.join("data")
     }
 
@@ -152,7 +168,7 @@ impl OwnPostgres {
             .is_ok_and(|s| s.success())
     }
 
-    fn ctl(&self, action: &str) -> bool {
+    pub(crate) fn ctl(&self, action: &str) -> bool {
         let data = self.data().display().to_string();
         let log = self.dir.join("log").display().to_string();
         let options = format!(
@@ -169,7 +185,11 @@ impl OwnPostgres {
         }
     }
 
-    fn admin_url(&self) -> String {
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub(crate) fn admin_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 }
@@ -181,7 +201,7 @@ impl Drop for OwnPostgres {
     }
 }
 
-fn postgres_binaries_present() -> bool {
+pub(crate) fn postgres_binaries_present() -> bool {
     Path::new("/usr/lib/postgresql").exists()
 }
 
