@@ -8,7 +8,6 @@ mod common;
 
 mod analysts;
 mod bounds;
-mod common;
 mod coverage;
 mod daemon;
 mod daily_usage;
