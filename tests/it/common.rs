@@ -636,6 +636,7 @@ pub fn base_config(db: &TestDb) -> Config {
             retry_base_ms: 10,
             ..CollectorConfig::default()
         },
+        include_policy: Default::default(),
         zoom: Vec::new(),
         videosdk: Vec::new(),
         rocketchat: Vec::new(),
