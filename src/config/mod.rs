@@ -457,7 +457,57 @@ impl Config {
             }
         }
         check_names(p, names);
+        self.check_upstream(p);
         policy::check_hosts(self, p);
+    }
+}
+
+impl Config {
+    /// One upstream account, one entry: two entries for one Zoom account, Video SDK app or Rocket.Chat
+    /// user would walk the same history twice under two names and spend one rate budget twice.
+    fn check_upstream(&self, p: &mut Problems) {
+        let zoom = self.zoom.iter().enumerate().map(|(i, a)| {
+            let at = format!("zoom[{i}].account_id");
+            (
+                at,
+                &a.name,
+                a.account_id.clone(),
+                "the same Zoom account_id as",
+            )
+        });
+        let sdk = self.videosdk.iter().enumerate().map(|(i, a)| {
+            let at = format!("videosdk[{i}].api_key");
+            (
+                at,
+                &a.name,
+                a.api_key.clone(),
+                "the same Video SDK api_key as",
+            )
+        });
+        // The URL as validated (no trailing slash); the host's case does not make another server.
+        let chat = self.rocketchat.iter().enumerate().map(|(i, w)| {
+            let url = reqwest::Url::parse(&w.url).map_or(w.url.clone(), |u| u.to_string());
+            let key = format!("{}\n{}", url.trim_end_matches('/'), w.user_id);
+            let at = format!("rocketchat[{i}].user_id");
+            (at, &w.name, key, "the same url and user_id as")
+        });
+        let mut seen = std::collections::HashMap::<String, (String, &str)>::new();
+        for (at, name, key, same) in zoom.chain(sdk).chain(chat) {
+            if key.is_empty() || key.ends_with('\n') || p.failed(&at) {
+                continue; // missing, already reported
+            }
+            let section = at.split('[').next().unwrap_or("");
+            match seen.get(&format!("{section}\n{key}")) {
+                Some((first, first_name)) => {
+                    let first = format!("{} ({})", p.refer(first, &at), quote(first_name));
+                    let message = format!("{same} {first}: one upstream account, one entry (two would collect it twice under two names)");
+                    p.last(&at, message);
+                }
+                None => {
+                    seen.insert(format!("{section}\n{key}"), (at, name));
+                }
+            }
+        }
     }
 }
 

@@ -199,7 +199,7 @@ fn environment_overrides_the_file() {
 #[test]
 fn environment_can_add_entries_and_sections() {
     let text = "zoom = [{ name = \"first\", account_id = \"a\", client_id = \"c\", client_secret = \"s\" }]";
-    let c = parse(text, "ROLLCALL__DATABASE__URL=postgres://db/x ROLLCALL__ROCKETCHAT__0__NAME=chat ROLLCALL__ROCKETCHAT__0__URL=https://chat.example.com ROLLCALL__ROCKETCHAT__0__USER_ID=u ROLLCALL__ROCKETCHAT__0__AUTH_TOKEN=t ROLLCALL__ZOOM__1__NAME=second ROLLCALL__ZOOM__1__ACCOUNT_ID=a ROLLCALL__ZOOM__1__CLIENT_ID=c ROLLCALL__ZOOM__1__CLIENT_SECRET=s");
+    let c = parse(text, "ROLLCALL__DATABASE__URL=postgres://db/x ROLLCALL__ROCKETCHAT__0__NAME=chat ROLLCALL__ROCKETCHAT__0__URL=https://chat.example.com ROLLCALL__ROCKETCHAT__0__USER_ID=u ROLLCALL__ROCKETCHAT__0__AUTH_TOKEN=t ROLLCALL__ZOOM__1__NAME=second ROLLCALL__ZOOM__1__ACCOUNT_ID=b ROLLCALL__ZOOM__1__CLIENT_ID=c ROLLCALL__ZOOM__1__CLIENT_SECRET=s");
     assert_eq!(c.database.url.expose_secret(), "postgres://db/x");
     assert_eq!(c.rocketchat[0].name, "chat");
     assert_eq!(zoom_names(&c), ["first", "second"]);
@@ -367,10 +367,11 @@ fn all_problems_reported_at_once() {
             r#"zoom[1].plan: expected "pro" or "business", got "gold""#,
             r#"rocketchat[0].timezone: unknown time zone "Mars/Base""#,
             r#"zoom[1].name: "main" is already used by zoom[0].name"#,
+            r#"zoom[1].account_id: the same Zoom account_id as zoom[0].account_id ("main"): one upstream account, one entry (two would collect it twice under two names)"#,
         ]
     );
     let message = ConfigError::Invalid { problems: found }.to_string();
-    assert_eq!(message.lines().count(), 7);
+    assert_eq!(message.lines().count(), 8);
 }
 
 #[test]
@@ -442,7 +443,7 @@ fn config_dir(main: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf
 }
 
 fn zoom_entry(name: &str, extra: &str) -> String {
-    format!("[[zoom]]\nname = \"{name}\"\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret = \"s-1234\"\n{extra}\n")
+    format!("[[zoom]]\nname = \"{name}\"\naccount_id = \"{name}-acc\"\nclient_id = \"cid\"\nclient_secret = \"s-1234\"\n{extra}\n")
 }
 
 /// `MAIN_WITH_INCLUDE` letting included files use the self-hosted Rocket.Chat of these tests.
@@ -510,7 +511,7 @@ fn included_file_problems_name_the_file_all_at_once() {
 
 #[test]
 fn one_included_file_with_one_problem() {
-    let twice = zoom_entry("x", "") + &zoom_entry("x", "");
+    let twice = zoom_entry("x", "") + &zoom_entry("x", "").replace("x-acc", "y-acc");
     // `accounts.d/a.toml` holding `file` has exactly the problem `expected`.
     for (file, expected) in [
         (
@@ -534,7 +535,7 @@ fn one_included_file_with_one_problem() {
 #[test]
 fn duplicate_names_across_files_name_both_files() {
     let a = zoom_entry("campus", "");
-    let b = zoom_entry("ok", "") + &a;
+    let b = zoom_entry("ok", "") + &a.replace("campus-acc", "other-acc");
     let c = "[[rocketchat]]\nname = \"main\"\nurl = \"https://chat.example.com\"\nuser_id = \"u\"\nauth_token = \"t-1234\"\n";
     let files = [
         ("accounts.d/a.toml", a.as_str()),
@@ -639,7 +640,7 @@ fn main_allowing(dir: &Path, more: &str) -> String {
 #[test]
 fn secrets_from_files_in_included_files() {
     let (_secret, path) = temp_file("from-a-file-1234\n");
-    let good = format!("[[zoom]]\nname = \"a1\"\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret_file = {path:?}\n");
+    let good = format!("[[zoom]]\nname = \"a1\"\naccount_id = \"a1-acc\"\nclient_id = \"cid\"\nclient_secret_file = {path:?}\n");
     let tmp = Path::new(&path).parent().unwrap();
     let (dir, main) = config_dir(&main_allowing(tmp, ""), &[("accounts.d/a.toml", &good)]);
     let c = load(&main, "");
@@ -802,6 +803,38 @@ fn include_policy_problems_name_the_key() {
                 .to_owned(),
             format!("include_policy.hosts[0]: {hosts} \"https://chat.example.com/api\""),
             format!("include_policy.hosts[1]: {hosts} \"ftp://x\""),
+        ]
+    );
+}
+
+// ---- one upstream account, one entry -----------------------------------------------------------------------
+
+#[test]
+fn one_upstream_account_has_one_entry_whatever_the_files() {
+    let chat = |name: &str, url: &str, user: &str| {
+        format!("[[rocketchat]]\nname = \"{name}\"\nurl = \"{url}\"\nuser_id = \"{user}\"\nauth_token = \"t-1234\"\n")
+    };
+    let sdk = |name: &str, key: &str| {
+        format!("[[videosdk]]\nname = \"{name}\"\napi_key = \"{key}\"\napi_secret = \"s-1234\"\n")
+    };
+    // Same Zoom account as the main file's, same SDK key twice in one file, same workspace and user
+    // across files (a trailing slash and the host's case make no other server); another user of the
+    // same workspace is another entry.
+    let a = zoom_entry("again", "").replace("again-acc", "acc")
+        + &sdk("s1", "key-1")
+        + &sdk("s2", "key-1")
+        + &chat("c1", "https://chat.example.com", "u1");
+    let b = chat("c2", "https://CHAT.example.com/", "u1")
+        + &chat("c3", "https://chat.example.com", "u2");
+    let files = [("accounts.d/a.toml", a.as_str()), ("accounts.d/b.toml", &b)];
+    let (_dir, main) = config_dir(&main_allowing_chat(), &files);
+    let tail = "one upstream account, one entry (two would collect it twice under two names)";
+    assert_eq!(
+        load_problems(&main, ""),
+        [
+            format!("accounts.d/a.toml: zoom[0].account_id: the same Zoom account_id as zoom[0].account_id in {} (\"main\"): {tail}", main.display()),
+            format!("accounts.d/a.toml: videosdk[1].api_key: the same Video SDK api_key as videosdk[0].api_key (\"s1\"): {tail}"),
+            format!("accounts.d/b.toml: rocketchat[0].user_id: the same url and user_id as rocketchat[0].user_id in accounts.d/a.toml (\"c1\"): {tail}"),
         ]
     );
 }

@@ -122,6 +122,8 @@ async fn a_duplicate_name_across_files_exits_2_naming_both_and_writes_nothing() 
         assert!(
             out.stderr.contains(
                 "accounts.d/b.toml: zoom[0].name: \"twin\" is already used by zoom[0].name in accounts.d/a.toml"
+            ) && out.stderr.contains(
+                "accounts.d/b.toml: zoom[0].account_id: the same Zoom account_id as zoom[0].account_id in accounts.d/a.toml (\"twin\"): one upstream account, one entry"
             ),
             "{args:?}: {}",
             out.stderr
