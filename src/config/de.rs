@@ -350,3 +350,25 @@ pub(super) fn timezone<'de, D: Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz,
         .parse()
         .map_err(|_| D::Error::custom(format!("unknown time zone {}", quote(&given))))
 }
+
+/// `streams`: an array of names, or from the environment one string of names separated by commas
+/// (`ROLLCALL__ZOOM__0__STREAMS=zoom_daily_usage,zoom_host_report`): a variable holds text.
+pub(super) fn streams<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        List(Vec<String>),
+        Text(String),
+    }
+    let given = Given::deserialize(d).map_err(|_| {
+        D::Error::custom("expected an array of stream names such as [\"zoom_host_report\"]")
+    })?;
+    Ok(Some(match given {
+        Given::List(names) => names,
+        Given::Text(text) => text
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    }))
+}

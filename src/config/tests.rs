@@ -119,14 +119,14 @@ fn minimal_file_loads_with_defaults() {
     let db_url = c.database.url.expose_secret();
     assert_eq!(db_url, "postgres://rollcall:dbpass-1234@127.0.0.1/rollcall");
     assert_eq!(debug(&(c.database.max_connections, &c.schedule, &c.http, &c.log, &c.collector)), "(16, ScheduleConfig { cron: \"0 15 3 * * *\", run_on_start: true }, HttpConfig { listen: 127.0.0.1:9187, timeout_secs: 30, max_body_mib: 32 }, LogConfig { format: Auto, level: \"info\" }, CollectorConfig { lease_secs: 60, max_retries: 4, retry_base_ms: 500, windows_in_flight: 16, max_windows_in_flight: 32 })");
-    assert_eq!(debug(&c.zoom[0]), "ZoomAccount { name: \"main\", account_id: \"acc\", client_id: \"cid\", client_secret: SecretBox<str>([REDACTED]), oauth_url: \"https://zoom.us/oauth/token\", api_url: \"https://api.zoom.us/v2\", plan: Pro, page_size: 300, settle_days: 2, horizon_days: None, limits: ZoomLimits { heavy_per_second: None, resource_intensive_per_minute: None, daily_requests: None } }");
+    assert_eq!(debug(&c.zoom[0]), "ZoomAccount { name: \"main\", streams: None, account_id: \"acc\", client_id: \"cid\", client_secret: SecretBox<str>([REDACTED]), oauth_url: \"https://zoom.us/oauth/token\", api_url: \"https://api.zoom.us/v2\", plan: Pro, page_size: 300, settle_days: 2, horizon_days: None, limits: ZoomLimits { heavy_per_second: None, resource_intensive_per_minute: None, daily_requests: None } }");
     assert_eq!(c.zoom[0].client_secret.expose_secret(), "zoom-secret-1234");
     assert_eq!(c.videosdk[0].api_secret.expose_secret(), "sdk-secret-1234");
-    assert_eq!(debug(&c.videosdk[0]), "VideoSdkAccount { name: \"sdk\", api_key: \"key\", api_secret: SecretBox<str>([REDACTED]), api_url: \"https://api.zoom.us/v2\", plan: Pro, page_size: 300, settle_days: 2, horizon_days: None, limits: ZoomLimits { heavy_per_second: None, resource_intensive_per_minute: None, daily_requests: None } }");
+    assert_eq!(debug(&c.videosdk[0]), "VideoSdkAccount { name: \"sdk\", streams: None, api_key: \"key\", api_secret: SecretBox<str>([REDACTED]), api_url: \"https://api.zoom.us/v2\", plan: Pro, page_size: 300, settle_days: 2, horizon_days: None, limits: ZoomLimits { heavy_per_second: None, resource_intensive_per_minute: None, daily_requests: None } }");
     // The URL's trailing slash is removed; the zone is UTC unless set.
     let chat = &c.rocketchat[0];
     assert_eq!(chat.auth_token.expose_secret(), "rc-token-1234");
-    assert_eq!(debug(chat), "RocketChatWorkspace { name: \"chat\", url: \"https://chat.example.com\", user_id: \"uid\", auth_token: SecretBox<str>([REDACTED]), timezone: UTC, window_days: 7, lookback_days: 4, retention_days: 44, requests_per_minute: None }");
+    assert_eq!(debug(chat), "RocketChatWorkspace { name: \"chat\", streams: None, url: \"https://chat.example.com\", user_id: \"uid\", auth_token: SecretBox<str>([REDACTED]), timezone: UTC, window_days: 7, lookback_days: 4, retention_days: 44, requests_per_minute: None }");
 }
 
 #[test]
@@ -137,15 +137,15 @@ fn every_key_set_explicitly() {
         http = { listen = "0.0.0.0:8080", timeout_secs = 5, max_body_mib = 2 }
         log = { format = "json", level = "rollcall=debug,info" }
         collector = { lease_secs = 3, max_retries = 0, retry_base_ms = 10, windows_in_flight = 3, max_windows_in_flight = 5 }
-        zoom = [{ name = "a.b-c_1", account_id = "x", client_id = "y", client_secret = "z", api_url = "http://127.0.0.1:8081/v2/", oauth_url = "http://127.0.0.1:8081/oauth/token", plan = "business", page_size = 1, settle_days = 0, horizon_days = 30, heavy_per_second = 0, resource_intensive_per_minute = 5, daily_requests = 100 }]
-        rocketchat = [{ name = "chat", url = "http://127.0.0.1:3000", user_id = "u", auth_token = "t", timezone = "America/Sao_Paulo", window_days = 31, lookback_days = 5, retention_days = 45, requests_per_minute = 0 }]
+        zoom = [{ name = "a.b-c_1", streams = ["zoom_daily_usage"], account_id = "x", client_id = "y", client_secret = "z", api_url = "http://127.0.0.1:8081/v2/", oauth_url = "http://127.0.0.1:8081/oauth/token", plan = "business", page_size = 1, settle_days = 0, horizon_days = 30, heavy_per_second = 0, resource_intensive_per_minute = 5, daily_requests = 100 }]
+        rocketchat = [{ name = "chat", streams = ["rc_active_users"], url = "http://127.0.0.1:3000", user_id = "u", auth_token = "t", timezone = "America/Sao_Paulo", window_days = 31, lookback_days = 5, retention_days = 45, requests_per_minute = 0 }]
     "#;
     let c = parse(text, "");
     assert_eq!(debug(&(c.database.max_connections, &c.schedule, &c.http, &c.log, &c.collector)), "(3, ScheduleConfig { cron: \"0 */5 * * * *\", run_on_start: false }, HttpConfig { listen: 0.0.0.0:8080, timeout_secs: 5, max_body_mib: 2 }, LogConfig { format: Json, level: \"rollcall=debug,info\" }, CollectorConfig { lease_secs: 3, max_retries: 0, retry_base_ms: 10, windows_in_flight: 3, max_windows_in_flight: 5 })");
     let zoom = &c.zoom[0];
-    assert_eq!(debug(zoom), "ZoomAccount { name: \"a.b-c_1\", account_id: \"x\", client_id: \"y\", client_secret: SecretBox<str>([REDACTED]), oauth_url: \"http://127.0.0.1:8081/oauth/token\", api_url: \"http://127.0.0.1:8081/v2\", plan: Business, page_size: 1, settle_days: 0, horizon_days: Some(30), limits: ZoomLimits { heavy_per_second: Some(0), resource_intensive_per_minute: Some(5), daily_requests: Some(100) } }");
+    assert_eq!(debug(zoom), "ZoomAccount { name: \"a.b-c_1\", streams: Some([\"zoom_daily_usage\"]), account_id: \"x\", client_id: \"y\", client_secret: SecretBox<str>([REDACTED]), oauth_url: \"http://127.0.0.1:8081/oauth/token\", api_url: \"http://127.0.0.1:8081/v2\", plan: Business, page_size: 1, settle_days: 0, horizon_days: Some(30), limits: ZoomLimits { heavy_per_second: Some(0), resource_intensive_per_minute: Some(5), daily_requests: Some(100) } }");
     assert_eq!(debug(&zoom.limits.resolve(zoom.plan)), "ResolvedLimits { heavy_per_second: 0, resource_intensive_per_minute: 5, daily_requests: 100 }");
-    assert_eq!(debug(&c.rocketchat[0]), "RocketChatWorkspace { name: \"chat\", url: \"http://127.0.0.1:3000\", user_id: \"u\", auth_token: SecretBox<str>([REDACTED]), timezone: America/Sao_Paulo, window_days: 31, lookback_days: 5, retention_days: 45, requests_per_minute: Some(0) }");
+    assert_eq!(debug(&c.rocketchat[0]), "RocketChatWorkspace { name: \"chat\", streams: Some([\"rc_active_users\"]), url: \"http://127.0.0.1:3000\", user_id: \"u\", auth_token: SecretBox<str>([REDACTED]), timezone: America/Sao_Paulo, window_days: 31, lookback_days: 5, retention_days: 45, requests_per_minute: Some(0) }");
 }
 
 #[test]
@@ -836,5 +836,52 @@ fn one_upstream_account_has_one_entry_whatever_the_files() {
             format!("accounts.d/a.toml: videosdk[1].api_key: the same Video SDK api_key as videosdk[0].api_key (\"s1\"): {tail}"),
             format!("accounts.d/b.toml: rocketchat[0].user_id: the same url and user_id as rocketchat[0].user_id in accounts.d/a.toml (\"c1\"): {tail}"),
         ]
+    );
+}
+
+// ---- streams: per-account streams ----------------------------------------------------------------------------
+
+#[test]
+fn streams_name_streams_of_the_entrys_own_platform() {
+    // `text of MINIMAL | what replaces it | every problem the result has, separated by &`
+    let zoom = "a [[zoom]] entry has zoom_host_report, zoom_daily_usage";
+    let sdk =
+        "a [[videosdk]] entry has zoom_sdk_sessions, zoom_sdk_session_users, zoom_sdk_daily_usage";
+    let cases = [
+        format!(r#"client_id = "cid" | client_id = "cid"\nstreams = ["zoom_daily_usage", "zoom_hots_report"] | zoom[0].streams[1]: unknown stream "zoom_hots_report" ({zoom})"#),
+        format!(r#"client_id = "cid" | client_id = "cid"\nstreams = ["zoom_sdk_sessions"] | zoom[0].streams[0]: "zoom_sdk_sessions" is a [[videosdk]] stream ({zoom})"#),
+        format!(r#"client_id = "cid" | client_id = "cid"\nstreams = [] | zoom[0].streams: empty: list at least one stream ({zoom}), or leave the key out for all"#),
+        r#"client_id = "cid" | client_id = "cid"\nstreams = "zoom_daily_usage" | "#.to_owned(),
+        r#"client_id = "cid" | client_id = "cid"\nstreams = 3 | zoom[0].streams: expected an array of stream names such as ["zoom_host_report"]"#.to_owned(),
+        r#"api_key = "key" | api_key = "key"\nstreams = ["zoom_sdk_session_users"] | videosdk[0].streams: zoom_sdk_session_users needs zoom_sdk_sessions: the users are walked from the session list"#.to_owned(),
+        r#"api_key = "key" | api_key = "key"\nstreams = ["zoom_sdk_sessions", "zoom_sdk_daily_usage"] | videosdk[0].streams: zoom_sdk_sessions needs zoom_sdk_session_users: a month of sessions completes only with its sessions' users"#.to_owned(),
+        format!(r#"api_key = "key" | api_key = "key"\nstreams = ["rc_active_users"] | videosdk[0].streams[0]: "rc_active_users" is a [[rocketchat]] stream ({sdk})"#),
+        r#"user_id = "uid" | user_id = "uid"\nstreams = ["rc_active_users"] | "#.to_owned(),
+    ];
+    for case in cases {
+        let [from, to, expected]: [&str; 3] =
+            case.split(" | ").collect::<Vec<_>>().try_into().unwrap();
+        let text = edit(from.trim(), to.trim());
+        let expected: Vec<&str> = expected.split(" & ").filter(|e| !e.is_empty()).collect();
+        match Config::from_toml_str(&text, []) {
+            Ok(_) => assert!(expected.is_empty(), "{case}: valid"),
+            Err(err) => assert_eq!(invalid(Err(err)), expected, "{case}"),
+        }
+    }
+    // From the environment: names separated by commas.
+    let c = parse(MINIMAL, "ROLLCALL__VIDEOSDK__0__STREAMS=zoom_sdk_daily_usage,zoom_sdk_sessions,zoom_sdk_session_users");
+    let streams = c.videosdk[0].streams.as_deref().unwrap_or_default();
+    assert_eq!(
+        streams,
+        [
+            "zoom_sdk_daily_usage",
+            "zoom_sdk_sessions",
+            "zoom_sdk_session_users"
+        ]
+    );
+    let found = problems(MINIMAL, "ROLLCALL__ZOOM__0__STREAMS=zoom_daily_usage,nope");
+    has(
+        &found,
+        &format!("zoom[0].streams[1]: unknown stream \"nope\" ({zoom})"),
     );
 }

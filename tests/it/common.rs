@@ -657,6 +657,7 @@ pub fn zoom_config(sandbox: &Sandbox, spec: &ZoomAccountSpec, page_size: u32) ->
         settle_days: 2,
         horizon_days: None,
         limits: ZoomLimits::default(),
+        streams: None,
     }
 }
 
@@ -679,6 +680,7 @@ pub fn sdk_config(
             resource_intensive_per_minute: Some(0),
             daily_requests: None,
         },
+        streams: None,
     }
 }
 
@@ -693,6 +695,7 @@ pub fn rc_config(sandbox: &Sandbox, spec: &RocketChatWorkspaceSpec) -> RocketCha
         lookback_days: 4,
         retention_days: 44,
         requests_per_minute: Some(0),
+        streams: None,
     }
 }
 
@@ -704,6 +707,12 @@ pub fn config_toml(config: &Config) -> String {
     let mut t = String::new();
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let secret = |s: &SecretString| q(s.expose_secret());
+    let streams = |t: &mut String, streams: &Option<Vec<String>>| {
+        if let Some(streams) = streams {
+            let list: Vec<String> = streams.iter().map(|s| q(s)).collect();
+            let _ = writeln!(t, "streams = [{}]", list.join(", "));
+        }
+    };
     let _ = writeln!(
         t,
         "[database]\nurl = {}\nmax_connections = {}\n",
@@ -772,6 +781,7 @@ pub fn config_toml(config: &Config) -> String {
             q(&a.api_url),
             q(&a.oauth_url)
         );
+        streams(&mut t, &a.streams);
         common(
             &mut t,
             a.plan,
@@ -790,6 +800,7 @@ pub fn config_toml(config: &Config) -> String {
             secret(&a.api_secret),
             q(&a.api_url)
         );
+        streams(&mut t, &a.streams);
         common(
             &mut t,
             a.plan,
@@ -815,6 +826,7 @@ pub fn config_toml(config: &Config) -> String {
         if let Some(rpm) = w.requests_per_minute {
             let _ = writeln!(t, "requests_per_minute = {rpm}");
         }
+        streams(&mut t, &w.streams);
         t.push('\n');
     }
     t

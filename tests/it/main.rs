@@ -19,6 +19,7 @@ mod pacing;
 mod replicas;
 mod resilience;
 mod rocketchat;
+mod streams;
 mod trust;
 mod videosdk;
 mod zoom_host_reports;
