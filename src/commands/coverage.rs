@@ -151,8 +151,8 @@ pub struct Request {
     pub months: u32,
     /// The UTC date: the columns end with its month.
     pub today: NaiveDate,
-    /// Accounts whose "today" is another date: a Rocket.Chat workspace's local date in its `timezone`
-    /// (DESIGN §3), which decides whether its month has ended. Others take `today`.
+    /// Accounts whose "today" is another date: a Rocket.Chat workspace's local date in its `timezone`,
+    /// which decides whether its month has ended. Others take `today`.
     pub local_today: BTreeMap<String, NaiveDate>,
     /// (account, row stream) the account's `streams` key leaves out: shown as not configured.
     pub left_out: BTreeSet<(String, String)>,

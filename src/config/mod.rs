@@ -325,7 +325,7 @@ pub enum Plan {
 }
 
 impl Plan {
-    /// Zoom's published limits per account (research/zoom-api.md); the daily pool is shared by the Heavy and
+    /// Zoom's published limits per account (its rate-limits page); the daily pool is shared by the Heavy and
     /// Resource-intensive categories.
     pub fn limits(self) -> ResolvedLimits {
         match self {

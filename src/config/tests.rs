@@ -885,3 +885,23 @@ fn streams_name_streams_of_the_entrys_own_platform() {
         &format!("zoom[0].streams[1]: unknown stream \"nope\" ({zoom})"),
     );
 }
+
+// ---- the README stands alone ---------------------------------------------------------------------------------
+
+/// A user's clone has only this repository: the README must not send them to the team's shared folder,
+/// and must say what it took from there (the new keys, how compose secrets become readable).
+#[test]
+fn the_readme_stands_alone_and_documents_the_new_keys() {
+    const README: &str = include_str!("../../README.md");
+    for gone in ["../shared", "DESIGN.md", "DESIGN §"] {
+        assert!(!README.contains(gone), "the README still mentions {gone}");
+    }
+    for needed in [
+        "`include_policy.secret_dirs`",
+        "`include_policy.hosts`",
+        "`streams`",
+        "sudo chown 10001:10001 secrets/",
+    ] {
+        assert!(README.contains(needed), "the README does not say {needed}");
+    }
+}

@@ -1,4 +1,4 @@
-//! How an account's configuration becomes its streams (DESIGN §2), after Vector's `SourceConfig::build`:
+//! How an account's configuration becomes its streams, after Vector's `SourceConfig::build`:
 //! each account type builds its own client and pacer, shared by its streams, and the collector runs
 //! whatever comes back without knowing the platform.
 
