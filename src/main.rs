@@ -451,6 +451,9 @@ async fn show_coverage(
     Ok(ExitCode::SUCCESS)
 }
 
+/// An (account, stream) row of `coverage`.
+type AccountStream = (String, String);
+
 /// The (account, stream) rows the config promises, shown even before anything was planned for them: the
 /// stream each account is read by (or, when its `streams` leaves that out, the first it collects), and
 /// another of its streams when `--stream` names it; and the rows `streams` leaves out, shown as not
@@ -458,7 +461,7 @@ async fn show_coverage(
 fn configured_rows(
     config: &Config,
     stream: Option<&str>,
-) -> (Vec<(String, String)>, BTreeSet<(String, String)>) {
+) -> (Vec<AccountStream>, BTreeSet<AccountStream>) {
     let (mut rows, mut left_out) = (Vec::new(), BTreeSet::new());
     for (_, account) in accounts(config) {
         let name = account.name().to_owned();
