@@ -686,6 +686,21 @@ fn an_included_file_cannot_read_proc_nor_send_to_another_host() {
         found[1].starts_with("accounts.d/evil.toml: zoom[0].oauth_url: \"http://elsewhere.example:8080\" is not a host an included file may send credentials to (allowed: https://api.zoom.us, https://zoom.us)"),
         "{found:#?}"
     );
+    // The environment is the operator's: it may override both keys of the included entry.
+    let (_secret, path) = temp_file("s-1234\n");
+    let vars = format!("ROLLCALL__ZOOM__1__CLIENT_SECRET_FILE={path} ROLLCALL__ZOOM__1__OAUTH_URL=http://elsewhere.example:8080/oauth/token");
+    let c = load(&main, &vars);
+    assert_eq!(c.zoom[1].client_secret.expose_secret(), "s-1234");
+
+    // Rocket.Chat's token file is confined the same way, whatever the host.
+    let chat = "[[rocketchat]]\nname = \"c\"\nurl = \"https://chat.example.com\"\nuser_id = \"u\"\nauth_token_file = \"/proc/self/environ\"\n";
+    let (_dir, main) = config_dir(&main_allowing_chat(), &[("accounts.d/chat.toml", chat)]);
+    let found = load_problems(&main, "");
+    only(&found, "accounts.d/chat.toml: rocketchat[0].auth_token_file: \"/proc/self/environ\" (it resolves to \"/proc/");
+    assert!(
+        found[0].ends_with("is under /proc: an included file may not read it"),
+        "{found:#?}"
+    );
     // The same keys in the main file are the operator's own choice.
     let own = evil.replace("name = \"evil\"", "name = \"own\"");
     let (_dir, main) = config_dir(&format!("{MAIN_WITH_INCLUDE}{own}"), &[]);
