@@ -83,7 +83,8 @@ pub fn refused_by_horizon(config: &Config, selection: &Selection, from: NaiveDat
             account
                 .backfill_streams()
                 .iter()
-                .any(|stream| selection.wants(stream, account.name()))
+                // A stream the account's `streams` leaves out is not backfilled, so not refused either.
+                .any(|stream| account.collects(stream) && selection.wants(stream, account.name()))
         })
         .filter_map(|(_, account)| account.backfill_refusal(from, now))
         .collect()

@@ -12,6 +12,7 @@ use rollcall::commands::{demo, sandbox};
 use rollcall::config::Config;
 use rollcall::sources::build::accounts;
 use rollcall::{daemon, store, telemetry};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -201,8 +202,10 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     .filter(|(_, day)| *day != now.date_naive())
                     .collect(),
             };
+            let (configured, left_out) = configured_rows(&config, stream.as_deref());
             let request = coverage::Request {
-                configured: configured_rows(&config, stream.as_deref()),
+                configured,
+                left_out,
                 account,
                 stream,
                 months,
@@ -349,6 +352,12 @@ async fn collect(
             return Ok(ExitCode::from(2));
         }
     }
+    if let Some(why) = filter.stream.as_deref().and_then(|stream| {
+        rollcall::sources::build::left_out(config, stream, filter.account.as_deref())
+    }) {
+        eprintln!("{why}");
+        return Ok(ExitCode::from(2));
+    }
     if let (Some(from), Some(to)) = (from, to) {
         if from > to {
             eprintln!("--from {from} is after --to {to}");
@@ -446,7 +455,8 @@ async fn show_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     else {
         return Ok(ExitCode::from(STATUS_NO_SCHEMA));
     };
-    let rows = status::load(&pool).await?;
+    let mut rows = status::load(&pool).await?;
+    status::mark_left_out(&mut rows, config);
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
@@ -491,20 +501,41 @@ async fn show_coverage(
     Ok(ExitCode::SUCCESS)
 }
 
+/// An (account, stream) row of `coverage`.
+type AccountStream = (String, String);
+
 /// The (account, stream) rows the config promises, shown even before anything was planned for them: the
-/// stream each account is read by, and another of its streams when `--stream` names it.
-fn configured_rows(config: &Config, stream: Option<&str>) -> Vec<(String, String)> {
-    accounts(config)
-        .flat_map(|(_, account)| {
-            let asked = account
-                .other_covered_streams()
-                .iter()
-                .filter(move |s| stream == Some(**s));
-            std::iter::once(account.covered_stream())
-                .chain(asked.copied())
-                .map(|s| (account.name().to_owned(), s.to_owned()))
-        })
-        .collect()
+/// stream each account is read by (or, when its `streams` leaves that out, the first it collects), and
+/// another of its streams when `--stream` names it; and the rows `streams` leaves out, shown as not
+/// configured rather than as missing history.
+fn configured_rows(
+    config: &Config,
+    stream: Option<&str>,
+) -> (Vec<AccountStream>, BTreeSet<AccountStream>) {
+    let (mut rows, mut left_out) = (Vec::new(), BTreeSet::new());
+    for (_, account) in accounts(config) {
+        let name = account.name().to_owned();
+        let main = account.covered_stream();
+        let others = account.other_covered_streams();
+        let first_collected = others.iter().find(|s| account.collects(s));
+        let shown = std::iter::once(main)
+            .chain(others.iter().copied().filter(|s| stream == Some(*s)))
+            .chain(
+                first_collected
+                    .copied()
+                    .filter(|_| account.leaves_out(main)),
+            );
+        for s in shown {
+            if account.leaves_out(s) {
+                left_out.insert((name.clone(), s.to_owned()));
+            }
+            rows.push((name.clone(), s.to_owned()));
+        }
+        for s in others.iter().filter(|s| account.leaves_out(s)) {
+            left_out.insert((name.clone(), s.to_string()));
+        }
+    }
+    (rows, left_out)
 }
 
 async fn migrate(config: &Config, cancel: &CancellationToken) -> anyhow::Result<ExitCode> {

@@ -43,6 +43,17 @@ pub fn offline(config: &Config) -> Vec<Line> {
     for file in &config.included {
         lines.push(Line::Ok(format!("include: {} read", file.display())));
     }
+    if !config.included.is_empty() {
+        let policy = &config.include_policy;
+        let hosts = match policy.hosts.is_empty() {
+            true => String::new(),
+            false => format!(", {}", policy.hosts.join(", ")),
+        };
+        lines.push(Line::Ok(format!(
+            "include_policy: included entries read secrets only in {} and send credentials only to Zoom's hosts, the main file's{hosts}",
+            policy.secret_dirs.join(", ")
+        )));
+    }
     lines.push(Line::Ok(
         "secrets: every *_file read and not empty".to_string(),
     ));

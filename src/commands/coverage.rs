@@ -132,6 +132,8 @@ pub struct AccountCoverage {
 pub struct StreamCoverage {
     pub stream: String,
     pub months: Vec<MonthCell>,
+    /// The account's `streams` key leaves the stream out: its empty months are not missing history.
+    pub left_out: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,9 +151,11 @@ pub struct Request {
     pub months: u32,
     /// The UTC date: the columns end with its month.
     pub today: NaiveDate,
-    /// Accounts whose "today" is another date: a Rocket.Chat workspace's local date in its `timezone`
-    /// (DESIGN §3), which decides whether its month has ended. Others take `today`.
+    /// Accounts whose "today" is another date: a Rocket.Chat workspace's local date in its `timezone`,
+    /// which decides whether its month has ended. Others take `today`.
     pub local_today: BTreeMap<String, NaiveDate>,
+    /// (account, row stream) the account's `streams` key leaves out: shown as not configured.
+    pub left_out: BTreeSet<(String, String)>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -338,6 +342,9 @@ pub async fn load(pool: &PgPool, request: &Request) -> Result<Coverage, StoreErr
         let entry = StreamCoverage {
             stream: stream.to_string(),
             months,
+            left_out: request
+                .left_out
+                .contains(&(account.clone(), stream.to_string())),
         };
         match accounts.last_mut() {
             Some(a) if a.account == account => a.streams.push(entry),
@@ -474,6 +481,9 @@ pub fn render(coverage: &Coverage, colour: bool) -> String {
                 } else {
                     let _ = write!(line, " {glyph} ");
                 }
+            }
+            if stream.left_out {
+                line.push_str("  not configured (left out by streams)");
             }
             let _ = writeln!(out, "{}", line.trim_end());
         }

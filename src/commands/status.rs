@@ -30,6 +30,18 @@ pub struct StreamStatus {
     /// array scripts already read keeps its shape.
     #[sqlx(skip)]
     pub running_windows: Vec<RunningWindow>,
+    /// The account's `streams` key leaves the stream out: not configured, so what its windows lack is
+    /// not missing history ([`mark_left_out`]).
+    #[sqlx(skip)]
+    pub left_out: bool,
+}
+
+/// Marks the rows of streams the configured account leaves out with its `streams` key.
+pub fn mark_left_out(rows: &mut [StreamStatus], config: &crate::config::Config) {
+    for row in rows {
+        row.left_out = crate::sources::build::accounts(config)
+            .any(|(_, a)| a.name() == row.account && a.leaves_out(&row.stream));
+    }
 }
 
 /// A `running` window and its lease.
@@ -142,6 +154,9 @@ pub fn render_table(rows: &[StreamStatus]) -> String {
         let mut note = r.last_error.clone().unwrap_or_default();
         if let Some(until) = r.paused_until {
             note = format!("PAUSED until {until}; {note}");
+        }
+        if r.left_out {
+            note = format!("not configured (left out by streams); {note}");
         }
         let note: String = note.chars().take(120).collect();
         let _ = writeln!(
@@ -283,6 +298,7 @@ mod tests {
             last_error: None,
             paused_until: None,
             running_windows,
+            left_out: false,
         }
     }
 

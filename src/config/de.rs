@@ -16,6 +16,9 @@ use serde::{Deserialize, Deserializer};
 use serde_path_to_error::Segment;
 use toml::{Table, Value};
 
+use std::path::PathBuf;
+
+use super::policy;
 use super::problems::{describe, join, keys, kind, quote, Problems};
 use super::{Config, DEFAULT_ZOOM_API_URL, DEFAULT_ZOOM_OAUTH_URL};
 
@@ -128,6 +131,7 @@ fn table_at<'v>(mut node: &'v mut Value, segments: &[Segment]) -> Option<&'v mut
 }
 
 fn prepare(root: &mut Table, p: &mut Problems, dates: &mut Dates) {
+    let secret_dirs = policy::secret_dirs(root);
     root.retain(|key, value| {
         let secret_key = SECRETS[1..]
             .iter()
@@ -139,7 +143,7 @@ fn prepare(root: &mut Table, p: &mut Problems, dates: &mut Dates) {
                 for (i, item) in items.iter_mut().enumerate() {
                     let at = format!("{key}[{i}]");
                     if let Value::Table(entry) = item {
-                        prepare_entry(entry, &at, key, secret_key, p, dates);
+                        prepare_entry(entry, &at, key, secret_key, &secret_dirs, p, dates);
                     } else {
                         p.fail(&at, format!("expected a table, got {}", describe(item)));
                         *item = Value::Table(Table::new());
@@ -164,6 +168,7 @@ fn prepare(root: &mut Table, p: &mut Problems, dates: &mut Dates) {
             "database",
             "url",
             "set it, url_file or DATABASE_URL",
+            None,
             p,
         );
     }
@@ -179,11 +184,16 @@ fn prepare_entry(
     at: &str,
     list: &str,
     secret_key: &str,
+    secret_dirs: &[PathBuf],
     p: &mut Problems,
     dates: &mut Dates,
 ) {
     let hint = format!("set it or {secret_key}_file");
-    secret(entry, at, secret_key, &hint, p);
+    // An included file's own `*_file` is confined; one the environment set is the operator's.
+    let file_key = format!("{at}.{secret_key}_file");
+    let confined = p.origins.is_included(at) && !p.origins.leaves.contains_key(&file_key);
+    let dirs = confined.then_some(secret_dirs);
+    secret(entry, at, secret_key, &hint, dirs, p);
     hide_dates(entry, at, dates);
     if list != "rocketchat" {
         if entry.remove("limits").is_some() {
@@ -213,8 +223,16 @@ fn hide_dates(table: &mut Table, at: &str, dates: &mut Dates) {
 }
 
 /// Reads `key_file` into `key`, so the structs hold the secret whichever way it was given. No message
-/// shows the secret, only the file's path.
-fn secret(table: &mut Table, at: &str, key: &str, hint: &str, p: &mut Problems) {
+/// shows the secret, only the file's path. `confined_to`: the directories the file must resolve into (an
+/// included file's entry), checked before anything is read.
+fn secret(
+    table: &mut Table,
+    at: &str,
+    key: &str,
+    hint: &str,
+    confined_to: Option<&[PathBuf]>,
+    p: &mut Problems,
+) {
     let (path, file_path) = (join(at, key), join(at, &format!("{key}_file")));
     let file = table.remove(&format!("{key}_file"));
     match (file, table.get(key)) {
@@ -226,7 +244,13 @@ fn secret(table: &mut Table, at: &str, key: &str, hint: &str, p: &mut Problems) 
             p.add(&path, format!("missing ({hint})"))
         }
         (None, _) => {}
-        (Some(Value::String(file)), None) => match read_secret_file(&file) {
+        (Some(Value::String(file)), None) => match confined_to
+            .filter(|_| !file.is_empty())
+            .map_or(Ok(PathBuf::from(&file)), |dirs| {
+                policy::allowed_secret_file(&file, dirs)
+            })
+            .and_then(|path| read_secret_file(&file, &path))
+        {
             Ok(text) => drop(table.insert(key.to_owned(), Value::String(text))),
             Err(message) => p.fail(&file_path, message),
         },
@@ -237,11 +261,12 @@ fn secret(table: &mut Table, at: &str, key: &str, hint: &str, p: &mut Problems) 
     }
 }
 
-fn read_secret_file(file: &str) -> Result<String, String> {
+/// Reads `path`, named `file` (as written) in messages.
+fn read_secret_file(file: &str, path: &std::path::Path) -> Result<String, String> {
     if file.is_empty() {
         return Err("missing file path".to_owned());
     }
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", quote(file)))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", quote(file)))?;
     let mut text =
         String::from_utf8(bytes).map_err(|_| format!("{} is not valid UTF-8", quote(file)))?;
     // Editors and `echo` end files with a newline that is not part of the secret; only one is removed so a
@@ -324,4 +349,26 @@ pub(super) fn timezone<'de, D: Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz,
     given
         .parse()
         .map_err(|_| D::Error::custom(format!("unknown time zone {}", quote(&given))))
+}
+
+/// `streams`: an array of names, or from the environment one string of names separated by commas
+/// (`ROLLCALL__ZOOM__0__STREAMS=zoom_daily_usage,zoom_host_report`): a variable holds text.
+pub(super) fn streams<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        List(Vec<String>),
+        Text(String),
+    }
+    let given = Given::deserialize(d).map_err(|_| {
+        D::Error::custom("expected an array of stream names such as [\"zoom_host_report\"]")
+    })?;
+    Ok(Some(match given {
+        Given::List(names) => names,
+        Given::Text(text) => text
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    }))
 }

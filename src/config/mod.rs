@@ -14,6 +14,7 @@
 mod de;
 mod env;
 mod include;
+mod policy;
 mod problems;
 #[cfg(test)]
 mod tests;
@@ -41,6 +42,17 @@ pub const DEFAULT_MAX_WINDOWS_IN_FLIGHT: u32 = 32;
 /// so half of the default global bound keeps pool waits short; well below PostgreSQL's default
 /// `max_connections` of 100, so a few replicas and the analysts still fit.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+/// Every stream of each platform, the default of an entry's `streams`, in the order they start.
+pub const ZOOM_STREAMS: [&str; 2] = [
+    crate::sources::zoom::host_reports::STREAM,
+    crate::sources::zoom::daily_usage::STREAM,
+];
+pub const VIDEOSDK_STREAMS: [&str; 3] = [
+    crate::sources::zoom::videosdk::sessions::STREAM,
+    crate::sources::zoom::videosdk::session_users::STREAM,
+    crate::sources::zoom::daily_usage::SDK_STREAM,
+];
+pub const ROCKETCHAT_STREAMS: [&str; 1] = [crate::sources::rocketchat::active_users::STREAM];
 /// Days Rocket.Chat may still change (it re-aggregates up to three days back) plus today.
 const MIN_LOOKBACK_DAYS: u32 = 4;
 
@@ -56,6 +68,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub log: LogConfig,
     pub collector: CollectorConfig,
+    pub include_policy: IncludePolicy,
     pub zoom: Vec<ZoomAccount>,
     pub videosdk: Vec<VideoSdkAccount>,
     pub rocketchat: Vec<RocketChatWorkspace>,
@@ -192,12 +205,38 @@ impl Default for CollectorConfig {
     }
 }
 
+/// What an included account file may make rollcall do with a credential: such files are often written by
+/// people who must not read the main secrets, so they may neither read a secret file outside `secret_dirs`
+/// nor send a credential to a host outside Zoom's, `hosts` and the main file's own (see `policy.rs`). Only
+/// the main file (or the environment) sets it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IncludePolicy {
+    /// Absolute directories; an included file's `*_file` must resolve (symlinks followed) inside one.
+    pub secret_dirs: Vec<String>,
+    /// Origins (`https://chat.example.com`, a bare host meaning https) an included entry may send its
+    /// credential to, besides Zoom's and the hosts of the main file's own entries.
+    pub hosts: Vec<String>,
+}
+
+impl Default for IncludePolicy {
+    fn default() -> Self {
+        IncludePolicy {
+            secret_dirs: policy::DEFAULT_SECRET_DIRS.map(str::to_owned).to_vec(),
+            hosts: Vec::new(),
+        }
+    }
+}
+
 /// `Default` gives the keys serde does not find, except where a field names its own default: only those
 /// are a default account's values.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ZoomAccount {
     pub name: String,
+    /// The streams collected for the account; `None`: every one of its platform.
+    #[serde(deserialize_with = "de::streams")]
+    pub streams: Option<Vec<String>>,
     pub account_id: String,
     pub client_id: String,
     pub client_secret: SecretString,
@@ -224,6 +263,8 @@ pub struct ZoomAccount {
 #[serde(default, deny_unknown_fields)]
 pub struct VideoSdkAccount {
     pub name: String,
+    #[serde(deserialize_with = "de::streams")]
+    pub streams: Option<Vec<String>>,
     pub api_key: String,
     pub api_secret: SecretString,
     /// Without a trailing slash.
@@ -284,7 +325,7 @@ pub enum Plan {
 }
 
 impl Plan {
-    /// Zoom's published limits per account (research/zoom-api.md); the daily pool is shared by the Heavy and
+    /// Zoom's published limits per account (its rate-limits page); the daily pool is shared by the Heavy and
     /// Resource-intensive categories.
     pub fn limits(self) -> ResolvedLimits {
         match self {
@@ -312,6 +353,8 @@ impl<'de> Deserialize<'de> for Plan {
 #[serde(default, deny_unknown_fields)]
 pub struct RocketChatWorkspace {
     pub name: String,
+    #[serde(deserialize_with = "de::streams")]
+    pub streams: Option<Vec<String>>,
     /// Without a trailing slash.
     pub url: String,
     pub user_id: String,
@@ -437,6 +480,119 @@ impl Config {
             }
         }
         check_names(p, names);
+        self.check_streams(p);
+        self.check_upstream(p);
+        policy::check_hosts(self, p);
+    }
+}
+
+impl Config {
+    /// `streams` names streams of the entry's own platform, at least one; the Video SDK session list and
+    /// its users go together: the users are walked from the list, and a month completes only with them.
+    fn check_streams(&self, p: &mut Problems) {
+        let entries = (self.zoom.iter().map(|a| ("zoom", &a.streams)))
+            .chain(self.videosdk.iter().map(|a| ("videosdk", &a.streams)))
+            .chain(self.rocketchat.iter().map(|w| ("rocketchat", &w.streams)));
+        let mut index = std::collections::HashMap::<&str, usize>::new();
+        for (section, streams) in entries {
+            let i = index.entry(section).or_default();
+            let at = format!("{section}[{i}].streams");
+            *i += 1;
+            let Some(streams) = streams else { continue };
+            let own = platform_streams(section);
+            let listed = format!("a [[{section}]] entry has {}", own.join(", "));
+            if streams.is_empty() {
+                p.add(
+                    &at,
+                    format!(
+                        "empty: list at least one stream ({listed}), or leave the key out for all"
+                    ),
+                );
+                continue;
+            }
+            for (j, stream) in streams.iter().enumerate() {
+                if own.contains(&stream.as_str()) {
+                    continue;
+                }
+                let other = ["zoom", "videosdk", "rocketchat"]
+                    .into_iter()
+                    .find(|s| platform_streams(s).contains(&stream.as_str()));
+                let message = match other {
+                    Some(other) => format!("{} is a [[{other}]] stream ({listed})", quote(stream)),
+                    None => format!("unknown stream {} ({listed})", quote(stream)),
+                };
+                p.add(&format!("{at}[{j}]"), message);
+            }
+            if section == "videosdk" {
+                let [list, users, _] = VIDEOSDK_STREAMS;
+                let has = |s: &str| streams.iter().any(|x| x == s);
+                if has(users) && !has(list) {
+                    p.add(
+                        &at,
+                        format!("{users} needs {list}: the users are walked from the session list"),
+                    );
+                } else if has(list) && !has(users) {
+                    p.add(&at, format!("{list} needs {users}: a month of sessions completes only with its sessions' users"));
+                }
+            }
+        }
+    }
+
+    /// One upstream account, one entry: two entries for one Zoom account, Video SDK app or Rocket.Chat
+    /// user would walk the same history twice under two names and spend one rate budget twice.
+    fn check_upstream(&self, p: &mut Problems) {
+        let zoom = self.zoom.iter().enumerate().map(|(i, a)| {
+            let at = format!("zoom[{i}].account_id");
+            (
+                at,
+                &a.name,
+                a.account_id.clone(),
+                "the same Zoom account_id as",
+            )
+        });
+        let sdk = self.videosdk.iter().enumerate().map(|(i, a)| {
+            let at = format!("videosdk[{i}].api_key");
+            (
+                at,
+                &a.name,
+                a.api_key.clone(),
+                "the same Video SDK api_key as",
+            )
+        });
+        // The URL as validated (no trailing slash); the host's case does not make another server.
+        let chat = self.rocketchat.iter().enumerate().map(|(i, w)| {
+            let url = reqwest::Url::parse(&w.url).map_or(w.url.clone(), |u| u.to_string());
+            let key = format!("{}\n{}", url.trim_end_matches('/'), w.user_id);
+            let at = format!("rocketchat[{i}].user_id");
+            (at, &w.name, key, "the same url and user_id as")
+        });
+        let mut seen = std::collections::HashMap::<String, (String, &str)>::new();
+        for (at, name, key, same) in zoom.chain(sdk).chain(chat) {
+            if key.is_empty() || key.ends_with('\n') || p.failed(&at) {
+                continue; // missing, already reported
+            }
+            let section = at.split('[').next().unwrap_or("");
+            match seen.get(&format!("{section}\n{key}")) {
+                Some((first, first_name)) => {
+                    let first = format!("{} ({})", p.refer(first, &at), quote(first_name));
+                    let message = format!("{same} {first}: one upstream account, one entry (two would collect it twice under two names)");
+                    p.last(&at, message);
+                }
+                None => {
+                    seen.insert(format!("{section}\n{key}"), (at, name));
+                }
+            }
+        }
+    }
+}
+
+/// Every stream of a config section's platform.
+pub fn platform_streams(section: &str) -> &'static [&'static str] {
+    match section {
+        "zoom" => &ZOOM_STREAMS,
+        "videosdk" => &VIDEOSDK_STREAMS,
+        "rocketchat" => &ROCKETCHAT_STREAMS,
+        _ => &[],
     }
 }
 

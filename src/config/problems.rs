@@ -36,6 +36,11 @@ impl Origins {
         }
     }
 
+    /// Whether the entry holding `path` (`zoom[3]`, `zoom[3].oauth_url`) came from an included file.
+    pub(super) fn is_included(&self, path: &str) -> bool {
+        self.located(path).is_some()
+    }
+
     /// The included file a key lives in and the key's path there; `None` for the main file.
     fn located(&self, path: &str) -> Option<(&str, String)> {
         let end = path.find(']')? + 1;
@@ -216,6 +221,7 @@ pub(super) fn keys(section: &str) -> &'static [&'static str] {
         "http" => fields::<HttpConfig>(),
         "log" => fields::<LogConfig>(),
         "collector" => fields::<CollectorConfig>(),
+        "include_policy" => fields::<IncludePolicy>(),
         "zoom" => fields::<ZoomAccount>(),
         "videosdk" => fields::<VideoSdkAccount>(),
         "rocketchat" => fields::<RocketChatWorkspace>(),

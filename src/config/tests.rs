@@ -119,14 +119,14 @@ fn minimal_file_loads_with_defaults() {
     let db_url = c.database.url.expose_secret();
     assert_eq!(db_url, "postgres://rollcall:dbpass-1234@127.0.0.1/rollcall");
     assert_eq!(debug(&(c.database.max_connections, &c.schedule, &c.http, &c.log, &c.collector)), "(16, ScheduleConfig { cron: \"0 15 3 * * *\", run_on_start: true }, HttpConfig { listen: 127.0.0.1:9187, timeout_secs: 30, max_body_mib: 32 }, LogConfig { format: Auto, level: \"info\" }, CollectorConfig { lease_secs: 60, max_retries: 4, retry_base_ms: 500, windows_in_flight: 16, max_windows_in_flight: 32 })");
-    assert_eq!(debug(&c.zoom[0]), "ZoomAccount { name: \"main\", account_id: \"acc\", client_id: \"cid\", client_secret: SecretBox<str>([REDACTED]), oauth_url: \"https://zoom.us/oauth/token\", api_url: \"https://api.zoom.us/v2\", plan: Pro, page_size: 300, settle_days: 2, horizon_days: None, limits: ZoomLimits { heavy_per_second: None, resource_intensive_per_minute: None, daily_requests: None } }");
+    assert_eq!(debug(&c.zoom[0]), "ZoomAccount { name: \"main\", streams: None, account_id: \"acc\", client_id: \"cid\", client_secret: SecretBox<str>([REDACTED]), oauth_url: \"https://zoom.us/oauth/token\", api_url: \"https://api.zoom.us/v2\", plan: Pro, page_size: 300, settle_days: 2, horizon_days: None, limits: ZoomLimits { heavy_per_second: None, resource_intensive_per_minute: None, daily_requests: None } }");
     assert_eq!(c.zoom[0].client_secret.expose_secret(), "zoom-secret-1234");
     assert_eq!(c.videosdk[0].api_secret.expose_secret(), "sdk-secret-1234");
-    assert_eq!(debug(&c.videosdk[0]), "VideoSdkAccount { name: \"sdk\", api_key: \"key\", api_secret: SecretBox<str>([REDACTED]), api_url: \"https://api.zoom.us/v2\", plan: Pro, page_size: 300, settle_days: 2, horizon_days: None, limits: ZoomLimits { heavy_per_second: None, resource_intensive_per_minute: None, daily_requests: None } }");
+    assert_eq!(debug(&c.videosdk[0]), "VideoSdkAccount { name: \"sdk\", streams: None, api_key: \"key\", api_secret: SecretBox<str>([REDACTED]), api_url: \"https://api.zoom.us/v2\", plan: Pro, page_size: 300, settle_days: 2, horizon_days: None, limits: ZoomLimits { heavy_per_second: None, resource_intensive_per_minute: None, daily_requests: None } }");
     // The URL's trailing slash is removed; the zone is UTC unless set.
     let chat = &c.rocketchat[0];
     assert_eq!(chat.auth_token.expose_secret(), "rc-token-1234");
-    assert_eq!(debug(chat), "RocketChatWorkspace { name: \"chat\", url: \"https://chat.example.com\", user_id: \"uid\", auth_token: SecretBox<str>([REDACTED]), timezone: UTC, window_days: 7, lookback_days: 4, retention_days: 44, requests_per_minute: None }");
+    assert_eq!(debug(chat), "RocketChatWorkspace { name: \"chat\", streams: None, url: \"https://chat.example.com\", user_id: \"uid\", auth_token: SecretBox<str>([REDACTED]), timezone: UTC, window_days: 7, lookback_days: 4, retention_days: 44, requests_per_minute: None }");
 }
 
 #[test]
@@ -137,15 +137,15 @@ fn every_key_set_explicitly() {
         http = { listen = "0.0.0.0:8080", timeout_secs = 5, max_body_mib = 2 }
         log = { format = "json", level = "rollcall=debug,info" }
         collector = { lease_secs = 3, max_retries = 0, retry_base_ms = 10, windows_in_flight = 3, max_windows_in_flight = 5 }
-        zoom = [{ name = "a.b-c_1", account_id = "x", client_id = "y", client_secret = "z", api_url = "http://127.0.0.1:8081/v2/", oauth_url = "http://127.0.0.1:8081/oauth/token", plan = "business", page_size = 1, settle_days = 0, horizon_days = 30, heavy_per_second = 0, resource_intensive_per_minute = 5, daily_requests = 100 }]
-        rocketchat = [{ name = "chat", url = "http://127.0.0.1:3000", user_id = "u", auth_token = "t", timezone = "America/Sao_Paulo", window_days = 31, lookback_days = 5, retention_days = 45, requests_per_minute = 0 }]
+        zoom = [{ name = "a.b-c_1", streams = ["zoom_daily_usage"], account_id = "x", client_id = "y", client_secret = "z", api_url = "http://127.0.0.1:8081/v2/", oauth_url = "http://127.0.0.1:8081/oauth/token", plan = "business", page_size = 1, settle_days = 0, horizon_days = 30, heavy_per_second = 0, resource_intensive_per_minute = 5, daily_requests = 100 }]
+        rocketchat = [{ name = "chat", streams = ["rc_active_users"], url = "http://127.0.0.1:3000", user_id = "u", auth_token = "t", timezone = "America/Sao_Paulo", window_days = 31, lookback_days = 5, retention_days = 45, requests_per_minute = 0 }]
     "#;
     let c = parse(text, "");
     assert_eq!(debug(&(c.database.max_connections, &c.schedule, &c.http, &c.log, &c.collector)), "(3, ScheduleConfig { cron: \"0 */5 * * * *\", run_on_start: false }, HttpConfig { listen: 0.0.0.0:8080, timeout_secs: 5, max_body_mib: 2 }, LogConfig { format: Json, level: \"rollcall=debug,info\" }, CollectorConfig { lease_secs: 3, max_retries: 0, retry_base_ms: 10, windows_in_flight: 3, max_windows_in_flight: 5 })");
     let zoom = &c.zoom[0];
-    assert_eq!(debug(zoom), "ZoomAccount { name: \"a.b-c_1\", account_id: \"x\", client_id: \"y\", client_secret: SecretBox<str>([REDACTED]), oauth_url: \"http://127.0.0.1:8081/oauth/token\", api_url: \"http://127.0.0.1:8081/v2\", plan: Business, page_size: 1, settle_days: 0, horizon_days: Some(30), limits: ZoomLimits { heavy_per_second: Some(0), resource_intensive_per_minute: Some(5), daily_requests: Some(100) } }");
+    assert_eq!(debug(zoom), "ZoomAccount { name: \"a.b-c_1\", streams: Some([\"zoom_daily_usage\"]), account_id: \"x\", client_id: \"y\", client_secret: SecretBox<str>([REDACTED]), oauth_url: \"http://127.0.0.1:8081/oauth/token\", api_url: \"http://127.0.0.1:8081/v2\", plan: Business, page_size: 1, settle_days: 0, horizon_days: Some(30), limits: ZoomLimits { heavy_per_second: Some(0), resource_intensive_per_minute: Some(5), daily_requests: Some(100) } }");
     assert_eq!(debug(&zoom.limits.resolve(zoom.plan)), "ResolvedLimits { heavy_per_second: 0, resource_intensive_per_minute: 5, daily_requests: 100 }");
-    assert_eq!(debug(&c.rocketchat[0]), "RocketChatWorkspace { name: \"chat\", url: \"http://127.0.0.1:3000\", user_id: \"u\", auth_token: SecretBox<str>([REDACTED]), timezone: America/Sao_Paulo, window_days: 31, lookback_days: 5, retention_days: 45, requests_per_minute: Some(0) }");
+    assert_eq!(debug(&c.rocketchat[0]), "RocketChatWorkspace { name: \"chat\", streams: Some([\"rc_active_users\"]), url: \"http://127.0.0.1:3000\", user_id: \"u\", auth_token: SecretBox<str>([REDACTED]), timezone: America/Sao_Paulo, window_days: 31, lookback_days: 5, retention_days: 45, requests_per_minute: Some(0) }");
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn environment_overrides_the_file() {
 #[test]
 fn environment_can_add_entries_and_sections() {
     let text = "zoom = [{ name = \"first\", account_id = \"a\", client_id = \"c\", client_secret = \"s\" }]";
-    let c = parse(text, "ROLLCALL__DATABASE__URL=postgres://db/x ROLLCALL__ROCKETCHAT__0__NAME=chat ROLLCALL__ROCKETCHAT__0__URL=https://chat.example.com ROLLCALL__ROCKETCHAT__0__USER_ID=u ROLLCALL__ROCKETCHAT__0__AUTH_TOKEN=t ROLLCALL__ZOOM__1__NAME=second ROLLCALL__ZOOM__1__ACCOUNT_ID=a ROLLCALL__ZOOM__1__CLIENT_ID=c ROLLCALL__ZOOM__1__CLIENT_SECRET=s");
+    let c = parse(text, "ROLLCALL__DATABASE__URL=postgres://db/x ROLLCALL__ROCKETCHAT__0__NAME=chat ROLLCALL__ROCKETCHAT__0__URL=https://chat.example.com ROLLCALL__ROCKETCHAT__0__USER_ID=u ROLLCALL__ROCKETCHAT__0__AUTH_TOKEN=t ROLLCALL__ZOOM__1__NAME=second ROLLCALL__ZOOM__1__ACCOUNT_ID=b ROLLCALL__ZOOM__1__CLIENT_ID=c ROLLCALL__ZOOM__1__CLIENT_SECRET=s");
     assert_eq!(c.database.url.expose_secret(), "postgres://db/x");
     assert_eq!(c.rocketchat[0].name, "chat");
     assert_eq!(zoom_names(&c), ["first", "second"]);
@@ -367,10 +367,11 @@ fn all_problems_reported_at_once() {
             r#"zoom[1].plan: expected "pro" or "business", got "gold""#,
             r#"rocketchat[0].timezone: unknown time zone "Mars/Base""#,
             r#"zoom[1].name: "main" is already used by zoom[0].name"#,
+            r#"zoom[1].account_id: the same Zoom account_id as zoom[0].account_id ("main"): one upstream account, one entry (two would collect it twice under two names)"#,
         ]
     );
     let message = ConfigError::Invalid { problems: found }.to_string();
-    assert_eq!(message.lines().count(), 7);
+    assert_eq!(message.lines().count(), 8);
 }
 
 #[test]
@@ -442,7 +443,12 @@ fn config_dir(main: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf
 }
 
 fn zoom_entry(name: &str, extra: &str) -> String {
-    format!("[[zoom]]\nname = \"{name}\"\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret = \"s-1234\"\n{extra}\n")
+    format!("[[zoom]]\nname = \"{name}\"\naccount_id = \"{name}-acc\"\nclient_id = \"cid\"\nclient_secret = \"s-1234\"\n{extra}\n")
+}
+
+/// `MAIN_WITH_INCLUDE` letting included files use the self-hosted Rocket.Chat of these tests.
+fn main_allowing_chat() -> String {
+    format!("{MAIN_WITH_INCLUDE}[include_policy]\nhosts = [\"chat.example.com\"]\n")
 }
 
 fn zoom_names(c: &Config) -> Vec<&str> {
@@ -458,7 +464,7 @@ fn included_accounts_follow_the_main_files_in_sorted_path_order() {
     // Written b first: the order comes from the sorted paths, not from the directory listing.
     let notes = ("accounts.d/notes.txt", "not toml, not matched");
     let (dir, main) = config_dir(
-        MAIN_WITH_INCLUDE,
+        &main_allowing_chat(),
         &[("accounts.d/b.toml", &b), ("accounts.d/a.toml", &a), notes],
     );
     let c = load(&main, "");
@@ -505,7 +511,7 @@ fn included_file_problems_name_the_file_all_at_once() {
 
 #[test]
 fn one_included_file_with_one_problem() {
-    let twice = zoom_entry("x", "") + &zoom_entry("x", "");
+    let twice = zoom_entry("x", "") + &zoom_entry("x", "").replace("x-acc", "y-acc");
     // `accounts.d/a.toml` holding `file` has exactly the problem `expected`.
     for (file, expected) in [
         (
@@ -529,14 +535,14 @@ fn one_included_file_with_one_problem() {
 #[test]
 fn duplicate_names_across_files_name_both_files() {
     let a = zoom_entry("campus", "");
-    let b = zoom_entry("ok", "") + &a;
+    let b = zoom_entry("ok", "") + &a.replace("campus-acc", "other-acc");
     let c = "[[rocketchat]]\nname = \"main\"\nurl = \"https://chat.example.com\"\nuser_id = \"u\"\nauth_token = \"t-1234\"\n";
     let files = [
         ("accounts.d/a.toml", a.as_str()),
         ("accounts.d/b.toml", &b),
         ("accounts.d/c.toml", c),
     ];
-    let (_dir, main) = config_dir(MAIN_WITH_INCLUDE, &files);
+    let (_dir, main) = config_dir(&main_allowing_chat(), &files);
     let by_main = format!("zoom[0].name in {}", main.display());
     let expected = [
         "accounts.d/b.toml: zoom[1].name: \"campus\" is already used by zoom[0].name in accounts.d/a.toml".to_owned(),
@@ -623,11 +629,20 @@ fn include_from_the_environment() {
     assert_eq!(found, [expected]);
 }
 
+/// `MAIN_WITH_INCLUDE` whose `[include_policy]` lets included files read secrets in `dir`.
+fn main_allowing(dir: &Path, more: &str) -> String {
+    format!(
+        "{MAIN_WITH_INCLUDE}[include_policy]\nsecret_dirs = [{:?}]\n{more}",
+        dir.display().to_string()
+    )
+}
+
 #[test]
 fn secrets_from_files_in_included_files() {
     let (_secret, path) = temp_file("from-a-file-1234\n");
-    let good = format!("[[zoom]]\nname = \"a1\"\naccount_id = \"acc\"\nclient_id = \"cid\"\nclient_secret_file = {path:?}\n");
-    let (dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/a.toml", &good)]);
+    let good = format!("[[zoom]]\nname = \"a1\"\naccount_id = \"a1-acc\"\nclient_id = \"cid\"\nclient_secret_file = {path:?}\n");
+    let tmp = Path::new(&path).parent().unwrap();
+    let (dir, main) = config_dir(&main_allowing(tmp, ""), &[("accounts.d/a.toml", &good)]);
     let c = load(&main, "");
     assert_eq!(c.zoom[1].client_secret.expose_secret(), "from-a-file-1234");
 
@@ -650,4 +665,258 @@ fn a_star_does_not_match_a_leading_dot() {
     std::fs::create_dir(dir.path().join("accounts.d/..data")).unwrap();
     let included = load(&main, "").included;
     assert_eq!(included, [dir.path().join("accounts.d/a.toml")]);
+}
+
+// ---- include_policy: what an included file may do with a credential -------------------------------------
+
+/// The issue's attack: an account file that reads the process environment and sends it elsewhere.
+#[test]
+fn an_included_file_cannot_read_proc_nor_send_to_another_host() {
+    let evil = "[[zoom]]\nname = \"evil\"\naccount_id = \"evil-acc\"\nclient_id = \"cid\"\nclient_secret_file = \"/proc/self/environ\"\noauth_url = \"http://elsewhere.example:8080/oauth/token\"\n";
+    let (_dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/evil.toml", evil)]);
+    let found = load_problems(&main, "");
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0].starts_with(
+            "accounts.d/evil.toml: zoom[0].client_secret_file: \"/proc/self/environ\""
+        ) && found[0].contains("is under /proc: an included file may not read it"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].starts_with("accounts.d/evil.toml: zoom[0].oauth_url: \"http://elsewhere.example:8080\" is not a host an included file may send credentials to (allowed: https://api.zoom.us, https://zoom.us)"),
+        "{found:#?}"
+    );
+    // The environment is the operator's: it may override both keys of the included entry.
+    let (_secret, path) = temp_file("s-1234\n");
+    let vars = format!("ROLLCALL__ZOOM__1__CLIENT_SECRET_FILE={path} ROLLCALL__ZOOM__1__OAUTH_URL=http://elsewhere.example:8080/oauth/token");
+    let c = load(&main, &vars);
+    assert_eq!(c.zoom[1].client_secret.expose_secret(), "s-1234");
+
+    // Rocket.Chat's token file is confined the same way, whatever the host.
+    let chat = "[[rocketchat]]\nname = \"c\"\nurl = \"https://chat.example.com\"\nuser_id = \"u\"\nauth_token_file = \"/proc/self/environ\"\n";
+    let (_dir, main) = config_dir(&main_allowing_chat(), &[("accounts.d/chat.toml", chat)]);
+    let found = load_problems(&main, "");
+    only(&found, "accounts.d/chat.toml: rocketchat[0].auth_token_file: \"/proc/self/environ\" (it resolves to \"/proc/");
+    assert!(
+        found[0].ends_with("is under /proc: an included file may not read it"),
+        "{found:#?}"
+    );
+    // The same keys in the main file are the operator's own choice.
+    let own = evil.replace("name = \"evil\"", "name = \"own\"");
+    let (_dir, main) = config_dir(&format!("{MAIN_WITH_INCLUDE}{own}"), &[]);
+    assert_eq!(
+        load(&main, "").zoom[1].oauth_url,
+        "http://elsewhere.example:8080/oauth/token"
+    );
+}
+
+#[test]
+fn an_included_secret_must_resolve_inside_the_allowed_directories() {
+    let secrets = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let inside = secrets.path().join("zoom");
+    std::fs::write(&inside, "s-1234\n").unwrap();
+    std::fs::write(outside.path().join("db"), "postgres://u:pw@db/x\n").unwrap();
+    // A symlink in the allowed directory that leads out of it, and one that stays inside.
+    let out_link = secrets.path().join("sneaky");
+    std::os::unix::fs::symlink(outside.path().join("db"), &out_link).unwrap();
+    let in_link = secrets.path().join("current");
+    std::os::unix::fs::symlink(&inside, &in_link).unwrap();
+    let entry = |name: &str, file: &Path| {
+        format!("[[zoom]]\nname = \"{name}\"\naccount_id = \"{name}-acc\"\nclient_id = \"cid\"\nclient_secret_file = {:?}\n", file.display().to_string())
+    };
+    let ok = entry("a1", &inside) + &entry("a2", &in_link);
+    let (dir, main) = config_dir(
+        &main_allowing(secrets.path(), ""),
+        &[("accounts.d/a.toml", &ok)],
+    );
+    let c = load(&main, "");
+    assert_eq!(c.zoom[2].client_secret.expose_secret(), "s-1234");
+
+    let bad = entry("b1", &out_link) + &entry("b2", &outside.path().join("db"));
+    std::fs::write(dir.path().join("accounts.d/b.toml"), bad).unwrap();
+    let found = load_problems(&main, "");
+    let resolved = outside.path().canonicalize().unwrap().join("db");
+    let first = format!(
+        "accounts.d/b.toml: zoom[0].client_secret_file: {:?} (it resolves to {:?}) is outside the directories an included file may read secrets from ({}); the main file's include_policy.secret_dirs lists them",
+        out_link.display().to_string(),
+        resolved.display().to_string(),
+        secrets.path().canonicalize().unwrap().display()
+    );
+    assert_eq!(found[0], first);
+    assert!(
+        found[1].starts_with("accounts.d/b.toml: zoom[1].client_secret_file: "),
+        "{found:#?}"
+    );
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(!found.join("\n").contains("pw@db"), "{found:#?}");
+
+    // By default only /run/secrets and /run/credentials: a temporary directory is outside.
+    let (_dir, main) = config_dir(
+        MAIN_WITH_INCLUDE,
+        &[("accounts.d/a.toml", &entry("a1", &inside))],
+    );
+    let found = load_problems(&main, "");
+    only(&found, "accounts.d/a.toml: zoom[0].client_secret_file: ");
+    assert!(
+        found[0].contains("(/run/secrets, /run/credentials)"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn included_hosts_come_from_zoom_the_main_file_or_its_allowlist() {
+    let chat = |name: &str, url: &str| {
+        format!("[[rocketchat]]\nname = \"{name}\"\nurl = \"{url}\"\nuser_id = \"{name}-u\"\nauth_token = \"t-1234\"\n")
+    };
+    let sdk = "[[videosdk]]\nname = \"sdk\"\napi_key = \"k\"\napi_secret = \"s-1234\"\napi_url = \"https://api.zoom.us/v2\"\n";
+    let file = chat("campus", "https://chat.campus.example/") + sdk;
+    let (dir, main) = config_dir(MAIN_WITH_INCLUDE, &[("accounts.d/a.toml", &file)]);
+    let found = load_problems(&main, "");
+    only(&found, "accounts.d/a.toml: rocketchat[0].url: \"https://chat.campus.example\" is not a host an included file may send credentials to");
+
+    // Allowed by name (a bare host is https) ...
+    let allow = main_allowing(
+        Path::new("/run/secrets"),
+        "hosts = [\"chat.campus.example\"]\n",
+    );
+    std::fs::write(&main, allow).unwrap();
+    assert_eq!(load(&main, "").rocketchat[0].name, "campus");
+    // ... but not over another scheme or port.
+    let other = chat("campus", "http://chat.campus.example:8080");
+    std::fs::write(dir.path().join("accounts.d/a.toml"), &other).unwrap();
+    only(
+        &load_problems(&main, ""),
+        "accounts.d/a.toml: rocketchat[0].url: \"http://chat.campus.example:8080\" is not a host",
+    );
+
+    // A host the main file's own entries use is allowed; so is one the environment sets.
+    let main_chat = format!(
+        "{MAIN_WITH_INCLUDE}{}",
+        chat("hq", "http://chat.campus.example:8080/")
+    );
+    std::fs::write(&main, main_chat).unwrap();
+    assert_eq!(load(&main, "").rocketchat[1].name, "campus");
+    std::fs::write(&main, MAIN_WITH_INCLUDE).unwrap();
+    let c = load(
+        &main,
+        "ROLLCALL__ROCKETCHAT__0__URL=https://chat.env.example",
+    );
+    assert_eq!(c.rocketchat[0].url, "https://chat.env.example");
+}
+
+#[test]
+fn include_policy_problems_name_the_key() {
+    let text = format!("{MAIN_WITH_INCLUDE}[include_policy]\nsecret_dirs = [\"secrets\"]\nhosts = [\"https://chat.example.com/api\", \"ftp://x\"]\n");
+    let (_dir, main) = config_dir(&text, &[]);
+    let found = load_problems(&main, "");
+    let hosts = "expected a host or an origin such as \"chat.example.com\" or \"http://127.0.0.1:3000\" (no path), got";
+    assert_eq!(
+        found,
+        [
+            "include_policy.secret_dirs[0]: expected an absolute directory, got \"secrets\""
+                .to_owned(),
+            format!("include_policy.hosts[0]: {hosts} \"https://chat.example.com/api\""),
+            format!("include_policy.hosts[1]: {hosts} \"ftp://x\""),
+        ]
+    );
+}
+
+// ---- one upstream account, one entry -----------------------------------------------------------------------
+
+#[test]
+fn one_upstream_account_has_one_entry_whatever_the_files() {
+    let chat = |name: &str, url: &str, user: &str| {
+        format!("[[rocketchat]]\nname = \"{name}\"\nurl = \"{url}\"\nuser_id = \"{user}\"\nauth_token = \"t-1234\"\n")
+    };
+    let sdk = |name: &str, key: &str| {
+        format!("[[videosdk]]\nname = \"{name}\"\napi_key = \"{key}\"\napi_secret = \"s-1234\"\n")
+    };
+    // Same Zoom account as the main file's, same SDK key twice in one file, same workspace and user
+    // across files (a trailing slash and the host's case make no other server); another user of the
+    // same workspace is another entry.
+    let a = zoom_entry("again", "").replace("again-acc", "acc")
+        + &sdk("s1", "key-1")
+        + &sdk("s2", "key-1")
+        + &chat("c1", "https://chat.example.com", "u1");
+    let b = chat("c2", "https://CHAT.example.com/", "u1")
+        + &chat("c3", "https://chat.example.com", "u2");
+    let files = [("accounts.d/a.toml", a.as_str()), ("accounts.d/b.toml", &b)];
+    let (_dir, main) = config_dir(&main_allowing_chat(), &files);
+    let tail = "one upstream account, one entry (two would collect it twice under two names)";
+    assert_eq!(
+        load_problems(&main, ""),
+        [
+            format!("accounts.d/a.toml: zoom[0].account_id: the same Zoom account_id as zoom[0].account_id in {} (\"main\"): {tail}", main.display()),
+            format!("accounts.d/a.toml: videosdk[1].api_key: the same Video SDK api_key as videosdk[0].api_key (\"s1\"): {tail}"),
+            format!("accounts.d/b.toml: rocketchat[0].user_id: the same url and user_id as rocketchat[0].user_id in accounts.d/a.toml (\"c1\"): {tail}"),
+        ]
+    );
+}
+
+// ---- streams: per-account streams ----------------------------------------------------------------------------
+
+#[test]
+fn streams_name_streams_of_the_entrys_own_platform() {
+    // `text of MINIMAL | what replaces it | every problem the result has, separated by &`
+    let zoom = "a [[zoom]] entry has zoom_host_report, zoom_daily_usage";
+    let sdk =
+        "a [[videosdk]] entry has zoom_sdk_sessions, zoom_sdk_session_users, zoom_sdk_daily_usage";
+    let cases = [
+        format!(r#"client_id = "cid" | client_id = "cid"\nstreams = ["zoom_daily_usage", "zoom_hots_report"] | zoom[0].streams[1]: unknown stream "zoom_hots_report" ({zoom})"#),
+        format!(r#"client_id = "cid" | client_id = "cid"\nstreams = ["zoom_sdk_sessions"] | zoom[0].streams[0]: "zoom_sdk_sessions" is a [[videosdk]] stream ({zoom})"#),
+        format!(r#"client_id = "cid" | client_id = "cid"\nstreams = [] | zoom[0].streams: empty: list at least one stream ({zoom}), or leave the key out for all"#),
+        r#"client_id = "cid" | client_id = "cid"\nstreams = "zoom_daily_usage" | "#.to_owned(),
+        r#"client_id = "cid" | client_id = "cid"\nstreams = 3 | zoom[0].streams: expected an array of stream names such as ["zoom_host_report"]"#.to_owned(),
+        r#"api_key = "key" | api_key = "key"\nstreams = ["zoom_sdk_session_users"] | videosdk[0].streams: zoom_sdk_session_users needs zoom_sdk_sessions: the users are walked from the session list"#.to_owned(),
+        r#"api_key = "key" | api_key = "key"\nstreams = ["zoom_sdk_sessions", "zoom_sdk_daily_usage"] | videosdk[0].streams: zoom_sdk_sessions needs zoom_sdk_session_users: a month of sessions completes only with its sessions' users"#.to_owned(),
+        format!(r#"api_key = "key" | api_key = "key"\nstreams = ["rc_active_users"] | videosdk[0].streams[0]: "rc_active_users" is a [[rocketchat]] stream ({sdk})"#),
+        r#"user_id = "uid" | user_id = "uid"\nstreams = ["rc_active_users"] | "#.to_owned(),
+    ];
+    for case in cases {
+        let [from, to, expected]: [&str; 3] =
+            case.split(" | ").collect::<Vec<_>>().try_into().unwrap();
+        let text = edit(from.trim(), to.trim());
+        let expected: Vec<&str> = expected.split(" & ").filter(|e| !e.is_empty()).collect();
+        match Config::from_toml_str(&text, []) {
+            Ok(_) => assert!(expected.is_empty(), "{case}: valid"),
+            Err(err) => assert_eq!(invalid(Err(err)), expected, "{case}"),
+        }
+    }
+    // From the environment: names separated by commas.
+    let c = parse(MINIMAL, "ROLLCALL__VIDEOSDK__0__STREAMS=zoom_sdk_daily_usage,zoom_sdk_sessions,zoom_sdk_session_users");
+    let streams = c.videosdk[0].streams.as_deref().unwrap_or_default();
+    assert_eq!(
+        streams,
+        [
+            "zoom_sdk_daily_usage",
+            "zoom_sdk_sessions",
+            "zoom_sdk_session_users"
+        ]
+    );
+    let found = problems(MINIMAL, "ROLLCALL__ZOOM__0__STREAMS=zoom_daily_usage,nope");
+    has(
+        &found,
+        &format!("zoom[0].streams[1]: unknown stream \"nope\" ({zoom})"),
+    );
+}
+
+// ---- the README stands alone ---------------------------------------------------------------------------------
+
+/// A user's clone has only this repository: the README must not send them to the team's shared folder,
+/// and must say what it took from there (the new keys, how compose secrets become readable).
+#[test]
+fn the_readme_stands_alone_and_documents_the_new_keys() {
+    const README: &str = include_str!("../../README.md");
+    for gone in ["../shared", "DESIGN.md", "DESIGN §"] {
+        assert!(!README.contains(gone), "the README still mentions {gone}");
+    }
+    for needed in [
+        "`include_policy.secret_dirs`",
+        "`include_policy.hosts`",
+        "`streams`",
+        "sudo chown 10001:10001 secrets/",
+    ] {
+        assert!(README.contains(needed), "the README does not say {needed}");
+    }
 }

@@ -1,4 +1,4 @@
-//! How an account's configuration becomes its streams (DESIGN §2), after Vector's `SourceConfig::build`:
+//! How an account's configuration becomes its streams, after Vector's `SourceConfig::build`:
 //! each account type builds its own client and pacer, shared by its streams, and the collector runs
 //! whatever comes back without knowing the platform.
 
@@ -29,6 +29,23 @@ pub trait SourceConfig {
 
     /// The config section the account sits in (`zoom`), naming it in lines as `zoom[0]`.
     fn section(&self) -> &'static str;
+
+    /// The account's `streams` key: `None` collects every stream of its platform.
+    fn chosen_streams(&self) -> Option<&[String]>;
+
+    /// Whether the account collects `stream`: one of its platform's, and not left out by `streams`.
+    fn collects(&self, stream: &str) -> bool {
+        crate::config::platform_streams(self.section()).contains(&stream)
+            && self
+                .chosen_streams()
+                .is_none_or(|chosen| chosen.iter().any(|s| s == stream))
+    }
+
+    /// Whether `streams` leaves out `stream`, one of the account's platform: it is not configured there,
+    /// which `status`, `coverage` and `collect` say rather than show it as missing history.
+    fn leaves_out(&self, stream: &str) -> bool {
+        crate::config::platform_streams(self.section()).contains(&stream) && !self.collects(stream)
+    }
 
     /// The stream `coverage` lists for the account before anything was planned: the one an analyst
     /// reads completeness from (streams counted with it are not listed on their own).
@@ -80,4 +97,33 @@ pub fn retry_policy(collector: &CollectorConfig) -> RetryPolicy {
         collector.max_retries,
         Duration::from_millis(collector.retry_base_ms),
     )
+}
+
+/// The streams of `built` the account's `streams` key keeps; the others are never started, so they plan,
+/// request and count nothing.
+pub fn chosen(account: &dyn SourceConfig, built: Vec<BuiltSource>) -> Vec<BuiltSource> {
+    built
+        .into_iter()
+        .filter(|source| account.collects(source.stream()))
+        .collect()
+}
+
+/// What `collect --stream S [--account A]` says when every account it selects whose platform has `S`
+/// leaves it out (`streams`), so nothing would be collected: `None` when some account collects it.
+pub fn left_out(config: &Config, stream: &str, account: Option<&str>) -> Option<String> {
+    let selected: Vec<(usize, &dyn SourceConfig)> = accounts(config)
+        .filter(|(_, a)| account.is_none_or(|name| a.name() == name))
+        .filter(|(_, a)| crate::config::platform_streams(a.section()).contains(&stream))
+        .collect();
+    if selected.is_empty() || selected.iter().any(|(_, a)| a.collects(stream)) {
+        return None;
+    }
+    let named: Vec<String> = selected
+        .iter()
+        .map(|(i, a)| format!("{}[{i}] \"{}\"", a.section(), a.name()))
+        .collect();
+    Some(format!(
+        "--stream {stream}: not configured for {} (its streams key leaves it out); add it to streams to collect it",
+        named.join(", ")
+    ))
 }

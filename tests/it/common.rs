@@ -640,6 +640,7 @@ pub fn base_config(db: &TestDb) -> Config {
             retry_base_ms: 10,
             ..CollectorConfig::default()
         },
+        include_policy: Default::default(),
         zoom: Vec::new(),
         videosdk: Vec::new(),
         rocketchat: Vec::new(),
@@ -660,6 +661,7 @@ pub fn zoom_config(sandbox: &Sandbox, spec: &ZoomAccountSpec, page_size: u32) ->
         settle_days: 2,
         horizon_days: None,
         limits: ZoomLimits::default(),
+        streams: None,
     }
 }
 
@@ -682,6 +684,7 @@ pub fn sdk_config(
             resource_intensive_per_minute: Some(0),
             daily_requests: None,
         },
+        streams: None,
     }
 }
 
@@ -696,6 +699,7 @@ pub fn rc_config(sandbox: &Sandbox, spec: &RocketChatWorkspaceSpec) -> RocketCha
         lookback_days: 4,
         retention_days: 44,
         requests_per_minute: Some(0),
+        streams: None,
     }
 }
 
@@ -707,6 +711,12 @@ pub fn config_toml(config: &Config) -> String {
     let mut t = String::new();
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let secret = |s: &SecretString| q(s.expose_secret());
+    let streams = |t: &mut String, streams: &Option<Vec<String>>| {
+        if let Some(streams) = streams {
+            let list: Vec<String> = streams.iter().map(|s| q(s)).collect();
+            let _ = writeln!(t, "streams = [{}]", list.join(", "));
+        }
+    };
     let _ = writeln!(
         t,
         "[database]\nurl = {}\nmax_connections = {}\n",
@@ -775,6 +785,7 @@ pub fn config_toml(config: &Config) -> String {
             q(&a.api_url),
             q(&a.oauth_url)
         );
+        streams(&mut t, &a.streams);
         common(
             &mut t,
             a.plan,
@@ -793,6 +804,7 @@ pub fn config_toml(config: &Config) -> String {
             secret(&a.api_secret),
             q(&a.api_url)
         );
+        streams(&mut t, &a.streams);
         common(
             &mut t,
             a.plan,
@@ -818,6 +830,7 @@ pub fn config_toml(config: &Config) -> String {
         if let Some(rpm) = w.requests_per_minute {
             let _ = writeln!(t, "requests_per_minute = {rpm}");
         }
+        streams(&mut t, &w.streams);
         t.push('\n');
     }
     t

@@ -384,6 +384,7 @@ async fn a_rocketchat_month_ends_by_the_workspace_date() {
                 .map(|d| ("chat".to_string(), date(d)))
                 .into_iter()
                 .collect(),
+            left_out: Default::default(),
         };
         let pool = s.db.pool.clone();
         async move {

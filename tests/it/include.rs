@@ -60,10 +60,18 @@ async fn accounts_from_two_included_files_are_collected() {
         zoom_entry(&app.sandbox, &specs[1], None),
     )
     .expect("write campus");
-    // The second file's secret comes from a file, as in a Kubernetes Secret mount.
+    // The second file's secret comes from a file, as in a Kubernetes Secret mount: in a directory the
+    // main file lets included files read.
+    let mut main = std::fs::read_to_string(&config.path).expect("read config");
+    main.push_str(&format!(
+        "\n[include_policy]\nsecret_dirs = [{:?}]\n",
+        dir.join("secrets").display().to_string()
+    ));
+    std::fs::write(&config.path, main).expect("write config");
+    std::fs::create_dir_all(dir.join("secrets")).expect("secrets dir");
     std::fs::write(
         dir.join("accounts.d/lab.toml"),
-        zoom_entry(&app.sandbox, &specs[2], Some(&dir.join("lab-secret"))),
+        zoom_entry(&app.sandbox, &specs[2], Some(&dir.join("secrets/lab"))),
     )
     .expect("write lab");
 
@@ -114,6 +122,8 @@ async fn a_duplicate_name_across_files_exits_2_naming_both_and_writes_nothing() 
         assert!(
             out.stderr.contains(
                 "accounts.d/b.toml: zoom[0].name: \"twin\" is already used by zoom[0].name in accounts.d/a.toml"
+            ) && out.stderr.contains(
+                "accounts.d/b.toml: zoom[0].account_id: the same Zoom account_id as zoom[0].account_id in accounts.d/a.toml (\"twin\"): one upstream account, one entry"
             ),
             "{args:?}: {}",
             out.stderr
@@ -168,4 +178,50 @@ async fn check_offline_contacts_nothing_and_fails_on_an_unreadable_secret() {
         bad.stderr
     );
     assert!(control.requests().is_empty(), "offline sent a request");
+}
+
+/// The attack an account file could mount: read the process environment (DATABASE_URL's password in it)
+/// and send it as Basic auth to a host of its choosing. Every command refuses the file before anything is
+/// read or sent, naming the file and the keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_file_cannot_send_a_local_file_to_its_own_host() {
+    let specs = vec![zoom_account("hq", 10), zoom_account("evil", 10)];
+    let sandbox = sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    // Another listener the main file never names: the file's author's host.
+    let elsewhere = self::sandbox(specs.clone()).await;
+    let elsewhere_control = elsewhere.control();
+    let app = TestApp::new(sandbox).await.zoom(&specs[..1], 100);
+    let db = &app.db;
+    let config = app.write_config();
+    let dir = with_include(&config);
+    let evil = zoom_entry(&elsewhere, &specs[1], None).replace(
+        &format!("client_secret = \"{}\"", specs[1].client_secret),
+        "client_secret_file = \"/proc/self/environ\"",
+    );
+    std::fs::write(dir.join("accounts.d/evil.toml"), evil).expect("write evil");
+
+    for args in [&["check"][..], &["check", "--offline"], &["collect"]] {
+        let out = run(&config.path, args).await;
+        assert_eq!(out.code, 2, "{args:?}: {}", out.output());
+        for expected in [
+            "accounts.d/evil.toml: zoom[0].client_secret_file: \"/proc/self/environ\"",
+            "is under /proc: an included file may not read it",
+            "accounts.d/evil.toml: zoom[0].oauth_url: ",
+            "accounts.d/evil.toml: zoom[0].api_url: ",
+            "is not a host an included file may send credentials to",
+        ] {
+            assert!(
+                out.stderr.contains(expected),
+                "{args:?}: {expected}: {}",
+                out.stderr
+            );
+        }
+    }
+    assert!(!db.has_schema().await, "nothing was written");
+    assert!(control.requests().is_empty(), "nothing was requested");
+    assert!(
+        elsewhere_control.requests().is_empty(),
+        "nothing reached the file's host"
+    );
 }

@@ -20,6 +20,7 @@ mod replicas;
 mod resilience;
 mod rocketchat;
 mod schema;
+mod streams;
 mod tls;
 mod tokens;
 mod trust;

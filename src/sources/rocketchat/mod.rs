@@ -42,6 +42,10 @@ impl SourceConfig for RocketChatWorkspace {
         "rocketchat"
     }
 
+    fn chosen_streams(&self) -> Option<&[String]> {
+        self.streams.as_deref()
+    }
+
     fn covered_stream(&self) -> &'static str {
         active_users::STREAM
     }
@@ -65,7 +69,7 @@ impl SourceConfig for RocketChatWorkspace {
     fn build(&self, index: usize, cx: &BuildContext<'_>) -> Vec<BuiltSource> {
         let client = client(index, self, cx.http, cx.retry);
         let source = ActiveUsers::new(client, self, cx.run, cx.from, cx.to);
-        vec![BuiltSource::new(Arc::new(source))]
+        crate::sources::build::chosen(self, vec![BuiltSource::new(Arc::new(source))])
     }
 
     fn backfill_streams(&self) -> &'static [&'static str] {

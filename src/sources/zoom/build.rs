@@ -63,6 +63,10 @@ impl SourceConfig for ZoomAccount {
         "zoom"
     }
 
+    fn chosen_streams(&self) -> Option<&[String]> {
+        self.streams.as_deref()
+    }
+
     fn covered_stream(&self) -> &'static str {
         host_reports::STREAM
     }
@@ -95,10 +99,11 @@ impl SourceConfig for ZoomAccount {
             page_size: self.page_size,
             months,
         };
-        vec![
+        let built = vec![
             BuiltSource::new(Arc::new(daily)),
             BuiltSource::new(Arc::new(reports)),
-        ]
+        ];
+        crate::sources::build::chosen(self, built)
     }
 
     fn backfill_streams(&self) -> &'static [&'static str] {

@@ -82,6 +82,10 @@ impl SourceConfig for VideoSdkAccount {
         "videosdk"
     }
 
+    fn chosen_streams(&self) -> Option<&[String]> {
+        self.streams.as_deref()
+    }
+
     fn covered_stream(&self) -> &'static str {
         sessions::STREAM
     }
@@ -128,12 +132,13 @@ impl SourceConfig for VideoSdkAccount {
             },
             run: cx.run.clone(),
         };
-        vec![
+        let built = vec![
             BuiltSource::new(Arc::new(daily)),
             // A month is complete only with its children, so they count with the list either way.
             BuiltSource::new(Arc::new(list)).counts_with(session_users::STREAM),
             BuiltSource::new(Arc::new(users)).after(sessions::STREAM),
-        ]
+        ];
+        crate::sources::build::chosen(self, built)
     }
 
     fn backfill_streams(&self) -> &'static [&'static str] {
