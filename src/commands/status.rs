@@ -30,6 +30,29 @@ pub struct StreamStatus {
     /// array scripts already read keeps its shape.
     #[sqlx(skip)]
     pub running_windows: Vec<RunningWindow>,
+    /// Windows awaiting confirmation: a walk would have made them final while shrinking what is stored,
+    /// so nothing of it was applied (DESIGN principle 8). Complete but not final until a walk of a run
+    /// at least 12 hours later agrees, or one agrees with what is stored.
+    #[sqlx(skip)]
+    pub awaiting_confirmation: Vec<DisputedWindow>,
+}
+
+/// A window awaiting confirmation, with both counts (rows, or days for daily usage).
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct DisputedWindow {
+    #[serde(skip)]
+    pub account: String,
+    #[serde(skip)]
+    pub stream: String,
+    pub scope: String,
+    pub window_start: NaiveDate,
+    pub window_end: NaiveDate,
+    /// What is stored for the window (kept as it is).
+    pub stored: i64,
+    /// What the disputed walk saw.
+    pub walked: i64,
+    /// The start of the run whose walk was disputed first.
+    pub since: DateTime<Utc>,
 }
 
 /// A `running` window and its lease.
@@ -96,6 +119,31 @@ pub async fn load(pool: &PgPool) -> Result<Vec<StreamStatus>, StoreError> {
             row.running_windows.push(running);
         }
     }
+    for disputed in disputed_windows(pool).await? {
+        if let Some(row) = rows
+            .iter_mut()
+            .find(|r| r.account == disputed.account && r.stream == disputed.stream)
+        {
+            row.awaiting_confirmation.push(disputed);
+        }
+    }
+    Ok(rows)
+}
+
+/// Read through `to_jsonb` so that `status` still reads a schema older than the dispute columns
+/// (they are then absent, and so is every dispute).
+async fn disputed_windows(pool: &PgPool) -> Result<Vec<DisputedWindow>, StoreError> {
+    let rows = sqlx::query_as::<_, DisputedWindow>(
+        "SELECT account, stream, scope, window_start, window_end,
+                coalesce((to_jsonb(w) ->> 'stored_count')::int8, 0) AS stored,
+                coalesce((to_jsonb(w) ->> 'walked_count')::int8, 0) AS walked,
+                (to_jsonb(w) ->> 'disputed_since')::timestamptz AS since
+           FROM rollcall.collection_windows w
+          WHERE to_jsonb(w) ->> 'disputed_since' IS NOT NULL
+          ORDER BY account, stream, window_start, scope",
+    )
+    .fetch_all(pool)
+    .await?;
     Ok(rows)
 }
 
@@ -161,6 +209,37 @@ pub fn render_table(rows: &[StreamStatus]) -> String {
         );
     }
     out.push_str(&render_running(rows));
+    out.push_str(&render_disputed(rows));
+    out
+}
+
+/// One line per window awaiting confirmation under the table, with both counts.
+fn render_disputed(rows: &[StreamStatus]) -> String {
+    let disputed: Vec<&DisputedWindow> =
+        rows.iter().flat_map(|r| &r.awaiting_confirmation).collect();
+    if disputed.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n");
+    let _ = writeln!(
+        out,
+        "{:<16} {:<24} {:<12} {:<23} {:>8} {:>8}  SINCE (complete, not final: a walk of a run 12 h later must agree)",
+        "AWAITING CONFIRM", "STREAM", "SCOPE", "WINDOW", "STORED", "WALKED"
+    );
+    for w in disputed {
+        let scope: String = w.scope.chars().take(12).collect();
+        let _ = writeln!(
+            out,
+            "{:<16} {:<24} {:<12} {:<23} {:>8} {:>8}  {}",
+            w.account,
+            w.stream,
+            scope,
+            format!("{}..{}", w.window_start, w.window_end),
+            w.stored,
+            w.walked,
+            w.since
+        );
+    }
     out
 }
 
@@ -283,6 +362,7 @@ mod tests {
             last_error: None,
             paused_until: None,
             running_windows,
+            awaiting_confirmation: Vec::new(),
         }
     }
 

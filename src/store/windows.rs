@@ -66,6 +66,23 @@ pub struct Window {
     pub walk_params: Option<Value>,
     /// The window whose walk planned this one; it completes only with its children.
     pub parent_id: Option<i64>,
+    /// Awaiting confirmation: the start of the run whose walk would have finalized this window while
+    /// shrinking what is stored (see [`Dispute`]).
+    pub disputed_since: Option<DateTime<Utc>>,
+    pub disputed_run: Option<Uuid>,
+}
+
+/// A walk that would have made its window final while removing, zeroing or lowering something stored
+/// (DESIGN principle 8): nothing of it was applied, and the window is complete but not final until a walk
+/// of a run at least 12 hours later agrees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dispute {
+    /// The start of the run that disputed the window. A window disputed again keeps its first mark.
+    pub since: DateTime<Utc>,
+    pub run: Uuid,
+    /// What is stored for the window, and what the walk saw, in the source's unit (rows, days).
+    pub stored: i64,
+    pub walked: i64,
 }
 
 /// Which edge of a window falls off the API's horizon.
@@ -88,7 +105,7 @@ pub struct Retirement {
 
 const COLUMNS: &str = "id, account, stream, scope, window_start, window_end, state, is_final, pages, rows, \
     attempts, next_page_token, token_issued_at, expected_total, last_error, started_at, completed_at, \
-    lease_owner, lease_until, walk_id, walk_params, parent_id";
+    lease_owner, lease_until, walk_id, walk_params, parent_id, disputed_since, disputed_run";
 
 /// The windows that may be retired or recorded unreachable: complete and final history is never touched,
 /// everything else stops being requested. `table` qualifies the columns where an upsert needs it.
@@ -302,6 +319,23 @@ pub async fn begin_walk(
     run_started: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
+    begin_walk_in(&mut tx, id, owner, walk_id, params, run_started).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`begin_walk`] in the caller's transaction. The parent is locked before the child changes (the order
+/// every writer of a parent and its children follows), so a sibling completing at the same moment either
+/// committed first (and this reopens the parent it completed) or waits and then sees this child running.
+pub async fn begin_walk_in(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i64,
+    owner: &LeaseOwner,
+    walk_id: Uuid,
+    params: &Value,
+    run_started: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    lock_parent_of(tx, id).await?;
     let done = sqlx::query(
         "UPDATE rollcall.collection_windows
             SET state = 'running', walk_id = $3, walk_params = $4, pages = 0, rows = 0,
@@ -314,12 +348,32 @@ pub async fn begin_walk(
     .bind(walk_id)
     .bind(params)
     .bind(run_started)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     fenced(done.rows_affected())?;
-    reopen_parent(&mut *tx, id).await?;
-    tx.commit().await?;
-    Ok(())
+    reopen_parent(&mut **tx, id).await
+}
+
+/// Locks the parent of `child`, if it has one, until the transaction ends: every transaction that changes
+/// a child's state and then decides its parent's takes this lock first, so two of them on siblings run one
+/// after the other and the second one's check sees the first one's child. A check-and-set in one
+/// statement is not enough under READ COMMITTED: a statement that waited for the parent's row re-checks
+/// that row, but its `NOT EXISTS` over the children still reads the snapshot taken before it waited.
+/// `FOR NO KEY UPDATE`, not `FOR UPDATE`: children inserted meanwhile only take a key-share lock on the
+/// parent for their foreign key, and must not wait for it.
+async fn lock_parent_of(
+    tx: &mut Transaction<'_, Postgres>,
+    child: i64,
+) -> Result<Option<i64>, StoreError> {
+    let parent: Option<i64> = sqlx::query_scalar(
+        "SELECT p.id FROM rollcall.collection_windows p
+          WHERE p.id = (SELECT c.parent_id FROM rollcall.collection_windows c WHERE c.id = $1)
+            FOR NO KEY UPDATE OF p",
+    )
+    .bind(child)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(parent)
 }
 
 /// A child that is walked again or fails makes its parent incomplete until it completes again: the
@@ -383,14 +437,23 @@ pub enum Completion {
 /// Records a verified walk, in its last page's transaction. A window with a child that is not complete
 /// (or retired) becomes `awaiting_children`, never `complete`: `collection_windows` is what admins read
 /// first, and a `kill -9` between a list and its children must not leave the list looking done. A child's
-/// completion completes its parent once it was the last one missing.
+/// completion completes its parent once it was the last one missing. `dispute` records a walk that was
+/// not applied (the window stays not final, awaiting confirmation); `None` clears any earlier mark.
 pub async fn complete(
     tx: &mut Transaction<'_, Postgres>,
     id: i64,
     owner: &LeaseOwner,
     is_final: bool,
     rows: i64,
+    dispute: Option<&Dispute>,
 ) -> Result<Completion, StoreError> {
+    lock_parent_of(tx, id).await?;
+    // The window itself too, before the statement that reads its children: as a parent, a child beginning
+    // a walk holds this lock, and the update's snapshot must be taken after that child committed.
+    sqlx::query("SELECT 1 FROM rollcall.collection_windows WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     let done: Option<(String, Option<i64>)> = sqlx::query_as(
         "UPDATE rollcall.collection_windows w
             SET state = CASE WHEN EXISTS (SELECT 1 FROM rollcall.collection_windows c
@@ -398,7 +461,11 @@ pub async fn complete(
                              THEN 'awaiting_children' ELSE 'complete' END,
                 is_final = $3, rows = $4, completed_at = now(), next_page_token = NULL,
                 token_issued_at = NULL, last_error = NULL, lease_owner = NULL, lease_until = NULL,
-                updated_at = now()
+                disputed_since = CASE WHEN $5::timestamptz IS NULL THEN NULL
+                                      ELSE coalesce(w.disputed_since, $5) END,
+                disputed_run = CASE WHEN $5::timestamptz IS NULL THEN NULL
+                                    ELSE coalesce(w.disputed_run, $6) END,
+                stored_count = $7, walked_count = $8, updated_at = now()
           WHERE id = $1 AND lease_owner = $2
       RETURNING state, parent_id",
     )
@@ -406,6 +473,10 @@ pub async fn complete(
     .bind(&owner.id)
     .bind(is_final)
     .bind(rows)
+    .bind(dispute.map(|d| d.since))
+    .bind(dispute.map(|d| d.run))
+    .bind(dispute.map(|d| d.stored))
+    .bind(dispute.map(|d| d.walked))
     .fetch_optional(&mut **tx)
     .await?;
     let Some((state, parent)) = done else {
@@ -421,10 +492,10 @@ pub async fn complete(
     })
 }
 
-/// Completes `parent` if it waits for children and none is missing any more. No lock is taken on the
-/// parent: hundreds of children finish at once and would queue on it. Two last children committing at the
-/// same moment may each still see the other unfinished and leave the parent waiting; [`settle_parents`]
-/// at the end of every stream's run completes it then.
+/// Completes `parent` if it waits for children and none is missing any more. The caller holds the parent's
+/// lock ([`lock_parent_of`]) and has changed its own child, so this statement's snapshot, taken after the
+/// lock was granted, sees every sibling's committed state. Children of one month completing at once queue
+/// on that lock only for the rest of their last page's transaction.
 async fn complete_parent_if_ready(
     tx: &mut Transaction<'_, Postgres>,
     parent: i64,
@@ -443,18 +514,38 @@ async fn complete_parent_if_ready(
 }
 
 /// Completes every window of `account` that waits for children none of which is missing any more: the
-/// one-statement safety net behind [`complete_parent_if_ready`]'s lock-free check. Returns how many.
+/// safety net for a parent whose last child was recorded by a process that died before checking it. The
+/// candidates are locked first and checked again by a second statement, whose snapshot is taken after the
+/// locks were granted: a child that began a walk meanwhile (holding its parent's lock) is seen. Returns
+/// how many.
 pub async fn settle_parents(pool: &PgPool, account: &str) -> Result<u64, StoreError> {
+    let mut tx = pool.begin().await?;
+    let candidates: Vec<i64> = sqlx::query_scalar(
+        "SELECT p.id FROM rollcall.collection_windows p
+          WHERE p.account = $1 AND p.state = 'awaiting_children'
+            AND NOT EXISTS (SELECT 1 FROM rollcall.collection_windows c
+                             WHERE c.parent_id = p.id AND c.state NOT IN ('complete', 'unreachable'))
+          ORDER BY p.id
+            FOR NO KEY UPDATE OF p",
+    )
+    .bind(account)
+    .fetch_all(&mut *tx)
+    .await?;
+    if candidates.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
     let done = sqlx::query(
         "UPDATE rollcall.collection_windows p
             SET state = 'complete', completed_at = now(), updated_at = now()
-          WHERE p.account = $1 AND p.state = 'awaiting_children'
+          WHERE p.id = ANY($1) AND p.state = 'awaiting_children'
             AND NOT EXISTS (SELECT 1 FROM rollcall.collection_windows c
                              WHERE c.parent_id = p.id AND c.state NOT IN ('complete', 'unreachable'))",
     )
-    .bind(account)
-    .execute(pool)
+    .bind(&candidates)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(done.rows_affected())
 }
 
@@ -473,6 +564,12 @@ pub async fn plan_children(
     if scopes.is_empty() {
         return Ok(());
     }
+    // Parent before children, the order of every other writer (see `lock_parent_of`): the upsert below
+    // locks existing children, and the page's checkpoint then updates the parent.
+    sqlx::query("SELECT 1 FROM rollcall.collection_windows WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(parent.id)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query(
         "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end, parent_id)
          SELECT $1, $2, scope, $3, $4, $5 FROM UNNEST($6::text[]) AS scope
@@ -517,6 +614,7 @@ pub async fn gone(
     owner: &LeaseOwner,
     reason: &str,
 ) -> Result<(), StoreError> {
+    lock_parent_of(tx, id).await?;
     let done: Option<(Option<i64>,)> = sqlx::query_as(
         "UPDATE rollcall.collection_windows
             SET state = 'unreachable', last_error = $3, next_page_token = NULL, token_issued_at = NULL,
@@ -546,6 +644,7 @@ pub async fn fail(
     owner: &LeaseOwner,
     error: &str,
 ) -> Result<(), StoreError> {
+    lock_parent_of(tx, id).await?;
     let done = sqlx::query(
         "UPDATE rollcall.collection_windows
             SET state = 'failed', last_error = $3, next_page_token = NULL, token_issued_at = NULL,

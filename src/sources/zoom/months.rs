@@ -43,8 +43,14 @@ impl MonthWindows {
         retirement(self.today, self.horizon_days)
     }
 
-    pub fn is_final(&self, window: &Window) -> bool {
-        is_final(window.window_end, self.today, self.settle_days)
+    /// Whether a walk begun on `walk_day` leaves `window` final. `None` (parameters stored by an older
+    /// binary, without their day) falls back to this run's today.
+    pub fn is_final(&self, window: &Window, walk_day: Option<NaiveDate>) -> bool {
+        is_final(
+            window.window_end,
+            walk_day.unwrap_or(self.today),
+            self.settle_days,
+        )
     }
 
     /// The request a walk of `window` that starts now sends.
@@ -64,6 +70,10 @@ pub struct MonthRequest {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub page_size: u32,
+    /// The UTC date the walk began on: its finality is decided from it, not from the day a resumed walk
+    /// ends on. Absent in parameters stored by an older binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<NaiveDate>,
 }
 
 impl MonthRequest {
@@ -78,6 +88,7 @@ impl MonthRequest {
             from: window_start,
             to: request_to(window_end, today),
             page_size,
+            day: Some(today),
         }
     }
 }

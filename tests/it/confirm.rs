@@ -1,0 +1,513 @@
+//! No single reply makes history smaller (DESIGN principle 8), for every stream: a walk that would make a
+//! window final while removing, zeroing or lowering what is stored changes nothing and leaves the window
+//! complete but not final, awaiting confirmation; a walk of a run less than 12 hours later does not apply
+//! it either; one of a run at least 12 hours later that agrees does; a clean walk in between finalizes
+//! with the stored rows. Runs at later instants are injected (`TestApp::collect_at`), never waited for.
+//! Also here: parents and children under two interleaved transactions, and finality decided from the
+//! day a walk began.
+
+use crate::common::*;
+use chrono::{Duration, NaiveDate};
+use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, ReportType, RocketChatWorkspaceSpec};
+use serde_json::{json, Value};
+
+fn patch(set: Vec<(&str, Value)>) -> FaultKind {
+    FaultKind::Patch {
+        set: set.into_iter().map(|(p, v)| (p.to_string(), v)).collect(),
+        remove: Vec::new(),
+    }
+}
+
+fn hours(h: i64) -> Duration {
+    Duration::hours(h)
+}
+
+/// The month every test disputes: two before the current one, so final under `settle_days = 2` whatever
+/// today is, and still inside the horizon 13 hours from now.
+fn settled_month() -> NaiveDate {
+    let months = reachable_months();
+    months[months.len() - 3]
+}
+
+async fn scalar(pool: &sqlx::PgPool, sql: &str, account: &str, month: NaiveDate) -> i64 {
+    sqlx::query_scalar(sql)
+        .bind(account)
+        .bind(month)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+const DISPUTED: (&str, bool, bool) = ("complete", false, true);
+const SETTLED: (&str, bool, bool) = ("complete", true, false);
+
+fn mark_of(w: &(String, bool, bool, Option<i64>, Option<i64>)) -> (&str, bool, bool) {
+    (w.0.as_str(), w.1, w.2)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_reports_an_empty_finalizing_reply_waits_for_a_run_12_hours_later() {
+    let specs = vec![zoom_account("glitch", 60), zoom_account("steady", 60)];
+    let mut app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 300);
+    let (pool, control) = (app.pool().clone(), app.control());
+    let stream = only_stream("zoom_host_report");
+    for z in &mut app.config.zoom {
+        z.settle_days = 400;
+    }
+    assert!(app.collect(stream.clone()).await.all_complete());
+    let month = settled_month();
+    let names: Vec<String> = specs.iter().map(account_name).collect();
+    let users = "SELECT count(*) FROM rollcall.zoom_host_report_users
+                  WHERE account = $1 AND month = $2 AND report_type = 'active'";
+    let totals_final = "SELECT count(*) FROM rollcall.zoom_host_reports
+                         WHERE account = $1 AND month = $2 AND report_type = 'active' AND is_final";
+    let mut held = Vec::new();
+    for name in &names {
+        let n = scalar(&pool, users, name, month).await;
+        assert!(n > 0, "{name} has active users in {month}");
+        held.push(n);
+    }
+
+    // The run that settles the month gets a reply that agrees with itself (0 records, 0 users).
+    for z in &mut app.config.zoom {
+        z.settle_days = 2;
+    }
+    let empty = || {
+        patch(vec![
+            ("/users", json!([])),
+            ("/total_records", json!(0)),
+            ("/next_page_token", json!("")),
+        ])
+    };
+    control
+        .add_fault(FaultRule::on(Endpoint::ReportUsers, empty()).report_type(ReportType::Active));
+    let first = now();
+    app.collect_at(stream.clone(), first).await;
+    for (name, held) in names.iter().zip(&held) {
+        assert_eq!(
+            scalar(&pool, users, name, month).await,
+            *held,
+            "{name}: every stored user is kept"
+        );
+        assert_eq!(
+            scalar(&pool, totals_final, name, month).await,
+            0,
+            "{name}: totals not final"
+        );
+        let w = window_mark(&pool, name, "zoom_host_report", "active", month).await;
+        assert_eq!(mark_of(&w), DISPUTED, "{name}: awaiting confirmation");
+        assert_eq!((w.3, w.4), (Some(*held), Some(0)), "{name}: both counts");
+    }
+
+    // An hour later: the glitch repeats for one account only.
+    control.clear_faults();
+    control.add_fault(
+        FaultRule::on(Endpoint::ReportUsers, empty())
+            .report_type(ReportType::Active)
+            .account(specs[0].account_id.clone()),
+    );
+    app.collect_at(stream.clone(), first + hours(1)).await;
+    assert_eq!(
+        scalar(&pool, users, &names[0], month).await,
+        held[0],
+        "under 12 hours: kept"
+    );
+    let w = window_mark(&pool, &names[0], "zoom_host_report", "active", month).await;
+    assert_eq!(mark_of(&w), DISPUTED, "still awaiting confirmation");
+    // The clean walk agrees with what is stored: final at once, with the stored rows.
+    assert_eq!(scalar(&pool, users, &names[1], month).await, held[1]);
+    let w = window_mark(&pool, &names[1], "zoom_host_report", "active", month).await;
+    assert_eq!(mark_of(&w), SETTLED, "a clean walk finalizes at once");
+    assert_eq!((w.3, w.4), (None, None), "and clears the counts");
+    assert_eq!(scalar(&pool, totals_final, &names[1], month).await, 1);
+
+    // 13 hours after the first dispute the same reply is confirmed and applied.
+    app.collect_at(stream, first + hours(13)).await;
+    assert_eq!(
+        scalar(&pool, users, &names[0], month).await,
+        0,
+        "the shrink is applied"
+    );
+    let w = window_mark(&pool, &names[0], "zoom_host_report", "active", month).await;
+    assert_eq!(mark_of(&w), SETTLED);
+    assert_eq!(scalar(&pool, totals_final, &names[0], month).await, 1);
+}
+
+async fn collect_daily(app: &TestApp, at: chrono::DateTime<chrono::Utc>) {
+    for stream in ["zoom_daily_usage", "zoom_sdk_daily_usage"] {
+        app.collect_at(only_stream(stream), at).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_daily_usage_reports_keep_their_days_until_a_run_12_hours_later_agrees() {
+    let zoom = vec![zoom_account("glitch", 30), zoom_account("steady", 30)];
+    let sdk = vec![sdk_account("glitch", 6), sdk_account("steady", 6)];
+    let sandbox = rollcall_sandbox::spawn(rollcall_sandbox::SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        seed: 7,
+        zoom: zoom.clone(),
+        videosdk: sdk.clone(),
+        ..sandbox_defaults()
+    })
+    .await
+    .expect("start sandbox");
+    let mut app = TestApp::new(sandbox)
+        .await
+        .zoom(&zoom, 300)
+        .videosdk(&sdk, 300);
+    let (pool, control) = (app.pool().clone(), app.control());
+    let streams = [
+        (
+            "zoom_daily_usage",
+            Endpoint::ReportDaily,
+            "zoom_daily_usage",
+            zoom[0].account_id.clone(),
+        ),
+        (
+            "zoom_sdk_daily_usage",
+            Endpoint::SdkReportDaily,
+            "zoom_sdk_daily_usage",
+            sdk[0].api_key.clone(),
+        ),
+    ];
+    let names = ["glitch", "steady"];
+    let set_settle = |app: &mut TestApp, days: u32| {
+        for z in &mut app.config.zoom {
+            z.settle_days = days;
+        }
+        for v in &mut app.config.videosdk {
+            v.settle_days = days;
+        }
+    };
+    set_settle(&mut app, 400);
+    collect_daily(&app, now()).await;
+    let month = settled_month();
+    let days_sql = |table: &str| {
+        format!(
+            "SELECT count(*) FROM rollcall.{table}
+              WHERE account = $1 AND date_trunc('month', day) = $2 AND raw IS NOT NULL AND NOT is_final"
+        )
+    };
+    let final_sql = |table: &str| {
+        format!(
+            "SELECT count(*) FROM rollcall.{table}
+              WHERE account = $1 AND date_trunc('month', day) = $2 AND is_final"
+        )
+    };
+    let mut held = Vec::new();
+    for (stream, _, table, _) in &streams {
+        for name in names {
+            let n = scalar(&pool, &days_sql(table), name, month).await;
+            assert!(n > 0, "{stream} {name}: days stored for {month}");
+            held.push(n);
+        }
+    }
+
+    // The walk that settles the month gets `{"year":…,"month":…,"dates":[]}`.
+    set_settle(&mut app, 2);
+    for (_, endpoint, ..) in &streams {
+        control.add_fault(FaultRule::on(*endpoint, patch(vec![("/dates", json!([]))])));
+    }
+    let first = now();
+    collect_daily(&app, first).await;
+    let mut i = 0;
+    for (stream, _, table, _) in &streams {
+        for name in names {
+            assert_eq!(
+                scalar(&pool, &days_sql(table), name, month).await,
+                held[i],
+                "{stream} {name}: every day kept"
+            );
+            assert_eq!(
+                scalar(&pool, &final_sql(table), name, month).await,
+                0,
+                "{stream} {name}: nothing final"
+            );
+            let w = window_mark(&pool, name, stream, "", month).await;
+            assert_eq!(mark_of(&w), DISPUTED, "{stream} {name}");
+            assert_eq!(
+                (w.3, w.4),
+                (Some(held[i]), Some(0)),
+                "{stream} {name}: both counts"
+            );
+            i += 1;
+        }
+    }
+
+    // An hour later the glitch repeats for the first account of each report only.
+    control.clear_faults();
+    for (_, endpoint, _, account) in &streams {
+        control.add_fault(
+            FaultRule::on(*endpoint, patch(vec![("/dates", json!([]))])).account(account.clone()),
+        );
+    }
+    collect_daily(&app, first + hours(1)).await;
+    for (stream, _, table, _) in &streams {
+        let w = window_mark(&pool, "glitch", stream, "", month).await;
+        assert_eq!(
+            mark_of(&w),
+            DISPUTED,
+            "{stream}: under 12 hours nothing is applied"
+        );
+        assert_eq!(scalar(&pool, &final_sql(table), "glitch", month).await, 0);
+        let w = window_mark(&pool, "steady", stream, "", month).await;
+        assert_eq!(
+            mark_of(&w),
+            SETTLED,
+            "{stream}: a clean walk finalizes at once"
+        );
+        let last = month
+            .checked_add_months(chrono::Months::new(1))
+            .expect("date math")
+            .pred_opt()
+            .expect("date math");
+        let days = (last - month).num_days() + 1;
+        assert_eq!(
+            scalar(&pool, &final_sql(table), "steady", month).await,
+            days,
+            "{stream}: every day final"
+        );
+    }
+
+    collect_daily(&app, first + hours(13)).await;
+    for (stream, _, table, _) in &streams {
+        let w = window_mark(&pool, "glitch", stream, "", month).await;
+        assert_eq!(mark_of(&w), SETTLED, "{stream}: confirmed 13 hours later");
+        let served = scalar(
+            &pool,
+            &format!(
+                "SELECT count(*) FROM rollcall.{table}
+                  WHERE account = $1 AND date_trunc('month', day) = $2 AND raw IS NOT NULL"
+            ),
+            "glitch",
+            month,
+        )
+        .await;
+        assert_eq!(served, 0, "{stream}: the confirmed empty reply is applied");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rocketchat_days_finalized_by_an_empty_reply_wait_for_a_run_12_hours_later() {
+    let spec = |name: &str| RocketChatWorkspaceSpec {
+        quiet_day_percent: 0,
+        ..RocketChatWorkspaceSpec::new(name, "UTC")
+    };
+    let specs = vec![spec("glitch"), spec("steady")];
+    let mut app = TestApp::new(rc_sandbox(specs.clone()).await)
+        .await
+        .rocketchat(&specs);
+    let (pool, control) = (app.pool().clone(), app.control());
+    let stream = only_stream("rc_active_users");
+    for w in &mut app.config.rocketchat {
+        w.lookback_days = 40;
+    }
+    assert!(app.collect(stream.clone()).await.all_complete());
+    let day = control.rc_today("glitch").expect("workspace") - Duration::days(10);
+    let users = "SELECT count(*) FROM rollcall.rc_active_user_days WHERE account = $1 AND day = $2";
+    let final_day = "SELECT count(*) FROM rollcall.rc_active_users WHERE account = $1 AND day = $2 AND is_final";
+    let window = |name: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let start: NaiveDate = sqlx::query_scalar(
+                "SELECT window_start FROM rollcall.collection_windows
+                  WHERE account = $1 AND stream = 'rc_active_users' AND window_start <= $2 AND window_end >= $2",
+            )
+            .bind(name)
+            .bind(day)
+            .fetch_one(&pool)
+            .await
+            .expect("the day's window");
+            window_mark(&pool, name, "rc_active_users", "", start).await
+        }
+    };
+    let mut held = Vec::new();
+    for name in ["glitch", "steady"] {
+        let n = scalar(&pool, users, name, day).await;
+        assert!(n > 0, "{name}: users stored for {day}");
+        held.push(n);
+    }
+
+    // The walk that makes the day final (lookback back to 4 days) is served `{"success": true, "month": []}`.
+    for w in &mut app.config.rocketchat {
+        w.lookback_days = 4;
+    }
+    let empty = || patch(vec![("/month", json!([]))]);
+    control.add_fault(FaultRule::on(Endpoint::RcActiveUsers, empty()));
+    let first = now();
+    app.collect_at(stream.clone(), first).await;
+    for (name, held) in ["glitch", "steady"].into_iter().zip(&held) {
+        assert_eq!(
+            scalar(&pool, users, name, day).await,
+            *held,
+            "{name}: users kept"
+        );
+        assert_eq!(
+            scalar(&pool, final_day, name, day).await,
+            0,
+            "{name}: the day is not final"
+        );
+        let w = window(name).await;
+        assert!(w.2, "{name}: the window awaits confirmation: {w:?}");
+        assert_eq!(w.4, Some(0), "{name}: the walk saw no user");
+        assert!(
+            w.3.is_some_and(|stored| stored >= *held),
+            "{name}: stored count {w:?}"
+        );
+    }
+
+    control.clear_faults();
+    control.add_fault(FaultRule::on(Endpoint::RcActiveUsers, empty()).account("glitch"));
+    app.collect_at(stream.clone(), first + hours(1)).await;
+    assert_eq!(
+        scalar(&pool, users, "glitch", day).await,
+        held[0],
+        "under 12 hours: kept"
+    );
+    assert!(window("glitch").await.2, "still awaiting confirmation");
+    assert_eq!(scalar(&pool, users, "steady", day).await, held[1]);
+    assert_eq!(
+        scalar(&pool, final_day, "steady", day).await,
+        1,
+        "a clean walk finalizes the day"
+    );
+    assert!(!window("steady").await.2, "and clears the mark");
+
+    app.collect_at(stream, first + hours(13)).await;
+    assert_eq!(
+        scalar(&pool, users, "glitch", day).await,
+        0,
+        "confirmed: the shrink is applied"
+    );
+    assert_eq!(scalar(&pool, final_day, "glitch", day).await, 1);
+    assert!(!window("glitch").await.2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn video_sdk_lists_and_users_emptied_on_the_finalizing_walk_wait_for_a_run_12_hours_later() {
+    let specs = vec![sdk_account("glitch", 4), sdk_account("steady", 4)];
+    let mut app = TestApp::new(sdk_sandbox(specs.clone()).await)
+        .await
+        .videosdk(&specs, 300);
+    let (pool, control) = (app.pool().clone(), app.control());
+    let all = Selection::default();
+    for v in &mut app.config.videosdk {
+        v.settle_days = 400;
+    }
+    assert!(app.collect(all.clone()).await.all_complete());
+    let month = settled_month();
+    let sessions =
+        "SELECT count(*) FROM rollcall.zoom_sdk_sessions WHERE account = $1 AND month = $2";
+    let joins = "SELECT count(*) FROM rollcall.zoom_sdk_session_users u
+                   JOIN rollcall.zoom_sdk_sessions s USING (account, session_id)
+                  WHERE u.account = $1 AND s.month = $2";
+    let users_windows = |mark: &'static str| {
+        format!(
+            "SELECT count(*) FROM rollcall.collection_windows
+              WHERE account = $1 AND stream = 'zoom_sdk_session_users' AND window_start = $2 AND {mark}"
+        )
+    };
+    let disputed_users =
+        users_windows("disputed_since IS NOT NULL AND state = 'complete' AND NOT is_final");
+    let final_users = users_windows("is_final AND disputed_since IS NULL");
+    let mut held = Vec::new();
+    for name in ["glitch", "steady"] {
+        let counts = (
+            scalar(&pool, sessions, name, month).await,
+            scalar(&pool, joins, name, month).await,
+        );
+        assert!(counts.0 > 0 && counts.1 > 0, "{name}: {counts:?}");
+        held.push(counts);
+    }
+
+    for v in &mut app.config.videosdk {
+        v.settle_days = 2;
+    }
+    let empty_list = || {
+        patch(vec![
+            ("/sessions", json!([])),
+            ("/next_page_token", json!("")),
+        ])
+    };
+    let empty_users = || patch(vec![("/users", json!([])), ("/next_page_token", json!(""))]);
+    control.add_fault(FaultRule::on(Endpoint::SdkSessions, empty_list()));
+    control.add_fault(FaultRule::on(Endpoint::SdkSessionUsers, empty_users()));
+    let first = now();
+    app.collect_at(all.clone(), first).await;
+    for (name, held) in ["glitch", "steady"].into_iter().zip(&held) {
+        let now_held = (
+            scalar(&pool, sessions, name, month).await,
+            scalar(&pool, joins, name, month).await,
+        );
+        assert_eq!(now_held, *held, "{name}: every session and join kept");
+        let w = window_mark(&pool, name, "zoom_sdk_sessions", "", month).await;
+        assert_eq!(
+            mark_of(&w),
+            DISPUTED,
+            "{name}: the list awaits confirmation"
+        );
+        assert_eq!((w.3, w.4), (Some(held.0), Some(0)), "{name}: both counts");
+        assert_eq!(
+            scalar(&pool, &disputed_users, name, month).await,
+            held.0,
+            "{name}: every users window awaits confirmation"
+        );
+    }
+
+    control.clear_faults();
+    control.add_fault(
+        FaultRule::on(Endpoint::SdkSessions, empty_list()).account(specs[0].api_key.clone()),
+    );
+    control.add_fault(
+        FaultRule::on(Endpoint::SdkSessionUsers, empty_users()).account(specs[0].api_key.clone()),
+    );
+    app.collect_at(all.clone(), first + hours(1)).await;
+    assert_eq!(
+        (
+            scalar(&pool, sessions, "glitch", month).await,
+            scalar(&pool, joins, "glitch", month).await
+        ),
+        held[0],
+        "under 12 hours: kept"
+    );
+    let w = window_mark(&pool, "glitch", "zoom_sdk_sessions", "", month).await;
+    assert_eq!(mark_of(&w), DISPUTED);
+    assert_eq!(
+        scalar(&pool, &disputed_users, "glitch", month).await,
+        held[0].0
+    );
+    let w = window_mark(&pool, "steady", "zoom_sdk_sessions", "", month).await;
+    assert_eq!(
+        mark_of(&w),
+        SETTLED,
+        "a clean walk finalizes the list at once"
+    );
+    assert_eq!(
+        scalar(&pool, &final_users, "steady", month).await,
+        held[1].0,
+        "and every users window"
+    );
+    assert_eq!(
+        (
+            scalar(&pool, sessions, "steady", month).await,
+            scalar(&pool, joins, "steady", month).await
+        ),
+        held[1],
+        "with the stored rows"
+    );
+
+    app.collect_at(all, first + hours(13)).await;
+    assert_eq!(
+        (
+            scalar(&pool, sessions, "glitch", month).await,
+            scalar(&pool, joins, "glitch", month).await
+        ),
+        (0, 0),
+        "confirmed 13 hours later: the month's sessions go, with their users"
+    );
+    let w = window_mark(&pool, "glitch", "zoom_sdk_sessions", "", month).await;
+    assert_eq!(mark_of(&w), SETTLED);
+}
