@@ -511,3 +511,191 @@ async fn video_sdk_lists_and_users_emptied_on_the_finalizing_walk_wait_for_a_run
     let w = window_mark(&pool, "glitch", "zoom_sdk_sessions", "", month).await;
     assert_eq!(mark_of(&w), SETTLED);
 }
+
+/// A users window begins a walk (its parent's lock taken, the child `running`, not committed) while a
+/// sibling completes at the same moment: the sibling's check must not see the first child as it was and
+/// complete the list over a child that is walked again. Played with two transactions; the second one is
+/// released as soon as it is either done or waiting for a lock, so neither order depends on timing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_is_never_complete_while_a_child_begins_a_walk_beside_a_completing_sibling() {
+    use rollcall::store::windows::{self, LeaseOwner};
+    let db = TestDb::create().await;
+    rollcall::store::migrate(&db.pool).await.expect("migrate");
+    let owner = LeaseOwner::for_this_process(60);
+    let month = settled_month();
+    let insert = |scope: &'static str, stream: &'static str, state: &'static str, parent: Option<i64>| {
+        let (pool, owner) = (db.pool.clone(), owner.id.clone());
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO rollcall.collection_windows
+                   (account, stream, scope, window_start, window_end, state, parent_id, lease_owner,
+                    lease_until, started_at, completed_at)
+                 VALUES ('studio', $1, $2, $3, $3, $4, $5, $6, now() + interval '1 minute', now(), now())
+                 RETURNING id",
+            )
+            .bind(stream)
+            .bind(scope)
+            .bind(month)
+            .bind(state)
+            .bind(parent)
+            .bind(owner)
+            .fetch_one(&pool)
+            .await
+            .expect("insert window")
+        }
+    };
+    let list = insert("", "zoom_sdk_sessions", "awaiting_children", None).await;
+    let again = insert("a", "zoom_sdk_session_users", "complete", Some(list)).await;
+    let last = insert("b", "zoom_sdk_session_users", "running", Some(list)).await;
+
+    let mut begins = db.pool.begin().await.expect("tx");
+    windows::begin_walk_in(&mut begins, again, &owner, uuid::Uuid::new_v4(), &json!({}), now())
+        .await
+        .expect("begin the walk of a");
+    let completes = {
+        let (pool, owner) = (db.pool.clone(), owner.clone());
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.expect("tx");
+            windows::complete(&mut tx, last, &owner, false, 0, None)
+                .await
+                .expect("complete b");
+            tx.commit().await.expect("commit b");
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .expect("pg_stat_activity");
+        if waiting > 0 || completes.is_finished() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "b neither completed nor waited");
+        tokio::task::yield_now().await;
+    }
+    begins.commit().await.expect("commit a");
+    completes.await.expect("b's task");
+
+    let states: Vec<(String, String)> = sqlx::query_as(
+        "SELECT scope, state FROM rollcall.collection_windows WHERE id = ANY($1) ORDER BY scope",
+    )
+    .bind(vec![list, again, last])
+    .fetch_all(&db.pool)
+    .await
+    .expect("states");
+    let states: Vec<(&str, &str)> = states.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(
+        states,
+        [("", "awaiting_children"), ("a", "running"), ("b", "complete")],
+        "the list waits for the child walked again"
+    );
+}
+
+/// A host-report walk begun at 23:55 UTC on its month's settle day and resumed by a run at 00:05 the
+/// next day read its first pages before the month settled: it completes, but not final, and a later walk
+/// makes it final.
+#[tokio::test(flavor = "multi_thread")]
+async fn finality_is_decided_by_the_day_the_walk_began() {
+    let specs = vec![zoom_account("edge", 50)];
+    let mut app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 10);
+    let (pool, control) = (app.pool().clone(), app.control());
+    let months = reachable_months();
+    let month = months[months.len() - 2];
+    let end = month
+        .checked_add_months(chrono::Months::new(1))
+        .and_then(|d| d.pred_opt())
+        .expect("date math");
+    let settle_day = today() - Duration::days(1);
+    // Yesterday is the settle day: final from today on.
+    app.config.zoom[0].settle_days = (settle_day - end).num_days() as u32;
+    let stream = only_stream("zoom_host_report");
+    let name = account_name(&specs[0]);
+    control.add_fault(
+        FaultRule::on(Endpoint::ReportUsers, FaultKind::Hang)
+            .report_type(ReportType::Active)
+            .page(2),
+    );
+    let late = settle_day
+        .and_hms_opt(23, 55, 0)
+        .expect("a time")
+        .and_utc();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let pool_for_run = rollcall::store::pool(&app.config.database.url, 4).expect("pool");
+    rollcall::store::migrate(&pool_for_run).await.expect("migrate");
+    let run = {
+        let (config, cancel) = (app.config.clone(), cancel.clone());
+        tokio::spawn(async move {
+            collector::run_once_at(&pool_for_run, &config, &stream, cancel, late).await
+        })
+    };
+    let stream = only_stream("zoom_host_report");
+    let asked = control
+        .wait_for_request(
+            |r| {
+                r.endpoint == Endpoint::ReportUsers
+                    && r.page == Some(2)
+                    && r.query.get("from") == Some(&month.to_string())
+                    && r.query.get("type").map(String::as_str) == Some("active")
+            },
+            std::time::Duration::from_secs(60),
+        )
+        .await;
+    assert!(asked.is_some(), "the walk reached page 2 before midnight");
+    // The page-1 checkpoint commits alongside the page-2 request; wait for it, not for luck.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while window_pages(&pool, &name, month).await < 1 {
+        assert!(std::time::Instant::now() < deadline, "page 1 was checkpointed");
+        tokio::task::yield_now().await;
+    }
+    cancel.cancel();
+    let _ = run.await.expect("the run task");
+    control.clear_faults();
+    let w = window_mark(&pool, &name, "zoom_host_report", "active", month).await;
+    assert_eq!(w.0, "running", "interrupted mid-walk");
+
+    let after_midnight = today()
+        .and_hms_opt(0, 5, 0)
+        .expect("a time")
+        .and_utc();
+    app.collect_at(stream.clone(), after_midnight).await;
+    let resumed = control.requests().iter().any(|r| {
+        r.endpoint == Endpoint::ReportUsers
+            && r.query.get("type").map(String::as_str) == Some("active")
+            && r.query.get("from") == Some(&month.to_string())
+            && r.page == Some(2)
+            && r.status == 200
+    });
+    assert!(resumed, "the walk resumed from its page-2 token");
+    let w = window_mark(&pool, &name, "zoom_host_report", "active", month).await;
+    assert_eq!((w.0.as_str(), w.1), ("complete", false), "judged by the day it began");
+    let totals_final: bool = sqlx::query_scalar(
+        "SELECT is_final FROM rollcall.zoom_host_reports WHERE account = $1 AND month = $2 AND report_type = 'active'",
+    )
+    .bind(&name)
+    .bind(month)
+    .fetch_one(&pool)
+    .await
+    .expect("totals");
+    assert!(!totals_final);
+
+    app.collect_at(stream, after_midnight + Duration::minutes(10)).await;
+    let w = window_mark(&pool, &name, "zoom_host_report", "active", month).await;
+    assert_eq!((w.0.as_str(), w.1), ("complete", true), "a walk begun after the settle day is final");
+}
+
+async fn window_pages(pool: &sqlx::PgPool, account: &str, month: NaiveDate) -> i32 {
+    sqlx::query_scalar(
+        "SELECT pages FROM rollcall.collection_windows
+          WHERE account = $1 AND stream = 'zoom_host_report' AND scope = 'active' AND window_start = $2",
+    )
+    .bind(account)
+    .bind(month)
+    .fetch_one(pool)
+    .await
+    .expect("pages")
+}
