@@ -699,3 +699,111 @@ async fn window_pages(pool: &sqlx::PgPool, account: &str, month: NaiveDate) -> i
     .await
     .expect("pages")
 }
+
+/// What an operator sees of a dispute: `status` lists the window with both counts, `coverage` shows the
+/// month as awaiting confirmation with them, and `/metrics` counts the windows and sums the counts.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_coverage_and_metrics_show_a_window_awaiting_confirmation_with_both_counts() {
+    let specs = vec![zoom_account("glitch", 60)];
+    let mut app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 300);
+    let (pool, control) = (app.pool().clone(), app.control());
+    let stream = only_stream("zoom_host_report");
+    app.config.zoom[0].settle_days = 400;
+    assert!(app.collect(stream.clone()).await.all_complete());
+    app.config.zoom[0].settle_days = 2;
+    control.add_fault(
+        FaultRule::on(
+            Endpoint::ReportUsers,
+            patch(vec![
+                ("/users", json!([])),
+                ("/total_records", json!(0)),
+                ("/next_page_token", json!("")),
+            ]),
+        )
+        .report_type(ReportType::Active),
+    );
+    app.collect(stream).await;
+    let month = settled_month();
+    let name = account_name(&specs[0]);
+    let w = window_mark(&pool, &name, "zoom_host_report", "active", month).await;
+    assert_eq!(mark_of(&w), DISPUTED);
+    let (stored, walked) = (w.3.expect("stored count"), w.4.expect("walked count"));
+    assert!(stored > 0 && walked == 0, "{w:?}");
+
+    let status = app.cli(&["status", "--json"]).await;
+    assert_eq!(status.code, 0, "{}", status.output());
+    let rows: Value = serde_json::from_str(&status.stdout).expect("status JSON");
+    let row = rows
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["stream"] == "zoom_host_report"))
+        .expect("a host report row");
+    let listed = row["awaiting_confirmation"]
+        .as_array()
+        .and_then(|ws| {
+            ws.iter().find(|w| {
+                w["scope"] == "active" && w["window_start"] == json!(month.to_string())
+            })
+        })
+        .unwrap_or_else(|| panic!("the disputed window is listed: {row}"));
+    assert_eq!((&listed["stored"], &listed["walked"]), (&json!(stored), &json!(0)));
+    let table = app.cli(&["status"]).await;
+    assert!(table.stdout.contains("AWAITING CONFIRM"), "{}", table.stdout);
+
+    let coverage = app.cli(&["coverage", "--months", "12", "--json"]).await;
+    assert_eq!(coverage.code, 0, "{}", coverage.output());
+    let matrix: Value = serde_json::from_str(&coverage.stdout).expect("coverage JSON");
+    let cell = matrix["accounts"][0]["streams"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["stream"] == "zoom_host_report"))
+        .and_then(|s| {
+            s["months"]
+                .as_array()?
+                .iter()
+                .find(|m| m["month"] == json!(month.format("%Y-%m").to_string()))
+        })
+        .cloned()
+        .expect("the month's cell");
+    assert_eq!(cell["state"], "awaiting_confirmation", "{cell}");
+    assert_eq!(
+        cell["awaiting_confirmation"],
+        json!({"stored": stored, "walked": 0}),
+        "{cell}"
+    );
+
+    let (windows, stored_sum): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), coalesce(sum(stored_count), 0)::int8 FROM rollcall.collection_windows
+          WHERE stream = 'zoom_host_report' AND disputed_since IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("disputes");
+    app.config.schedule.run_on_start = false;
+    app.config.schedule.cron = "0 0 0 1 1 *".into();
+    let config = app.write_config();
+    let port = free_port();
+    let _daemon = rollcall(&config.path, &["run"])
+        .env("ROLLCALL__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+        .spawn()
+        .expect("spawn rollcall run");
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let metrics = loop {
+        if let Ok(reply) = reqwest::get(&url).await {
+            break reply.text().await.expect("metrics body");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "/metrics answers");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let gauge = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains("stream=\"zoom_host_report\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(gauge("rollcall_windows_awaiting_confirmation{"), Some(windows as f64), "{metrics}");
+    assert_eq!(gauge("rollcall_awaiting_confirmation_stored{"), Some(stored_sum as f64), "{metrics}");
+    assert_eq!(gauge("rollcall_awaiting_confirmation_walked{"), Some(0.0), "{metrics}");
+}
