@@ -523,7 +523,10 @@ async fn a_list_is_never_complete_while_a_child_begins_a_walk_beside_a_completin
     rollcall::store::migrate(&db.pool).await.expect("migrate");
     let owner = LeaseOwner::for_this_process(60);
     let month = settled_month();
-    let insert = |scope: &'static str, stream: &'static str, state: &'static str, parent: Option<i64>| {
+    let insert = |scope: &'static str,
+                  stream: &'static str,
+                  state: &'static str,
+                  parent: Option<i64>| {
         let (pool, owner) = (db.pool.clone(), owner.id.clone());
         async move {
             sqlx::query_scalar::<_, i64>(
@@ -549,9 +552,16 @@ async fn a_list_is_never_complete_while_a_child_begins_a_walk_beside_a_completin
     let last = insert("b", "zoom_sdk_session_users", "running", Some(list)).await;
 
     let mut begins = db.pool.begin().await.expect("tx");
-    windows::begin_walk_in(&mut begins, again, &owner, uuid::Uuid::new_v4(), &json!({}), now())
-        .await
-        .expect("begin the walk of a");
+    windows::begin_walk_in(
+        &mut begins,
+        again,
+        &owner,
+        uuid::Uuid::new_v4(),
+        &json!({}),
+        now(),
+    )
+    .await
+    .expect("begin the walk of a");
     let completes = {
         let (pool, owner) = (db.pool.clone(), owner.clone());
         tokio::spawn(async move {
@@ -573,7 +583,10 @@ async fn a_list_is_never_complete_while_a_child_begins_a_walk_beside_a_completin
         if waiting > 0 || completes.is_finished() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "b neither completed nor waited");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b neither completed nor waited"
+        );
         tokio::task::yield_now().await;
     }
     begins.commit().await.expect("commit a");
@@ -586,10 +599,17 @@ async fn a_list_is_never_complete_while_a_child_begins_a_walk_beside_a_completin
     .fetch_all(&db.pool)
     .await
     .expect("states");
-    let states: Vec<(&str, &str)> = states.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let states: Vec<(&str, &str)> = states
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     assert_eq!(
         states,
-        [("", "awaiting_children"), ("a", "running"), ("b", "complete")],
+        [
+            ("", "awaiting_children"),
+            ("a", "running"),
+            ("b", "complete")
+        ],
         "the list waits for the child walked again"
     );
 }
@@ -620,13 +640,12 @@ async fn finality_is_decided_by_the_day_the_walk_began() {
             .report_type(ReportType::Active)
             .page(2),
     );
-    let late = settle_day
-        .and_hms_opt(23, 55, 0)
-        .expect("a time")
-        .and_utc();
+    let late = settle_day.and_hms_opt(23, 55, 0).expect("a time").and_utc();
     let cancel = tokio_util::sync::CancellationToken::new();
     let pool_for_run = rollcall::store::pool(&app.config.database.url, 4).expect("pool");
-    rollcall::store::migrate(&pool_for_run).await.expect("migrate");
+    rollcall::store::migrate(&pool_for_run)
+        .await
+        .expect("migrate");
     let run = {
         let (config, cancel) = (app.config.clone(), cancel.clone());
         tokio::spawn(async move {
@@ -649,7 +668,10 @@ async fn finality_is_decided_by_the_day_the_walk_began() {
     // The page-1 checkpoint commits alongside the page-2 request; wait for it, not for luck.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while window_pages(&pool, &name, month).await < 1 {
-        assert!(std::time::Instant::now() < deadline, "page 1 was checkpointed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "page 1 was checkpointed"
+        );
         tokio::task::yield_now().await;
     }
     cancel.cancel();
@@ -658,10 +680,7 @@ async fn finality_is_decided_by_the_day_the_walk_began() {
     let w = window_mark(&pool, &name, "zoom_host_report", "active", month).await;
     assert_eq!(w.0, "running", "interrupted mid-walk");
 
-    let after_midnight = today()
-        .and_hms_opt(0, 5, 0)
-        .expect("a time")
-        .and_utc();
+    let after_midnight = today().and_hms_opt(0, 5, 0).expect("a time").and_utc();
     app.collect_at(stream.clone(), after_midnight).await;
     let resumed = control.requests().iter().any(|r| {
         r.endpoint == Endpoint::ReportUsers
@@ -672,7 +691,11 @@ async fn finality_is_decided_by_the_day_the_walk_began() {
     });
     assert!(resumed, "the walk resumed from its page-2 token");
     let w = window_mark(&pool, &name, "zoom_host_report", "active", month).await;
-    assert_eq!((w.0.as_str(), w.1), ("complete", false), "judged by the day it began");
+    assert_eq!(
+        (w.0.as_str(), w.1),
+        ("complete", false),
+        "judged by the day it began"
+    );
     let totals_final: bool = sqlx::query_scalar(
         "SELECT is_final FROM rollcall.zoom_host_reports WHERE account = $1 AND month = $2 AND report_type = 'active'",
     )
@@ -683,9 +706,14 @@ async fn finality_is_decided_by_the_day_the_walk_began() {
     .expect("totals");
     assert!(!totals_final);
 
-    app.collect_at(stream, after_midnight + Duration::minutes(10)).await;
+    app.collect_at(stream, after_midnight + Duration::minutes(10))
+        .await;
     let w = window_mark(&pool, &name, "zoom_host_report", "active", month).await;
-    assert_eq!((w.0.as_str(), w.1), ("complete", true), "a walk begun after the settle day is final");
+    assert_eq!(
+        (w.0.as_str(), w.1),
+        ("complete", true),
+        "a walk begun after the settle day is final"
+    );
 }
 
 async fn window_pages(pool: &sqlx::PgPool, account: &str, month: NaiveDate) -> i32 {
@@ -742,14 +770,20 @@ async fn status_coverage_and_metrics_show_a_window_awaiting_confirmation_with_bo
     let listed = row["awaiting_confirmation"]
         .as_array()
         .and_then(|ws| {
-            ws.iter().find(|w| {
-                w["scope"] == "active" && w["window_start"] == json!(month.to_string())
-            })
+            ws.iter()
+                .find(|w| w["scope"] == "active" && w["window_start"] == json!(month.to_string()))
         })
         .unwrap_or_else(|| panic!("the disputed window is listed: {row}"));
-    assert_eq!((&listed["stored"], &listed["walked"]), (&json!(stored), &json!(0)));
+    assert_eq!(
+        (&listed["stored"], &listed["walked"]),
+        (&json!(stored), &json!(0))
+    );
     let table = app.cli(&["status"]).await;
-    assert!(table.stdout.contains("AWAITING CONFIRM"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("AWAITING CONFIRM"),
+        "{}",
+        table.stdout
+    );
 
     let coverage = app.cli(&["coverage", "--months", "12", "--json"]).await;
     assert_eq!(coverage.code, 0, "{}", coverage.output());
@@ -803,7 +837,19 @@ async fn status_coverage_and_metrics_show_a_window_awaiting_confirmation_with_bo
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse::<f64>().ok())
     };
-    assert_eq!(gauge("rollcall_windows_awaiting_confirmation{"), Some(windows as f64), "{metrics}");
-    assert_eq!(gauge("rollcall_awaiting_confirmation_stored{"), Some(stored_sum as f64), "{metrics}");
-    assert_eq!(gauge("rollcall_awaiting_confirmation_walked{"), Some(0.0), "{metrics}");
+    assert_eq!(
+        gauge("rollcall_windows_awaiting_confirmation{"),
+        Some(windows as f64),
+        "{metrics}"
+    );
+    assert_eq!(
+        gauge("rollcall_awaiting_confirmation_stored{"),
+        Some(stored_sum as f64),
+        "{metrics}"
+    );
+    assert_eq!(
+        gauge("rollcall_awaiting_confirmation_walked{"),
+        Some(0.0),
+        "{metrics}"
+    );
 }

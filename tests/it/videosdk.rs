@@ -524,7 +524,15 @@ async fn a_session_without_end_time_past_the_settle_day_plus_7_lets_its_month_co
     let session = |id: String| {
         let pool = pool.clone();
         async move {
-            sqlx::query_as::<_, (Option<chrono::DateTime<chrono::Utc>>, bool, i64, Option<(String, bool)>)>(
+            sqlx::query_as::<
+                _,
+                (
+                    Option<chrono::DateTime<chrono::Utc>>,
+                    bool,
+                    i64,
+                    Option<(String, bool)>,
+                ),
+            >(
                 "SELECT s.end_time, s.end_time_unknown,
                         (SELECT count(*) FROM rollcall.zoom_sdk_session_users u
                           WHERE u.account = s.account AND u.session_id = s.session_id),
@@ -556,13 +564,29 @@ async fn a_session_without_end_time_past_the_settle_day_plus_7_lets_its_month_co
     let first = app.collect_all().await;
     assert!(first.all_complete(), "{first:?}");
     let (end_time, unknown, _, users_window) = session(soon.clone()).await;
-    assert_eq!((end_time, unknown, users_window), (None, false, None), "soon: still open");
-    assert_eq!(list("soon").await, ("complete".to_string(), false), "soon: held open, not failed");
+    assert_eq!(
+        (end_time, unknown, users_window),
+        (None, false, None),
+        "soon: still open"
+    );
+    assert_eq!(
+        list("soon").await,
+        ("complete".to_string(), false),
+        "soon: held open, not failed"
+    );
     let (end_time, unknown, users, users_window) = session(never.clone()).await;
-    assert_eq!((end_time, unknown), (None, true), "never: ended at an unknown time");
+    assert_eq!(
+        (end_time, unknown),
+        (None, true),
+        "never: ended at an unknown time"
+    );
     assert!(users > 0, "never: its users are walked");
     assert_eq!(users_window, Some(("complete".to_string(), true)));
-    assert_eq!(list("never").await, ("complete".to_string(), true), "never: the month completes");
+    assert_eq!(
+        list("never").await,
+        ("complete".to_string(), true),
+        "never: the month completes"
+    );
     let month_row: (bool, bool) = sqlx::query_as(
         "SELECT complete, is_final FROM rollcall.zoom_sdk_months WHERE account = 'never' AND month = $1",
     )
@@ -578,7 +602,10 @@ async fn a_session_without_end_time_past_the_settle_day_plus_7_lets_its_month_co
     let second = app.collect_all().await;
     assert!(second.all_complete(), "{second:?}");
     let (end_time, unknown, users, users_window) = session(soon.clone()).await;
-    assert!(end_time.is_some() && !unknown && users > 0, "soon: updated, users collected");
+    assert!(
+        end_time.is_some() && !unknown && users > 0,
+        "soon: updated, users collected"
+    );
     assert_eq!(users_window, Some(("complete".to_string(), true)));
     assert_eq!(list("soon").await, ("complete".to_string(), true));
     assert_sdk_mirror(&pool, &control, &specs[0]).await;
