@@ -93,11 +93,12 @@ pub async fn refresh_from_db(pool: &PgPool) -> Result<(), sqlx::Error> {
     }
     // Windows awaiting confirmation (DESIGN principle 8): a walk would have finalized them while
     // shrinking what is stored. Both counts, summed over the stream's disputed windows, so an alert can
-    // show how much history the disputed replies would have removed. 0 for every stream without any.
+    // show how much history the disputed replies would have removed. 0 for every stream without any. A
+    // final window awaits nothing, even if an older binary finalized it and left its mark behind.
     let disputed: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT account, stream, count(*) FILTER (WHERE disputed_since IS NOT NULL),
-                coalesce(sum(stored_count) FILTER (WHERE disputed_since IS NOT NULL), 0)::int8,
-                coalesce(sum(walked_count) FILTER (WHERE disputed_since IS NOT NULL), 0)::int8
+        "SELECT account, stream, count(*) FILTER (WHERE disputed_since IS NOT NULL AND NOT is_final),
+                coalesce(sum(stored_count) FILTER (WHERE disputed_since IS NOT NULL AND NOT is_final), 0)::int8,
+                coalesce(sum(walked_count) FILTER (WHERE disputed_since IS NOT NULL AND NOT is_final), 0)::int8
            FROM rollcall.collection_windows GROUP BY 1, 2",
     )
     .fetch_all(pool)

@@ -266,9 +266,9 @@ pub async fn load(pool: &PgPool, request: &Request) -> Result<Coverage, StoreErr
                                  WHERE d.account = w.account AND d.day BETWEEN w.window_start AND w.window_end)
                     ELSE false END AS stored,
                 -- Through to_jsonb: coverage reads schemas older than these columns too.
-                CASE WHEN to_jsonb(w) ->> 'disputed_since' IS NOT NULL
+                CASE WHEN to_jsonb(w) ->> 'disputed_since' IS NOT NULL AND NOT w.is_final
                      THEN coalesce((to_jsonb(w) ->> 'stored_count')::int8, 0) END AS stored_count,
-                CASE WHEN to_jsonb(w) ->> 'disputed_since' IS NOT NULL
+                CASE WHEN to_jsonb(w) ->> 'disputed_since' IS NOT NULL AND NOT w.is_final
                      THEN coalesce((to_jsonb(w) ->> 'walked_count')::int8, 0) END AS walked_count
            FROM rollcall.collection_windows w
           WHERE w.window_end >= $1 AND w.window_start <= $2

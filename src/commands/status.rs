@@ -131,7 +131,8 @@ pub async fn load(pool: &PgPool) -> Result<Vec<StreamStatus>, StoreError> {
 }
 
 /// Read through `to_jsonb` so that `status` still reads a schema older than the dispute columns
-/// (they are then absent, and so is every dispute).
+/// (they are then absent, and so is every dispute). A final window is not awaiting anything, even if an
+/// older binary, which knows nothing of disputes, finalized it and left the mark behind.
 async fn disputed_windows(pool: &PgPool) -> Result<Vec<DisputedWindow>, StoreError> {
     let rows = sqlx::query_as::<_, DisputedWindow>(
         "SELECT account, stream, scope, window_start, window_end,
@@ -139,7 +140,7 @@ async fn disputed_windows(pool: &PgPool) -> Result<Vec<DisputedWindow>, StoreErr
                 coalesce((to_jsonb(w) ->> 'walked_count')::int8, 0) AS walked,
                 (to_jsonb(w) ->> 'disputed_since')::timestamptz AS since
            FROM rollcall.collection_windows w
-          WHERE to_jsonb(w) ->> 'disputed_since' IS NOT NULL
+          WHERE to_jsonb(w) ->> 'disputed_since' IS NOT NULL AND NOT w.is_final
           ORDER BY account, stream, window_start, scope",
     )
     .fetch_all(pool)

@@ -288,4 +288,55 @@ mod tests {
         );
         assert_eq!(last_of_month(d("2028-02-10")), d("2028-02-29"));
     }
+
+    #[test]
+    fn a_walk_is_final_by_the_day_it_began_not_the_day_it_ends() {
+        let months = MonthWindows {
+            today: d("2026-11-03"),
+            settle_days: 2,
+            horizon_days: None,
+            from: None,
+            to: None,
+        };
+        let request = MonthRequest::new(d("2026-10-01"), d("2026-10-31"), d("2026-11-02"), 300);
+        let window = Window {
+            id: 1,
+            account: "a".into(),
+            stream: "zoom_host_report".into(),
+            scope: "active".into(),
+            window_start: d("2026-10-01"),
+            window_end: d("2026-10-31"),
+            state: crate::store::windows::WindowState::Running,
+            is_final: false,
+            pages: 1,
+            rows: 0,
+            attempts: 1,
+            next_page_token: None,
+            token_issued_at: None,
+            expected_total: None,
+            last_error: None,
+            started_at: None,
+            completed_at: None,
+            lease_owner: None,
+            lease_until: None,
+            walk_id: None,
+            walk_params: None,
+            parent_id: None,
+            disputed_since: None,
+            disputed_run: None,
+        };
+        assert_eq!(request.day, Some(d("2026-11-02")));
+        assert!(
+            !months.is_final(&window, request.day),
+            "begun on the settle day"
+        );
+        assert!(
+            months.is_final(&window, None),
+            "parameters without a day: today"
+        );
+        let stored =
+            serde_json::json!({"from": "2026-10-01", "to": "2026-10-31", "page_size": 300});
+        let older: MonthRequest = serde_json::from_value(stored).unwrap();
+        assert_eq!(older.day, None, "an older binary's parameters still resume");
+    }
 }
