@@ -324,9 +324,10 @@ pub async fn begin_walk(
     Ok(())
 }
 
-/// [`begin_walk`] in the caller's transaction. The parent is locked before the child changes (the order
-/// every writer of a parent and its children follows), so a sibling completing at the same moment either
-/// committed first (and this reopens the parent it completed) or waits and then sees this child running.
+/// [`begin_walk`] in the caller's transaction. The child's row is updated first, then the parent reopened
+/// by a statement of its own: a sibling that completes the parent at the same moment either locked this
+/// child before (this update waits for it, and the reopening then sees the parent it completed) or finds
+/// this child locked and leaves the parent waiting (see [`complete_parent_if_ready`]).
 pub async fn begin_walk_in(
     tx: &mut Transaction<'_, Postgres>,
     id: i64,
@@ -335,7 +336,6 @@ pub async fn begin_walk_in(
     params: &Value,
     run_started: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    lock_parent_of(tx, id).await?;
     let done = sqlx::query(
         "UPDATE rollcall.collection_windows
             SET state = 'running', walk_id = $3, walk_params = $4, pages = 0, rows = 0,
@@ -354,26 +354,32 @@ pub async fn begin_walk_in(
     reopen_parent(&mut **tx, id).await
 }
 
-/// Locks the parent of `child`, if it has one, until the transaction ends: every transaction that changes
-/// a child's state and then decides its parent's takes this lock first, so two of them on siblings run one
-/// after the other and the second one's check sees the first one's child. A check-and-set in one
-/// statement is not enough under READ COMMITTED: a statement that waited for the parent's row re-checks
-/// that row, but its `NOT EXISTS` over the children still reads the snapshot taken before it waited.
-/// `FOR NO KEY UPDATE`, not `FOR UPDATE`: children inserted meanwhile only take a key-share lock on the
-/// parent for their foreign key, and must not wait for it.
-async fn lock_parent_of(
+/// Whether every child of `parent` (but `except`) is complete or retired, judged from the children's
+/// latest committed rows: they are locked `FOR SHARE SKIP LOCKED`, so a child that another transaction is
+/// changing right now (beginning a walk, failing) is skipped and counts as not done, and none of the
+/// children locked can begin a walk until this transaction ends. A plain check, even in the statement that
+/// sets the parent, is not enough under READ COMMITTED: it reads the children from a snapshot that cannot
+/// see a child whose walk began a moment ago and is not committed yet. Skipping instead of waiting means
+/// two last children completing at once never wait for each other (no deadlock); they may both leave the
+/// parent waiting, and [`settle_parents`] completes it at the end of the stream's run.
+async fn children_done(
     tx: &mut Transaction<'_, Postgres>,
-    child: i64,
-) -> Result<Option<i64>, StoreError> {
-    let parent: Option<i64> = sqlx::query_scalar(
-        "SELECT p.id FROM rollcall.collection_windows p
-          WHERE p.id = (SELECT c.parent_id FROM rollcall.collection_windows c WHERE c.id = $1)
-            FOR NO KEY UPDATE OF p",
+    parent: i64,
+    except: Option<i64>,
+) -> Result<bool, StoreError> {
+    let (siblings, locked_done): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM rollcall.collection_windows
+                  WHERE parent_id = $1 AND id IS DISTINCT FROM $2),
+                (SELECT count(*) FROM (SELECT state FROM rollcall.collection_windows
+                                        WHERE parent_id = $1 AND id IS DISTINCT FROM $2
+                                          FOR SHARE SKIP LOCKED) AS locked
+                  WHERE state IN ('complete', 'unreachable'))",
     )
-    .bind(child)
-    .fetch_optional(&mut **tx)
+    .bind(parent)
+    .bind(except)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(parent)
+    Ok(locked_done == siblings)
 }
 
 /// A child that is walked again or fails makes its parent incomplete until it completes again: the
@@ -447,18 +453,10 @@ pub async fn complete(
     rows: i64,
     dispute: Option<&Dispute>,
 ) -> Result<Completion, StoreError> {
-    lock_parent_of(tx, id).await?;
-    // The window itself too, before the statement that reads its children: as a parent, a child beginning
-    // a walk holds this lock, and the update's snapshot must be taken after that child committed.
-    sqlx::query("SELECT 1 FROM rollcall.collection_windows WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    let children_done = children_done(tx, id, None).await?;
     let done: Option<(String, Option<i64>)> = sqlx::query_as(
         "UPDATE rollcall.collection_windows w
-            SET state = CASE WHEN EXISTS (SELECT 1 FROM rollcall.collection_windows c
-                                           WHERE c.parent_id = w.id AND c.state NOT IN ('complete', 'unreachable'))
-                             THEN 'awaiting_children' ELSE 'complete' END,
+            SET state = CASE WHEN $9 THEN 'complete' ELSE 'awaiting_children' END,
                 is_final = $3, rows = $4, completed_at = now(), next_page_token = NULL,
                 token_issued_at = NULL, last_error = NULL, lease_owner = NULL, lease_until = NULL,
                 disputed_since = CASE WHEN $5::timestamptz IS NULL THEN NULL
@@ -477,13 +475,14 @@ pub async fn complete(
     .bind(dispute.map(|d| d.run))
     .bind(dispute.map(|d| d.stored))
     .bind(dispute.map(|d| d.walked))
+    .bind(children_done)
     .fetch_optional(&mut **tx)
     .await?;
     let Some((state, parent)) = done else {
         return Err(StoreError::LeaseLost);
     };
     if let Some(parent) = parent {
-        complete_parent_if_ready(tx, parent).await?;
+        complete_parent_if_ready(tx, parent, id).await?;
     }
     Ok(if state == "complete" {
         Completion::Complete
@@ -492,20 +491,35 @@ pub async fn complete(
     })
 }
 
-/// Completes `parent` if it waits for children and none is missing any more. The caller holds the parent's
-/// lock ([`lock_parent_of`]) and has changed its own child, so this statement's snapshot, taken after the
-/// lock was granted, sees every sibling's committed state. Children of one month completing at once queue
-/// on that lock only for the rest of their last page's transaction.
+/// Completes `parent` if it waits for children and none is missing any more, after `child` (changed in
+/// this transaction) was recorded. The cheap check comes first, without locks: while another child is
+/// plainly not done (the usual case, hundreds of children finishing one after another), nothing is locked
+/// and children never queue on each other. Only a child that looks like the last one checks again with
+/// the siblings locked ([`children_done`]).
 async fn complete_parent_if_ready(
     tx: &mut Transaction<'_, Postgres>,
     parent: i64,
+    child: i64,
 ) -> Result<(), StoreError> {
+    let waiting: bool = sqlx::query_scalar(
+        "SELECT p.state = 'awaiting_children'
+                AND NOT EXISTS (SELECT 1 FROM rollcall.collection_windows c
+                                 WHERE c.parent_id = p.id AND c.id <> $2
+                                   AND c.state NOT IN ('complete', 'unreachable'))
+           FROM rollcall.collection_windows p WHERE p.id = $1",
+    )
+    .bind(parent)
+    .bind(child)
+    .fetch_optional(&mut **tx)
+    .await?
+    .unwrap_or(false);
+    if !waiting || !children_done(tx, parent, Some(child)).await? {
+        return Ok(());
+    }
     sqlx::query(
-        "UPDATE rollcall.collection_windows p
+        "UPDATE rollcall.collection_windows
             SET state = 'complete', completed_at = now(), updated_at = now()
-          WHERE p.id = $1 AND p.state = 'awaiting_children'
-            AND NOT EXISTS (SELECT 1 FROM rollcall.collection_windows c
-                             WHERE c.parent_id = p.id AND c.state NOT IN ('complete', 'unreachable'))",
+          WHERE id = $1 AND state = 'awaiting_children'",
     )
     .bind(parent)
     .execute(&mut **tx)
@@ -514,9 +528,10 @@ async fn complete_parent_if_ready(
 }
 
 /// Completes every window of `account` that waits for children none of which is missing any more: the
-/// safety net for a parent whose last child was recorded by a process that died before checking it. The
-/// candidates are locked first and checked again by a second statement, whose snapshot is taken after the
-/// locks were granted: a child that began a walk meanwhile (holding its parent's lock) is seen. Returns
+/// safety net behind [`complete_parent_if_ready`], which leaves a parent waiting when its last children
+/// finish at the same moment. The candidates' children are locked first (`FOR SHARE`, waiting for any
+/// child that is being changed), then the update checks them again in a statement of its own, whose
+/// snapshot sees them as locked: a child that began a walk meanwhile keeps its parent waiting. Returns
 /// how many.
 pub async fn settle_parents(pool: &PgPool, account: &str) -> Result<u64, StoreError> {
     let mut tx = pool.begin().await?;
@@ -524,9 +539,7 @@ pub async fn settle_parents(pool: &PgPool, account: &str) -> Result<u64, StoreEr
         "SELECT p.id FROM rollcall.collection_windows p
           WHERE p.account = $1 AND p.state = 'awaiting_children'
             AND NOT EXISTS (SELECT 1 FROM rollcall.collection_windows c
-                             WHERE c.parent_id = p.id AND c.state NOT IN ('complete', 'unreachable'))
-          ORDER BY p.id
-            FOR NO KEY UPDATE OF p",
+                             WHERE c.parent_id = p.id AND c.state NOT IN ('complete', 'unreachable'))",
     )
     .bind(account)
     .fetch_all(&mut *tx)
@@ -535,6 +548,12 @@ pub async fn settle_parents(pool: &PgPool, account: &str) -> Result<u64, StoreEr
         tx.commit().await?;
         return Ok(0);
     }
+    sqlx::query(
+        "SELECT 1 FROM rollcall.collection_windows WHERE parent_id = ANY($1) ORDER BY id FOR SHARE",
+    )
+    .bind(&candidates)
+    .execute(&mut *tx)
+    .await?;
     let done = sqlx::query(
         "UPDATE rollcall.collection_windows p
             SET state = 'complete', completed_at = now(), updated_at = now()
@@ -564,12 +583,6 @@ pub async fn plan_children(
     if scopes.is_empty() {
         return Ok(());
     }
-    // Parent before children, the order of every other writer (see `lock_parent_of`): the upsert below
-    // locks existing children, and the page's checkpoint then updates the parent.
-    sqlx::query("SELECT 1 FROM rollcall.collection_windows WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(parent.id)
-        .execute(&mut **tx)
-        .await?;
     sqlx::query(
         "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end, parent_id)
          SELECT $1, $2, scope, $3, $4, $5 FROM UNNEST($6::text[]) AS scope
@@ -614,7 +627,6 @@ pub async fn gone(
     owner: &LeaseOwner,
     reason: &str,
 ) -> Result<(), StoreError> {
-    lock_parent_of(tx, id).await?;
     let done: Option<(Option<i64>,)> = sqlx::query_as(
         "UPDATE rollcall.collection_windows
             SET state = 'unreachable', last_error = $3, next_page_token = NULL, token_issued_at = NULL,
@@ -631,7 +643,7 @@ pub async fn gone(
         return Err(StoreError::LeaseLost);
     };
     if let Some(parent) = parent {
-        complete_parent_if_ready(tx, parent).await?;
+        complete_parent_if_ready(tx, parent, id).await?;
     }
     Ok(())
 }
@@ -644,7 +656,6 @@ pub async fn fail(
     owner: &LeaseOwner,
     error: &str,
 ) -> Result<(), StoreError> {
-    lock_parent_of(tx, id).await?;
     let done = sqlx::query(
         "UPDATE rollcall.collection_windows
             SET state = 'failed', last_error = $3, next_page_token = NULL, token_issued_at = NULL,
