@@ -512,10 +512,10 @@ async fn video_sdk_lists_and_users_emptied_on_the_finalizing_walk_wait_for_a_run
     assert_eq!(mark_of(&w), SETTLED);
 }
 
-/// A users window begins a walk (its parent's lock taken, the child `running`, not committed) while a
-/// sibling completes at the same moment: the sibling's check must not see the first child as it was and
-/// complete the list over a child that is walked again. Played with two transactions; the second one is
-/// released as soon as it is either done or waiting for a lock, so neither order depends on timing.
+/// A users window begins a walk (the child `running`, not committed) while a sibling completes at the same
+/// moment: the sibling's check must not see the first child as it was and complete the list over a child
+/// that is walked again. Played with two transactions; the first commits as soon as the second is either
+/// done or waiting for a lock, so the outcome does not depend on timing.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_list_is_never_complete_while_a_child_begins_a_walk_beside_a_completing_sibling() {
     use rollcall::store::windows::{self, LeaseOwner};
