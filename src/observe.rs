@@ -91,6 +91,26 @@ pub async fn refresh_from_db(pool: &PgPool) -> Result<(), sqlx::Error> {
         gauge!("rollcall_windows", "account" => account, "stream" => stream, "state" => state)
             .set(n as f64);
     }
+    // Windows awaiting confirmation (DESIGN principle 8): a walk would have finalized them while
+    // shrinking what is stored. Both counts, summed over the stream's disputed windows, so an alert can
+    // show how much history the disputed replies would have removed. 0 for every stream without any. A
+    // final window awaits nothing, even if an older binary finalized it and left its mark behind.
+    let disputed: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT account, stream, count(*) FILTER (WHERE disputed_since IS NOT NULL AND NOT is_final),
+                coalesce(sum(stored_count) FILTER (WHERE disputed_since IS NOT NULL AND NOT is_final), 0)::int8,
+                coalesce(sum(walked_count) FILTER (WHERE disputed_since IS NOT NULL AND NOT is_final), 0)::int8
+           FROM rollcall.collection_windows GROUP BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (account, stream, windows, stored, walked) in disputed {
+        gauge!("rollcall_windows_awaiting_confirmation", "account" => account.clone(), "stream" => stream.clone())
+            .set(windows as f64);
+        gauge!("rollcall_awaiting_confirmation_stored", "account" => account.clone(), "stream" => stream.clone())
+            .set(stored as f64);
+        gauge!("rollcall_awaiting_confirmation_walked", "account" => account, "stream" => stream)
+            .set(walked as f64);
+    }
     let successes: Vec<(String, String, f64)> = sqlx::query_as(
         "SELECT account, stream, extract(epoch FROM max(completed_at))::float8
            FROM rollcall.collection_windows WHERE completed_at IS NOT NULL GROUP BY 1, 2",

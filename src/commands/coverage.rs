@@ -35,6 +35,9 @@ pub enum CellState {
     Complete,
     /// A Video SDK month whose list is walked but some session's users are not collected yet.
     AwaitingChildren,
+    /// Complete but not final: the walk that would have made it final shrinks what is stored, so nothing
+    /// of it was applied; a walk of a run at least 12 hours later must agree (DESIGN principle 8).
+    AwaitingConfirmation,
     Running,
     Failed,
     Pending,
@@ -51,10 +54,11 @@ pub enum CellState {
 }
 
 impl CellState {
-    pub const ALL: [CellState; 10] = [
+    pub const ALL: [CellState; 11] = [
         CellState::Final,
         CellState::Complete,
         CellState::AwaitingChildren,
+        CellState::AwaitingConfirmation,
         CellState::Running,
         CellState::Failed,
         CellState::Pending,
@@ -70,6 +74,7 @@ impl CellState {
             CellState::Final => '#',
             CellState::Complete => '+',
             CellState::AwaitingChildren => 'c',
+            CellState::AwaitingConfirmation => '?',
             CellState::Running => 'r',
             CellState::Failed => '!',
             CellState::Pending => '.',
@@ -87,6 +92,9 @@ impl CellState {
             CellState::AwaitingChildren => {
                 "awaiting children (Video SDK session users not all collected)"
             }
+            CellState::AwaitingConfirmation => {
+                "awaiting confirmation: a reply would shrink stored history; kept until a run 12 h later agrees"
+            }
             CellState::Running => "running or interrupted",
             CellState::Failed => "failed (retried next run)",
             CellState::Pending => "pending (planned, never walked)",
@@ -103,6 +111,7 @@ impl CellState {
             CellState::Final => "32",
             CellState::Complete => "36",
             CellState::AwaitingChildren => "33",
+            CellState::AwaitingConfirmation => "1;33",
             CellState::Running => "34",
             CellState::Failed => "1;31",
             CellState::Pending => "37",
@@ -140,6 +149,17 @@ pub struct StreamCoverage {
 pub struct MonthCell {
     pub month: String,
     pub state: CellState,
+    /// When the cell awaits confirmation: what is stored and what the disputed walks saw, summed over its
+    /// disputed windows (rows, or days for daily usage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awaiting_confirmation: Option<Counts>,
+}
+
+/// Both counts of a dispute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub stored: i64,
+    pub walked: i64,
 }
 
 /// What to show. `accounts` are the configured (account, stream) rows, shown even before anything is
@@ -171,6 +191,9 @@ struct WindowRow {
     held: bool,
     /// Some rows of the window are stored: with `held` false, a walk stored pages and never finished.
     stored: bool,
+    /// Awaiting confirmation, with both counts; `None` when not disputed.
+    stored_count: Option<i64>,
+    walked_count: Option<i64>,
 }
 
 /// The first days of the last `n` months up to today's, oldest first.
@@ -245,7 +268,12 @@ pub async fn load(pool: &PgPool, request: &Request) -> Result<Coverage, StoreErr
                     WHEN 'zoom_sdk_daily_usage' THEN
                         EXISTS (SELECT 1 FROM rollcall.zoom_sdk_daily_usage d
                                  WHERE d.account = w.account AND d.day BETWEEN w.window_start AND w.window_end)
-                    ELSE false END AS stored
+                    ELSE false END AS stored,
+                -- Through to_jsonb: coverage reads schemas older than these columns too.
+                CASE WHEN to_jsonb(w) ->> 'disputed_since' IS NOT NULL AND NOT w.is_final
+                     THEN coalesce((to_jsonb(w) ->> 'stored_count')::int8, 0) END AS stored_count,
+                CASE WHEN to_jsonb(w) ->> 'disputed_since' IS NOT NULL AND NOT w.is_final
+                     THEN coalesce((to_jsonb(w) ->> 'walked_count')::int8, 0) END AS walked_count
            FROM rollcall.collection_windows w
           WHERE w.window_end >= $1 AND w.window_start <= $2
             AND ($3::text IS NULL OR w.account = $3)",
@@ -333,9 +361,16 @@ pub async fn load(pool: &PgPool, request: &Request) -> Result<Coverage, StoreErr
                         state = CellState::Partial;
                     }
                 }
+                let awaiting_confirmation = (state == CellState::AwaitingConfirmation).then(|| {
+                    cell.iter().fold(Counts::default(), |sum, w| Counts {
+                        stored: sum.stored + w.stored_count.unwrap_or(0),
+                        walked: sum.walked + w.walked_count.unwrap_or(0),
+                    })
+                });
                 MonthCell {
                     month: month.format("%Y-%m").to_string(),
                     state,
+                    awaiting_confirmation,
                 }
             })
             .collect();
@@ -401,6 +436,9 @@ fn fold(windows: &[&WindowRow]) -> CellState {
         if any(state) {
             return cell;
         }
+    }
+    if windows.iter().any(|w| w.stored_count.is_some()) {
+        return CellState::AwaitingConfirmation;
     }
     let unreachable: Vec<&&WindowRow> = windows
         .iter()
@@ -502,6 +540,24 @@ pub fn render(coverage: &Coverage, colour: bool) -> String {
             let _ = writeln!(out, "  {glyph}  {}", state.meaning());
         }
     }
+    let mut first = true;
+    for account in &coverage.accounts {
+        for stream in &account.streams {
+            for cell in &stream.months {
+                if let Some(counts) = cell.awaiting_confirmation {
+                    if first {
+                        out.push_str("\nawaiting confirmation (stored is kept until a run 12 h later agrees):\n");
+                        first = false;
+                    }
+                    let _ = writeln!(
+                        out,
+                        "  {} {} {}: stored {}, walked {}",
+                        account.account, stream.stream, cell.month, counts.stored, counts.walked
+                    );
+                }
+            }
+        }
+    }
     out
 }
 
@@ -519,6 +575,8 @@ mod tests {
             is_final,
             held,
             stored: held,
+            stored_count: None,
+            walked_count: None,
         }
     }
 

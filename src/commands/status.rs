@@ -34,6 +34,11 @@ pub struct StreamStatus {
     /// not missing history ([`mark_left_out`]).
     #[sqlx(skip)]
     pub left_out: bool,
+    /// Windows awaiting confirmation: a walk would have made them final while shrinking what is stored,
+    /// so nothing of it was applied (DESIGN principle 8). Complete but not final until a walk of a run
+    /// at least 12 hours later agrees, or one agrees with what is stored.
+    #[sqlx(skip)]
+    pub awaiting_confirmation: Vec<DisputedWindow>,
 }
 
 /// Marks the rows of streams the configured account leaves out with its `streams` key.
@@ -42,6 +47,24 @@ pub fn mark_left_out(rows: &mut [StreamStatus], config: &crate::config::Config) 
         row.left_out = crate::sources::build::accounts(config)
             .any(|(_, a)| a.name() == row.account && a.leaves_out(&row.stream));
     }
+}
+
+/// A window awaiting confirmation, with both counts (rows, or days for daily usage).
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct DisputedWindow {
+    #[serde(skip)]
+    pub account: String,
+    #[serde(skip)]
+    pub stream: String,
+    pub scope: String,
+    pub window_start: NaiveDate,
+    pub window_end: NaiveDate,
+    /// What is stored for the window (kept as it is).
+    pub stored: i64,
+    /// What the disputed walk saw.
+    pub walked: i64,
+    /// The start of the run whose walk was disputed first.
+    pub since: DateTime<Utc>,
 }
 
 /// A `running` window and its lease.
@@ -108,6 +131,32 @@ pub async fn load(pool: &PgPool) -> Result<Vec<StreamStatus>, StoreError> {
             row.running_windows.push(running);
         }
     }
+    for disputed in disputed_windows(pool).await? {
+        if let Some(row) = rows
+            .iter_mut()
+            .find(|r| r.account == disputed.account && r.stream == disputed.stream)
+        {
+            row.awaiting_confirmation.push(disputed);
+        }
+    }
+    Ok(rows)
+}
+
+/// Read through `to_jsonb` so that `status` still reads a schema older than the dispute columns
+/// (they are then absent, and so is every dispute). A final window is not awaiting anything, even if an
+/// older binary, which knows nothing of disputes, finalized it and left the mark behind.
+async fn disputed_windows(pool: &PgPool) -> Result<Vec<DisputedWindow>, StoreError> {
+    let rows = sqlx::query_as::<_, DisputedWindow>(
+        "SELECT account, stream, scope, window_start, window_end,
+                coalesce((to_jsonb(w) ->> 'stored_count')::int8, 0) AS stored,
+                coalesce((to_jsonb(w) ->> 'walked_count')::int8, 0) AS walked,
+                (to_jsonb(w) ->> 'disputed_since')::timestamptz AS since
+           FROM rollcall.collection_windows w
+          WHERE to_jsonb(w) ->> 'disputed_since' IS NOT NULL AND NOT w.is_final
+          ORDER BY account, stream, window_start, scope",
+    )
+    .fetch_all(pool)
+    .await?;
     Ok(rows)
 }
 
@@ -176,6 +225,37 @@ pub fn render_table(rows: &[StreamStatus]) -> String {
         );
     }
     out.push_str(&render_running(rows));
+    out.push_str(&render_disputed(rows));
+    out
+}
+
+/// One line per window awaiting confirmation under the table, with both counts.
+fn render_disputed(rows: &[StreamStatus]) -> String {
+    let disputed: Vec<&DisputedWindow> =
+        rows.iter().flat_map(|r| &r.awaiting_confirmation).collect();
+    if disputed.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n");
+    let _ = writeln!(
+        out,
+        "{:<16} {:<24} {:<12} {:<23} {:>8} {:>8}  SINCE (complete, not final: a walk of a run 12 h later must agree)",
+        "AWAITING CONFIRM", "STREAM", "SCOPE", "WINDOW", "STORED", "WALKED"
+    );
+    for w in disputed {
+        let scope: String = w.scope.chars().take(12).collect();
+        let _ = writeln!(
+            out,
+            "{:<16} {:<24} {:<12} {:<23} {:>8} {:>8}  {}",
+            w.account,
+            w.stream,
+            scope,
+            format!("{}..{}", w.window_start, w.window_end),
+            w.stored,
+            w.walked,
+            w.since
+        );
+    }
     out
 }
 
@@ -299,6 +379,7 @@ mod tests {
             paused_until: None,
             running_windows,
             left_out: false,
+            awaiting_confirmation: Vec::new(),
         }
     }
 

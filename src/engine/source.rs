@@ -53,8 +53,31 @@ pub trait Source: Send + Sync + 'static {
     /// The parameters a walk of `window` that starts now will send with every page.
     fn params(&self, window: &Window) -> Self::Params;
 
-    /// Whether a window completed now can never change upstream again.
-    fn is_final(&self, window: &Window) -> bool;
+    /// Whether a walk of `window` with `params` leaves it final: never to change upstream again. Decided
+    /// from what `params` fixed at the walk's page 1 (its day), never from the day a resumed walk ends on:
+    /// pages read before the window settled prove nothing about the settled window.
+    fn is_final(&self, window: &Window, params: &Self::Params) -> bool;
+
+    /// Whether the walk makes anything stored final, so that the engine's rule (DESIGN principle 8, see
+    /// [`Source::shrinks`]) applies to it. The window's finality by default; a source whose rows become
+    /// final one by one inside a window that is not (Rocket.Chat's days) says so here.
+    fn finalizes(&self, window: &Window, params: &Self::Params) -> bool {
+        self.is_final(window, params)
+    }
+
+    /// What applying the walk would take away from what is stored for the window: `Some` when its mirror
+    /// step would remove, zero or lower anything stored (rows, per-day values, totals), with both counts;
+    /// `None` when it only adds or keeps. Runs in the last page's transaction before that page is
+    /// written, so the stored state is still the one the walk started from, plus this walk's earlier
+    /// pages (tagged with `walk_id`). The engine decides what happens: a finalizing walk that shrinks
+    /// changes nothing until a walk of a run at least 12 hours later agrees.
+    fn shrinks(
+        &self,
+        tx: &mut Tx,
+        window: &Window,
+        walk_id: Uuid,
+        last_page: &Self::Page,
+    ) -> impl Future<Output = Result<Option<Shrink>, StoreError>> + Send;
 
     fn fetch(
         &self,
@@ -88,7 +111,9 @@ pub trait Source: Send + Sync + 'static {
 
     /// Runs in the last page's transaction: verifies the whole walk (totals), deletes the window's rows this
     /// walk did not see, and writes any per-window summary. `Ok(Err(reason))` leaves the window failed.
-    /// `is_final` is what [`Source::is_final`] said; the returned [`Finished::is_final`] is what the window
+    /// `is_final` is what [`Source::is_final`] said; when it is true, the engine has already made sure the
+    /// walk shrinks nothing or that a run at least 12 hours after the first shrinking walk agrees, so the
+    /// mirror step may delete at once. The returned [`Finished::is_final`] is what the window
     /// becomes, which a source may only lower (a final window is never walked again, so it must not be
     /// left holding anything a later walk still has to settle).
     fn finish(
@@ -99,6 +124,15 @@ pub trait Source: Send + Sync + 'static {
         last_page: &Self::Page,
         is_final: bool,
     ) -> impl Future<Output = Result<Result<Finished, String>, StoreError>> + Send;
+}
+
+/// What a walk would take away from what is stored, in the source's unit (rows, or days for daily usage).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shrink {
+    /// What is stored for the window now.
+    pub stored: i64,
+    /// What the walk saw.
+    pub walked: i64,
 }
 
 /// What a verified walk leaves behind.

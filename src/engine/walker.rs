@@ -1,7 +1,9 @@
-use super::{RunContext, Source, MAX_RESTARTS_PER_RUN, PAGE_TOKEN_TRUST};
+use super::{RunContext, Shrink, Source, CONFIRM_AFTER, MAX_RESTARTS_PER_RUN, PAGE_TOKEN_TRUST};
 use crate::http::{pacing, ApiError};
 use crate::observe;
-use crate::store::windows::{self, Checkpoint, Completion, LeaseOwner, Window, WindowState};
+use crate::store::windows::{
+    self, Checkpoint, Completion, Dispute, LeaseOwner, Window, WindowState,
+};
 use crate::store::{pauses, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -122,6 +124,11 @@ enum WalkEnd {
     },
     Failed {
         error: ApiErrorOrReason,
+    },
+    /// The walk would have made the window final while shrinking what is stored: nothing of its last page
+    /// or its mirror step was applied, and the window is complete but not final, awaiting confirmation.
+    Disputed {
+        shrink: Shrink,
     },
     /// The API no longer has what the window asks for: recorded `unreachable`, rows kept.
     Unreachable {
@@ -371,6 +378,8 @@ impl Engine {
                     outcome.completed += 1;
                     outcome.rows += rows;
                 }
+                // Complete as far as this run can tell; the next runs settle the dispute.
+                WalkEnd::Disputed { .. } => lock(&shared.outcome).completed += 1,
                 WalkEnd::Unreachable { .. } => lock(&shared.outcome).unreachable += 1,
                 WalkEnd::LeaseLost => lock(&shared.outcome).lost_leases += 1,
                 WalkEnd::Interrupted => {
@@ -579,6 +588,14 @@ impl Engine {
                     "window walked and verified; it completes when its child windows do"
                 );
             }
+            WalkEnd::Disputed { shrink, .. } => {
+                observe::window_finished(&window.account, &window.stream, "awaiting_confirmation");
+                tracing::warn!(
+                    stored = shrink.stored,
+                    walked = shrink.walked,
+                    "the walk that would make this window final shrinks what is stored; nothing of it was applied, and the window stays complete but not final until a walk of a run at least 12 hours later agrees"
+                );
+            }
             WalkEnd::Unreachable { reason } => {
                 observe::window_finished(&window.account, &window.stream, "unreachable");
                 tracing::warn!(reason = %reason,
@@ -778,6 +795,28 @@ impl Engine {
                 token = Some(next);
                 continue;
             }
+            let is_final = source.is_final(window, &params);
+            if source.finalizes(window, &params) {
+                if let Some(shrink) = source.shrinks(&mut tx, window, walk_id, &page).await? {
+                    // A walk that does not add up to the announced total is failed below, not disputed.
+                    let adds_up = expected_total.is_none_or(|expected| expected == shrink.walked);
+                    let confirmed = window
+                        .disputed_since
+                        .is_some_and(|since| self.run.started - since >= CONFIRM_AFTER);
+                    if adds_up && !confirmed {
+                        tx.rollback().await?;
+                        return self.dispute(window, shrink).await;
+                    }
+                    if adds_up {
+                        tracing::info!(
+                            stored = shrink.stored,
+                            walked = shrink.walked,
+                            disputed_since = ?window.disputed_since,
+                            "a walk at least 12 hours after the first one agrees that the window shrinks; the shrink is applied"
+                        );
+                    }
+                }
+            }
             let page_rows = source.write_page(&mut tx, window, walk_id, &page).await?;
             observe::rows_upserted(&window.account, &window.stream, page_rows);
             windows::checkpoint(
@@ -792,7 +831,6 @@ impl Engine {
                 },
             )
             .await?;
-            let is_final = source.is_final(window);
             let end = match source
                 .finish(&mut tx, window, walk_id, &page, is_final)
                 .await?
@@ -814,9 +852,15 @@ impl Engine {
                 Ok(done) => {
                     // A source may hold a settled window open (never the other way round).
                     let is_final = is_final && done.is_final;
-                    let completion =
-                        windows::complete(&mut tx, window.id, &self.owner, is_final, done.rows)
-                            .await?;
+                    let completion = windows::complete(
+                        &mut tx,
+                        window.id,
+                        &self.owner,
+                        is_final,
+                        done.rows,
+                        None,
+                    )
+                    .await?;
                     WalkEnd::Complete {
                         rows: done.rows,
                         completion,
@@ -836,6 +880,30 @@ impl Engine {
 }
 
 impl Engine {
+    /// Records a walk that would have finalized `window` while shrinking what is stored: the window is
+    /// complete but not final, its stored rows untouched, marked with this run's start (a window disputed
+    /// again keeps its first mark) and both counts.
+    async fn dispute(&self, window: &Window, shrink: Shrink) -> Result<WalkEnd, StoreError> {
+        let dispute = Dispute {
+            since: self.run.started,
+            run: self.run.id,
+            stored: shrink.stored,
+            walked: shrink.walked,
+        };
+        let mut tx = self.pool.begin().await?;
+        windows::complete(
+            &mut tx,
+            window.id,
+            &self.owner,
+            false,
+            shrink.stored,
+            Some(&dispute),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(WalkEnd::Disputed { shrink })
+    }
+
     /// Starts a walk from page 1: a new walk id, and the request parameters fixed for all its pages.
     async fn begin_walk<S: Source>(
         &self,

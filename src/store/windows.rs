@@ -66,6 +66,23 @@ pub struct Window {
     pub walk_params: Option<Value>,
     /// The window whose walk planned this one; it completes only with its children.
     pub parent_id: Option<i64>,
+    /// Awaiting confirmation: the start of the run whose walk would have finalized this window while
+    /// shrinking what is stored (see [`Dispute`]).
+    pub disputed_since: Option<DateTime<Utc>>,
+    pub disputed_run: Option<Uuid>,
+}
+
+/// A walk that would have made its window final while removing, zeroing or lowering something stored
+/// (DESIGN principle 8): nothing of it was applied, and the window is complete but not final until a walk
+/// of a run at least 12 hours later agrees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dispute {
+    /// The start of the run that disputed the window. A window disputed again keeps its first mark.
+    pub since: DateTime<Utc>,
+    pub run: Uuid,
+    /// What is stored for the window, and what the walk saw, in the source's unit (rows, days).
+    pub stored: i64,
+    pub walked: i64,
 }
 
 /// Which edge of a window falls off the API's horizon.
@@ -88,7 +105,7 @@ pub struct Retirement {
 
 const COLUMNS: &str = "id, account, stream, scope, window_start, window_end, state, is_final, pages, rows, \
     attempts, next_page_token, token_issued_at, expected_total, last_error, started_at, completed_at, \
-    lease_owner, lease_until, walk_id, walk_params, parent_id";
+    lease_owner, lease_until, walk_id, walk_params, parent_id, disputed_since, disputed_run";
 
 /// The windows that may be retired or recorded unreachable: complete and final history is never touched,
 /// everything else stops being requested. `table` qualifies the columns where an upsert needs it.
@@ -302,6 +319,23 @@ pub async fn begin_walk(
     run_started: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
+    begin_walk_in(&mut tx, id, owner, walk_id, params, run_started).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`begin_walk`] in the caller's transaction. The child's row is updated first, then the parent reopened
+/// by a statement of its own: a sibling that completes the parent at the same moment either locked this
+/// child before (this update waits for it, and the reopening then sees the parent it completed) or finds
+/// this child locked and leaves the parent waiting (see [`complete_parent_if_ready`]).
+pub async fn begin_walk_in(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i64,
+    owner: &LeaseOwner,
+    walk_id: Uuid,
+    params: &Value,
+    run_started: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE rollcall.collection_windows
             SET state = 'running', walk_id = $3, walk_params = $4, pages = 0, rows = 0,
@@ -314,12 +348,38 @@ pub async fn begin_walk(
     .bind(walk_id)
     .bind(params)
     .bind(run_started)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     fenced(done.rows_affected())?;
-    reopen_parent(&mut *tx, id).await?;
-    tx.commit().await?;
-    Ok(())
+    reopen_parent(&mut **tx, id).await
+}
+
+/// Whether every child of `parent` (but `except`) is complete or retired, judged from the children's
+/// latest committed rows: they are locked `FOR SHARE SKIP LOCKED`, so a child that another transaction is
+/// changing right now (beginning a walk, failing) is skipped and counts as not done, and none of the
+/// children locked can begin a walk until this transaction ends. A plain check, even in the statement that
+/// sets the parent, is not enough under READ COMMITTED: it reads the children from a snapshot that cannot
+/// see a child whose walk began a moment ago and is not committed yet. Skipping instead of waiting means
+/// two last children completing at once never wait for each other (no deadlock); they may both leave the
+/// parent waiting, and [`settle_parents`] completes it at the end of the stream's run.
+async fn children_done(
+    tx: &mut Transaction<'_, Postgres>,
+    parent: i64,
+    except: Option<i64>,
+) -> Result<bool, StoreError> {
+    let (siblings, locked_done): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM rollcall.collection_windows
+                  WHERE parent_id = $1 AND id IS DISTINCT FROM $2),
+                (SELECT count(*) FROM (SELECT state FROM rollcall.collection_windows
+                                        WHERE parent_id = $1 AND id IS DISTINCT FROM $2
+                                          FOR SHARE SKIP LOCKED) AS locked
+                  WHERE state IN ('complete', 'unreachable'))",
+    )
+    .bind(parent)
+    .bind(except)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(locked_done == siblings)
 }
 
 /// A child that is walked again or fails makes its parent incomplete until it completes again: the
@@ -383,22 +443,27 @@ pub enum Completion {
 /// Records a verified walk, in its last page's transaction. A window with a child that is not complete
 /// (or retired) becomes `awaiting_children`, never `complete`: `collection_windows` is what admins read
 /// first, and a `kill -9` between a list and its children must not leave the list looking done. A child's
-/// completion completes its parent once it was the last one missing.
+/// completion completes its parent once it was the last one missing. `dispute` records a walk that was
+/// not applied (the window stays not final, awaiting confirmation); `None` clears any earlier mark.
 pub async fn complete(
     tx: &mut Transaction<'_, Postgres>,
     id: i64,
     owner: &LeaseOwner,
     is_final: bool,
     rows: i64,
+    dispute: Option<&Dispute>,
 ) -> Result<Completion, StoreError> {
+    let children_done = children_done(tx, id, None).await?;
     let done: Option<(String, Option<i64>)> = sqlx::query_as(
         "UPDATE rollcall.collection_windows w
-            SET state = CASE WHEN EXISTS (SELECT 1 FROM rollcall.collection_windows c
-                                           WHERE c.parent_id = w.id AND c.state NOT IN ('complete', 'unreachable'))
-                             THEN 'awaiting_children' ELSE 'complete' END,
+            SET state = CASE WHEN $9 THEN 'complete' ELSE 'awaiting_children' END,
                 is_final = $3, rows = $4, completed_at = now(), next_page_token = NULL,
                 token_issued_at = NULL, last_error = NULL, lease_owner = NULL, lease_until = NULL,
-                updated_at = now()
+                disputed_since = CASE WHEN $5::timestamptz IS NULL THEN NULL
+                                      ELSE coalesce(w.disputed_since, $5) END,
+                disputed_run = CASE WHEN $5::timestamptz IS NULL THEN NULL
+                                    ELSE coalesce(w.disputed_run, $6) END,
+                stored_count = $7, walked_count = $8, updated_at = now()
           WHERE id = $1 AND lease_owner = $2
       RETURNING state, parent_id",
     )
@@ -406,13 +471,18 @@ pub async fn complete(
     .bind(&owner.id)
     .bind(is_final)
     .bind(rows)
+    .bind(dispute.map(|d| d.since))
+    .bind(dispute.map(|d| d.run))
+    .bind(dispute.map(|d| d.stored))
+    .bind(dispute.map(|d| d.walked))
+    .bind(children_done)
     .fetch_optional(&mut **tx)
     .await?;
     let Some((state, parent)) = done else {
         return Err(StoreError::LeaseLost);
     };
     if let Some(parent) = parent {
-        complete_parent_if_ready(tx, parent).await?;
+        complete_parent_if_ready(tx, parent, id).await?;
     }
     Ok(if state == "complete" {
         Completion::Complete
@@ -421,20 +491,35 @@ pub async fn complete(
     })
 }
 
-/// Completes `parent` if it waits for children and none is missing any more. No lock is taken on the
-/// parent: hundreds of children finish at once and would queue on it. Two last children committing at the
-/// same moment may each still see the other unfinished and leave the parent waiting; [`settle_parents`]
-/// at the end of every stream's run completes it then.
+/// Completes `parent` if it waits for children and none is missing any more, after `child` (changed in
+/// this transaction) was recorded. The cheap check comes first, without locks: while another child is
+/// plainly not done (the usual case, hundreds of children finishing one after another), nothing is locked
+/// and children never queue on each other. Only a child that looks like the last one checks again with
+/// the siblings locked ([`children_done`]).
 async fn complete_parent_if_ready(
     tx: &mut Transaction<'_, Postgres>,
     parent: i64,
+    child: i64,
 ) -> Result<(), StoreError> {
+    let waiting: bool = sqlx::query_scalar(
+        "SELECT p.state = 'awaiting_children'
+                AND NOT EXISTS (SELECT 1 FROM rollcall.collection_windows c
+                                 WHERE c.parent_id = p.id AND c.id <> $2
+                                   AND c.state NOT IN ('complete', 'unreachable'))
+           FROM rollcall.collection_windows p WHERE p.id = $1",
+    )
+    .bind(parent)
+    .bind(child)
+    .fetch_optional(&mut **tx)
+    .await?
+    .unwrap_or(false);
+    if !waiting || !children_done(tx, parent, Some(child)).await? {
+        return Ok(());
+    }
     sqlx::query(
-        "UPDATE rollcall.collection_windows p
+        "UPDATE rollcall.collection_windows
             SET state = 'complete', completed_at = now(), updated_at = now()
-          WHERE p.id = $1 AND p.state = 'awaiting_children'
-            AND NOT EXISTS (SELECT 1 FROM rollcall.collection_windows c
-                             WHERE c.parent_id = p.id AND c.state NOT IN ('complete', 'unreachable'))",
+          WHERE id = $1 AND state = 'awaiting_children'",
     )
     .bind(parent)
     .execute(&mut **tx)
@@ -443,18 +528,43 @@ async fn complete_parent_if_ready(
 }
 
 /// Completes every window of `account` that waits for children none of which is missing any more: the
-/// one-statement safety net behind [`complete_parent_if_ready`]'s lock-free check. Returns how many.
+/// safety net behind [`complete_parent_if_ready`], which leaves a parent waiting when its last children
+/// finish at the same moment. The candidates' children are locked first (`FOR SHARE`, waiting for any
+/// child that is being changed), then the update checks them again in a statement of its own, whose
+/// snapshot sees them as locked: a child that began a walk meanwhile keeps its parent waiting. Returns
+/// how many.
 pub async fn settle_parents(pool: &PgPool, account: &str) -> Result<u64, StoreError> {
-    let done = sqlx::query(
-        "UPDATE rollcall.collection_windows p
-            SET state = 'complete', completed_at = now(), updated_at = now()
+    let mut tx = pool.begin().await?;
+    let candidates: Vec<i64> = sqlx::query_scalar(
+        "SELECT p.id FROM rollcall.collection_windows p
           WHERE p.account = $1 AND p.state = 'awaiting_children'
             AND NOT EXISTS (SELECT 1 FROM rollcall.collection_windows c
                              WHERE c.parent_id = p.id AND c.state NOT IN ('complete', 'unreachable'))",
     )
     .bind(account)
-    .execute(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    if candidates.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    sqlx::query(
+        "SELECT 1 FROM rollcall.collection_windows WHERE parent_id = ANY($1) ORDER BY id FOR SHARE",
+    )
+    .bind(&candidates)
+    .execute(&mut *tx)
+    .await?;
+    let done = sqlx::query(
+        "UPDATE rollcall.collection_windows p
+            SET state = 'complete', completed_at = now(), updated_at = now()
+          WHERE p.id = ANY($1) AND p.state = 'awaiting_children'
+            AND NOT EXISTS (SELECT 1 FROM rollcall.collection_windows c
+                             WHERE c.parent_id = p.id AND c.state NOT IN ('complete', 'unreachable'))",
+    )
+    .bind(&candidates)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     Ok(done.rows_affected())
 }
 
@@ -533,7 +643,7 @@ pub async fn gone(
         return Err(StoreError::LeaseLost);
     };
     if let Some(parent) = parent {
-        complete_parent_if_ready(tx, parent).await?;
+        complete_parent_if_ready(tx, parent, id).await?;
     }
     Ok(())
 }

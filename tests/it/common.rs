@@ -957,3 +957,55 @@ pub async fn database_today(pool: &PgPool) -> chrono::NaiveDate {
         .await
         .expect("the database's date")
 }
+
+// ---- Runs at an injected instant -----------------------------------------------------------------------
+
+impl TestApp {
+    /// [`TestApp::collect`] for a run that started at `at` (on the suite's calendar): how a test shows
+    /// what a run hours later does without waiting for it.
+    pub async fn collect_at(
+        &self,
+        selection: Selection,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> RunReport {
+        let pool = store::pool(
+            &self.config.database.url,
+            self.config.database.max_connections,
+        )
+        .expect("database URL");
+        store::migrate(&pool).await.expect("migrate");
+        let report = collector::run_once_at(
+            &pool,
+            &self.config,
+            &selection,
+            CancellationToken::new(),
+            at,
+        )
+        .await
+        .unwrap_or_else(|err| panic!("collection failed: {err}"));
+        pool.close().await;
+        report
+    }
+}
+
+/// One window's state and its awaiting-confirmation mark: (state, is_final, disputed, stored, walked).
+pub async fn window_mark(
+    pool: &PgPool,
+    account: &str,
+    stream: &str,
+    scope: &str,
+    start: chrono::NaiveDate,
+) -> (String, bool, bool, Option<i64>, Option<i64>) {
+    sqlx::query_as(
+        "SELECT state, is_final, disputed_since IS NOT NULL, stored_count, walked_count
+           FROM rollcall.collection_windows
+          WHERE account = $1 AND stream = $2 AND scope = $3 AND window_start = $4",
+    )
+    .bind(account)
+    .bind(stream)
+    .bind(scope)
+    .bind(start)
+    .fetch_one(pool)
+    .await
+    .unwrap_or_else(|e| panic!("window {account} {stream} {scope} {start}: {e}"))
+}

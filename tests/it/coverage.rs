@@ -132,6 +132,7 @@ const LEGEND: &str = "
   #  final: complete and settled, never rewritten
   +  complete, not final yet (walked again until it settles)
   c  awaiting children (Video SDK session users not all collected)
+  ?  awaiting confirmation: a reply would shrink stored history; kept until a run 12 h later agrees
   r  running or interrupted
   !  failed (retried next run)
   .  pending (planned, never walked)

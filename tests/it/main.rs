@@ -8,6 +8,7 @@ mod common;
 
 mod analysts;
 mod bounds;
+mod confirm;
 mod coverage;
 mod daemon;
 mod daily_usage;

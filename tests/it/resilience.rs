@@ -442,8 +442,18 @@ impl rollcall::engine::Source for PanicsOnFetch {
 
     fn params(&self, _: &rollcall::store::windows::Window) {}
 
-    fn is_final(&self, _: &rollcall::store::windows::Window) -> bool {
+    fn is_final(&self, _: &rollcall::store::windows::Window, _: &()) -> bool {
         false
+    }
+
+    async fn shrinks(
+        &self,
+        _: &mut rollcall::engine::Tx,
+        _: &rollcall::store::windows::Window,
+        _: uuid::Uuid,
+        _: &(),
+    ) -> Result<Option<rollcall::engine::Shrink>, rollcall::store::StoreError> {
+        Ok(None)
     }
 
     async fn fetch(

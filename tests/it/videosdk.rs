@@ -490,3 +490,123 @@ fn a_session_zoom_no_longer_has_is_unreachable_and_its_month_completes() {
         assert!(month(this_month).await.1, "this month completes again");
     });
 }
+
+/// A session Zoom still lists without `end_time` holds its settled month open (complete, not final, listed
+/// again by every run, `collect` exits 0) for 7 days; a session that ends meanwhile is updated and its
+/// users collected. Past those 7 days it is recorded as ended at an unknown time, its users are walked,
+/// and its month completes and becomes final.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_without_end_time_past_the_settle_day_plus_7_lets_its_month_complete() {
+    let specs = vec![sdk_account("soon", 4), sdk_account("never", 4)];
+    let sandbox = sdk_sandbox(specs.clone()).await;
+    let control = sandbox.control();
+    let mut app = app(sandbox, &specs, 300).await;
+    let pool = app.db.pool.clone();
+    let months = reachable_months();
+    let month = months[months.len() - 3];
+    let end = month
+        .checked_add_months(chrono::Months::new(1))
+        .and_then(|d| d.pred_opt())
+        .expect("date math");
+    let open_of = |key: &str| {
+        control.sdk_sessions(key, month)[0]["id"]
+            .as_str()
+            .expect("a session that month")
+            .to_string()
+    };
+    let (soon, never) = (open_of("soon-key"), open_of("never-key"));
+    assert!(control.set_sdk_session_open("soon-key", &soon, true));
+    assert!(control.set_sdk_session_open("never-key", &never, true));
+    // "soon": the month settled a day ago, well inside the 7 days. "never": settled long ago.
+    let settled_a_day_ago = ((today() - end).num_days() - 2) as u32;
+    app.config.videosdk[0].settle_days = settled_a_day_ago;
+    app.config.videosdk[1].settle_days = 2;
+    let session = |id: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<
+                _,
+                (
+                    Option<chrono::DateTime<chrono::Utc>>,
+                    bool,
+                    i64,
+                    Option<(String, bool)>,
+                ),
+            >(
+                "SELECT s.end_time, s.end_time_unknown,
+                        (SELECT count(*) FROM rollcall.zoom_sdk_session_users u
+                          WHERE u.account = s.account AND u.session_id = s.session_id),
+                        (SELECT (w.state, w.is_final) FROM rollcall.collection_windows w
+                          WHERE w.stream = 'zoom_sdk_session_users' AND w.scope = s.session_id)
+                   FROM rollcall.zoom_sdk_sessions s WHERE s.session_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("the session is stored")
+        }
+    };
+    let list = |account: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, bool)>(
+                "SELECT state, is_final FROM rollcall.collection_windows
+                  WHERE account = $1 AND stream = 'zoom_sdk_sessions' AND window_start = $2",
+            )
+            .bind(account)
+            .bind(month)
+            .fetch_one(&pool)
+            .await
+            .expect("the month's list")
+        }
+    };
+
+    let first = app.collect_all().await;
+    assert!(first.all_complete(), "{first:?}");
+    let (end_time, unknown, _, users_window) = session(soon.clone()).await;
+    assert_eq!(
+        (end_time, unknown, users_window),
+        (None, false, None),
+        "soon: still open"
+    );
+    assert_eq!(
+        list("soon").await,
+        ("complete".to_string(), false),
+        "soon: held open, not failed"
+    );
+    let (end_time, unknown, users, users_window) = session(never.clone()).await;
+    assert_eq!(
+        (end_time, unknown),
+        (None, true),
+        "never: ended at an unknown time"
+    );
+    assert!(users > 0, "never: its users are walked");
+    assert_eq!(users_window, Some(("complete".to_string(), true)));
+    assert_eq!(
+        list("never").await,
+        ("complete".to_string(), true),
+        "never: the month completes"
+    );
+    let month_row: (bool, bool) = sqlx::query_as(
+        "SELECT complete, is_final FROM rollcall.zoom_sdk_months WHERE account = 'never' AND month = $1",
+    )
+    .bind(month)
+    .fetch_one(&pool)
+    .await
+    .expect("zoom_sdk_months");
+    assert_eq!(month_row, (true, true));
+
+    // The session ends (Zoom now serves its end_time): the next run updates it.
+    assert!(control.set_sdk_session_open("soon-key", &soon, false));
+    assert!(control.set_sdk_session_open("never-key", &never, false));
+    let second = app.collect_all().await;
+    assert!(second.all_complete(), "{second:?}");
+    let (end_time, unknown, users, users_window) = session(soon.clone()).await;
+    assert!(
+        end_time.is_some() && !unknown && users > 0,
+        "soon: updated, users collected"
+    );
+    assert_eq!(users_window, Some(("complete".to_string(), true)));
+    assert_eq!(list("soon").await, ("complete".to_string(), true));
+    assert_sdk_mirror(&pool, &control, &specs[0]).await;
+}

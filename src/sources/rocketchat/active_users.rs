@@ -6,7 +6,7 @@ use super::client::RocketChatClient;
 use super::days;
 use crate::config::RocketChatWorkspace;
 use crate::engine::RunContext;
-use crate::engine::{Finished, PageMeta, Source, Tx};
+use crate::engine::{Finished, PageMeta, Shrink, Source, Tx};
 use crate::http::ApiError;
 use crate::store::text::clean_str;
 use crate::store::windows::{Edge, PlannedWindow, Retirement, Window};
@@ -42,6 +42,10 @@ pub struct ActiveUsers {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DaysRequest {
     span: Option<(NaiveDate, NaiveDate)>,
+    /// The workspace's local date when the walk began: which days it finalizes is decided from it.
+    /// Absent in parameters stored by an older binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    today: Option<NaiveDate>,
 }
 
 /// One window's answer. `span` is `None` when nothing of the window may be requested any more.
@@ -113,8 +117,69 @@ impl Source for ActiveUsers {
         )
     }
 
-    fn is_final(&self, window: &Window) -> bool {
-        days::day_is_final(window.window_end, self.today(), self.lookback_days)
+    fn is_final(&self, window: &Window, params: &DaysRequest) -> bool {
+        let today = params.today.unwrap_or(self.today());
+        days::day_is_final(window.window_end, today, self.lookback_days)
+    }
+
+    /// Days become final one by one: a walk finalizes something when the first day it asks for is final.
+    fn finalizes(&self, _window: &Window, params: &DaysRequest) -> bool {
+        let today = params.today.unwrap_or(self.today());
+        params
+            .span
+            .is_some_and(|(first, _)| days::day_is_final(first, today, self.lookback_days))
+    }
+
+    /// Among the days this walk makes final (not stored final yet): a stored user the answer leaves out,
+    /// or a stored count higher than the answer's. Counted in users over those days.
+    async fn shrinks(
+        &self,
+        tx: &mut Tx,
+        _window: &Window,
+        _walk_id: Uuid,
+        last_page: &DaysPage,
+    ) -> Result<Option<Shrink>, StoreError> {
+        let (Some((first, last)), Ok(served)) = (last_page.span, check(last_page)) else {
+            return Ok(None);
+        };
+        let mut finalizing = Vec::new();
+        let mut day = first;
+        while day <= last && days::day_is_final(day, last_page.today, self.lookback_days) {
+            finalizing.push(day);
+            day += Duration::days(1);
+        }
+        let (mut served_days, mut served_ids, mut day_list, mut day_counts) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for d in served.iter().filter(|d| finalizing.contains(&d.day)) {
+            served_days.extend(std::iter::repeat_n(d.day, d.users.len()));
+            served_ids.extend(d.users.iter().cloned());
+            day_list.push(d.day);
+            day_counts.push(d.users.len() as i64);
+        }
+        let (stored, removed, lowered): (i64, i64, bool) = sqlx::query_as(
+            "WITH open AS (SELECT day, users FROM rollcall.rc_active_users
+                            WHERE account = $1 AND day = ANY($2) AND NOT is_final),
+                  served AS (SELECT * FROM UNNEST($3::date[], $4::text[]) AS s(day, user_id)),
+                  counts AS (SELECT * FROM UNNEST($5::date[], $6::int8[]) AS c(day, users))
+             SELECT coalesce((SELECT sum(users) FROM open), 0)::int8,
+                    (SELECT count(*) FROM rollcall.rc_active_user_days u JOIN open USING (day)
+                      WHERE u.account = $1
+                        AND NOT EXISTS (SELECT 1 FROM served s WHERE s.day = u.day AND s.user_id = u.user_id)),
+                    EXISTS (SELECT 1 FROM open o LEFT JOIN counts c USING (day)
+                             WHERE o.users > coalesce(c.users, 0))",
+        )
+        .bind(&self.account)
+        .bind(&finalizing)
+        .bind(&served_days)
+        .bind(&served_ids)
+        .bind(&day_list)
+        .bind(&day_counts)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok((removed > 0 || lowered).then_some(Shrink {
+            stored,
+            walked: served_ids.len() as i64,
+        }))
     }
 
     /// A block whose every day is older than the server holds is retired; its stored days are kept as
@@ -144,6 +209,7 @@ impl Source for ActiveUsers {
                 self.today(),
                 self.retention_days,
             ),
+            today: Some(self.today()),
         }
     }
 
@@ -154,7 +220,7 @@ impl Source for ActiveUsers {
         _page_token: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<DaysPage, ApiError> {
-        let today = self.today();
+        let today = params.today.unwrap_or(self.today());
         let span = params.span;
         let Some((first, last)) = span else {
             // Every day of the window is past retention (or not yet over): nothing to ask, nothing to

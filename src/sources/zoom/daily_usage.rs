@@ -12,7 +12,7 @@ use super::client::ZoomClient;
 use super::fields::{field, int, required_list};
 use super::months::{self, first_of_month, last_of_month, MonthWindows};
 use super::pacing::Category;
-use crate::engine::{Finished, PageMeta, Source, Tx};
+use crate::engine::{Finished, PageMeta, Shrink, Source, Tx};
 use crate::http::ApiError;
 use crate::store::text::clean_json;
 use crate::store::windows::{PlannedWindow, Retirement, Window};
@@ -83,6 +83,10 @@ pub struct DailyRequest {
     pub year: i32,
     pub month: u32,
     pub to: NaiveDate,
+    /// The UTC date the walk began on, which decides its finality. Absent in parameters stored by an
+    /// older binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<NaiveDate>,
 }
 
 pub struct DailyPage {
@@ -172,8 +176,65 @@ impl Source for DailyUsage {
         Some(self.months.retirement())
     }
 
-    fn is_final(&self, window: &Window) -> bool {
-        self.months.is_final(window)
+    fn is_final(&self, window: &Window, params: &DailyRequest) -> bool {
+        self.months.is_final(window, params.day)
+    }
+
+    /// A stored day of the month the reply leaves out (it would be deleted, or zeroed in a final month)
+    /// unless it already holds nothing, or a listed day with a number lower than the stored one (a number
+    /// the reply lacks counts as lower). Counted in days: stored days of the month, days listed.
+    async fn shrinks(
+        &self,
+        tx: &mut Tx,
+        window: &Window,
+        _walk_id: Uuid,
+        last_page: &DailyPage,
+    ) -> Result<Option<Shrink>, StoreError> {
+        let Ok(days) = &last_page.days else {
+            return Ok(None);
+        };
+        let metrics = self.report.metrics();
+        let listed: Vec<NaiveDate> = days.iter().map(|d| d.day).collect();
+        let arrays: Vec<String> = (0..metrics.len())
+            .map(|i| format!("${}::int8[]", i + 5))
+            .collect();
+        let held = metrics
+            .iter()
+            .map(|m| format!("coalesce(s.{m}, 0) <> 0"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let lower = metrics
+            .iter()
+            .map(|m| format!("coalesce(u.{m}, -1) < coalesce(s.{m}, -1)"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let sql = format!(
+            "WITH u AS (SELECT * FROM UNNEST($4::date[], {arrays}) AS u(day, {columns})),
+                  s AS (SELECT * FROM {table} WHERE account = $1 AND day BETWEEN $2 AND $3)
+             SELECT (SELECT count(*) FROM s),
+                    EXISTS (SELECT 1 FROM s WHERE s.day <> ALL($4::date[]) AND (s.raw IS NOT NULL OR {held}))
+                    OR EXISTS (SELECT 1 FROM s JOIN u USING (day) WHERE {lower})",
+            table = self.report.table(),
+            arrays = arrays.join(", "),
+            columns = metrics.join(", "),
+        );
+        let mut query = sqlx::query_as::<_, (i64, bool)>(&sql)
+            .bind(&self.account)
+            .bind(window.window_start)
+            .bind(window.window_end)
+            .bind(&listed);
+        for i in 0..metrics.len() {
+            let column: Vec<Option<i64>> = days
+                .iter()
+                .map(|d| d.metrics.get(i).copied().flatten())
+                .collect();
+            query = query.bind(column);
+        }
+        let (stored, shrinks) = query.fetch_one(&mut **tx).await?;
+        Ok(shrinks.then_some(Shrink {
+            stored,
+            walked: listed.len() as i64,
+        }))
     }
 
     fn params(&self, window: &Window) -> DailyRequest {
@@ -181,6 +242,7 @@ impl Source for DailyUsage {
             year: window.window_start.year(),
             month: window.window_start.month(),
             to: months::request_to(window.window_end, self.months.today),
+            day: Some(self.months.today),
         }
     }
 
@@ -247,7 +309,7 @@ impl Source for DailyUsage {
         let Ok(days) = &page.days else {
             return Ok(0);
         };
-        let is_final = self.is_final(window);
+        let is_final = self.is_final(window, &page.request);
         upsert_days(tx, self.report, &self.account, is_final, days).await
     }
 

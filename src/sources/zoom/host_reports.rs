@@ -4,7 +4,7 @@ use super::client::ZoomClient;
 use super::fields::{field, int, page_token, required_list, text, timestamp};
 use super::months::{self, MonthRequest, MonthWindows};
 use super::pacing::Category;
-use crate::engine::{Finished, PageMeta, Source, Tx};
+use crate::engine::{Finished, PageMeta, Shrink, Source, Tx};
 use crate::http::ApiError;
 use crate::store::text::clean_json;
 use crate::store::windows::{PlannedWindow, Retirement, Window};
@@ -130,8 +130,56 @@ impl Source for HostReports {
         Some(self.months.retirement())
     }
 
-    fn is_final(&self, window: &Window) -> bool {
-        self.months.is_final(window)
+    fn is_final(&self, window: &Window, params: &ReportRequest) -> bool {
+        self.months.is_final(window, params.month.day)
+    }
+
+    /// Stored users of the month this walk did not list (its earlier pages are tagged with `walk_id`,
+    /// the last page's users are not written yet), or a total lower than the stored one.
+    async fn shrinks(
+        &self,
+        tx: &mut Tx,
+        window: &Window,
+        walk_id: Uuid,
+        last_page: &ReportPage,
+    ) -> Result<Option<Shrink>, StoreError> {
+        let empty = Vec::new();
+        let last_ids = last_page.users.as_ref().map_or(&empty, |c| &c.ids);
+        let (stored, removed, walked): (i64, i64, i64) = sqlx::query_as(
+            "WITH stored AS (SELECT user_id, walk_id FROM rollcall.zoom_host_report_users
+                              WHERE account = $1 AND month = $2 AND report_type = $3)
+             SELECT (SELECT count(*) FROM stored),
+                    (SELECT count(*) FROM stored
+                      WHERE walk_id IS DISTINCT FROM $4 AND user_id <> ALL($5::text[])),
+                    (SELECT count(*) FROM (SELECT user_id FROM stored WHERE walk_id = $4
+                                           UNION SELECT unnest($5::text[])) AS walked)",
+        )
+        .bind(&self.account)
+        .bind(window.window_start)
+        .bind(&window.scope)
+        .bind(walk_id)
+        .bind(last_ids)
+        .fetch_one(&mut **tx)
+        .await?;
+        let body = &last_page.body;
+        let lower_total: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM rollcall.zoom_host_reports
+                             WHERE account = $1 AND month = $2 AND report_type = $3
+                               AND (total_records > coalesce($4, -1)
+                                    OR total_meetings > coalesce($5, -1)
+                                    OR total_participants > coalesce($6, -1)
+                                    OR total_meeting_minutes > coalesce($7, -1)))",
+        )
+        .bind(&self.account)
+        .bind(window.window_start)
+        .bind(&window.scope)
+        .bind(int(body.total_records.as_ref()))
+        .bind(int(body.total_meetings.as_ref()))
+        .bind(int(body.total_participants.as_ref()))
+        .bind(int(body.total_meeting_minutes.as_ref()))
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok((removed > 0 || lower_total).then_some(Shrink { stored, walked }))
     }
 
     fn params(&self, window: &Window) -> ReportRequest {

@@ -43,8 +43,14 @@ impl MonthWindows {
         retirement(self.today, self.horizon_days)
     }
 
-    pub fn is_final(&self, window: &Window) -> bool {
-        is_final(window.window_end, self.today, self.settle_days)
+    /// Whether a walk begun on `walk_day` leaves `window` final. `None` (parameters stored by an older
+    /// binary, without their day) falls back to this run's today.
+    pub fn is_final(&self, window: &Window, walk_day: Option<NaiveDate>) -> bool {
+        is_final(
+            window.window_end,
+            walk_day.unwrap_or(self.today),
+            self.settle_days,
+        )
     }
 
     /// The request a walk of `window` that starts now sends.
@@ -64,6 +70,10 @@ pub struct MonthRequest {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub page_size: u32,
+    /// The UTC date the walk began on: its finality is decided from it, not from the day a resumed walk
+    /// ends on. Absent in parameters stored by an older binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<NaiveDate>,
 }
 
 impl MonthRequest {
@@ -78,6 +88,7 @@ impl MonthRequest {
             from: window_start,
             to: request_to(window_end, today),
             page_size,
+            day: Some(today),
         }
     }
 }
@@ -276,5 +287,56 @@ mod tests {
             d("2026-11-24")
         );
         assert_eq!(last_of_month(d("2028-02-10")), d("2028-02-29"));
+    }
+
+    #[test]
+    fn a_walk_is_final_by_the_day_it_began_not_the_day_it_ends() {
+        let months = MonthWindows {
+            today: d("2026-11-03"),
+            settle_days: 2,
+            horizon_days: None,
+            from: None,
+            to: None,
+        };
+        let request = MonthRequest::new(d("2026-10-01"), d("2026-10-31"), d("2026-11-02"), 300);
+        let window = Window {
+            id: 1,
+            account: "a".into(),
+            stream: "zoom_host_report".into(),
+            scope: "active".into(),
+            window_start: d("2026-10-01"),
+            window_end: d("2026-10-31"),
+            state: crate::store::windows::WindowState::Running,
+            is_final: false,
+            pages: 1,
+            rows: 0,
+            attempts: 1,
+            next_page_token: None,
+            token_issued_at: None,
+            expected_total: None,
+            last_error: None,
+            started_at: None,
+            completed_at: None,
+            lease_owner: None,
+            lease_until: None,
+            walk_id: None,
+            walk_params: None,
+            parent_id: None,
+            disputed_since: None,
+            disputed_run: None,
+        };
+        assert_eq!(request.day, Some(d("2026-11-02")));
+        assert!(
+            !months.is_final(&window, request.day),
+            "begun on the settle day"
+        );
+        assert!(
+            months.is_final(&window, None),
+            "parameters without a day: today"
+        );
+        let stored =
+            serde_json::json!({"from": "2026-10-01", "to": "2026-10-31", "page_size": 300});
+        let older: MonthRequest = serde_json::from_value(stored).unwrap();
+        assert_eq!(older.day, None, "an older binary's parameters still resume");
     }
 }

@@ -4,7 +4,7 @@
 
 use super::mirror;
 use super::path::session_segment;
-use crate::engine::{Finished, PageMeta, RunContext, Source, Tx};
+use crate::engine::{Finished, PageMeta, RunContext, Shrink, Source, Tx};
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{field, id, page_token, required_list, text, timestamp};
@@ -40,6 +40,10 @@ pub struct SdkSessionUsers {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UsersRequest {
     page_size: u32,
+    /// The UTC date the walk began on, which decides its finality. Absent in parameters stored by an
+    /// older binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    day: Option<chrono::NaiveDate>,
 }
 
 pub struct UsersPage {
@@ -122,8 +126,34 @@ impl Source for SdkSessionUsers {
     }
 
     /// The parent month's rule: children of a final month are final.
-    fn is_final(&self, window: &Window) -> bool {
-        self.months.is_final(window)
+    fn is_final(&self, window: &Window, params: &UsersRequest) -> bool {
+        self.months.is_final(window, params.day)
+    }
+
+    /// Stored joins of the session this walk did not list.
+    async fn shrinks(
+        &self,
+        tx: &mut Tx,
+        window: &Window,
+        walk_id: Uuid,
+        last_page: &UsersPage,
+    ) -> Result<Option<Shrink>, StoreError> {
+        let (mut ids, mut joins) = (Vec::new(), Vec::new());
+        if let Ok(users) = &last_page.users {
+            let fallback = key_join_time(tx, &self.account, window).await?;
+            for user in users {
+                ids.push(user.user_id.clone());
+                joins.push(user.join_time.unwrap_or(fallback));
+            }
+        }
+        mirror::shrink(
+            tx,
+            &self.account,
+            mirror::Scope::Session(&window.scope),
+            walk_id,
+            mirror::LastPage::Joins(&ids, &joins),
+        )
+        .await
     }
 
     /// Children are not planned by their own stream, so the months' horizon rule retires them here: a
@@ -135,6 +165,7 @@ impl Source for SdkSessionUsers {
     fn params(&self, _window: &Window) -> UsersRequest {
         UsersRequest {
             page_size: self.page_size,
+            day: Some(self.months.today),
         }
     }
 
@@ -219,12 +250,28 @@ impl Source for SdkSessionUsers {
         _last_page: &UsersPage,
         is_final: bool,
     ) -> Result<Result<Finished, String>, StoreError> {
-        let missing =
-            mirror::session_users(tx, &self.account, &window.scope, walk_id, &self.run).await?;
-        if !missing.confirmed.is_empty() || missing.newly_missing > 0 {
-            tracing::info!(account = %self.account, session = %window.scope,
-                removed = missing.confirmed.len(), newly_missing = missing.newly_missing,
-                "joins no longer listed: removed once a run at least 12 hours after the mark misses them too, kept until then");
+        if is_final {
+            // The engine lets a finalizing walk get here only if it removes nothing, or if a walk of a run
+            // at least 12 hours after the first one that would have removed these agrees.
+            let gone = mirror::gone(
+                tx,
+                &self.account,
+                mirror::Scope::Session(&window.scope),
+                walk_id,
+            )
+            .await?;
+            if !gone.is_empty() {
+                tracing::info!(session = %window.scope, removed = gone.len(),
+                    "joins no longer listed, confirmed by a run at least 12 hours after the first, were removed");
+            }
+        } else {
+            let missing =
+                mirror::session_users(tx, &self.account, &window.scope, walk_id, &self.run).await?;
+            if !missing.confirmed.is_empty() || missing.newly_missing > 0 {
+                tracing::info!(session = %window.scope,
+                    removed = missing.confirmed.len(), newly_missing = missing.newly_missing,
+                    "joins no longer listed: removed once a run at least 12 hours after the mark misses them too, kept until then");
+            }
         }
         let seen: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM rollcall.zoom_sdk_session_users
@@ -235,15 +282,9 @@ impl Source for SdkSessionUsers {
         .bind(walk_id)
         .fetch_one(&mut **tx)
         .await?;
-        // As for the month's list: a final users window is never walked again, so one still holding
-        // marked joins stays open until a later run clears or confirms them.
-        if is_final && missing.still_missing > 0 {
-            tracing::info!(account = %self.account, session = %window.scope, joins = missing.still_missing,
-                "the session's month has settled but joins are still marked missing; its users stay open until a later run settles them");
-        }
         Ok(Ok(Finished {
             rows: seen,
-            is_final: is_final && missing.still_missing == 0,
+            is_final,
         }))
     }
 }

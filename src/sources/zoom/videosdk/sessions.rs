@@ -2,7 +2,7 @@
 //! Resource-intensive (10 requests a minute on Pro), paced by the account's `ZoomPacer`.
 
 use super::{mirror, session_users};
-use crate::engine::{Finished, PageMeta, RunContext, Source, Tx};
+use crate::engine::{Finished, PageMeta, RunContext, Shrink, Source, Tx};
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{
@@ -117,8 +117,30 @@ impl Source for SdkSessions {
         self.months.plan(&[""])
     }
 
-    fn is_final(&self, window: &Window) -> bool {
-        self.months.is_final(window)
+    fn is_final(&self, window: &Window, params: &MonthRequest) -> bool {
+        self.months.is_final(window, params.day)
+    }
+
+    /// Stored sessions of the month this walk did not list.
+    async fn shrinks(
+        &self,
+        tx: &mut Tx,
+        window: &Window,
+        walk_id: Uuid,
+        last_page: &SessionsPage,
+    ) -> Result<Option<Shrink>, StoreError> {
+        let ids: Vec<String> = match &last_page.sessions {
+            Ok(sessions) => sessions.iter().map(|s| s.session_id.clone()).collect(),
+            Err(_) => Vec::new(),
+        };
+        mirror::shrink(
+            tx,
+            &self.account,
+            mirror::Scope::Month(window.window_start),
+            walk_id,
+            mirror::LastPage::Sessions(&ids),
+        )
+        .await
     }
 
     fn retirement(&self) -> Option<Retirement> {
@@ -228,12 +250,53 @@ impl Source for SdkSessions {
         .bind(walk_id)
         .fetch_one(&mut **tx)
         .await?;
+        let mut is_final = is_final;
         if is_final && open > 0 {
             // A final month is never listed again, so a session without end_time would never get its
-            // users: the month stays open until every session has ended.
-            return Ok(Err(format!(
-                "{open} session(s) of this settled month have no end_time yet; the month is listed again next run so their users are collected once they end"
-            )));
+            // users. Zoom may report the end late: for 7 days after the month settled the month stays
+            // open (complete, not final) and is listed again by every run. After that the session is
+            // recorded as ended at an unknown time, its users are walked, and the month can complete; a
+            // later walk that serves its end_time updates the row.
+            let grace = self.months.settle_days.saturating_add(ENDLESS_GRACE_DAYS);
+            if months::is_final(window.window_end, self.months.today, grace) {
+                let endless: Vec<String> = sqlx::query_scalar(
+                    "UPDATE rollcall.zoom_sdk_sessions SET end_time_unknown = true
+                      WHERE account = $1 AND month = $2 AND walk_id = $3 AND end_time IS NULL
+                  RETURNING session_id",
+                )
+                .bind(&self.account)
+                .bind(window.window_start)
+                .bind(walk_id)
+                .fetch_all(&mut **tx)
+                .await?;
+                windows::plan_children(tx, window, session_users::STREAM, &endless).await?;
+                tracing::warn!(sessions = endless.len(),
+                    "sessions still without end_time 7 days after their month settled are recorded as ended at an unknown time; their users are collected");
+            } else {
+                tracing::info!(sessions = open,
+                    "the month has settled but sessions have no end_time yet; it stays open and is listed again next run");
+                is_final = false;
+            }
+        }
+        if is_final {
+            // The engine lets a finalizing walk get here only if it removes nothing, or if a walk of a run
+            // at least 12 hours after the first one that would have removed these agrees.
+            let gone = mirror::gone(
+                tx,
+                &self.account,
+                mirror::Scope::Month(window.window_start),
+                walk_id,
+            )
+            .await?;
+            if !gone.is_empty() {
+                tracing::info!(sessions = gone.len(),
+                    "sessions no longer listed, confirmed by a run at least 12 hours after the first, were removed with their users");
+                remove_sessions(tx, window, &gone).await?;
+            }
+            return Ok(Ok(Finished {
+                rows: seen,
+                is_final,
+            }));
         }
         let vanished =
             mirror::sessions(tx, &self.account, window.window_start, walk_id, &self.run).await?;
@@ -246,18 +309,15 @@ impl Source for SdkSessions {
             tracing::info!(sessions = vanished.newly_missing,
                 "sessions no longer listed are kept until a walk of a run at least 12 hours later confirms they are gone");
         }
-        // A final month is never listed again: one still holding marked sessions would keep them marked
-        // (hidden from the analyst views) forever. It stays open until a walk clears or confirms them.
-        if is_final && vanished.still_missing > 0 {
-            tracing::info!(sessions = vanished.still_missing,
-                "the month has settled but sessions are still marked missing; it stays open until a later run settles them");
-        }
         Ok(Ok(Finished {
             rows: seen,
-            is_final: is_final && vanished.still_missing == 0,
+            is_final: false,
         }))
     }
 }
+
+/// Days after a month settled during which a session Zoom lists without `end_time` holds the month open.
+pub const ENDLESS_GRACE_DAYS: u32 = 7;
 
 /// PostgreSQL refuses to update one row twice in a statement: a session served twice keeps its last copy.
 /// Removes the users of sessions confirmed gone, and their users windows, in the list page's
@@ -329,7 +389,8 @@ async fn upsert_sessions(
                has_screen_share = EXCLUDED.has_screen_share, has_recording = EXCLUDED.has_recording,
                has_pstn = EXCLUDED.has_pstn, has_session_summary = EXCLUDED.has_session_summary,
                raw = EXCLUDED.raw, collected_at = EXCLUDED.collected_at, walk_id = EXCLUDED.walk_id,
-               missing_since = NULL, missing_run = NULL",
+               missing_since = NULL, missing_run = NULL,
+               end_time_unknown = zoom_sdk_sessions.end_time_unknown AND EXCLUDED.end_time IS NULL",
     )
     .bind(account)
     .bind(window.window_start)
