@@ -1009,3 +1009,22 @@ pub async fn window_mark(
     .await
     .unwrap_or_else(|e| panic!("window {account} {stream} {scope} {start}: {e}"))
 }
+
+/// The newest month that is not final with the default `settle_days` (2) and in which the sandbox already
+/// lists a Video SDK session: the current month, except early in a month (on the 1st nothing has
+/// happened yet), when it is the one before.
+pub fn open_month_with_sessions(control: &Control, api_key: &str) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    reachable_months()
+        .into_iter()
+        .rev()
+        .filter(|first| {
+            let last = first
+                .checked_add_months(chrono::Months::new(1))
+                .and_then(|next| next.pred_opt())
+                .expect("date math");
+            (today() - last).num_days() <= 2 && first.day() == 1
+        })
+        .find(|month| !control.sdk_sessions(api_key, *month).is_empty())
+        .expect("a month not final yet with a session")
+}
