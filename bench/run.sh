@@ -6,6 +6,7 @@
 #   bench/run.sh pacing        # the pacing against Zoom's Pro limits (~2.5 minutes; bench/src/pacing.rs)
 #   bench/run.sh latency       # the pacing with 300 ms and 1 s replies, Pro and Business (~7 minutes)
 #   bench/run.sh latency pro-1000 business-1000   # some of them (pro-300 pro-1000 business-300 business-1000)
+#   bench/run.sh replicas      # three replicas on one Pro account, 300 ms replies (~2 minutes)
 #   bench/run.sh scale         # RSS and wall time for 10, 100, 300 Zoom accounts (bench/src/scale.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."

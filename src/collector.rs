@@ -125,6 +125,12 @@ pub async fn run_once_at(
         run.clone(),
         Concurrency::from_config(config),
     ));
+    // Best effort: a database still starting is waited out by the streams, and the heartbeat joins later.
+    if let Err(err) = engine.join().await {
+        tracing::debug!(error = %err, "could not register the run as a collecting member yet");
+    }
+    // Every request the sources send is counted where every replica's count is summed.
+    let http = http.counting_in(engine.ledger());
     let cx = BuildContext {
         run: &run,
         from: selection.from,
@@ -138,10 +144,18 @@ pub async fn run_once_at(
     // When each stream spawned so far has finished, for the streams that run after it.
     let mut finished: HashMap<(String, &'static str), CancellationToken> = HashMap::new();
     for (index, account) in sources::accounts(config) {
-        for source in account.build(index, &cx) {
-            if !selection.wants(source.stream(), source.account()) {
-                continue;
-            }
+        let built: Vec<_> = account
+            .build(index, &cx)
+            .into_iter()
+            .filter(|source| selection.wants(source.stream(), source.account()))
+            .collect();
+        // Before any stream starts, so the account's lease is held across all of them.
+        engine.expect_account(
+            account.name(),
+            built.len(),
+            account.rate_budget().handover(),
+        );
+        for source in built {
             let key = (source.account().to_string(), source.stream());
             selected.extend(source.counted().map(|stream| (key.0.clone(), stream)));
             let after = source
@@ -172,9 +186,11 @@ pub async fn run_once_at(
             }
         }
     }
+    let finished = engine.finish().await;
     if let Some(err) = first_error {
         return Err(err);
     }
+    finished?;
     for (account, stream) in &selected {
         report.incomplete += windows::incomplete_due(pool, account, stream).await?;
     }

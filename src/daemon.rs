@@ -38,6 +38,8 @@ pub enum DaemonError {
 
 struct Shared {
     pool: PgPool,
+    /// For the budget gauges: the plans' daily pools and rates.
+    config: Arc<Config>,
     scheduler_alive: AtomicBool,
     metrics: Option<PrometheusHandle>,
 }
@@ -55,6 +57,7 @@ pub async fn run(config: Arc<Config>, cancel: CancellationToken) -> Result<(), D
     store::migrate(&pool).await?;
     let shared = Arc::new(Shared {
         pool: pool.clone(),
+        config: config.clone(),
         scheduler_alive: AtomicBool::new(false),
         metrics: observe::install(),
     });
@@ -130,6 +133,8 @@ pub async fn run(config: Arc<Config>, cancel: CancellationToken) -> Result<(), D
     };
     let trigger = Arc::new(trigger);
 
+    // A member before the first tick can fire (the heartbeat task renews it from then on).
+    let _ = crate::store::account_leases::heartbeat(&pool, config.collector.lease_secs).await;
     let mut scheduler = JobScheduler::new()
         .await
         .map_err(|e| DaemonError::Schedule(e.to_string()))?;
@@ -148,6 +153,11 @@ pub async fn run(config: Arc<Config>, cancel: CancellationToken) -> Result<(), D
         .await
         .map_err(|e| DaemonError::Schedule(e.to_string()))?;
     shared.scheduler_alive.store(true, Ordering::SeqCst);
+    let membership = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(keep_membership(
+        pool.clone(),
+        config.collector.lease_secs,
+        cancel.clone(),
+    )));
     notify_systemd(&cancel);
     tracing::info!(cron = %config.schedule.cron, listen = %config.http.listen, "rollcall is running");
     if config.schedule.run_on_start {
@@ -165,8 +175,29 @@ pub async fn run(config: Arc<Config>, cancel: CancellationToken) -> Result<(), D
     {
         tracing::warn!("the page in flight did not finish in time; it is walked again next run");
     }
+    drop(membership);
+    // The other replicas take a fair share that counts us no more, at once.
+    if let Err(err) = crate::store::account_leases::leave(&pool).await {
+        tracing::debug!(error = %err, "could not leave the collecting members");
+    }
     let _ = server.await;
     Ok(())
+}
+
+/// Keeps this daemon among the collecting members between its ticks, so replicas that start together see
+/// each other before any takes an account (each then takes about its share of them).
+async fn keep_membership(pool: PgPool, lease_secs: u64, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(lease_secs.max(3) / 3));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = every.tick() => {
+                if let Err(err) = crate::store::account_leases::heartbeat(&pool, lease_secs).await {
+                    tracing::debug!(error = %err, "could not renew this replica's membership");
+                }
+            }
+        }
+    }
 }
 
 async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {
@@ -191,10 +222,15 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
     };
     // Bounded like /healthz: a scrape while PostgreSQL is away answers with the last gauges instead of
     // waiting out the pool's acquire timeout, and cannot hold a graceful shutdown past its 10 s.
-    let refreshed = tokio::time::timeout(
-        Duration::from_secs(3),
-        observe::refresh_from_db(&shared.pool),
-    )
+    let refreshed = tokio::time::timeout(Duration::from_secs(3), async {
+        observe::refresh_from_db(&shared.pool).await?;
+        let today = crate::clock::now().date_naive();
+        if let Ok(lines) = crate::commands::budget::load(&shared.pool, &shared.config, today).await
+        {
+            observe::budget(&lines);
+        }
+        Ok::<(), sqlx::Error>(())
+    })
     .await;
     match refreshed {
         Ok(Ok(())) => (StatusCode::OK, handle.render()),

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use rollcall::collector::{self, Selection, STREAMS};
 use rollcall::commands::progress::Progress;
-use rollcall::commands::{check, coverage, healthcheck, status};
+use rollcall::commands::{budget, check, coverage, healthcheck, status};
 #[cfg(feature = "sandbox")]
 use rollcall::commands::{demo, sandbox};
 use rollcall::config::Config;
@@ -380,11 +380,14 @@ async fn collect(
     }
     let progress = Progress::start(
         pool.clone(),
+        config,
         selection.account.clone(),
         selection.stream.clone(),
         from.is_some(),
     );
     let report = collector::run_once(&pool, config, &selection, cancel).await;
+    // Other replicas no longer count this process in their fair share of the accounts.
+    let _ = store::account_leases::leave(&pool).await;
     if let Some(progress) = progress {
         progress.finish().await;
     }
@@ -457,10 +460,15 @@ async fn show_status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     };
     let mut rows = status::load(&pool).await?;
     status::mark_left_out(&mut rows, config);
+    // A schema from before the request counts has no budget to show: the rest of status still holds.
+    let today = rollcall::clock::now().date_naive();
+    let lines = budget::load(&pool, config, today).await.unwrap_or_default();
+    status::attach_budget(&mut rows, &lines);
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         print!("{}", status::render_table(&rows));
+        print!("{}", budget::render(&lines));
         print!(
             "{}",
             status::render_reconciliation(&status::reconciliation(&pool).await?)

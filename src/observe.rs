@@ -142,3 +142,18 @@ pub async fn refresh_from_db(pool: &PgPool) -> Result<(), sqlx::Error> {
     }
     Ok(())
 }
+
+/// The budget lines (`commands::budget`): requests today by every replica, per account and category, the
+/// account's daily pool, and the requests the windows still to walk need.
+pub fn budget(lines: &[crate::commands::budget::CategoryBudget]) {
+    for l in lines {
+        gauge!("rollcall_requests_today", "account" => l.account.clone(), "category" => l.category.clone())
+            .set(l.requests_today as f64);
+        gauge!("rollcall_requests_left", "account" => l.account.clone(), "category" => l.category.clone())
+            .set(l.requests_left as f64);
+        if let Some(pool) = l.daily_pool {
+            gauge!("rollcall_daily_request_pool", "account" => l.account.clone())
+                .set(f64::from(pool));
+        }
+    }
+}

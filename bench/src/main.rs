@@ -8,6 +8,7 @@
 //! Usage: bench/run.sh [SIZE ...]   (default 100000 1000000; DATABASE_URL as for the tests)
 //!        bench/run.sh pacing       (the collector's pacing against Zoom's Pro limits; see pacing.rs)
 //!        bench/run.sh latency [SCENARIO ...]  (the same with slow replies, Pro and Business; pacing.rs)
+//!        bench/run.sh replicas     (three replicas sharing one Pro account's rate; pacing.rs)
 //!        bench/run.sh scale        (memory and wall time as Zoom accounts grow; see scale.rs)
 
 mod pacing;
@@ -49,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
     match std::env::args().nth(1).as_deref() {
         Some("pacing") => return pacing::run(&admin_url, &rollcall_binary()?).await,
+        Some("replicas") => return pacing::run_replicas(&admin_url, &rollcall_binary()?).await,
         Some("latency") => {
             let names: Vec<String> = std::env::args().skip(2).collect();
             return pacing::run_latency(&admin_url, &rollcall_binary()?, &names).await;

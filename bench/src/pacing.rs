@@ -52,6 +52,8 @@ struct Scenario {
     sdk_page_size: u32,
     /// Keeps a stalled collector from running forever.
     run_limit: Duration,
+    /// `rollcall run` replicas on the same database, started by one cron tick (1: a plain `collect`).
+    replicas: usize,
 }
 
 impl Scenario {
@@ -66,6 +68,7 @@ impl Scenario {
             sdk_sessions_per_month: 20,
             sdk_page_size: 5,
             run_limit: Duration::from_secs(270),
+            replicas: 1,
         }
     }
 
@@ -93,6 +96,17 @@ impl Scenario {
             sdk_sessions_per_month: sessions,
             sdk_page_size: 300,
             run_limit: Duration::from_secs(420),
+            replicas: 1,
+        }
+    }
+
+    /// Pro at 300 ms, collected by three processes at once: together they must stay within one account's
+    /// rate (no 429) and still reach it.
+    fn replicas() -> Scenario {
+        Scenario {
+            name: "pro-300-3-replicas",
+            replicas: 3,
+            ..Scenario::latency(ZoomPlan::Pro, 300)
         }
     }
 
@@ -263,6 +277,11 @@ pub async fn run(admin_url: &str, binary: &Path) -> anyhow::Result<()> {
     run_scenarios(admin_url, binary, vec![Scenario::pacing()]).await
 }
 
+/// `rollcall-bench replicas`: three replicas on one Pro account, replies in 300 ms.
+pub async fn run_replicas(admin_url: &str, binary: &Path) -> anyhow::Result<()> {
+    run_scenarios(admin_url, binary, vec![Scenario::replicas()]).await
+}
+
 /// `rollcall-bench latency [SCENARIO ...]`: the four latency scenarios (or those named), one after another.
 pub async fn run_latency(admin_url: &str, binary: &Path, names: &[String]) -> anyhow::Result<()> {
     let all = Scenario::all_latency();
@@ -350,23 +369,36 @@ async fn run_one(
     let config = write_config(&db.url, &sandbox, &host, &sdk, &scenario, windows_in_flight)?;
 
     eprintln!(
-        "== {}: sandbox enforcing Zoom {} limits, replies in {} ms; rollcall collect with plan = \"{}\" \
+        "== {}: sandbox enforcing Zoom {} limits, replies in {} ms; {} × rollcall collect with plan = \"{}\" \
          (bounded at {} s)",
         scenario.name,
         scenario.plan_name(),
         scenario.reply_latency_ms,
+        scenario.replicas,
         scenario.plan_name(),
         scenario.run_limit.as_secs()
     );
     let started = Instant::now();
-    let child = tokio::process::Command::new(binary)
-        .arg("--config")
-        .arg(&config)
-        .arg("collect")
-        .env_remove("DATABASE_URL")
-        .kill_on_drop(true)
-        .status();
-    let outcome = tokio::time::timeout(scenario.run_limit, child).await;
+    let outcome = if scenario.replicas > 1 {
+        replicas_on_one_tick(binary, &config, &db.pool, &scenario).await
+    } else {
+        let child = tokio::process::Command::new(binary)
+            .arg("--config")
+            .arg(&config)
+            .arg("collect")
+            .env_remove("DATABASE_URL")
+            .kill_on_drop(true)
+            .status();
+        match tokio::time::timeout(scenario.run_limit, child).await {
+            Ok(Ok(status)) if status.success() => None,
+            Ok(Ok(status)) => Some(format!("rollcall collect failed: {status}")),
+            Ok(Err(err)) => Some(format!("running rollcall collect: {err}")),
+            Err(_) => Some(format!(
+                "rollcall collect did not finish within {} s",
+                scenario.run_limit.as_secs()
+            )),
+        }
+    };
     let run_secs = started.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&config);
 
@@ -420,15 +452,7 @@ async fn run_one(
     db.drop_database(admin_url).await;
     sandbox.shutdown().await;
 
-    let failure = match outcome {
-        Ok(Ok(status)) if status.success() => None,
-        Ok(Ok(status)) => Some(format!("rollcall collect failed: {status}")),
-        Ok(Err(err)) => Some(format!("running rollcall collect: {err}")),
-        Err(_) => Some(format!(
-            "rollcall collect did not finish within {} s",
-            scenario.run_limit.as_secs()
-        )),
-    };
+    let failure = outcome;
     Ok(Outcome {
         scenario,
         windows_in_flight: in_flight,
@@ -437,6 +461,86 @@ async fn run_one(
         rows,
         failure,
     })
+}
+
+/// Replicas as in production: `rollcall run` processes on one database, all triggered by the same cron
+/// tick a few seconds ahead (so they start together, as a Deployment's pods do on a shared schedule), until
+/// every window is complete; then SIGTERM. `None` when all of that went well.
+async fn replicas_on_one_tick(
+    binary: &Path,
+    config: &Path,
+    pool: &sqlx::PgPool,
+    scenario: &Scenario,
+) -> Option<String> {
+    let migrated = tokio::process::Command::new(binary)
+        .arg("--config")
+        .arg(config)
+        .arg("migrate")
+        .env_remove("DATABASE_URL")
+        .status()
+        .await;
+    if !matches!(migrated, Ok(ref s) if s.success()) {
+        return Some(format!("rollcall migrate failed: {migrated:?}"));
+    }
+    let tick = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let cron = tick.format("%S %M %H * * *").to_string();
+    let mut replicas = Vec::new();
+    for _ in 0..scenario.replicas {
+        let listen = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+            Ok(addr) => addr.to_string(),
+            Err(err) => return Some(format!("no free port: {err}")),
+        };
+        let spawned = tokio::process::Command::new(binary)
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env_remove("DATABASE_URL")
+            .env("ROLLCALL__SCHEDULE__CRON", &cron)
+            .env("ROLLCALL__SCHEDULE__RUN_ON_START", "false")
+            .env("ROLLCALL__HTTP__LISTEN", listen)
+            .kill_on_drop(true)
+            .spawn();
+        match spawned {
+            Ok(child) => replicas.push(child),
+            Err(err) => return Some(format!("spawning rollcall run: {err}")),
+        }
+    }
+    let deadline = Instant::now() + scenario.run_limit;
+    let mut failure = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (windows, open): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE state NOT IN ('complete', 'unreachable'))
+               FROM rollcall.collection_windows",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap_or((0, 1));
+        if windows > 0 && open == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            failure = Some(format!(
+                "the replicas did not finish within {} s ({open} of {windows} windows open)",
+                scenario.run_limit.as_secs()
+            ));
+            break;
+        }
+    }
+    for mut child in replicas {
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+            Ok(Ok(status)) if status.success() => {}
+            other => {
+                failure.get_or_insert(format!("a replica ended badly: {other:?}"));
+            }
+        }
+    }
+    failure
 }
 
 /// The plan's limits, no overrides: the pacing under test is exactly what a user gets by default.

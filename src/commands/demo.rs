@@ -37,7 +37,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         "collecting: two Zoom accounts (host reports), one Video SDK account, one Rocket.Chat workspace..."
     );
     let started = std::time::Instant::now();
-    let progress = Progress::start(pool.clone(), None, None, false);
+    let progress = Progress::start(pool.clone(), &config, None, None, false);
     let report = collector::run_once(
         &pool,
         &config,

@@ -1,5 +1,6 @@
 //! The subcommands that are more than a call into the collector.
 
+pub mod budget;
 pub mod check;
 pub mod coverage;
 #[cfg(feature = "sandbox")]

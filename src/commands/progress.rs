@@ -2,6 +2,7 @@
 //! It reads the window table rather than hooking into the engine, so it shows what is committed (and what
 //! other replicas do) and costs the walk nothing.
 
+use crate::config::Config;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
@@ -25,8 +26,11 @@ struct Counts {
 impl Progress {
     /// `log_when_piped`: backfills log periodic lines in a pipe; a plain `collect` stays quiet there (its
     /// one line per window already says enough).
+    /// On a terminal, the bar also says the requests sent today and what the walk still needs at the
+    /// plan's rate ([`super::budget`]), for the accounts of `config` the run covers.
     pub fn start(
         pool: PgPool,
+        config: &Config,
         account: Option<String>,
         stream: Option<String>,
         log_when_piped: bool,
@@ -36,6 +40,7 @@ impl Progress {
             return None;
         }
         let since = Utc::now();
+        let config = config.clone();
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
@@ -65,7 +70,8 @@ impl Progress {
                         Some(bar) => {
                             bar.set_length(counts.total.max(0) as u64);
                             bar.set_position(counts.finished.max(0) as u64);
-                            bar.set_message(format!("{} rows", counts.rows));
+                            let budget = budget_words(&pool, &config, account.as_deref()).await;
+                            bar.set_message(format!("{} rows{budget}", counts.rows));
                         }
                         None if counts != last => tracing::info!(
                             windows_finished = counts.finished,
@@ -92,6 +98,37 @@ impl Progress {
         self.stop.cancel();
         let _ = self.task.await;
     }
+}
+
+/// `; requests today 1234/30000, left at least 56 requests (at least 6s)`, summed over the accounts the
+/// run covers; empty when nothing can be read.
+async fn budget_words(pool: &PgPool, config: &Config, account: Option<&str>) -> String {
+    let today = crate::clock::now().date_naive();
+    let Ok(lines) = super::budget::load(pool, config, today).await else {
+        return String::new();
+    };
+    let lines: Vec<_> = lines
+        .into_iter()
+        .filter(|l| account.is_none_or(|a| a == l.account))
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let today: i64 = lines.iter().map(|l| l.requests_today).sum();
+    let pool: Option<u64> = lines
+        .iter()
+        .map(|l| (l.account.as_str(), l.daily_pool))
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_values()
+        .map(|p| p.map(u64::from))
+        .sum();
+    // The slowest category decides when the run ends; its line speaks for the rest.
+    let slowest = lines.iter().max_by_key(|l| l.seconds_left.unwrap_or(0));
+    let pool = pool.map_or(String::new(), |p| format!("/{p}"));
+    let left = slowest.map_or(String::new(), |l| {
+        format!(", left {}", super::budget::left_in_words(l))
+    });
+    format!("; requests today {today}{pool}{left}")
 }
 
 async fn read(

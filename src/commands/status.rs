@@ -39,6 +39,21 @@ pub struct StreamStatus {
     /// at least 12 hours later agrees, or one agrees with what is stored.
     #[sqlx(skip)]
     pub awaiting_confirmation: Vec<DisputedWindow>,
+    /// The account's rate category this stream sends in, today: requests by every replica, the daily
+    /// pool, and what is left to walk ([`super::budget`]).
+    #[sqlx(skip)]
+    pub budget: Option<super::budget::CategoryBudget>,
+}
+
+/// Gives each stream the budget line of its account's category.
+pub fn attach_budget(rows: &mut [StreamStatus], lines: &[super::budget::CategoryBudget]) {
+    for row in rows {
+        let category = super::budget::category_of(&row.stream);
+        row.budget = lines
+            .iter()
+            .find(|l| l.account == row.account && l.category == category)
+            .cloned();
+    }
 }
 
 /// Marks the rows of streams the configured account leaves out with its `streams` key.
@@ -380,6 +395,7 @@ mod tests {
             running_windows,
             left_out: false,
             awaiting_confirmation: Vec::new(),
+            budget: None,
         }
     }
 

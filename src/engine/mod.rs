@@ -1,6 +1,7 @@
 //! The generic page walker (DESIGN §3): plan windows, claim them with leases, walk every page with a
 //! checkpoint committed in the page's own transaction, verify, complete.
 
+mod accounts;
 mod built;
 mod run;
 mod source;

@@ -1,6 +1,8 @@
+use super::accounts::{AccountLeases, Hold};
 use super::{RunContext, Shrink, Source, CONFIRM_AFTER, MAX_RESTARTS_PER_RUN, PAGE_TOKEN_TRUST};
 use crate::http::{pacing, ApiError};
 use crate::observe;
+use crate::store::request_counts::RequestLedger;
 use crate::store::windows::{
     self, Checkpoint, Completion, Dispute, LeaseOwner, Window, WindowState,
 };
@@ -43,6 +45,10 @@ pub struct Engine {
     /// only while this is 0. Walks compete with planning for the pool, and with hundreds of accounts the
     /// last ones would otherwise plan (and so walk their first window) only after most of the run.
     unplanned: Arc<tokio::sync::watch::Sender<usize>>,
+    /// The accounts this process sends for now: one replica at a time per account.
+    accounts: AccountLeases,
+    /// Every request of the run, counted per account and category in PostgreSQL.
+    ledger: Arc<RequestLedger>,
 }
 
 /// A stream counted in [`Engine::unplanned`] until its set-up is over (or it ended early): uncounted on
@@ -165,7 +171,12 @@ impl Engine {
         run: RunContext,
         concurrency: Concurrency,
     ) -> Engine {
+        let ledger = Arc::new(RequestLedger::new(pool.clone()));
+        let accounts =
+            AccountLeases::new(pool.clone(), owner.clone(), ledger.clone(), cancel.clone());
         Engine {
+            accounts,
+            ledger,
             pool,
             owner,
             cancel,
@@ -175,6 +186,27 @@ impl Engine {
             setup_slots: Arc::new(Semaphore::new(concurrency.setup.max(1))),
             unplanned: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// Where the run counts its requests: the HTTP client the sources send with must count in it.
+    pub fn ledger(&self) -> Arc<RequestLedger> {
+        self.ledger.clone()
+    }
+
+    /// Announces the `streams` streams of `account` this run will start (see [`AccountLeases::expect`]),
+    /// and how long taking the account over from another replica must wait.
+    pub fn expect_account(&self, account: &str, streams: usize, handover: Duration) {
+        self.accounts.expect(account, streams, handover);
+    }
+
+    /// Registers the run as a collecting member (see [`AccountLeases::join`]): before any stream starts.
+    pub async fn join(&self) -> Result<(), StoreError> {
+        self.accounts.join().await
+    }
+
+    /// Releases the accounts still held and writes the request counts: once every stream has ended.
+    pub async fn finish(&self) -> Result<(), StoreError> {
+        self.accounts.finish().await
     }
 
     /// Waits for a slot of `slots`, or for `stop`. `None` means stop (the semaphores are never closed).
@@ -213,6 +245,20 @@ impl Engine {
         source: Arc<S>,
         unplanned: Unplanned,
     ) -> Result<StreamOutcome, StoreError> {
+        let account = source.account().to_string();
+        let ran = self.clone().run_stream(source, unplanned).await;
+        if let Err(err) = self.accounts.stream_done(&account).await {
+            // The lease runs out on its own; another replica waits at most that long.
+            tracing::warn!(error = %err, "could not release the account's lease");
+        }
+        ran
+    }
+
+    async fn run_stream<S: Source>(
+        self: Arc<Self>,
+        source: Arc<S>,
+        unplanned: Unplanned,
+    ) -> Result<StreamOutcome, StoreError> {
         let mut outcome = StreamOutcome {
             account: source.account().to_string(),
             stream: source.stream().to_string(),
@@ -236,7 +282,8 @@ impl Engine {
         let stream_state = Arc::new(StreamState {
             claims: tokio::sync::Mutex::new(Vec::new()),
             outcome: std::sync::Mutex::new(outcome),
-            account_stopped: self.cancel.child_token(),
+            // Losing the account's lease stops its walks here as a shutdown would.
+            account_stopped: self.accounts.lost_token(account).child_token(),
             db_recoveries: AtomicU32::new(0),
             probed,
             claimed: tokio::sync::watch::Sender::new(0),
@@ -472,6 +519,33 @@ impl Engine {
                 _ = stop.cancelled() => return Ok(None),
                 // The sender lives as long as the engine, which outlives this call.
                 _ = unplanned.wait_for(|n| *n == 0) => {}
+            }
+            let wait = match self.accounts.hold(account).await? {
+                Hold::Ours => None,
+                Hold::Elsewhere { holder, until } => {
+                    tracing::debug!(holder = %holder, "another replica walks this account; waiting");
+                    Some(
+                        (until - Utc::now())
+                            .to_std()
+                            .unwrap_or_default()
+                            .clamp(Duration::from_millis(200), Duration::from_secs(5)),
+                    )
+                }
+                Hold::Deferred => Some(Duration::from_secs(1)),
+            };
+            if let Some(wait) = wait {
+                // Another replica sends for the account (or should take it): whatever of this stream is
+                // due, it walks, or leaves to us when it lets the account go or dies.
+                if !windows::any_due(&self.pool, account, stream, self.run_started(), attempted)
+                    .await?
+                {
+                    return Ok(None);
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(None),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                continue;
             }
             let Some(slot) = Self::slot(&self.window_slots, stop).await else {
                 return Ok(None);

@@ -13,6 +13,8 @@ pub use error::{ApiError, ErrorBody, Unaddressable};
 pub use retry::{with_retries, RetryPolicy};
 pub use send::{code_suffix, describe_transport_error, header, status_error, Meter, Reply};
 
+use crate::store::request_counts::RequestLedger;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The one HTTP client a process uses, with the body cap every API response is read under.
@@ -20,6 +22,8 @@ use std::time::Duration;
 pub struct HttpClient {
     client: reqwest::Client,
     body_cap: BodyCap,
+    /// Where a collection run counts its requests (`None` outside runs: `check`, the sandbox).
+    ledger: Option<Arc<RequestLedger>>,
 }
 
 impl HttpClient {
@@ -29,6 +33,18 @@ impl HttpClient {
 
     pub fn post(&self, url: &str) -> reqwest::RequestBuilder {
         self.client.post(url)
+    }
+
+    /// The same client, counting every metered request in `ledger`.
+    pub fn counting_in(&self, ledger: Arc<RequestLedger>) -> HttpClient {
+        HttpClient {
+            ledger: Some(ledger),
+            ..self.clone()
+        }
+    }
+
+    pub fn ledger(&self) -> Option<&Arc<RequestLedger>> {
+        self.ledger.as_ref()
     }
 }
 
@@ -49,5 +65,6 @@ pub fn build_client(timeout: Duration, max_body_mib: u64) -> Result<HttpClient, 
     Ok(HttpClient {
         client,
         body_cap: BodyCap::from_mib(max_body_mib),
+        ledger: None,
     })
 }

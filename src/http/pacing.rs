@@ -29,11 +29,15 @@ const PACING_MARGIN: f64 = 1.05;
 /// One request per `period` (stretched by the margin), no burst; `None` when the rate asked for is 0 (no
 /// limit).
 pub fn steady_limiter(requests: u32, per: Duration) -> Option<DefaultDirectRateLimiter> {
+    let quota = Quota::with_period(spacing(requests, per)?)?.allow_burst(NonZeroU32::MIN);
+    Some(RateLimiter::direct(quota))
+}
+
+/// The time [`steady_limiter`] keeps between two requests; `None` when the rate asked for is 0 (no limit).
+pub fn spacing(requests: u32, per: Duration) -> Option<Duration> {
     let requests = NonZeroU32::new(requests)?;
     let period = per.mul_f64(PACING_MARGIN) / requests.get();
-    let quota =
-        Quota::with_period(period.max(Duration::from_micros(1)))?.allow_burst(NonZeroU32::MIN);
-    Some(RateLimiter::direct(quota))
+    Some(period.max(Duration::from_micros(1)))
 }
 
 /// How long a request may wait behind windows with more work left before it goes first. A Zoom page

@@ -57,6 +57,9 @@ impl HttpClient {
         what: &str,
         meter: Option<Meter<'_>>,
     ) -> Result<Reply, ApiError> {
+        if let (Some(m), Some(ledger)) = (meter, &self.ledger) {
+            ledger.record(m.account, m.category);
+        }
         let count = |outcome| {
             if let Some(m) = meter {
                 observe::request(m.account, m.category, outcome);

@@ -23,6 +23,28 @@ pub struct BuildContext<'a> {
     pub retry: RetryPolicy,
 }
 
+/// What the platform allows one account: the rate of each paced category and the daily pool.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RateBudget {
+    /// (rate category, requests, per): as `rollcall_requests_total`'s `category` names it.
+    pub rates: Vec<(&'static str, u32, Duration)>,
+    /// Requests a day over every category, when the platform counts one.
+    pub daily_requests: Option<u32>,
+}
+
+impl RateBudget {
+    /// How long a replica that takes the account over waits after the last holder's last request, so the
+    /// two together never put more than the allowed rate in any of the platform's windows: the longest
+    /// spacing the pacer keeps.
+    pub fn handover(&self) -> Duration {
+        self.rates
+            .iter()
+            .filter_map(|(_, requests, per)| crate::http::pacing::spacing(*requests, *per))
+            .max()
+            .unwrap_or_default()
+    }
+}
+
 /// An account (or workspace) section of the configuration.
 pub trait SourceConfig {
     fn name(&self) -> &str;
@@ -62,6 +84,9 @@ pub trait SourceConfig {
     fn today(&self, now: DateTime<Utc>) -> NaiveDate {
         now.date_naive()
     }
+
+    /// What the platform allows the account, as rollcall paces it.
+    fn rate_budget(&self) -> RateBudget;
 
     /// `rollcall check`: proves the credentials with the fewest requests the API allows, writing nothing.
     fn verify<'a>(&'a self, index: usize, http: &'a HttpClient, retry: RetryPolicy) -> Verdict<'a>;

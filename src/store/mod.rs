@@ -1,8 +1,10 @@
 //! Everything rollcall keeps in PostgreSQL: the pool, the migrations, the window checkpoints, the leases and
 //! the account pauses. Stream-specific row upserts live with their source.
 
+pub mod account_leases;
 pub mod lease_owner;
 pub mod pauses;
+pub mod request_counts;
 pub mod schema;
 pub mod text;
 pub mod tls;

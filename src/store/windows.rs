@@ -243,6 +243,29 @@ pub async fn claim_next(
     Ok(window)
 }
 
+/// Whether any window of (account, stream) still needs a walk in this run, whoever holds it.
+pub async fn any_due(
+    pool: &PgPool,
+    account: &str,
+    stream: &str,
+    run_started: DateTime<Utc>,
+    skip: &[i64],
+) -> Result<bool, StoreError> {
+    let due: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM rollcall.collection_windows
+          WHERE account = $1 AND stream = $2 AND NOT is_final AND state <> 'unreachable'
+            AND (state = 'running' OR started_at IS NULL OR coalesce(walked_in_run, started_at) < $3)
+            AND NOT (id = ANY($4)))",
+    )
+    .bind(account)
+    .bind(stream)
+    .bind(run_started)
+    .bind(skip)
+    .fetch_one(pool)
+    .await?;
+    Ok(due)
+}
+
 /// Windows of (account, stream) that still need a walk but are leased by someone else. A lease that has
 /// just run out counts too: it may have expired between a `claim_next` that found it live and this query,
 /// and leaving it out would let the worker conclude there is nothing left and end, instead of claiming it.

@@ -8,6 +8,7 @@ mod common;
 
 mod analysts;
 mod bounds;
+mod budget;
 mod confirm;
 mod coverage;
 mod daemon;

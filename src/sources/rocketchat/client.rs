@@ -22,6 +22,22 @@ pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 10;
 /// a larger value is a clock problem and is not waited for.
 const MAX_RESET_WAIT: Duration = Duration::from_secs(65);
 
+/// The rate category Rocket.Chat's requests count in (`rollcall_requests_total`, `status`).
+pub const CATEGORY: &str = "rocketchat";
+
+/// What the client paces a workspace to: `requests_per_minute` (the server's default when unset); no
+/// daily pool.
+pub fn rate_budget(requests_per_minute: Option<u32>) -> crate::sources::build::RateBudget {
+    crate::sources::build::RateBudget {
+        rates: vec![(
+            CATEGORY,
+            requests_per_minute.unwrap_or(DEFAULT_REQUESTS_PER_MINUTE),
+            Duration::from_secs(60),
+        )],
+        daily_requests: None,
+    }
+}
+
 pub const ACTIVE_USERS_PATH: &str = "/api/v1/engagement-dashboard/users/active-users";
 
 pub struct RocketChatClient {
@@ -103,7 +119,7 @@ impl RocketChatClient {
             .header("X-Auth-Token", self.auth_token.expose_secret());
         let meter = Meter {
             account: &self.workspace,
-            category: "rocketchat",
+            category: CATEGORY,
         };
         let reply = self.http.send(request, what, Some(meter)).await?;
         self.note_limit(&reply.headers);

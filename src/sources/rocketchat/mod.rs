@@ -38,6 +38,10 @@ impl SourceConfig for RocketChatWorkspace {
         &self.name
     }
 
+    fn rate_budget(&self) -> crate::sources::build::RateBudget {
+        client::rate_budget(self.requests_per_minute)
+    }
+
     fn section(&self) -> &'static str {
         "rocketchat"
     }

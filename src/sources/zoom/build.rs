@@ -59,6 +59,14 @@ impl SourceConfig for ZoomAccount {
         &self.name
     }
 
+    fn rate_budget(&self) -> crate::sources::build::RateBudget {
+        // Host reports and daily usage are both Heavy.
+        crate::sources::zoom::pacing::rate_budget(
+            self.limits.resolve(self.plan),
+            &[crate::sources::zoom::pacing::Category::Heavy],
+        )
+    }
+
     fn section(&self) -> &'static str {
         "zoom"
     }

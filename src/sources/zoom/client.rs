@@ -126,7 +126,15 @@ impl ZoomClient {
         let mut refused_after_use = 0;
         loop {
             let token = self.auth.token().await?;
-            self.pacer.acquire(category, what, cancel).await?;
+            self.pacer
+                .acquire(
+                    category,
+                    what,
+                    &self.account_name,
+                    self.http.ledger().map(|l| l.as_ref()),
+                    cancel,
+                )
+                .await?;
             let request = self
                 .http
                 .get(url)

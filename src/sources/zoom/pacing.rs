@@ -4,6 +4,7 @@
 use crate::config::ResolvedLimits;
 use crate::http::pacing::{steady_limiter, Paced};
 use crate::http::ApiError;
+use crate::store::request_counts::RequestLedger;
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, NaiveTime, Utc};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -39,6 +40,44 @@ struct DailyBudget {
     used: Mutex<(NaiveDate, u32)>,
 }
 
+impl DailyBudget {
+    /// Counts one request against the pool, or refuses it once the pool is spent (the account is then
+    /// treated as daily-limited until 00:00 UTC without sending anything).
+    async fn spend(
+        &self,
+        account: &str,
+        ledger: Option<&RequestLedger>,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        let today = Utc::now().date_naive();
+        // The request about to go is counted by the ledger when it is sent, so it is not in `shared` yet.
+        let shared = match ledger {
+            Some(ledger) => ledger.used_today(account).await.ok(),
+            None => None,
+        };
+        let mut used = self
+            .used
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if used.0 != today {
+            *used = (today, 0);
+        }
+        // A database that cannot be read falls back to this process's own count, never to no limit.
+        let spent = shared.map_or(u64::from(used.1), |n| n.max(0) as u64);
+        if spent >= u64::from(self.limit) {
+            return Err(ApiError::DailyLimit {
+                what: format!(
+                    "{what} (rollcall's own count of the daily pool of {})",
+                    self.limit
+                ),
+                until: next_utc_midnight(Utc::now()),
+            });
+        }
+        used.1 += 1;
+        Ok(())
+    }
+}
+
 impl ZoomPacer {
     pub fn new(limits: ResolvedLimits) -> ZoomPacer {
         ZoomPacer {
@@ -57,10 +96,14 @@ impl ZoomPacer {
 
     /// Waits for the category's next slot and counts the request against the daily pool. When the pool is
     /// spent, the account is treated as daily-limited until 00:00 UTC without sending anything.
+    /// With a `ledger`, the pool is the account's requests today by every replica (read from PostgreSQL
+    /// when this process took the account); without one, this process's own count.
     pub async fn acquire(
         &self,
         category: Category,
         what: &str,
+        account: &str,
+        ledger: Option<&RequestLedger>,
         cancel: &CancellationToken,
     ) -> Result<(), ApiError> {
         let limiter = match category {
@@ -71,26 +114,33 @@ impl ZoomPacer {
             paced.until_ready(cancel).await?;
         }
         if let Some(daily) = &self.daily {
-            let today = Utc::now().date_naive();
-            let mut used = daily
-                .used
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if used.0 != today {
-                *used = (today, 0);
-            }
-            if used.1 >= daily.limit {
-                return Err(ApiError::DailyLimit {
-                    what: format!(
-                        "{what} (rollcall's own count of the daily pool of {})",
-                        daily.limit
-                    ),
-                    until: next_utc_midnight(Utc::now()),
-                });
-            }
-            used.1 += 1;
+            daily.spend(account, ledger, what).await?;
         }
         Ok(())
+    }
+}
+
+/// What [`ZoomPacer`] paces an account with `limits` to in the categories its streams send in, for the
+/// engine's account leases and `status`.
+pub fn rate_budget(
+    limits: ResolvedLimits,
+    categories: &[Category],
+) -> crate::sources::build::RateBudget {
+    let rate = |category: &Category| match category {
+        Category::Heavy => (
+            category.as_str(),
+            limits.heavy_per_second,
+            Duration::from_secs(1),
+        ),
+        Category::ResourceIntensive => (
+            category.as_str(),
+            limits.resource_intensive_per_minute,
+            Duration::from_secs(60),
+        ),
+    };
+    crate::sources::build::RateBudget {
+        rates: categories.iter().map(rate).collect(),
+        daily_requests: (limits.daily_requests > 0).then_some(limits.daily_requests),
     }
 }
 
@@ -141,13 +191,18 @@ mod tests {
             daily_requests: 2,
         });
         let cancel = CancellationToken::new();
-        assert!(pacer.acquire(Category::Heavy, "t", &cancel).await.is_ok());
         assert!(pacer
-            .acquire(Category::ResourceIntensive, "t", &cancel)
+            .acquire(Category::Heavy, "t", "a", None, &cancel)
+            .await
+            .is_ok());
+        assert!(pacer
+            .acquire(Category::ResourceIntensive, "t", "a", None, &cancel)
             .await
             .is_ok());
         assert!(matches!(
-            pacer.acquire(Category::Heavy, "t", &cancel).await,
+            pacer
+                .acquire(Category::Heavy, "t", "a", None, &cancel)
+                .await,
             Err(ApiError::DailyLimit { .. })
         ));
     }

@@ -78,6 +78,14 @@ impl SourceConfig for VideoSdkAccount {
         &self.name
     }
 
+    fn rate_budget(&self) -> crate::sources::build::RateBudget {
+        // The session lists are Resource-intensive; users and daily usage Heavy.
+        crate::sources::zoom::pacing::rate_budget(
+            self.limits.resolve(self.plan),
+            &[Category::Heavy, Category::ResourceIntensive],
+        )
+    }
+
     fn section(&self) -> &'static str {
         "videosdk"
     }
@@ -177,7 +185,7 @@ mod tests {
         let started = Instant::now();
         for _ in 0..4 {
             pacer
-                .acquire(Category::ResourceIntensive, "t", &cancel)
+                .acquire(Category::ResourceIntensive, "t", "a", None, &cancel)
                 .await
                 .unwrap();
         }
