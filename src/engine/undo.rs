@@ -132,6 +132,9 @@ pub async fn lowered(
 /// Puts the rows set aside for `window_id` back as they were (rows the walk added stay) and drops the
 /// copy. Nothing happens when no copy is held.
 pub async fn put_back(tx: &mut Tx, window_id: i64, sets: &[StoredRows]) -> Result<u64, StoreError> {
+    if sets.is_empty() {
+        return Ok(0);
+    }
     let held: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM rollcall.walk_undo WHERE window_id = $1)")
             .bind(window_id)
