@@ -5,11 +5,13 @@ mod accounts;
 mod built;
 mod run;
 mod source;
+mod undo;
 mod walker;
 
 pub use built::{BuiltSource, SourceRun};
 pub use run::RunContext;
 pub use source::{Finished, PageMeta, Shrink, Source, Tx};
+pub use undo::StoredRows;
 pub use walker::{Concurrency, Engine, StreamOutcome};
 
 /// Stored page tokens are trusted for 14 minutes: Zoom's live 15, and a token that dies in flight only costs

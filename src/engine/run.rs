@@ -6,8 +6,7 @@ use uuid::Uuid;
 
 #[derive(Clone, Debug)]
 pub struct RunContext {
-    /// Tells runs apart: a marked Video SDK row is deleted only by a complete walk of another run that
-    /// began long enough after the mark (`videosdk::mirror::CONFIRM_AFTER`).
+    /// Tells runs apart: a disputed window records the run that first disputed it.
     pub id: Uuid,
     /// When the run (logically) started: a cron tick shared by replicas, or the start of `collect`.
     pub started: DateTime<Utc>,

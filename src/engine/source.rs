@@ -1,3 +1,4 @@
+use super::undo::StoredRows;
 use crate::http::ApiError;
 use crate::store::windows::{PlannedWindow, Retirement, Window};
 use crate::store::StoreError;
@@ -65,12 +66,33 @@ pub trait Source: Send + Sync + 'static {
         self.is_final(window, params)
     }
 
+    /// Whether every walk, not only one that makes the window final, needs a second run before it may
+    /// remove or lower anything stored. For an API that announces no totals, so that no single walk
+    /// proves a row gone (the Video SDK). `false` by default: walks of windows that are not about to
+    /// become final mirror drift at once.
+    fn confirms_every_shrink(&self) -> bool {
+        false
+    }
+
+    /// The stored rows a walk of `window` writes, per table, with the values whose lowering counts as a
+    /// shrink. Before a walk that makes the window final writes its first page, the engine sets these
+    /// rows aside; it puts them back exactly if the walk is not applied (disputed, failed), so that a
+    /// walk of several pages that turns out to shrink changes nothing, its earlier pages included. It
+    /// also disputes a walk that lowers one of their `counts`. Empty (the default): nothing is set
+    /// aside, which is right for a stream whose walk is one page (its transaction is the whole walk).
+    fn stored_rows(&self, window: &Window) -> Vec<StoredRows> {
+        let _ = window;
+        Vec::new()
+    }
+
     /// What applying the walk would take away from what is stored for the window: `Some` when its mirror
     /// step would remove, zero or lower anything stored (rows, per-day values, totals), with both counts;
     /// `None` when it only adds or keeps. Runs in the last page's transaction before that page is
     /// written, so the stored state is still the one the walk started from, plus this walk's earlier
-    /// pages (tagged with `walk_id`). The engine decides what happens: a finalizing walk that shrinks
-    /// changes nothing until a walk of a run at least 12 hours later agrees.
+    /// pages (tagged with `walk_id`). The engine decides what happens: a walk that shrinks and makes the
+    /// window final (or any walk, with [`Source::confirms_every_shrink`]) changes nothing until a walk of
+    /// a run at least 12 hours later agrees. Values that earlier pages lowered are found by the engine
+    /// from [`Source::stored_rows`].
     fn shrinks(
         &self,
         tx: &mut Tx,
@@ -111,9 +133,9 @@ pub trait Source: Send + Sync + 'static {
 
     /// Runs in the last page's transaction: verifies the whole walk (totals), deletes the window's rows this
     /// walk did not see, and writes any per-window summary. `Ok(Err(reason))` leaves the window failed.
-    /// `is_final` is what [`Source::is_final`] said; when it is true, the engine has already made sure the
-    /// walk shrinks nothing or that a run at least 12 hours after the first shrinking walk agrees, so the
-    /// mirror step may delete at once. The returned [`Finished::is_final`] is what the window
+    /// `is_final` is what [`Source::is_final`] said; when it is true (or the source confirms every
+    /// shrink), the engine has already made sure the walk removes nothing or that a run at least 12 hours
+    /// after the first shrinking walk agrees, so the mirror step may delete at once. The returned [`Finished::is_final`] is what the window
     /// becomes, which a source may only lower (a final window is never walked again, so it must not be
     /// left holding anything a later walk still has to settle).
     fn finish(

@@ -1,4 +1,5 @@
 use super::accounts::{AccountLeases, Hold};
+use super::undo::{self, StoredRows};
 use super::{RunContext, Shrink, Source, CONFIRM_AFTER, MAX_RESTARTS_PER_RUN, PAGE_TOKEN_TRUST};
 use crate::http::{pacing, ApiError};
 use crate::observe;
@@ -800,6 +801,8 @@ impl Engine {
                 }
                 Err(err) => {
                     let mut tx = self.pool.begin().await?;
+                    // Whatever ends the walk unapplied puts back what its earlier pages overwrote.
+                    undo::put_back(&mut tx, window.id, &source.stored_rows(window)).await?;
                     if let Some(reason) = source.unreachable(window, &err) {
                         windows::gone(&mut tx, window.id, &self.owner, &reason).await?;
                         tx.commit().await?;
@@ -816,6 +819,7 @@ impl Engine {
             let meta = match source.inspect(window, &page) {
                 Ok(meta) => meta,
                 Err(reason) => {
+                    undo::put_back(&mut tx, window.id, &source.stored_rows(window)).await?;
                     windows::fail(&mut tx, window.id, &self.owner, &reason).await?;
                     tx.commit().await?;
                     return Ok(WalkEnd::Failed {
@@ -834,6 +838,7 @@ impl Engine {
                      pages loop; the window is walked again from page 1 on the next run",
                     next.len()
                 );
+                undo::put_back(&mut tx, window.id, &source.stored_rows(window)).await?;
                 windows::fail(&mut tx, window.id, &self.owner, &reason).await?;
                 tx.commit().await?;
                 return Ok(WalkEnd::Failed {
@@ -842,7 +847,13 @@ impl Engine {
             }
             if let Some(next) = meta.next_page_token.clone() {
                 followed.insert(next.clone());
+                let aside = if source.finalizes(window, &params) {
+                    source.stored_rows(window)
+                } else {
+                    Vec::new()
+                };
                 let write = async {
+                    undo::set_aside(&mut tx, window.id, &aside).await?;
                     let page_rows = source.write_page(&mut tx, window, walk_id, &page).await?;
                     let at = Checkpoint {
                         page_rows,
@@ -870,25 +881,28 @@ impl Engine {
                 continue;
             }
             let is_final = source.is_final(window, &params);
-            if source.finalizes(window, &params) {
+            let finalizes = source.finalizes(window, &params);
+            let ruled = finalizes || source.confirms_every_shrink();
+            let aside = if finalizes {
+                source.stored_rows(window)
+            } else {
+                Vec::new()
+            };
+            // A walk of one page has overwritten nothing yet, but its values are compared with the copy.
+            undo::set_aside(&mut tx, window.id, &aside).await?;
+            let confirmed = window
+                .disputed_since
+                .is_some_and(|since| self.run.started - since >= CONFIRM_AFTER);
+            let mut shrank = None;
+            if ruled {
                 if let Some(shrink) = source.shrinks(&mut tx, window, walk_id, &page).await? {
                     // A walk that does not add up to the announced total is failed below, not disputed.
                     let adds_up = expected_total.is_none_or(|expected| expected == shrink.walked);
-                    let confirmed = window
-                        .disputed_since
-                        .is_some_and(|since| self.run.started - since >= CONFIRM_AFTER);
                     if adds_up && !confirmed {
                         tx.rollback().await?;
-                        return self.dispute(window, shrink).await;
+                        return self.dispute(window, &aside, shrink).await;
                     }
-                    if adds_up {
-                        tracing::info!(
-                            stored = shrink.stored,
-                            walked = shrink.walked,
-                            disputed_since = ?window.disputed_since,
-                            "a walk at least 12 hours after the first one agrees that the window shrinks; the shrink is applied"
-                        );
-                    }
+                    shrank = Some(shrink);
                 }
             }
             let page_rows = source.write_page(&mut tx, window, walk_id, &page).await?;
@@ -911,19 +925,44 @@ impl Engine {
             {
                 Ok(done) if expected_total.is_some_and(|expected| expected != done.rows) => {
                     // The walk does not add up to what the API announced: nothing of its last page, and
-                    // none of the mirror step, may stand. The next run walks the window again.
+                    // none of the mirror step, may stand, nor what its earlier pages overwrote. The next
+                    // run walks the window again.
                     tx.rollback().await?;
                     let reason = format!(
                         "the API announced {} rows for this window but the walk saw {} distinct rows; it is walked again next run",
                         expected_total.unwrap_or_default(),
                         done.rows
                     );
-                    windows::fail_now(&self.pool, window.id, &self.owner, &reason).await?;
+                    let mut tx = self.pool.begin().await?;
+                    undo::put_back(&mut tx, window.id, &source.stored_rows(window)).await?;
+                    windows::fail(&mut tx, window.id, &self.owner, &reason).await?;
+                    tx.commit().await?;
                     return Ok(WalkEnd::Failed {
                         error: ApiErrorOrReason::Reason(reason),
                     });
                 }
                 Ok(done) => {
+                    // Values the walk's pages lowered (on any page) count like removed rows.
+                    let (held, lowered) = undo::lowered(&mut tx, window.id, &aside).await?;
+                    if lowered > 0 && shrank.is_none() {
+                        shrank = Some(Shrink {
+                            stored: held,
+                            walked: done.rows,
+                        });
+                    }
+                    if let Some(shrink) = shrank {
+                        if !confirmed {
+                            tx.rollback().await?;
+                            return self.dispute(window, &aside, shrink).await;
+                        }
+                        tracing::info!(
+                            stored = shrink.stored,
+                            walked = shrink.walked,
+                            disputed_since = ?window.disputed_since,
+                            "a walk at least 12 hours after the first one agrees that the window shrinks; the shrink is applied"
+                        );
+                    }
+                    undo::discard(&mut tx, window.id).await?;
                     // A source may hold a settled window open (never the other way round).
                     let is_final = is_final && done.is_final;
                     let completion = windows::complete(
@@ -941,10 +980,14 @@ impl Engine {
                     }
                 }
                 Err(reason) => {
+                    tx.rollback().await?;
+                    let mut tx = self.pool.begin().await?;
+                    undo::put_back(&mut tx, window.id, &source.stored_rows(window)).await?;
                     windows::fail(&mut tx, window.id, &self.owner, &reason).await?;
-                    WalkEnd::Failed {
+                    tx.commit().await?;
+                    return Ok(WalkEnd::Failed {
                         error: ApiErrorOrReason::Reason(reason),
-                    }
+                    });
                 }
             };
             tx.commit().await?;
@@ -954,10 +997,16 @@ impl Engine {
 }
 
 impl Engine {
-    /// Records a walk that would have finalized `window` while shrinking what is stored: the window is
-    /// complete but not final, its stored rows untouched, marked with this run's start (a window disputed
-    /// again keeps its first mark) and both counts.
-    async fn dispute(&self, window: &Window, shrink: Shrink) -> Result<WalkEnd, StoreError> {
+    /// Records a walk that would have finalized `window` (or, for a source that confirms every shrink,
+    /// any walk) while shrinking what is stored: the window is complete but not final, its stored rows as
+    /// they were before the walk (what its earlier pages overwrote is put back), marked with this run's
+    /// start (a window disputed again keeps its first mark) and both counts.
+    async fn dispute(
+        &self,
+        window: &Window,
+        aside: &[StoredRows],
+        shrink: Shrink,
+    ) -> Result<WalkEnd, StoreError> {
         let dispute = Dispute {
             since: self.run.started,
             run: self.run.id,
@@ -965,6 +1014,13 @@ impl Engine {
             walked: shrink.walked,
         };
         let mut tx = self.pool.begin().await?;
+        let restored = undo::put_back(&mut tx, window.id, aside).await?;
+        if restored > 0 {
+            tracing::debug!(
+                restored,
+                "rows the walk's earlier pages overwrote are put back"
+            );
+        }
         windows::complete(
             &mut tx,
             window.id,

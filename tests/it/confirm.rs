@@ -853,3 +853,236 @@ async fn status_coverage_and_metrics_show_a_window_awaiting_confirmation_with_bo
         "{metrics}"
     );
 }
+
+/// Every stored row of a month's active host report, whole (values, `walk_id`, `first_seen_at`,
+/// `last_seen_at`): what "changes nothing" is compared with.
+async fn host_month_rows(pool: &sqlx::PgPool, account: &str, month: NaiveDate) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT t::text FROM rollcall.zoom_host_report_users t
+          WHERE account = $1 AND month = $2 AND report_type = 'active'
+          UNION ALL
+         SELECT r::text FROM rollcall.zoom_host_reports r
+          WHERE account = $1 AND month = $2 AND report_type = 'active'
+          ORDER BY 1",
+    )
+    .bind(account)
+    .bind(month)
+    .fetch_all(pool)
+    .await
+    .expect("host report rows")
+}
+
+/// A finalizing walk of three pages whose first page lowers a stored user's numbers and whose later pages
+/// drop users: the walk is disputed at its last page, and every row its earlier pages overwrote is put
+/// back as it was, even when the walk was killed (`kill -9`) after page 2 and resumed by the next run from
+/// its checkpoint. A run under 12 hours later changes nothing either; one at least 12 hours later applies
+/// the walk.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disputed_walk_of_three_pages_leaves_every_row_as_it_was_across_a_kill() {
+    let specs = vec![zoom_account("paged", 60)];
+    let mut app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 300);
+    let (pool, control) = (app.pool().clone(), app.control());
+    let name = account_name(&specs[0]);
+    let month = settled_month();
+    // Only this month's windows exist, so the fault on "page 3" can only hit its walk.
+    let only_month = Selection {
+        stream: Some("zoom_host_report".into()),
+        from: Some(month),
+        to: Some(month),
+        account: None,
+    };
+    app.config.zoom[0].settle_days = 400;
+    assert!(app.collect(only_month.clone()).await.all_complete());
+    let before = host_month_rows(&pool, &name, month).await;
+    let active = "SELECT count(*) FROM rollcall.zoom_host_report_users
+                   WHERE account = $1 AND month = $2 AND report_type = 'active'";
+    let held = scalar(&pool, active, &name, month).await;
+    assert!(held >= 5, "enough active users for three pages: {held}");
+    let page_size = (held + 2) / 3;
+    app.config.zoom[0].page_size = page_size as u32;
+    app.config.zoom[0].settle_days = 2;
+
+    // Each page agrees with itself: `page_size` records in all. Page 1 lowers its first user to 0.
+    let faults = |hang_on_page_3: bool| {
+        control.clear_faults();
+        let active = |kind: FaultKind, page: u32| {
+            FaultRule::on(Endpoint::ReportUsers, kind)
+                .report_type(ReportType::Active)
+                .page(page)
+        };
+        if hang_on_page_3 {
+            control.add_fault(active(FaultKind::Hang, 3).times(1));
+        }
+        control.add_fault(active(
+            patch(vec![
+                ("/users/0/meetings", json!(0)),
+                ("/users/0/participants", json!(0)),
+                ("/users/0/meeting_minutes", json!(0)),
+                ("/total_records", json!(page_size)),
+            ]),
+            1,
+        ));
+        for page in [2, 3] {
+            control.add_fault(active(
+                patch(vec![
+                    ("/users", json!([])),
+                    ("/total_records", json!(page_size)),
+                ]),
+                page,
+            ));
+        }
+    };
+    faults(true);
+    let config = app.write_config();
+    let to = month.to_string();
+    let mut child = rollcall(
+        &config.path,
+        &[
+            "backfill",
+            "--from",
+            &to,
+            "--to",
+            &to,
+            "--stream",
+            "zoom_host_report",
+        ],
+    )
+    .spawn()
+    .expect("spawn");
+    let hung = control
+        .wait_for_request(
+            |r| {
+                r.endpoint == Endpoint::ReportUsers
+                    && r.page == Some(3)
+                    && r.query.get("type").map(String::as_str) == Some("active")
+            },
+            std::time::Duration::from_secs(60),
+        )
+        .await;
+    assert!(hung.is_some(), "the walk reached page 3");
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+    assert_ne!(
+        host_month_rows(&pool, &name, month).await,
+        before,
+        "pages 1 and 2 were written before the kill"
+    );
+    let set_aside: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rollcall.walk_undo_rows u
+           JOIN rollcall.collection_windows w ON w.id = u.window_id
+          WHERE w.account = $1 AND w.scope = 'active' AND w.window_start = $2",
+    )
+    .bind(&name)
+    .bind(month)
+    .fetch_one(&pool)
+    .await
+    .expect("set aside");
+    assert_eq!(set_aside, held, "the rows as they were survive the kill");
+
+    // The next run resumes the walk at page 3 and disputes it: everything is as it was.
+    faults(false);
+    let first = now();
+    app.collect_at(only_month.clone(), first).await;
+    let resumed = control.requests().into_iter().any(|r| {
+        r.endpoint == Endpoint::ReportUsers
+            && r.page == Some(3)
+            && r.status == 200
+            && r.query.get("type").map(String::as_str) == Some("active")
+    });
+    assert!(resumed, "the walk was resumed at page 3");
+    assert_eq!(
+        host_month_rows(&pool, &name, month).await,
+        before,
+        "every stored row, values included, is as it was before the walk"
+    );
+    let w = window_mark(&pool, &name, "zoom_host_report", "active", month).await;
+    assert_eq!(mark_of(&w), DISPUTED, "awaiting confirmation");
+    assert_eq!((w.3, w.4), (Some(held), Some(page_size)), "both counts");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM rollcall.walk_undo")
+        .fetch_one(&pool)
+        .await
+        .expect("undo");
+    assert_eq!(left, 0, "nothing is left set aside");
+
+    // An hour later the same replies, from page 1: still nothing changes.
+    faults(false);
+    app.collect_at(only_month.clone(), first + hours(1)).await;
+    assert_eq!(host_month_rows(&pool, &name, month).await, before);
+    let w = window_mark(&pool, &name, "zoom_host_report", "active", month).await;
+    assert_eq!(mark_of(&w), DISPUTED);
+
+    // 13 hours after the first dispute the walk is confirmed and applied.
+    app.collect_at(only_month, first + hours(13)).await;
+    assert_eq!(scalar(&pool, active, &name, month).await, page_size);
+    let zeroed = scalar(
+        &pool,
+        "SELECT count(*) FROM rollcall.zoom_host_report_users
+          WHERE account = $1 AND month = $2 AND report_type = 'active'
+            AND meetings = 0 AND participants = 0 AND meeting_minutes = 0",
+        &name,
+        month,
+    )
+    .await;
+    assert_eq!(zeroed, 1, "the lowered user is applied too");
+    let w = window_mark(&pool, &name, "zoom_host_report", "active", month).await;
+    assert_eq!(mark_of(&w), SETTLED);
+}
+
+/// A finalizing walk that only lowers a stored user's numbers (every user still listed, the totals as
+/// they were) is a shrink too: disputed, every row as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finalizing_walk_that_only_lowers_a_users_numbers_is_disputed() {
+    let specs = vec![zoom_account("lowered", 60)];
+    let mut app = TestApp::new(sandbox(specs.clone()).await)
+        .await
+        .zoom(&specs, 300);
+    let (pool, control) = (app.pool().clone(), app.control());
+    let name = account_name(&specs[0]);
+    let month = settled_month();
+    let stream = only_stream("zoom_host_report");
+    app.config.zoom[0].settle_days = 400;
+    assert!(app.collect(stream.clone()).await.all_complete());
+    let before = host_month_rows(&pool, &name, month).await;
+    let held = scalar(
+        &pool,
+        "SELECT count(*) FROM rollcall.zoom_host_report_users
+          WHERE account = $1 AND month = $2 AND report_type = 'active'",
+        &name,
+        month,
+    )
+    .await;
+    // Two pages: the lowered user is on the first, which is written before the walk ends.
+    app.config.zoom[0].page_size = ((held + 1) / 2) as u32;
+    app.config.zoom[0].settle_days = 2;
+    control.add_fault(
+        FaultRule::on(
+            Endpoint::ReportUsers,
+            patch(vec![("/users/0/meeting_minutes", json!(0))]),
+        )
+        .report_type(ReportType::Active)
+        .page(1),
+    );
+    let first = now();
+    app.collect_at(stream.clone(), first).await;
+    assert_eq!(host_month_rows(&pool, &name, month).await, before);
+    let w = window_mark(&pool, &name, "zoom_host_report", "active", month).await;
+    assert_eq!(mark_of(&w), DISPUTED, "lowering a value is a shrink");
+    assert_eq!((w.3, w.4), (Some(held), Some(held)), "both counts");
+
+    // The reply heals: a clean walk agrees with what is stored and finalizes at once.
+    control.clear_faults();
+    app.collect_at(stream, first + hours(1)).await;
+    let w = window_mark(&pool, &name, "zoom_host_report", "active", month).await;
+    assert_eq!(mark_of(&w), SETTLED);
+    let lowered = scalar(
+        &pool,
+        "SELECT count(*) FROM rollcall.zoom_host_report_users
+          WHERE account = $1 AND month = $2 AND report_type = 'active' AND meeting_minutes = 0",
+        &name,
+        month,
+    )
+    .await;
+    assert_eq!(lowered, 0);
+}

@@ -221,14 +221,43 @@ async fn a_host_report_or_rocketchat_reply_without_its_list_fails_and_deletes_no
     assert_mirror(app.pool(), &control, &zoom[0]).await;
 }
 
-/// The Video SDK gives no totals: one complete walk that misses a session or a join only marks it; a
-/// complete walk of a run that began at least 12 hours later must miss it again before anything is deleted.
+/// A run early on the suite's day (UTC): a run 13 hours later still falls on the same day, so the current
+/// month's list asks for the same range (a later "today" would ask the sandbox for a day it has not reached).
+fn early_today() -> chrono::DateTime<chrono::Utc> {
+    today()
+        .and_hms_opt(0, 5, 0)
+        .expect("a valid time")
+        .and_utc()
+}
+
+/// Windows of `stream` awaiting confirmation, and the rows their disputing walks would remove.
+async fn awaiting(pool: &sqlx::PgPool, stream: &str, except_scope: &str) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT count(*), coalesce(sum(stored_count - walked_count), 0)::int8
+           FROM rollcall.collection_windows
+          WHERE stream = $1 AND scope <> $2 AND disputed_since IS NOT NULL
+            AND state = 'complete' AND NOT is_final",
+    )
+    .bind(stream)
+    .bind(except_scope)
+    .fetch_one(pool)
+    .await
+    .expect("windows awaiting confirmation")
+}
+
+/// The Video SDK gives no totals: a walk that misses a session or a join, even of a month that is not
+/// about to settle, changes nothing and awaits confirmation; a walk of a run that began at least 12 hours
+/// later must miss them again before anything is deleted (the engine's rule, as for every stream).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_vanished_video_sdk_session_is_deleted_only_when_two_runs_agree() {
     let specs = vec![sdk_account("studio", 8)];
     let app = sdk_app(&specs).await;
     let (db, control) = (&app.db, app.control());
-    assert!(app.collect_all().await.all_complete());
+    let start = early_today();
+    assert!(app
+        .collect_at(Selection::default(), start)
+        .await
+        .all_complete());
     let current = open_month_with_sessions(&control, "studio-key");
     let vanished = control.sdk_sessions("studio-key", current)[0]["id"]
         .as_str()
@@ -251,37 +280,30 @@ async fn a_vanished_video_sdk_session_is_deleted_only_when_two_runs_agree() {
         control.add_fault(FaultRule::on(Endpoint::SdkSessionUsers, remove("/users/0")).page(1));
     };
     hide();
-    let second = app.collect_all().await;
+    let first = start + chrono::Duration::minutes(5);
+    let second = app.collect_at(Selection::default(), first).await;
     assert!(second.all_complete(), "{second:?}");
     assert_eq!(
         sdk_rows(&db.pool).await,
         (sessions, users),
         "one run deletes nothing"
     );
-    let marked: (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM rollcall.zoom_sdk_sessions WHERE missing_since IS NOT NULL),
-                (SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE missing_since IS NOT NULL)",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .expect("marks");
-    assert_eq!(marked.0, 1, "the vanished session is marked missing");
-    let missed_joins_elsewhere: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE missing_since IS NOT NULL AND session_id <> $1",
-    )
-    .bind(&vanished)
-    .fetch_one(&db.pool)
-    .await
-    .expect("count");
+    let lists = awaiting(&db.pool, "zoom_sdk_sessions", "-").await;
     assert!(
-        missed_joins_elsewhere > 0 && marked.1 > missed_joins_elsewhere,
-        "the vanished joins are marked missing"
+        lists.0 >= 1 && lists.1 >= 1,
+        "the list that misses the session awaits confirmation: {lists:?}"
+    );
+    let (_, missed_joins_elsewhere) = awaiting(&db.pool, "zoom_sdk_session_users", &vanished).await;
+    assert!(
+        missed_joins_elsewhere > 0,
+        "users windows that miss a join await confirmation"
     );
 
     // The next day's run.
-    backdate_marks(&db.pool, 13).await;
     hide();
-    let third = app.collect_all().await;
+    let third = app
+        .collect_at(Selection::default(), first + chrono::Duration::hours(13))
+        .await;
     assert!(third.all_complete(), "{third:?}");
     let (after_sessions, after_users) = sdk_rows(&db.pool).await;
     assert_eq!(
@@ -303,65 +325,71 @@ async fn a_vanished_video_sdk_session_is_deleted_only_when_two_runs_agree() {
     .await
     .expect("count");
     assert_eq!(left, 0, "nothing of the vanished session is left");
-}
-
-/// Moves every Video SDK mark `hours` into the past: how the next day's run looks to the mirror rule.
-async fn backdate_marks(pool: &sqlx::PgPool, hours: i32) {
-    for table in ["zoom_sdk_sessions", "zoom_sdk_session_users"] {
-        sqlx::query(&format!(
-            "UPDATE rollcall.{table} SET missing_since = missing_since - make_interval(hours => $1)
-              WHERE missing_since IS NOT NULL"
-        ))
-        .bind(hours)
-        .execute(pool)
-        .await
-        .expect("backdate marks");
-    }
+    assert_eq!(
+        awaiting(&db.pool, "zoom_sdk_session_users", "-").await.0
+            + awaiting(&db.pool, "zoom_sdk_sessions", "-").await.0,
+        0,
+        "nothing awaits confirmation any more"
+    );
 }
 
 /// Two runs minutes apart (a manual `collect` after the daemon's) may have met the same short glitch
-/// upstream: the second one deletes nothing, and neither does one 11 hours after the mark. Only a run that
-/// began at least 12 hours after it does.
+/// upstream: the second one deletes nothing, and neither does one 11 hours after the first. Only a run
+/// that began at least 12 hours after it does.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_minutes_later_deletes_no_video_sdk_history() {
     let specs = vec![sdk_account("studio", 8)];
     let app = sdk_app(&specs).await;
     let (db, control) = (&app.db.pool, app.control());
-    assert!(app.collect_all().await.all_complete());
+    let start = early_today();
+    assert!(app
+        .collect_at(Selection::default(), start)
+        .await
+        .all_complete());
     let held = sdk_rows(db).await;
     control.add_fault(FaultRule::on(Endpoint::SdkSessions, remove("/sessions/0")).page(1));
     control.add_fault(FaultRule::on(Endpoint::SdkSessionUsers, remove("/users/0")).page(1));
-    let marked_by_first = app.collect_all().await;
-    assert!(marked_by_first.all_complete(), "{marked_by_first:?}");
-    let marks = "SELECT (SELECT count(*) FROM rollcall.zoom_sdk_sessions WHERE missing_since IS NOT NULL),
-                        (SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE missing_since IS NOT NULL)";
-    let marked: (i64, i64) = sqlx::query_as(marks).fetch_one(db).await.expect("marks");
+    let first = start + chrono::Duration::minutes(5);
+    let at = |minutes: i64| first + chrono::Duration::minutes(minutes);
+    let disputed_by_first = app.collect_at(Selection::default(), at(0)).await;
+    assert!(disputed_by_first.all_complete(), "{disputed_by_first:?}");
+    let marked = (
+        awaiting(db, "zoom_sdk_sessions", "-").await.1,
+        awaiting(db, "zoom_sdk_session_users", "-").await.1,
+    );
     assert!(marked.0 > 0 && marked.1 > 0, "{marked:?}");
 
-    let minutes_later = app.collect_all().await;
+    let minutes_later = app.collect_at(Selection::default(), at(5)).await;
     assert!(minutes_later.all_complete(), "{minutes_later:?}");
     assert_eq!(
         sdk_rows(db).await,
         held,
         "a run minutes later deletes nothing"
     );
-    let still: (i64, i64) = sqlx::query_as(marks).fetch_one(db).await.expect("marks");
-    assert_eq!(still, marked, "the rows stay marked");
+    let still = (
+        awaiting(db, "zoom_sdk_sessions", "-").await.1,
+        awaiting(db, "zoom_sdk_session_users", "-").await.1,
+    );
+    assert_eq!(still, marked, "the windows still await confirmation");
 
-    backdate_marks(db, 11).await;
-    assert!(app.collect_all().await.all_complete());
+    assert!(app
+        .collect_at(Selection::default(), at(11 * 60))
+        .await
+        .all_complete());
     assert_eq!(
         sdk_rows(db).await,
         held,
-        "11 hours after the mark is not enough"
+        "11 hours after the first is not enough"
     );
 
-    backdate_marks(db, 2).await;
-    assert!(app.collect_all().await.all_complete());
+    assert!(app
+        .collect_at(Selection::default(), at(13 * 60))
+        .await
+        .all_complete());
     let after = sdk_rows(db).await;
     assert!(
         after.0 == held.0 - marked.0 && after.1 <= held.1 - marked.1,
-        "a run 13 hours after the mark deletes the sessions (and their joins) it misses again: {held:?} -> {after:?}, {marked:?} marked"
+        "a run 13 hours after the first deletes the sessions (and their joins) it misses again: {held:?} -> {after:?}, {marked:?} awaiting"
     );
     // A deleted session's joins go with it (a session still open has none, so the count alone cannot tell).
     let orphans: i64 = sqlx::query_scalar(
@@ -373,8 +401,11 @@ async fn a_second_run_minutes_later_deletes_no_video_sdk_history() {
     .await
     .expect("orphan joins");
     assert_eq!(orphans, 0, "no join outlives its session");
-    let left: (i64, i64) = sqlx::query_as(marks).fetch_one(db).await.expect("marks");
-    assert_eq!(left, (0, 0), "nothing is left marked");
+    let left = (
+        awaiting(db, "zoom_sdk_sessions", "-").await.0,
+        awaiting(db, "zoom_sdk_session_users", "-").await.0,
+    );
+    assert_eq!(left, (0, 0), "nothing is left awaiting confirmation");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -388,16 +419,13 @@ async fn a_video_sdk_session_missing_from_one_run_that_comes_back_is_kept() {
     control.add_fault(FaultRule::on(Endpoint::SdkSessionUsers, remove("/users/0")).page(1));
     assert!(app.collect_all().await.all_complete());
     assert_eq!(sdk_rows(&db.pool).await, held);
+    assert!(awaiting(&db.pool, "zoom_sdk_sessions", "-").await.0 > 0);
     control.clear_faults();
     assert!(app.collect_all().await.all_complete());
     assert_sdk_mirror(app.pool(), &control, &specs[0]).await;
-    let marks = count(
-        &db.pool,
-        "SELECT (SELECT count(*) FROM rollcall.zoom_sdk_sessions WHERE missing_since IS NOT NULL)
-              + (SELECT count(*) FROM rollcall.zoom_sdk_session_users WHERE missing_since IS NOT NULL)",
-    )
-    .await;
-    assert_eq!(marks, 0, "seen again: no longer marked missing");
+    let left = awaiting(&db.pool, "zoom_sdk_sessions", "-").await.0
+        + awaiting(&db.pool, "zoom_sdk_session_users", "-").await.0;
+    assert_eq!(left, 0, "listed again: nothing awaits confirmation");
 }
 
 /// The walk that makes a month final and misses a session changes nothing (DESIGN principle 8): it neither

@@ -4,14 +4,14 @@ use super::client::ZoomClient;
 use super::fields::{field, int, page_token, required_list, text, timestamp};
 use super::months::{self, MonthRequest, MonthWindows};
 use super::pacing::Category;
-use crate::engine::{Finished, PageMeta, Shrink, Source, Tx};
+use crate::engine::{Finished, PageMeta, Shrink, Source, StoredRows, Tx};
 use crate::http::ApiError;
 use crate::store::text::clean_json;
 use crate::store::windows::{PlannedWindow, Retirement, Window};
 use crate::store::StoreError;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -132,6 +132,22 @@ impl Source for HostReports {
 
     fn is_final(&self, window: &Window, params: &ReportRequest) -> bool {
         self.months.is_final(window, params.month.day)
+    }
+
+    /// A report of more than one page is written page by page: the users are set aside before a walk
+    /// that settles the month, and a user's meetings, participants or minutes lowered by it (on any page)
+    /// count as a shrink, like a user it no longer lists.
+    fn stored_rows(&self, window: &Window) -> Vec<StoredRows> {
+        vec![StoredRows {
+            table: "zoom_host_report_users",
+            key: &["account", "month", "report_type", "user_id"],
+            scope: vec![
+                ("account", json!(self.account)),
+                ("month", json!(window.window_start)),
+                ("report_type", json!(window.scope)),
+            ],
+            counts: &["meetings", "participants", "meeting_minutes"],
+        }]
     }
 
     /// Stored users of the month this walk did not list (its earlier pages are tagged with `walk_id`,

@@ -1,33 +1,17 @@
 //! How a complete Video SDK walk makes the stored rows a mirror of what Zoom lists, without trusting one
 //! reply, or one moment, to delete history.
 //!
-//! A walk that makes its window final follows the engine's rule (DESIGN principle 8, `engine::walker`):
-//! [`shrink`] tells the engine what it would remove, and a walk that removes anything is not applied until
-//! a walk of a run at least [`CONFIRM_AFTER`] later agrees. When the engine lets such a walk finish, the
-//! rows it did not see are deleted at once ([`gone`]).
-//!
-//! Walks of windows that are not about to become final mirror drift as before: the Video SDK announces no
-//! totals, so a row such a walk did not see is only marked missing (`missing_since`, `missing_run`) and is
-//! deleted only by a complete walk of *another* run that began at least [`CONFIRM_AFTER`] after the mark
-//! and misses it too. The mark is cleared whenever a walk sees the row again.
+//! The Video SDK announces no totals, so no single walk proves a session or a join gone: every walk, not
+//! only the one that settles its window, follows the engine's rule (`engine::walker`). [`shrink`] tells the
+//! engine what the walk would remove; a walk that removes anything is not applied until a walk of a run at
+//! least `engine::CONFIRM_AFTER` later agrees, and a walk that lists the rows again clears the dispute.
+//! When the engine lets a walk finish, the rows it did not see are deleted at once ([`gone`]).
 
-use crate::engine::RunContext;
-use crate::engine::Shrink;
-use crate::engine::Tx;
+use crate::engine::{Shrink, StoredRows, Tx};
 use crate::store::StoreError;
 use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::json;
 use uuid::Uuid;
-
-pub use crate::engine::CONFIRM_AFTER;
-
-/// What the mirror step of one complete walk did.
-#[derive(Debug, Default)]
-pub struct Missing {
-    /// Rows marked by another run at least [`CONFIRM_AFTER`] before this run began, missed again: deleted.
-    pub confirmed: Vec<String>,
-    /// Rows missed for the first time: marked, kept.
-    pub newly_missing: u64,
-}
 
 /// The rows a walk mirrors: a month's sessions, or one session's joins.
 #[derive(Clone, Copy)]
@@ -36,77 +20,22 @@ pub enum Scope<'a> {
     Session(&'a str),
 }
 
-/// The sessions of `month` that the list walk `walk_id` of `run` did not see. Returns the session
-/// ids deleted; the caller removes their users and child windows in the same transaction.
-pub async fn sessions(
-    tx: &mut Tx,
-    account: &str,
-    month: NaiveDate,
-    walk_id: Uuid,
-    run: &RunContext,
-) -> Result<Missing, StoreError> {
-    unseen(tx, account, Scope::Month(month), walk_id, run).await
-}
-
-/// The joins of `session_id` that the users walk `walk_id` of `run` did not see. `confirmed` holds
-/// the user ids of the joins deleted.
-pub async fn session_users(
-    tx: &mut Tx,
-    account: &str,
-    session_id: &str,
-    walk_id: Uuid,
-    run: &RunContext,
-) -> Result<Missing, StoreError> {
-    unseen(tx, account, Scope::Session(session_id), walk_id, run).await
-}
-
-/// Deletes the rows of `scope` that another run marked at least [`CONFIRM_AFTER`] before this run began,
-/// then marks those missed for the first time (a row marked more recently stays marked as it is). The
-/// statements differ only in table and key, which are constants chosen here.
-async fn unseen(
-    tx: &mut Tx,
-    account: &str,
-    scope: Scope<'_>,
-    walk_id: Uuid,
-    run: &RunContext,
-) -> Result<Missing, StoreError> {
-    let (table, key, returned) = match scope {
-        Scope::Month(_) => ("zoom_sdk_sessions", "month", "session_id"),
-        Scope::Session(_) => ("zoom_sdk_session_users", "session_id", "user_id"),
-    };
-    let delete = format!(
-        "DELETE FROM rollcall.{table}
-          WHERE account = $1 AND {key} = $2 AND walk_id <> $3
-            AND missing_since IS NOT NULL AND missing_run <> $4 AND missing_since <= $5
-      RETURNING {returned}"
-    );
-    let mark = format!(
-        "UPDATE rollcall.{table} SET missing_since = $6, missing_run = $4
-          WHERE account = $1 AND {key} = $2 AND walk_id <> $3 AND missing_since IS NULL"
-    );
-    let bind = |sql| {
-        let query = sqlx::query(sql).bind(account);
-        match scope {
-            Scope::Month(month) => query.bind(month),
-            Scope::Session(id) => query.bind(id),
-        }
-        .bind(walk_id)
-        .bind(run.id)
-        .bind(run.started - CONFIRM_AFTER)
-        // The mark's instant is the run's start, on the collector's clock, like the comparison above.
-        .bind(run.started)
-    };
-    let confirmed = bind(&delete)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| sqlx::Row::try_get::<String, _>(row, 0))
-        .collect::<Result<Vec<_>, _>>()?;
-    let marked = bind(&mark).execute(&mut **tx).await?;
-    Ok(Missing {
-        confirmed,
-        newly_missing: marked.rows_affected(),
-    })
+/// The rows of `scope`, for the engine to set aside before a walk that settles them.
+pub fn stored_rows(account: &str, scope: Scope<'_>) -> StoredRows {
+    match scope {
+        Scope::Month(month) => StoredRows {
+            table: "zoom_sdk_sessions",
+            key: &["account", "session_id"],
+            scope: vec![("account", json!(account)), ("month", json!(month))],
+            counts: &[],
+        },
+        Scope::Session(id) => StoredRows {
+            table: "zoom_sdk_session_users",
+            key: &["account", "session_id", "user_id", "join_time"],
+            scope: vec![("account", json!(account)), ("session_id", json!(id))],
+            counts: &[],
+        },
+    }
 }
 
 /// The keys of a walk's last page, not written yet when the engine asks what the walk would remove.
@@ -161,9 +90,9 @@ pub async fn shrink(
     Ok((removed > 0).then_some(Shrink { stored, walked }))
 }
 
-/// Deletes the rows of `scope` that the finalizing walk `walk_id` did not see, marked or not: the engine
-/// lets such a walk finish only when it removes nothing or a run at least [`CONFIRM_AFTER`] after the
-/// first walk that would have removed them agrees. Returns the deleted keys (session ids, or user ids).
+/// Deletes the rows of `scope` that the walk `walk_id` did not see: the engine lets a walk finish only
+/// when it removes nothing or a run at least 12 hours after the first walk that would have removed them
+/// agrees. Returns the deleted keys (session ids, or user ids).
 pub async fn gone(
     tx: &mut Tx,
     account: &str,

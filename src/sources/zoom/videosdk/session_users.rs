@@ -4,7 +4,7 @@
 
 use super::mirror;
 use super::path::session_segment;
-use crate::engine::{Finished, PageMeta, RunContext, Shrink, Source, Tx};
+use crate::engine::{Finished, PageMeta, RunContext, Shrink, Source, StoredRows, Tx};
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{field, id, page_token, required_list, text, timestamp};
@@ -32,7 +32,7 @@ pub struct SdkSessionUsers {
     pub page_size: u32,
     /// Its months: horizon and finality (the list plans them).
     pub months: MonthWindows,
-    /// This run: a marked join is deleted only by a run that began long enough after the mark.
+    /// The collection run it walks for.
     pub run: RunContext,
 }
 
@@ -128,6 +128,19 @@ impl Source for SdkSessionUsers {
     /// The parent month's rule: children of a final month are final.
     fn is_final(&self, window: &Window, params: &UsersRequest) -> bool {
         self.months.is_final(window, params.day)
+    }
+
+    /// The users list announces no total: no single walk proves a join gone, whether or not it settles
+    /// the session.
+    fn confirms_every_shrink(&self) -> bool {
+        true
+    }
+
+    fn stored_rows(&self, window: &Window) -> Vec<StoredRows> {
+        vec![mirror::stored_rows(
+            &self.account,
+            mirror::Scope::Session(&window.scope),
+        )]
     }
 
     /// Stored joins of the session this walk did not list.
@@ -250,28 +263,18 @@ impl Source for SdkSessionUsers {
         _last_page: &UsersPage,
         is_final: bool,
     ) -> Result<Result<Finished, String>, StoreError> {
-        if is_final {
-            // The engine lets a finalizing walk get here only if it removes nothing, or if a walk of a run
-            // at least 12 hours after the first one that would have removed these agrees.
-            let gone = mirror::gone(
-                tx,
-                &self.account,
-                mirror::Scope::Session(&window.scope),
-                walk_id,
-            )
-            .await?;
-            if !gone.is_empty() {
-                tracing::info!(session = %window.scope, removed = gone.len(),
-                    "joins no longer listed, confirmed by a run at least 12 hours after the first, were removed");
-            }
-        } else {
-            let missing =
-                mirror::session_users(tx, &self.account, &window.scope, walk_id, &self.run).await?;
-            if !missing.confirmed.is_empty() || missing.newly_missing > 0 {
-                tracing::info!(session = %window.scope,
-                    removed = missing.confirmed.len(), newly_missing = missing.newly_missing,
-                    "joins no longer listed: removed once a run at least 12 hours after the mark misses them too, kept until then");
-            }
+        // The engine lets a walk get here only if it removes nothing, or if a walk of a run at least 12
+        // hours after the first one that would have removed these agrees.
+        let gone = mirror::gone(
+            tx,
+            &self.account,
+            mirror::Scope::Session(&window.scope),
+            walk_id,
+        )
+        .await?;
+        if !gone.is_empty() {
+            tracing::info!(session = %window.scope, removed = gone.len(),
+                "joins no longer listed, confirmed by a run at least 12 hours after the first, were removed");
         }
         let seen: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM rollcall.zoom_sdk_session_users

@@ -2,7 +2,7 @@
 //! Resource-intensive (10 requests a minute on Pro), paced by the account's `ZoomPacer`.
 
 use super::{mirror, session_users};
-use crate::engine::{Finished, PageMeta, RunContext, Shrink, Source, Tx};
+use crate::engine::{Finished, PageMeta, RunContext, Shrink, Source, StoredRows, Tx};
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{
@@ -29,7 +29,7 @@ pub struct SdkSessions {
     pub page_size: u32,
     /// Its months: planning, horizon, finality.
     pub months: MonthWindows,
-    /// This run: a marked session is deleted only by a run that began long enough after the mark.
+    /// The collection run it walks for.
     pub run: RunContext,
 }
 
@@ -119,6 +119,19 @@ impl Source for SdkSessions {
 
     fn is_final(&self, window: &Window, params: &MonthRequest) -> bool {
         self.months.is_final(window, params.day)
+    }
+
+    /// The list announces no total: no single walk proves a session gone, whether or not it settles the
+    /// month.
+    fn confirms_every_shrink(&self) -> bool {
+        true
+    }
+
+    fn stored_rows(&self, window: &Window) -> Vec<StoredRows> {
+        vec![mirror::stored_rows(
+            &self.account,
+            mirror::Scope::Month(window.window_start),
+        )]
     }
 
     /// Stored sessions of the month this walk did not list.
@@ -278,40 +291,23 @@ impl Source for SdkSessions {
                 is_final = false;
             }
         }
-        if is_final {
-            // The engine lets a finalizing walk get here only if it removes nothing, or if a walk of a run
-            // at least 12 hours after the first one that would have removed these agrees.
-            let gone = mirror::gone(
-                tx,
-                &self.account,
-                mirror::Scope::Month(window.window_start),
-                walk_id,
-            )
-            .await?;
-            if !gone.is_empty() {
-                tracing::info!(sessions = gone.len(),
-                    "sessions no longer listed, confirmed by a run at least 12 hours after the first, were removed with their users");
-                remove_sessions(tx, window, &gone).await?;
-            }
-            return Ok(Ok(Finished {
-                rows: seen,
-                is_final,
-            }));
-        }
-        let vanished =
-            mirror::sessions(tx, &self.account, window.window_start, walk_id, &self.run).await?;
-        if !vanished.confirmed.is_empty() {
-            tracing::info!(sessions = vanished.confirmed.len(),
-                "sessions marked missing at least 12 hours before this run began and missed again were removed with their users");
-            remove_sessions(tx, window, &vanished.confirmed).await?;
-        }
-        if vanished.newly_missing > 0 {
-            tracing::info!(sessions = vanished.newly_missing,
-                "sessions no longer listed are kept until a walk of a run at least 12 hours later confirms they are gone");
+        // The engine lets a walk get here only if it removes nothing, or if a walk of a run at least 12
+        // hours after the first one that would have removed these agrees.
+        let gone = mirror::gone(
+            tx,
+            &self.account,
+            mirror::Scope::Month(window.window_start),
+            walk_id,
+        )
+        .await?;
+        if !gone.is_empty() {
+            tracing::info!(sessions = gone.len(),
+                "sessions no longer listed, confirmed by a run at least 12 hours after the first, were removed with their users");
+            remove_sessions(tx, window, &gone).await?;
         }
         Ok(Ok(Finished {
             rows: seen,
-            is_final: false,
+            is_final,
         }))
     }
 }
