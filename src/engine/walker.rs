@@ -546,6 +546,13 @@ impl Engine {
                     _ = stop.cancelled() => return Ok(None),
                     _ = tokio::time::sleep(wait) => {}
                 }
+                // Asked again before taking the account: the holder usually lets it go because it walked
+                // everything, and taking it then would only cost a handover pause.
+                if !windows::any_due(&self.pool, account, stream, self.run_started(), attempted)
+                    .await?
+                {
+                    return Ok(None);
+                }
                 continue;
             }
             let Some(slot) = Self::slot(&self.window_slots, stop).await else {
