@@ -21,6 +21,7 @@ mod replicas;
 mod resilience;
 mod rocketchat;
 mod schema;
+mod sdk_finality;
 mod streams;
 mod tls;
 mod tokens;
