@@ -177,6 +177,27 @@ pub async fn plan(
         }
     }
     tx.commit().await?;
+    refresh_statistics(pool).await
+}
+
+/// Refreshes the planner's statistics of `collection_windows` once many of its rows changed since they were
+/// last gathered, as autovacuum would (50 rows plus a tenth of the table) but without waiting for it, or
+/// when it is off. A first collection plans tens of thousands of children between two streams' starts;
+/// with the statistics of a near-empty table the planner sorts them all at every claim instead of reading
+/// the claim-order index.
+async fn refresh_statistics(pool: &PgPool) -> Result<(), StoreError> {
+    let stale: Option<bool> = sqlx::query_scalar(
+        "SELECT s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0)
+           FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+          WHERE s.relid = 'rollcall.collection_windows'::regclass",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if stale == Some(true) {
+        sqlx::query("ANALYZE rollcall.collection_windows")
+            .execute(pool)
+            .await?;
+    }
     Ok(())
 }
 
