@@ -193,11 +193,22 @@ async fn refresh_statistics(pool: &PgPool) -> Result<(), StoreError> {
     )
     .fetch_optional(pool)
     .await?;
-    if stale == Some(true) {
+    if stale != Some(true) {
+        return Ok(());
+    }
+    // Streams start together: one of them gathers, the others go on with what it leaves.
+    let mut tx = pool.begin().await?;
+    let first: bool = sqlx::query_scalar(
+        "SELECT pg_try_advisory_xact_lock(hashtext('rollcall.collection_windows'))",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if first {
         sqlx::query("ANALYZE rollcall.collection_windows")
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
     }
+    tx.commit().await?;
     Ok(())
 }
 
