@@ -8,6 +8,7 @@
 #   bench/run.sh latency pro-1000 business-1000   # some of them (pro-300 pro-1000 business-300 business-1000)
 #   bench/run.sh replicas      # three replicas on one Pro account, 300 ms replies (~2 minutes)
 #   bench/run.sh scale         # RSS and wall time for 10, 100, 300 Zoom accounts (bench/src/scale.rs)
+#   bench/run.sh steady        # run 2 a day after run 1: requests per stream against the minimum (steady.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }

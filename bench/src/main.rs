@@ -10,9 +10,11 @@
 //!        bench/run.sh latency [SCENARIO ...]  (the same with slow replies, Pro and Business; pacing.rs)
 //!        bench/run.sh replicas     (three replicas sharing one Pro account's rate; pacing.rs)
 //!        bench/run.sh scale        (memory and wall time as Zoom accounts grow; see scale.rs)
+//!        bench/run.sh steady [DAY] (a second run a day later against the minimum it needs; steady.rs)
 
 mod pacing;
 mod scale;
+mod steady;
 
 use anyhow::{bail, Context};
 use chrono::{Datelike, Months, NaiveDate, Utc};
@@ -51,6 +53,10 @@ async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("pacing") => return pacing::run(&admin_url, &rollcall_binary()?).await,
         Some("replicas") => return pacing::run_replicas(&admin_url, &rollcall_binary()?).await,
+        Some("steady") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            return steady::run(&admin_url, &rollcall_binary()?, &args).await;
+        }
         Some("latency") => {
             let names: Vec<String> = std::env::args().skip(2).collect();
             return pacing::run_latency(&admin_url, &rollcall_binary()?, &names).await;

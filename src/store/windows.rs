@@ -70,6 +70,9 @@ pub struct Window {
     /// shrinking what is stored (see [`Dispute`]).
     pub disputed_since: Option<DateTime<Utc>>,
     pub disputed_run: Option<Uuid>,
+    /// The end of what the scope names (a Video SDK session) as its parent's walk last saw it: the window
+    /// may become final once that is settled, whatever its month.
+    pub scope_ended_at: Option<DateTime<Utc>>,
 }
 
 /// A walk that would have made its window final while removing, zeroing or lowering something stored
@@ -105,7 +108,7 @@ pub struct Retirement {
 
 const COLUMNS: &str = "id, account, stream, scope, window_start, window_end, state, is_final, pages, rows, \
     attempts, next_page_token, token_issued_at, expected_total, last_error, started_at, completed_at, \
-    lease_owner, lease_until, walk_id, walk_params, parent_id, disputed_since, disputed_run";
+    lease_owner, lease_until, walk_id, walk_params, parent_id, disputed_since, disputed_run, scope_ended_at";
 
 /// The windows that may be retired or recorded unreachable: complete and final history is never touched,
 /// everything else stops being requested. `table` qualifies the columns where an upsert needs it.
@@ -172,6 +175,38 @@ pub async fn plan(
                 .execute(&mut *tx)
                 .await?;
         }
+    }
+    tx.commit().await?;
+    refresh_statistics(pool).await
+}
+
+/// Refreshes the planner's statistics of `collection_windows` once many of its rows changed since they were
+/// last gathered, as autovacuum would (50 rows plus a tenth of the table) but without waiting for it, or
+/// when it is off. A first collection plans tens of thousands of children between two streams' starts;
+/// with the statistics of a near-empty table the planner sorts them all at every claim instead of reading
+/// the claim-order index.
+async fn refresh_statistics(pool: &PgPool) -> Result<(), StoreError> {
+    let stale: Option<bool> = sqlx::query_scalar(
+        "SELECT s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0)
+           FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+          WHERE s.relid = 'rollcall.collection_windows'::regclass",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if stale != Some(true) {
+        return Ok(());
+    }
+    // Streams start together: one of them gathers, the others go on with what it leaves.
+    let mut tx = pool.begin().await?;
+    let first: bool = sqlx::query_scalar(
+        "SELECT pg_try_advisory_xact_lock(hashtext('rollcall.collection_windows'))",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if first {
+        sqlx::query("ANALYZE rollcall.collection_windows")
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(())
@@ -597,24 +632,34 @@ pub async fn settle_parents(pool: &PgPool, account: &str) -> Result<u64, StoreEr
 /// so it is `pending` again and asked once more (in the same run, since children walk after their
 /// parent). Horizon retirement cannot be undone here: a parent walked is within the horizon, and so
 /// are its children, which share its bounds.
+///
+/// `ended` holds, in the order of `scopes`, the end of what each scope names as the parent's page served
+/// it. A child whose end changed (a later end, or one appearing) is no longer final: what it holds may
+/// have grown since it was walked, so it is walked again (in this run).
 pub async fn plan_children(
     tx: &mut Transaction<'_, Postgres>,
     parent: &Window,
     stream: &str,
     scopes: &[String],
+    ended: &[Option<DateTime<Utc>>],
 ) -> Result<(), StoreError> {
     if scopes.is_empty() {
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end, parent_id)
-         SELECT $1, $2, scope, $3, $4, $5 FROM UNNEST($6::text[]) AS scope
+        "INSERT INTO rollcall.collection_windows
+           (account, stream, scope, window_start, window_end, parent_id, scope_ended_at)
+         SELECT $1, $2, c.scope, $3, $4, $5, c.ended FROM UNNEST($6::text[], $7::timestamptz[]) AS c (scope, ended)
          ON CONFLICT (account, stream, scope, window_start, window_end)
            DO UPDATE SET parent_id = COALESCE(collection_windows.parent_id, EXCLUDED.parent_id),
                          state = CASE WHEN collection_windows.state = 'unreachable' THEN 'pending'
                                       ELSE collection_windows.state END,
+                         is_final = collection_windows.is_final
+                                    AND collection_windows.scope_ended_at IS NOT DISTINCT FROM EXCLUDED.scope_ended_at,
+                         scope_ended_at = EXCLUDED.scope_ended_at,
                          updated_at = now()
-            WHERE collection_windows.parent_id IS NULL OR collection_windows.state = 'unreachable'",
+            WHERE collection_windows.parent_id IS NULL OR collection_windows.state = 'unreachable'
+               OR collection_windows.scope_ended_at IS DISTINCT FROM EXCLUDED.scope_ended_at",
     )
     .bind(&parent.account)
     .bind(stream)
@@ -622,6 +667,7 @@ pub async fn plan_children(
     .bind(parent.window_end)
     .bind(parent.id)
     .bind(scopes)
+    .bind(ended)
     .execute(&mut **tx)
     .await?;
     Ok(())

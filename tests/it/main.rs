@@ -22,6 +22,7 @@ mod replicas;
 mod resilience;
 mod rocketchat;
 mod schema;
+mod sdk_finality;
 mod streams;
 mod tls;
 mod tokens;

@@ -299,14 +299,21 @@ fn session_at(
     let acct = &state.videosdk.accounts[account];
     let n = acct.spec.sessions_per_month;
     if index < n {
-        return Some((acct.slot(month, index), acct.session_id(month, index)));
+        let id = acct.session_id(month, index);
+        let slot = state
+            .videosdk
+            .served_slot(account, &id, acct.slot(month, index));
+        return Some((slot, id));
     }
     if month != crate::data::first_of_month(state.today()) {
         return None;
     }
     let k = index - n;
     let id = state.videosdk.extras(account).into_iter().nth(k as usize)?;
-    Some((acct.extra_slot(month, k), id))
+    let slot = state
+        .videosdk
+        .served_slot(account, &id, acct.extra_slot(month, k));
+    Some((slot, id))
 }
 
 /// The slot of a session id the account serves: an extra one, or a generated one.
@@ -314,10 +321,15 @@ fn find_session(state: &Shared, account: usize, id: &str) -> Option<SessionSlot>
     let acct = &state.videosdk.accounts[account];
     if let Some(k) = state.videosdk.extras(account).iter().position(|e| e == id) {
         let month = crate::data::first_of_month(state.today());
-        return Some(acct.extra_slot(month, u32::try_from(k).ok()?));
+        let slot = acct.extra_slot(month, u32::try_from(k).ok()?);
+        return Some(state.videosdk.served_slot(account, id, slot));
     }
     let (month, index) = acct.parse_session_id(id)?;
-    Some(acct.slot(month, index))
+    Some(
+        state
+            .videosdk
+            .served_slot(account, id, acct.slot(month, index)),
+    )
 }
 
 fn no_such_session(id: &str) -> Reply {

@@ -77,6 +77,25 @@ impl Control {
         true
     }
 
+    /// Serves the session as having run `minutes` longer than generated (0: as generated): a later
+    /// `end_time`, as when Zoom corrects a session's end after first listing it. False for unknown ids.
+    pub fn set_sdk_session_extended(&self, api_key: &str, session_id: &str, minutes: i64) -> bool {
+        let sdk = &self.state.videosdk;
+        let Some(a) = sdk.account_by_key(api_key) else {
+            return false;
+        };
+        if sdk.accounts[a].parse_session_id(session_id).is_none() {
+            return false;
+        }
+        let mut extended = lock(&sdk.extended);
+        if minutes == 0 {
+            extended.remove(&(a, session_id.to_owned()));
+        } else {
+            extended.insert((a, session_id.to_owned()), minutes);
+        }
+        true
+    }
+
     /// Serves the session as still running (no `end_time`) or as ended again. False for unknown ids.
     pub fn set_sdk_session_open(&self, api_key: &str, session_id: &str, open: bool) -> bool {
         let sdk = &self.state.videosdk;

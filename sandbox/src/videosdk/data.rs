@@ -97,6 +97,9 @@ pub(crate) struct SessionSlot {
     pub index: u32,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    /// How much later than `end` it is served as ended (`Control::set_sdk_session_extended`): the end and
+    /// every leave time move, the joins do not.
+    pub late: Duration,
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -178,6 +181,7 @@ impl SdkAccount {
             index,
             start,
             end: start + Duration::minutes(minutes as i64),
+            late: Duration::zero(),
         }
     }
 
@@ -205,6 +209,7 @@ impl SdkAccount {
             index: self.spec.sessions_per_month.saturating_add(k),
             start,
             end: start + Duration::minutes(30),
+            late: Duration::zero(),
         }
     }
 
@@ -223,8 +228,8 @@ impl SdkAccount {
             id,
             session_name: format!("{} #{}", pick(WORDS, h), s.index + 1),
             start_time: ts(s.start),
-            end_time: (!open).then(|| ts(s.end)),
-            duration: (!open).then(|| duration_text((s.end - s.start).num_seconds())),
+            end_time: (!open).then(|| ts(s.end + s.late)),
+            duration: (!open).then(|| duration_text((s.end + s.late - s.start).num_seconds())),
             user_count: participants,
             has_voip: h & 1 == 0,
             has_video: h & 2 == 0,
@@ -282,7 +287,7 @@ impl SdkAccount {
                     data_center: pick(CENTERS, hj >> 29),
                     connection_type: pick(CONNECTIONS, hj >> 31),
                     join_time: ts(join),
-                    leave_time: (!still_in).then(|| ts(leave)),
+                    leave_time: (!still_in).then(|| ts(leave + s.late)),
                     user_key: format!("uk-{:06x}", (hp >> 40) as u32 & 0xff_ffff),
                     audio_call: if device == "Phone" {
                         vec![serde_json::json!({

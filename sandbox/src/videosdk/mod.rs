@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::lock;
 use crate::Shared;
 pub(crate) use control::control_routes;
-use data::SdkAccount;
+use data::{SdkAccount, SessionSlot};
 
 /// More would make a month's truth, which is materialised, a long scan.
 pub const MAX_SESSIONS_PER_MONTH: u32 = 100_000;
@@ -88,6 +88,9 @@ pub(crate) struct SdkState {
     extra: Mutex<Vec<(usize, String)>>,
     /// (account, day) whose daily report serves this session count instead of the listed sessions'.
     daily_sessions: Mutex<HashMap<(usize, chrono::NaiveDate), u64>>,
+    /// (account, session id) served as having run this many minutes longer than generated: a later
+    /// end_time, and later leave times for those who stayed to the end.
+    extended: Mutex<HashMap<(usize, String), i64>>,
 }
 
 impl SdkState {
@@ -100,6 +103,7 @@ impl SdkState {
             open: Mutex::default(),
             extra: Mutex::default(),
             daily_sessions: Mutex::default(),
+            extended: Mutex::default(),
         }
     }
 
@@ -118,6 +122,14 @@ impl SdkState {
 
     fn is_open(&self, account: usize, id: &str) -> bool {
         lock(&self.open).contains(&(account, id.to_owned()))
+    }
+
+    /// `slot` of session `id` as served now: its end moved by [`crate::control::Control::set_sdk_session_extended`].
+    fn served_slot(&self, account: usize, id: &str, mut slot: SessionSlot) -> SessionSlot {
+        if let Some(minutes) = lock(&self.extended).get(&(account, id.to_owned())) {
+            slot.late = chrono::Duration::minutes(*minutes);
+        }
+        slot
     }
 }
 

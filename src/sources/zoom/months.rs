@@ -324,6 +324,7 @@ mod tests {
             parent_id: None,
             disputed_since: None,
             disputed_run: None,
+            scope_ended_at: None,
         };
         assert_eq!(request.day, Some(d("2026-11-02")));
         assert!(

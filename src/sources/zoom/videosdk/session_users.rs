@@ -8,7 +8,7 @@ use crate::engine::{Finished, PageMeta, RunContext, Shrink, Source, StoredRows, 
 use crate::http::ApiError;
 use crate::sources::zoom::client::ZoomClient;
 use crate::sources::zoom::fields::{field, id, page_token, required_list, text, timestamp};
-use crate::sources::zoom::months::MonthWindows;
+use crate::sources::zoom::months::{self, MonthWindows};
 use crate::sources::zoom::pacing::Category;
 use crate::store::text::clean_json;
 use crate::store::windows::{PlannedWindow, Retirement, Window};
@@ -44,6 +44,11 @@ pub struct UsersRequest {
     /// older binary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     day: Option<chrono::NaiveDate>,
+    /// The session's end as the list last served it when the walk began: the users of a session that ended
+    /// more than `settle_days` before `day` no longer change. Absent when not known (and in parameters
+    /// stored by an older binary): the month's rule alone decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ended: Option<DateTime<Utc>>,
 }
 
 pub struct UsersPage {
@@ -125,9 +130,15 @@ impl Source for SdkSessionUsers {
         Vec::new()
     }
 
-    /// The parent month's rule: children of a final month are final.
+    /// Final when the parent month is (children of a final month are final), or once the session ended
+    /// more than `settle_days` before the walk's day, whatever its month: a session's users do not change
+    /// after it ended, so a run in steady state asks only for sessions that still can.
     fn is_final(&self, window: &Window, params: &UsersRequest) -> bool {
-        self.months.is_final(window, params.day)
+        let day = params.day.unwrap_or(self.months.today);
+        self.months.is_final(window, Some(day))
+            || params.ended.is_some_and(|ended| {
+                months::is_final(ended.date_naive(), day, self.months.settle_days)
+            })
     }
 
     /// The users list announces no total: no single walk proves a join gone, whether or not it settles
@@ -175,10 +186,11 @@ impl Source for SdkSessionUsers {
         Some(self.months.retirement())
     }
 
-    fn params(&self, _window: &Window) -> UsersRequest {
+    fn params(&self, window: &Window) -> UsersRequest {
         UsersRequest {
             page_size: self.page_size,
             day: Some(self.months.today),
+            ended: window.scope_ended_at,
         }
     }
 
@@ -263,6 +275,9 @@ impl Source for SdkSessionUsers {
         _last_page: &UsersPage,
         is_final: bool,
     ) -> Result<Result<Finished, String>, StoreError> {
+        // A list page that served the session with another end while this walk ran may have planned it
+        // again: the pages read before say nothing about the later part of the session.
+        let is_final = is_final && end_unchanged(tx, window.id).await?;
         // The engine lets a walk get here only if it removes nothing, or if a walk of a run at least 12
         // hours after the first one that would have removed these agrees.
         let gone = mirror::gone(
@@ -290,6 +305,20 @@ impl Source for SdkSessionUsers {
             is_final,
         }))
     }
+}
+
+/// Whether the session's end the list last served is still the one this walk began with (its stored
+/// parameters). Locks the window row: a list page that changes the end either committed before (and this
+/// sees it) or waits for this walk's transaction and then makes the window non-final itself.
+async fn end_unchanged(tx: &mut Tx, window_id: i64) -> Result<bool, StoreError> {
+    let same: Option<bool> = sqlx::query_scalar(
+        "SELECT scope_ended_at IS NOT DISTINCT FROM (walk_params->>'ended')::timestamptz
+           FROM rollcall.collection_windows WHERE id = $1 FOR UPDATE",
+    )
+    .bind(window_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(same.unwrap_or(false))
 }
 
 /// The key's `join_time` when Zoom leaves it out: the session's start (a real instant of that session,

@@ -237,12 +237,12 @@ impl Source for SdkSessions {
         };
         let unique = last_of_each(sessions);
         upsert_sessions(tx, &self.account, window, walk_id, &unique).await?;
-        let ended: Vec<String> = unique
+        let (ended, ends): (Vec<String>, Vec<Option<DateTime<Utc>>>) = unique
             .iter()
             .filter(|s| s.end_time.is_some())
-            .map(|s| s.session_id.clone())
-            .collect();
-        windows::plan_children(tx, window, session_users::STREAM, &ended).await?;
+            .map(|s| (s.session_id.clone(), s.end_time))
+            .unzip();
+        windows::plan_children(tx, window, session_users::STREAM, &ended, &ends).await?;
         Ok(unique.len() as i64)
     }
 
@@ -282,7 +282,9 @@ impl Source for SdkSessions {
                 .bind(walk_id)
                 .fetch_all(&mut **tx)
                 .await?;
-                windows::plan_children(tx, window, session_users::STREAM, &endless).await?;
+                let unknown = vec![None; endless.len()];
+                windows::plan_children(tx, window, session_users::STREAM, &endless, &unknown)
+                    .await?;
                 tracing::warn!(sessions = endless.len(),
                     "sessions still without end_time 7 days after their month settled are recorded as ended at an unknown time; their users are collected");
             } else {
