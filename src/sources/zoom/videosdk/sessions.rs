@@ -114,7 +114,7 @@ impl Source for SdkSessions {
     }
 
     fn plan(&self) -> Vec<PlannedWindow> {
-        self.months.plan(&[""])
+        self.months.plan_from_horizon(&[""])
     }
 
     fn is_final(&self, window: &Window, params: &MonthRequest) -> bool {
@@ -136,7 +136,7 @@ impl Source for SdkSessions {
         mirror::shrink(
             tx,
             &self.account,
-            mirror::Scope::Month(window.window_start),
+            mirror::Scope::Month(month_of(window)),
             walk_id,
             mirror::LastPage::Sessions(&ids),
         )
@@ -195,6 +195,10 @@ impl Source for SdkSessions {
         })
     }
 
+    fn unreachable(&self, window: &Window, error: &ApiError) -> Option<String> {
+        months::refused_from_day(window, error)
+    }
+
     fn inspect(&self, _window: &Window, page: &SessionsPage) -> Result<PageMeta, String> {
         months::check_served_range(
             page.body.from.as_deref(),
@@ -246,7 +250,7 @@ impl Source for SdkSessions {
               WHERE account = $1 AND month = $2 AND walk_id = $3",
         )
         .bind(&self.account)
-        .bind(window.window_start)
+        .bind(month_of(window))
         .bind(walk_id)
         .fetch_one(&mut **tx)
         .await?;
@@ -265,7 +269,7 @@ impl Source for SdkSessions {
                   RETURNING session_id",
                 )
                 .bind(&self.account)
-                .bind(window.window_start)
+                .bind(month_of(window))
                 .bind(walk_id)
                 .fetch_all(&mut **tx)
                 .await?;
@@ -284,7 +288,7 @@ impl Source for SdkSessions {
             let gone = mirror::gone(
                 tx,
                 &self.account,
-                mirror::Scope::Month(window.window_start),
+                mirror::Scope::Month(month_of(window)),
                 walk_id,
             )
             .await?;
@@ -299,7 +303,7 @@ impl Source for SdkSessions {
             }));
         }
         let vanished =
-            mirror::sessions(tx, &self.account, window.window_start, walk_id, &self.run).await?;
+            mirror::sessions(tx, &self.account, month_of(window), walk_id, &self.run).await?;
         if !vanished.confirmed.is_empty() {
             tracing::info!(sessions = vanished.confirmed.len(),
                 "sessions marked missing at least 12 hours before this run began and missed again were removed with their users");
@@ -314,6 +318,12 @@ impl Source for SdkSessions {
             is_final: false,
         }))
     }
+}
+
+/// The calendar month a list window's sessions are stored under: a window walked from the horizon day
+/// covers the end of its month only.
+fn month_of(window: &Window) -> NaiveDate {
+    months::first_of_month(window.window_start)
 }
 
 /// Days after a month settled during which a session Zoom lists without `end_time` holds the month open.
@@ -393,7 +403,7 @@ async fn upsert_sessions(
                end_time_unknown = zoom_sdk_sessions.end_time_unknown AND EXCLUDED.end_time IS NULL",
     )
     .bind(account)
-    .bind(window.window_start)
+    .bind(month_of(window))
     .bind(walk_id)
     .bind(&ids)
     .bind(texts(|s| s.session_name.clone()))
