@@ -219,6 +219,15 @@ async fn the_month_straddling_the_horizon_is_walked_from_the_horizon_day() {
         users.len() * 2 > served.len(),
         "most sessions have users: {users:?}"
     );
+    let view: (NaiveDate, bool) = sqlx::query_as(
+        "SELECT held_from, complete FROM rollcall.zoom_sdk_months WHERE account = $1 AND month = $2",
+    )
+    .bind(&sname)
+    .bind(month)
+    .fetch_one(app.pool())
+    .await
+    .expect("zoom_sdk_months names the calendar month");
+    assert_eq!(view, (h, true));
     let users_windows = windows_of(&app, &sname, "zoom_sdk_session_users").await;
     assert!(users_windows
         .iter()
