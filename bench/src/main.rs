@@ -225,8 +225,15 @@ fn write_config(
     specs: &[ZoomAccountSpec],
 ) -> anyhow::Result<PathBuf> {
     // settle_days far in the future keeps every month non-final, so the second run updates every row.
+    // The pool's size, to study how many transactions at once suit the database (default 16).
+    let connections = match std::env::var("ROLLCALL_BENCH_MAX_CONNECTIONS") {
+        Ok(n) => n
+            .parse::<u32>()
+            .with_context(|| format!("ROLLCALL_BENCH_MAX_CONNECTIONS must be a number, got {n}"))?,
+        Err(_) => 16,
+    };
     let mut toml = format!(
-        "[database]\nurl = \"{db_url}\"\nmax_connections = 16\n\n[log]\nlevel = \"warn\"\n\n"
+        "[database]\nurl = \"{db_url}\"\nmax_connections = {connections}\n\n[log]\nlevel = \"warn\"\n\n"
     );
     // To study what the windows walked at once cost (memory, rows/s); the measured figures use the default.
     if let Ok(n) = std::env::var("ROLLCALL_BENCH_WINDOWS_IN_FLIGHT") {
