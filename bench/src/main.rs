@@ -1,6 +1,8 @@
 //! The collector against the physical limit. For each workload size it measures, in one run:
 //! 1. the ceiling: the same rows upserted straight into PostgreSQL by a minimal UNNEST program, one
-//!    transaction per 300-row batch, an insert pass and an update pass;
+//!    transaction per 300-row batch, an insert pass and an update pass, over one connection and then over
+//!    four at once (the database's own limit on a small machine, what a collector walking many windows
+//!    at once is measured against);
 //! 2. the sandbox alone: how fast it serves those rows over HTTP, so it is known not to be the bottleneck;
 //! 3. `rollcall collect` (release build, rate limits off) against the sandbox: a first run (inserts) and a
 //!    second run of the same, still non-final windows (updates): wall time, rows/s, requests/s, peak RSS.
@@ -26,6 +28,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const PAGE: usize = 300;
+/// Connections of the parallel ceiling.
+const PARALLEL: usize = 4;
+/// Batches built (untimed) before each timed parallel round: bounded memory, long enough rounds.
+const ROUND_BATCHES: usize = PARALLEL * 16;
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 struct Measure {
@@ -42,6 +48,8 @@ struct SizeResult {
     accounts: usize,
     ceiling_insert: f64,
     ceiling_update: f64,
+    parallel_insert: f64,
+    parallel_update: f64,
     sandbox_rows_per_sec: f64,
     first: Measure,
     second: Measure,
@@ -122,7 +130,8 @@ fn reachable_months() -> Vec<NaiveDate> {
 
 async fn run_size(size: u64, admin_url: &str, binary: &PathBuf) -> anyhow::Result<SizeResult> {
     let months = reachable_months();
-    let accounts = if size >= 500_000 { 4 } else { 2 };
+    // Eight Business accounts at the large size: enough windows walked at once to load the database.
+    let accounts = if size >= 500_000 { 8 } else { 2 };
     let users = size.div_ceil((accounts * months.len()) as u64);
     let specs: Vec<ZoomAccountSpec> = (0..accounts)
         .map(|i| ZoomAccountSpec {
@@ -145,6 +154,9 @@ async fn run_size(size: u64, admin_url: &str, binary: &PathBuf) -> anyhow::Resul
 
     eprintln!("   ceiling: minimal UNNEST upserts of the same rows");
     let (ceiling_insert, ceiling_update) = ceiling(admin_url, &control, &specs, &months).await?;
+    eprintln!("   parallel ceiling: the same upserts over {PARALLEL} connections at once");
+    let (parallel_insert, parallel_update) =
+        parallel_ceiling(admin_url, &control, &specs, &months).await?;
     eprintln!("   sandbox alone over HTTP");
     let sandbox_rows_per_sec = sandbox_rate(&sandbox, &specs, &months).await?;
 
@@ -163,6 +175,8 @@ async fn run_size(size: u64, admin_url: &str, binary: &PathBuf) -> anyhow::Resul
         accounts,
         ceiling_insert,
         ceiling_update,
+        parallel_insert,
+        parallel_update,
         sandbox_rows_per_sec,
         first,
         second,
@@ -219,8 +233,15 @@ fn write_config(
     specs: &[ZoomAccountSpec],
 ) -> anyhow::Result<PathBuf> {
     // settle_days far in the future keeps every month non-final, so the second run updates every row.
+    // The pool's size, to study how many transactions at once suit the database (default 16).
+    let connections = match std::env::var("ROLLCALL_BENCH_MAX_CONNECTIONS") {
+        Ok(n) => n
+            .parse::<u32>()
+            .with_context(|| format!("ROLLCALL_BENCH_MAX_CONNECTIONS must be a number, got {n}"))?,
+        Err(_) => 16,
+    };
     let mut toml = format!(
-        "[database]\nurl = \"{db_url}\"\nmax_connections = 16\n\n[log]\nlevel = \"warn\"\n\n"
+        "[database]\nurl = \"{db_url}\"\nmax_connections = {connections}\n\n[log]\nlevel = \"warn\"\n\n"
     );
     // To study what the windows walked at once cost (memory, rows/s); the measured figures use the default.
     if let Ok(n) = std::env::var("ROLLCALL_BENCH_WINDOWS_IN_FLIGHT") {
@@ -231,7 +252,7 @@ fn write_config(
     }
     for (i, spec) in specs.iter().enumerate() {
         toml.push_str(&format!(
-            "[[zoom]]\nname = \"bench{i}\"\naccount_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\napi_url = \"{}\"\noauth_url = \"{}\"\nsettle_days = 90\nheavy_per_second = 0\nresource_intensive_per_minute = 0\ndaily_requests = 0\n\n",
+            "[[zoom]]\nname = \"bench{i}\"\nplan = \"business\"\naccount_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\napi_url = \"{}\"\noauth_url = \"{}\"\nsettle_days = 90\nheavy_per_second = 0\nresource_intensive_per_minute = 0\ndaily_requests = 0\n\n",
             spec.account_id, spec.client_id, spec.client_secret, sandbox.zoom_api_url(), sandbox.zoom_oauth_url()
         ));
     }
@@ -392,28 +413,7 @@ async fn ceiling(
                     let batches: Vec<Batch> = truth.users.chunks(PAGE).map(batch).collect();
                     let started = Instant::now();
                     for b in &batches {
-                        let mut tx = db.pool.begin().await?;
-                        sqlx::query(CEILING_UPSERT)
-                            .bind(&spec.account_id)
-                            .bind(month)
-                            .bind(name)
-                            .bind(walk)
-                            .bind(&b.ids)
-                            .bind(&b.emails)
-                            .bind(&b.names)
-                            .bind(&b.types)
-                            .bind(&b.depts)
-                            .bind(&b.meetings)
-                            .bind(&b.participants)
-                            .bind(&b.minutes)
-                            .bind(&b.attributes)
-                            .bind(&b.created)
-                            .bind(&b.logins)
-                            .bind(&b.versions)
-                            .bind(&b.raws)
-                            .execute(&mut *tx)
-                            .await?;
-                        tx.commit().await?;
+                        upsert(&db.pool, &spec.account_id, *month, name, walk, b).await?;
                         rows += b.ids.len() as u64;
                     }
                     busy += started.elapsed();
@@ -424,6 +424,120 @@ async fn ceiling(
     }
     db.drop_database(admin_url).await;
     Ok((rates[0], rates[1]))
+}
+
+/// One batch in a transaction of its own, as rollcall writes a page.
+async fn upsert(
+    pool: &PgPool,
+    account: &str,
+    month: NaiveDate,
+    report_type: &str,
+    walk: uuid::Uuid,
+    b: &Batch,
+) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(CEILING_UPSERT)
+        .bind(account)
+        .bind(month)
+        .bind(report_type)
+        .bind(walk)
+        .bind(&b.ids)
+        .bind(&b.emails)
+        .bind(&b.names)
+        .bind(&b.types)
+        .bind(&b.depts)
+        .bind(&b.meetings)
+        .bind(&b.participants)
+        .bind(&b.minutes)
+        .bind(&b.attributes)
+        .bind(&b.created)
+        .bind(&b.logins)
+        .bind(&b.versions)
+        .bind(&b.raws)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+type Job = (String, NaiveDate, &'static str, Batch);
+
+/// The parallel ceiling: the same batches upserted over `PARALLEL` connections at once, an insert pass
+/// then an update pass. Batches are built in rounds before the clock starts; each round is dealt out
+/// to the connections and timed from its start until its last connection is done.
+async fn parallel_ceiling(
+    admin_url: &str,
+    control: &Control,
+    specs: &[ZoomAccountSpec],
+    months: &[NaiveDate],
+) -> anyhow::Result<(f64, f64)> {
+    let db = fresh_database(admin_url, "rollcall_ceiling_par").await?;
+    sqlx::query(CEILING_TABLE).execute(&db.pool).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(PARALLEL as u32)
+        .min_connections(PARALLEL as u32)
+        .connect(&db.url)
+        .await?;
+    let mut rates = Vec::new();
+    for _pass in 0..2 {
+        let walk = uuid::Uuid::new_v4();
+        let (mut rows, mut busy) = (0u64, Duration::ZERO);
+        let mut round: Vec<Job> = Vec::new();
+        for spec in specs {
+            for month in months {
+                for (t, name) in [
+                    (ReportType::Active, "active"),
+                    (ReportType::Inactive, "inactive"),
+                ] {
+                    let truth = control.report_truth(&spec.account_id, *month, t);
+                    for chunk in truth.users.chunks(PAGE) {
+                        round.push((spec.account_id.clone(), *month, name, batch(chunk)));
+                        if round.len() >= ROUND_BATCHES {
+                            let (n, took) =
+                                parallel_round(&pool, std::mem::take(&mut round), walk).await?;
+                            rows += n;
+                            busy += took;
+                        }
+                    }
+                }
+            }
+        }
+        let (n, took) = parallel_round(&pool, round, walk).await?;
+        rows += n;
+        busy += took;
+        rates.push(rows as f64 / busy.as_secs_f64());
+    }
+    pool.close().await;
+    db.drop_database(admin_url).await;
+    Ok((rates[0], rates[1]))
+}
+
+async fn parallel_round(
+    pool: &PgPool,
+    round: Vec<Job>,
+    walk: uuid::Uuid,
+) -> anyhow::Result<(u64, Duration)> {
+    let mut lanes: Vec<Vec<Job>> = (0..PARALLEL).map(|_| Vec::new()).collect();
+    let mut rows = 0u64;
+    for (i, job) in round.into_iter().enumerate() {
+        rows += job.3.ids.len() as u64;
+        lanes[i % PARALLEL].push(job);
+    }
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for lane in lanes {
+        let pool = pool.clone();
+        tasks.spawn(async move {
+            for (account, month, name, b) in &lane {
+                upsert(&pool, account, *month, name, walk, b).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok((rows, started.elapsed()))
 }
 
 /// Rows per second the sandbox serves over HTTP, with one client per account as rollcall runs them.
@@ -516,25 +630,27 @@ async fn walk_account(
 
 fn print_table(results: &[SizeResult]) {
     println!();
-    println!("| rows | accounts | pass | ceiling rows/s | rollcall wall s | rollcall rows/s | requests/s | peak RSS MiB | rollcall CPU s | rollcall/ceiling | sandbox alone rows/s |");
-    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| rows | accounts | pass | ceiling rows/s | parallel ceiling rows/s | rollcall wall s | rollcall rows/s | requests/s | peak RSS MiB | rollcall CPU s | rollcall/ceiling | rollcall/parallel | sandbox alone rows/s |");
+    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in results {
-        for (pass, ceiling, m) in [
-            ("insert", r.ceiling_insert, &r.first),
-            ("update", r.ceiling_update, &r.second),
+        for (pass, ceiling, parallel, m) in [
+            ("insert", r.ceiling_insert, r.parallel_insert, &r.first),
+            ("update", r.ceiling_update, r.parallel_update, &r.second),
         ] {
             let rate = m.rows as f64 / m.seconds;
             println!(
-                "| {} | {} | {pass} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} | {:.0} |",
+                "| {} | {} | {pass} | {:.0} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} |",
                 r.size,
                 r.accounts,
                 ceiling,
+                parallel,
                 m.seconds,
                 rate,
                 m.requests as f64 / m.seconds,
                 m.peak_rss_mib,
                 m.cpu_seconds,
                 rate / ceiling,
+                rate / parallel,
                 r.sandbox_rows_per_sec
             );
         }

@@ -41,6 +41,9 @@ pub enum CellState {
     Running,
     Failed,
     Pending,
+    /// Every window complete, but the month is held from the API horizon's day on only: its first days
+    /// had passed Zoom's six months before rollcall first asked (a first collection, a new account).
+    FromHorizon,
     /// Unreachable and nothing ever stored: the platform forgot it before rollcall held it.
     Lost,
     /// Unreachable (retired past the horizon) with its rows kept, every window of it walked to completion.
@@ -54,9 +57,10 @@ pub enum CellState {
 }
 
 impl CellState {
-    pub const ALL: [CellState; 11] = [
+    pub const ALL: [CellState; 12] = [
         CellState::Final,
         CellState::Complete,
+        CellState::FromHorizon,
         CellState::AwaitingChildren,
         CellState::AwaitingConfirmation,
         CellState::Running,
@@ -78,6 +82,7 @@ impl CellState {
             CellState::Running => 'r',
             CellState::Failed => '!',
             CellState::Pending => '.',
+            CellState::FromHorizon => 'h',
             CellState::Lost => 'x',
             CellState::Retired => 'u',
             CellState::Partial => '~',
@@ -98,6 +103,9 @@ impl CellState {
             CellState::Running => "running or interrupted",
             CellState::Failed => "failed (retried next run)",
             CellState::Pending => "pending (planned, never walked)",
+            CellState::FromHorizon => {
+                "held from the horizon day on: the month's first days were past Zoom's six months when rollcall first asked"
+            }
             CellState::Lost => "unreachable, never held: lost upstream before rollcall ran",
             CellState::Retired => "unreachable, held: past the API's horizon, rows kept",
             CellState::Partial => "partly held (some windows or days lost or never collected)",
@@ -115,6 +123,7 @@ impl CellState {
             CellState::Running => "34",
             CellState::Failed => "1;31",
             CellState::Pending => "37",
+            CellState::FromHorizon => "32",
             CellState::Lost => "35",
             CellState::Retired => "2;33",
             CellState::Partial => "33",
@@ -420,9 +429,30 @@ fn settle_gone_sessions(windows: &mut [WindowRow]) {
     }
 }
 
+/// A Zoom month walked from the horizon day (its window starts after the 1st) is held from that day on:
+/// a whole-month window an older binary recorded unreachable beside it, never walked, takes nothing from
+/// it. Its cell is [`CellState::FromHorizon`] once what it holds is complete.
+fn fold(windows: &[&WindowRow]) -> CellState {
+    let from_day = windows
+        .iter()
+        .any(|w| w.stream != "rc_active_users" && w.window_start.day() != 1);
+    if !from_day {
+        return fold_whole(windows);
+    }
+    let held: Vec<&WindowRow> = windows
+        .iter()
+        .copied()
+        .filter(|w| w.state != "unreachable" || w.held || w.stored || w.window_start.day() != 1)
+        .collect();
+    match fold_whole(&held) {
+        CellState::Final | CellState::Complete => CellState::FromHorizon,
+        state => state,
+    }
+}
+
 /// The windows of one cell, summed up: anything in progress or broken outranks what is held, because
 /// that is what an operator must act on; success needs every window.
-fn fold(windows: &[&WindowRow]) -> CellState {
+fn fold_whole(windows: &[&WindowRow]) -> CellState {
     if windows.is_empty() {
         return CellState::None;
     }
@@ -650,6 +680,37 @@ mod tests {
                 vec![empty_but_walked(), w("unreachable", false, false)],
                 CellState::Partial,
             ),
+        ];
+        for (windows, want) in cases {
+            let refs: Vec<&WindowRow> = windows.iter().collect();
+            assert_eq!(fold(&refs), want);
+        }
+    }
+
+    #[test]
+    fn a_month_walked_from_the_horizon_day_is_held_from_it() {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 6, d).expect("date");
+        let from = |state: &str, held: bool| WindowRow {
+            stream: "zoom_sdk_sessions".into(),
+            window_start: day(8),
+            window_end: day(30),
+            ..w(state, true, held)
+        };
+        let whole_lost = WindowRow {
+            stream: "zoom_sdk_sessions".into(),
+            window_start: day(1),
+            window_end: day(30),
+            ..w("unreachable", false, false)
+        };
+        let cases = [
+            (vec![from("complete", true)], CellState::FromHorizon),
+            (vec![from("running", false)], CellState::Running),
+            (
+                vec![from("complete", true), whole_lost],
+                CellState::FromHorizon,
+            ),
+            // Refused by Zoom: recorded unreachable, nothing held.
+            (vec![from("unreachable", false)], CellState::Lost),
         ];
         for (windows, want) in cases {
             let refs: Vec<&WindowRow> = windows.iter().collect();

@@ -17,6 +17,11 @@ pub enum Reach {
     Reachable,
     /// The API can no longer serve this range; the reason is stored as `last_error`.
     Unreachable(String),
+    /// The API serves this range only from its start on, which is not the period's own first day (the month
+    /// that straddles Zoom's horizon). Planned only where the period has no window yet that was ever
+    /// walked: as the horizon moves on, the window already planned keeps what it holds, and no narrower
+    /// one is added beside it.
+    FromDay,
 }
 
 /// A window a source wants to exist, before it is stored.
@@ -138,6 +143,25 @@ pub async fn plan(
         }
     }
     let mut tx = pool.begin().await?;
+    for w in windows.iter().filter(|w| w.reach == Reach::FromDay) {
+        // Windows of the same period share its end; one recorded unreachable without ever being walked
+        // (an older binary planned the whole month so) holds nothing and does not count.
+        sqlx::query(
+            "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end)
+             SELECT $1, $2, $3, $4, $5
+              WHERE NOT EXISTS (SELECT 1 FROM rollcall.collection_windows
+                                 WHERE account = $1 AND stream = $2 AND scope = $3 AND window_end = $5
+                                   AND NOT (state = 'unreachable' AND started_at IS NULL))
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(account)
+        .bind(stream)
+        .bind(&w.scope)
+        .bind(w.start)
+        .bind(w.end)
+        .execute(&mut *tx)
+        .await?;
+    }
     if !scopes.is_empty() {
         sqlx::query(
             "INSERT INTO rollcall.collection_windows (account, stream, scope, window_start, window_end)

@@ -250,6 +250,43 @@ pub fn reachable_months_on(today: chrono::NaiveDate) -> Vec<chrono::NaiveDate> {
     months
 }
 
+/// The months the per-session and per-day streams (Video SDK sessions and users, both daily usage reports)
+/// walk on the suite's today, oldest first, as (first of the month, first day walked): the reachable
+/// months, after the month that straddles the horizon, walked from the horizon day, when the horizon is
+/// not a 1st.
+pub fn day_months() -> Vec<(chrono::NaiveDate, chrono::NaiveDate)> {
+    use chrono::{Datelike, Months};
+    let horizon = today()
+        .checked_sub_months(Months::new(6))
+        .expect("date math")
+        + chrono::Duration::days(1);
+    let reachable = reachable_months();
+    let straddling = (horizon.day() != 1).then(|| (horizon.with_day(1).expect("1st"), horizon));
+    straddling
+        .into_iter()
+        .chain(reachable.into_iter().map(|m| (m, m)))
+        .collect()
+}
+
+/// The sandbox's sessions of `month` that started on or after `from` (a month walked from the horizon day).
+pub fn sdk_sessions_from(
+    control: &Control,
+    api_key: &str,
+    month: chrono::NaiveDate,
+    from: chrono::NaiveDate,
+) -> Vec<Value> {
+    control
+        .sdk_sessions(api_key, month)
+        .into_iter()
+        .filter(|s| {
+            s["start_time"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .is_none_or(|t| t.date_naive() >= from)
+        })
+        .collect()
+}
+
 /// The stored users of one report window, user id → raw JSON.
 pub async fn stored_users(
     pool: &PgPool,
@@ -444,7 +481,8 @@ pub fn sdk_name(spec: &rollcall_sandbox::VideoSdkAccountSpec) -> String {
     spec.api_key.trim_end_matches("-key").to_string()
 }
 
-/// Asserts the database holds exactly the sandbox's sessions of every reachable month and exactly the
+/// Asserts the database holds exactly the sandbox's sessions of every month walked (the straddling one from
+/// the horizon day) and exactly the
 /// users of every ended session (raw rows compared, rejoins included); returns (sessions, users).
 pub async fn assert_sdk_mirror(
     pool: &PgPool,
@@ -453,8 +491,8 @@ pub async fn assert_sdk_mirror(
 ) -> (usize, usize) {
     let account = sdk_name(spec);
     let (mut sessions, mut users) = (0, 0);
-    for month in reachable_months() {
-        let truth = control.sdk_sessions(&spec.api_key, month);
+    for (month, from) in day_months() {
+        let truth = sdk_sessions_from(control, &spec.api_key, month, from);
         let expected: BTreeMap<String, Value> = truth
             .iter()
             .map(|s| (s["id"].as_str().expect("id").to_string(), s.clone()))

@@ -131,6 +131,7 @@ async fn fixture(db: &TestDb) {
 const LEGEND: &str = "
   #  final: complete and settled, never rewritten
   +  complete, not final yet (walked again until it settles)
+  h  held from the horizon day on: the month's first days were past Zoom's six months when rollcall first asked
   c  awaiting children (Video SDK session users not all collected)
   ?  awaiting confirmation: a reply would shrink stored history; kept until a run 12 h later agrees
   r  running or interrupted

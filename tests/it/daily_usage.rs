@@ -182,25 +182,22 @@ async fn both_daily_reports_are_mirrored_per_day_and_final_months_are_never_requ
         "days left out of final months are stored as zeros"
     );
     let months = reachable_months();
-    let asked: BTreeSet<_> = months.iter().copied().map(ym).collect();
+    let asked: BTreeSet<_> = day_months().into_iter().map(|(m, _)| ym(m)).collect();
     assert_eq!(requested_months(&app.sandbox, Endpoint::ReportDaily), asked);
     assert_eq!(
         requested_months(&app.sandbox, Endpoint::SdkReportDaily),
         asked
     );
-    // The month holding the horizon day is recorded unreachable, unless the horizon is its first day
-    // (on the last day of a month), when it is served whole.
-    let horizon = today() - chrono::Months::new(6) + chrono::Duration::days(1);
-    let straddled = horizon.day() != 1;
+    // The month holding the horizon day is walked from the horizon day on, unless the horizon is its
+    // first day (on the last day of a month), when it is served whole.
+    let oldest = day_months()[0].1;
     for stream in ["zoom_daily_usage", "zoom_sdk_daily_usage"] {
         let windows = windows_of(&db.pool, stream).await;
-        if straddled {
-            assert_eq!(
-                windows.first().map(|w| w.1.as_str()),
-                Some("unreachable"),
-                "{stream}: the horizon's month is recorded unreachable: {windows:?}"
-            );
-        }
+        assert_eq!(
+            windows.first().map(|w| (w.0, w.1.as_str())),
+            Some((oldest, "complete")),
+            "{stream}: the horizon's month is walked from the horizon day: {windows:?}"
+        );
         for (start, state, fin, _) in &windows {
             if months.contains(start) {
                 assert_eq!(state, "complete", "{stream} {start}");
@@ -507,13 +504,14 @@ async fn backfill_plans_a_daily_stream_and_refuses_by_name_what_zoom_no_longer_s
             (
                 "zoom_sdk_daily_usage".to_string(),
                 "complete".to_string(),
-                reachable_months().len() as i64
+                day_months().len() as i64
             ),
-            // The months from --from up to the horizon's.
+            // The months from --from up to the one before the horizon's (that one is walked from the
+            // horizon day, or whole when the horizon is its 1st).
             (
                 "zoom_sdk_daily_usage".to_string(),
                 "unreachable".to_string(),
-                3
+                (reachable_months().len() + 3 - day_months().len()) as i64
             ),
         ]
     );
@@ -523,7 +521,7 @@ async fn backfill_plans_a_daily_stream_and_refuses_by_name_what_zoom_no_longer_s
         .all(|r| r.endpoint == Endpoint::SdkReportDaily && r.status == 200));
     assert_eq!(
         requested_months(&app.sandbox, Endpoint::SdkReportDaily),
-        reachable_months().into_iter().map(ym).collect()
+        day_months().into_iter().map(|(m, _)| ym(m)).collect()
     );
     assert_daily_mirror_sdk_only(&db.pool, &app.sandbox, &sdk[0]).await;
 }

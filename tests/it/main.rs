@@ -18,6 +18,7 @@ mod include;
 mod many_accounts;
 mod ops;
 mod pacing;
+mod reach;
 mod replicas;
 mod resilience;
 mod rocketchat;

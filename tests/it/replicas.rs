@@ -34,8 +34,9 @@ async fn two_replicas_walk_every_window_exactly_once_between_them() {
         replicas.push(cmd.spawn().expect("spawn replica"));
     }
 
-    // Per account and month: the two host reports and the daily usage report.
-    let due = (reachable_months().len() * 3 * specs.len()) as i64;
+    // Per account and month: the two host reports and the daily usage report, which also walks the month
+    // straddling the horizon from the horizon day.
+    let due = ((reachable_months().len() * 2 + day_months().len()) * specs.len()) as i64;
     // Poll the shared table (the replicas' only common ground) until every window is complete.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let mut poll = tokio::time::interval(Duration::from_millis(100));
@@ -70,7 +71,7 @@ async fn two_replicas_walk_every_window_exactly_once_between_them() {
     // Each window's walk starts with exactly one first-page request: two would mean two walkers. Later
     // ticks walk the current (not yet final) month again, by design, so only final months are counted.
     let finals: Vec<(String, chrono::NaiveDate, String)> = sqlx::query_as(
-        "SELECT account, window_start, scope FROM rollcall.collection_windows
+        "SELECT account, date_trunc('month', window_start)::date, scope FROM rollcall.collection_windows
           WHERE is_final AND stream IN ('zoom_host_report', 'zoom_daily_usage')",
     )
     .fetch_all(&db.pool)
@@ -522,7 +523,7 @@ async fn survive_a_kill(takeover: Takeover, lease_secs: u64) {
     // (the victim's walk, cut short, and the survivor's), but one with a checkpoint was resumed, not begun
     // again, and page 1 is never requested more often than walks were begun.
     let finals: Vec<(i64, String, chrono::NaiveDate, String, i32)> = sqlx::query_as(
-        "SELECT id, account, window_start, scope, attempts FROM rollcall.collection_windows
+        "SELECT id, account, date_trunc('month', window_start)::date, scope, attempts FROM rollcall.collection_windows
           WHERE is_final AND stream IN ('zoom_host_report', 'zoom_daily_usage')",
     )
     .fetch_all(&db.pool)

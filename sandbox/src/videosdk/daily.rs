@@ -21,12 +21,14 @@ use crate::reply::Reply;
 use crate::requests::{Endpoint, RequestMeta};
 use crate::server::ConnHandle;
 use crate::zoom::daily::{daily_reply, requested_month};
+use crate::zoom::reports::horizon;
 use crate::Shared;
 
-/// Sessions, users and minutes per day of sessions starting from `first` to `to`. A day without sessions
-/// is not listed (the case the collector must not read as zero before the month is final), unless an
-/// override gives it a count.
-fn days(state: &Shared, account: usize, first: NaiveDate, to: NaiveDate) -> Vec<Value> {
+/// Sessions, users and minutes per day of sessions starting from `from` to `to` (one month). A day without
+/// sessions is not listed (the case the collector must not read as zero before the month is final), unless
+/// an override gives it a count.
+fn days(state: &Shared, account: usize, from: NaiveDate, to: NaiveDate) -> Vec<Value> {
+    let first = first_of_month(from);
     let sdk = &state.videosdk;
     let Some(acct) = sdk.accounts.get(account) else {
         return Vec::new();
@@ -35,7 +37,7 @@ fn days(state: &Shared, account: usize, first: NaiveDate, to: NaiveDate) -> Vec<
     for index in 0..acct.spec.sessions_per_month {
         let slot = acct.slot(first, index);
         let day = slot.start.date_naive();
-        if day < first || day > to {
+        if day < from || day > to {
             continue;
         }
         let id = acct.session_id(first, index);
@@ -47,7 +49,7 @@ fn days(state: &Shared, account: usize, first: NaiveDate, to: NaiveDate) -> Vec<
     }
     let overrides: HashMap<NaiveDate, u64> = lock(&sdk.daily_sessions)
         .iter()
-        .filter(|((a, day), _)| *a == account && *day >= first && *day <= to)
+        .filter(|((a, day), _)| *a == account && *day >= from && *day <= to)
         .map(|((_, day), n)| (*day, *n))
         .collect();
     for (day, sessions) in overrides {
@@ -72,7 +74,7 @@ pub(crate) fn truth(state: &Shared, account: usize, month: NaiveDate) -> Vec<Val
     days(
         state,
         account,
-        first,
+        first.max(horizon(state.today())),
         last_of_month(first).min(state.today()),
     )
 }
@@ -112,6 +114,6 @@ pub(crate) async fn report_daily(
 #[allow(clippy::result_large_err)]
 fn serve(state: &Shared, auth: JwtCheck, query: &BTreeMap<String, String>) -> Result<Reply, Reply> {
     let account = authorised(auth)?;
-    let (first, to) = requested_month(query, state.today())?;
-    Ok(daily_reply(first, days(state, account, first, to)))
+    let (first, from, to) = requested_month(query, state.today())?;
+    Ok(daily_reply(first, days(state, account, from, to)))
 }

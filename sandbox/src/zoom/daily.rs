@@ -33,13 +33,14 @@ pub(crate) fn outside_daily_horizon() -> Reply {
     )
 }
 
-/// The month a daily report request names, and the last day it can serve (the month's last, or today):
-/// `year` and `month` are required integers, and the month must start on or after the horizon and not
-/// be in the future.
+/// The month a daily report request names, and the days it can serve: from the month's first or the
+/// horizon day, whichever is later, to the month's last or today. `year` and `month` are required
+/// integers, and the month must end on or after the horizon (the month that straddles it is served from
+/// the horizon day on, as Zoom still has those days) and not be in the future.
 pub(crate) fn requested_month(
     query: &BTreeMap<String, String>,
     today: NaiveDate,
-) -> Result<(NaiveDate, NaiveDate), Reply> {
+) -> Result<(NaiveDate, NaiveDate, NaiveDate), Reply> {
     let number = |field: &str| -> Result<u32, Reply> {
         let Some(s) = query.get(field) else {
             return Err(invalid_field(
@@ -62,10 +63,14 @@ pub(crate) fn requested_month(
         .ok()
         .and_then(|y| NaiveDate::from_ymd_opt(y, month, 1))
         .ok_or_else(|| invalid_field("year", &format!("Invalid value '{year}'.")))?;
-    if first > today || first < horizon(today) {
+    if first > today || last_of_month(first) < horizon(today) {
         return Err(outside_daily_horizon());
     }
-    Ok((first, last_of_month(first).min(today)))
+    Ok((
+        first,
+        first.max(horizon(today)),
+        last_of_month(first).min(today),
+    ))
 }
 
 /// The served reply: `{year, month, dates}`.
@@ -130,7 +135,7 @@ pub(crate) fn truth(state: &Shared, account_id: &str, month: NaiveDate) -> Vec<V
         zoom.seed,
         account_id,
         zoom.accounts[a].spec.users,
-        first,
+        first.max(horizon(state.today())),
         to,
     )
 }
@@ -185,11 +190,11 @@ fn serve(
         Some(TokenState::Expired(_)) => return Err(expired_access_token()),
         Some(TokenState::Valid(a)) => a,
     };
-    let (first, to) = requested_month(query, state.today())?;
+    let (first, from, to) = requested_month(query, state.today())?;
     let spec = &state.zoom.accounts[account].spec;
     Ok(daily_reply(
         first,
-        days(state.zoom.seed, &spec.account_id, spec.users, first, to),
+        days(state.zoom.seed, &spec.account_id, spec.users, from, to),
     ))
 }
 
@@ -213,14 +218,19 @@ mod tests {
         let today = d("2026-11-24");
         assert_eq!(
             requested_month(&q("2026", "11"), today).ok(),
-            Some((d("2026-11-01"), d("2026-11-24")))
+            Some((d("2026-11-01"), d("2026-11-01"), d("2026-11-24")))
         );
         assert_eq!(
             requested_month(&q("2026", "6"), today).ok(),
-            Some((d("2026-06-01"), d("2026-06-30")))
+            Some((d("2026-06-01"), d("2026-06-01"), d("2026-06-30")))
         );
-        // 2026-05-01 is before the horizon 2026-05-25; December has not begun.
-        for (y, m) in [("2026", "5"), ("2026", "12"), ("2026", "13"), ("x", "1")] {
+        // May straddles the horizon 2026-05-25: served from that day on.
+        assert_eq!(
+            requested_month(&q("2026", "5"), today).ok(),
+            Some((d("2026-05-01"), d("2026-05-25"), d("2026-05-31")))
+        );
+        // April ended before the horizon; December has not begun.
+        for (y, m) in [("2026", "4"), ("2026", "12"), ("2026", "13"), ("x", "1")] {
             let refused = requested_month(&q(y, m), today).err().unwrap();
             assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{y}-{m}");
         }

@@ -112,16 +112,19 @@ struct Day {
     raw: Value,
 }
 
-/// The served days of `month_start`'s month, typed. A day outside the month, a missing or unreadable
+/// The served days of the month `from` is in, typed. A day outside the month, a missing or unreadable
 /// `date`, or a day served twice makes the page malformed: such a reply proves nothing about the month.
 /// Days after `to` (later today, or a future day Zoom lists ahead of time) cannot hold usage yet and are
-/// left out. Numbers are typed leniently: a missing or odd one is NULL, and `raw` keeps what was served.
+/// left out, and so are days before `from` (a window walked from the horizon day: those days are past
+/// what Zoom vouches for). Numbers are typed leniently: a missing or odd one is NULL, and `raw` keeps what
+/// was served.
 fn parse_days(
     served: Vec<Value>,
-    month_start: NaiveDate,
+    from: NaiveDate,
     to: NaiveDate,
     metrics: &[&str],
 ) -> Result<Vec<Day>, String> {
+    let month_start = first_of_month(from);
     let month_end = last_of_month(month_start);
     let mut seen = BTreeSet::new();
     let mut days = Vec::with_capacity(served.len());
@@ -144,7 +147,7 @@ fn parse_days(
         if !seen.insert(day) {
             return Err(format!("dates[{i}]: {day} is served twice"));
         }
-        if day > to {
+        if day > to || day < from {
             continue;
         }
         days.push(Day {
@@ -169,7 +172,7 @@ impl Source for DailyUsage {
     }
 
     fn plan(&self) -> Vec<PlannedWindow> {
-        self.months.plan(&[""])
+        self.months.plan_from_horizon(&[""])
     }
 
     fn retirement(&self) -> Option<Retirement> {
@@ -261,7 +264,7 @@ impl Source for DailyUsage {
             .await?;
         let days = parse_days(
             std::mem::take(&mut body.dates),
-            first_of_month(window.window_start),
+            window.window_start,
             params.to,
             self.report.metrics(),
         );
@@ -270,6 +273,10 @@ impl Source for DailyUsage {
             body,
             days,
         })
+    }
+
+    fn unreachable(&self, window: &Window, error: &ApiError) -> Option<String> {
+        months::refused_from_day(window, error)
     }
 
     fn inspect(&self, _window: &Window, page: &DailyPage) -> Result<PageMeta, String> {

@@ -1,7 +1,7 @@
 //! Zoom active/inactive host reports (`GET /report/users`): one calendar-month window per report type.
 
 use super::client::ZoomClient;
-use super::fields::{field, int, page_token, required_list, text, timestamp};
+use super::fields::{field, int, page_token, required_raw_list, text, timestamp};
 use super::months::{self, MonthRequest, MonthWindows};
 use super::pacing::Category;
 use crate::engine::{Finished, PageMeta, Shrink, Source, StoredRows, Tx};
@@ -11,6 +11,7 @@ use crate::store::windows::{PlannedWindow, Retirement, Window};
 use crate::store::StoreError;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,8 +62,8 @@ struct ReportBody {
     total_meeting_minutes: Option<Value>,
     #[serde(default, deserialize_with = "page_token")]
     next_page_token: Option<String>,
-    #[serde(deserialize_with = "required_list")]
-    users: Vec<Value>,
+    #[serde(deserialize_with = "required_raw_list")]
+    users: Vec<Box<RawValue>>,
 }
 
 /// One report row, typed for the columns analysts query; the served JSON is kept whole in `raw`.
@@ -76,14 +77,91 @@ pub struct HostUser {
     meetings: Option<i64>,
     participants: Option<i64>,
     meeting_minutes: Option<i64>,
-    custom_attributes: Option<Value>,
+    /// JSON text, as `raw`.
+    custom_attributes: Option<String>,
     create_time: Option<DateTime<Utc>>,
     last_login_time: Option<DateTime<Utc>>,
     last_client_version: Option<String>,
-    raw: Value,
+    /// The row as served (JSON text; U+0000 replaced).
+    raw: String,
+}
+
+/// The fields of a row that rollcall types, each still as served: only these are parsed, the rest of the
+/// row is skipped over and kept as text.
+#[derive(Deserialize)]
+struct RawFields<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    email: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    user_name: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "type")]
+    user_type: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    dept: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    meetings: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    participants: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    meeting_minutes: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    custom_attributes: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    create_time: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    last_login_time: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    last_client_version: Option<&'a RawValue>,
 }
 
 impl HostUser {
+    /// A served row, typed from its text. A row that is not a plain object of unique keys, or that holds
+    /// U+0000 (escaped, the only way JSON can), goes through [`HostUser::from_raw`], whose rules these
+    /// are: the same fields, typed the same lenient way.
+    fn from_served(served: &RawValue, index: usize) -> Result<HostUser, String> {
+        let text_of = served.get();
+        // A derived struct also reads an array positionally: only an object takes this path.
+        let fields = if text_of.contains("\\u0000") || !text_of.trim_start().starts_with('{') {
+            None
+        } else {
+            serde_json::from_str::<RawFields<'_>>(text_of).ok()
+        };
+        let Some(f) = fields else {
+            let raw: Value = serde_json::from_str(text_of)
+                .map_err(|e| format!("users[{index}] is not JSON: {e}"))?;
+            return HostUser::from_raw(raw, index);
+        };
+        let value = |r: Option<&RawValue>| -> Option<Value> {
+            r.and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+                .filter(|v| !v.is_null())
+        };
+        let user_id = match value(f.id) {
+            Some(Value::String(s)) if !s.is_empty() => s,
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(format!("users[{index}] has no id")),
+        };
+        Ok(HostUser {
+            email: text(value(f.email).as_ref()),
+            user_name: text(value(f.user_name).as_ref()),
+            user_type: int(value(f.user_type).as_ref()).and_then(|t| i32::try_from(t).ok()),
+            dept: text(value(f.dept).as_ref()),
+            meetings: int(value(f.meetings).as_ref()),
+            participants: int(value(f.participants).as_ref()),
+            meeting_minutes: int(value(f.meeting_minutes).as_ref()),
+            custom_attributes: f
+                .custom_attributes
+                .filter(|r| r.get().trim() != "null")
+                .map(|r| r.get().to_string()),
+            create_time: timestamp(value(f.create_time).as_ref()),
+            last_login_time: timestamp(value(f.last_login_time).as_ref()),
+            last_client_version: text(value(f.last_client_version).as_ref()),
+            user_id,
+            raw: text_of.to_string(),
+        })
+    }
+
     fn from_raw(mut raw: Value, index: usize) -> Result<HostUser, String> {
         clean_json(&mut raw);
         let field = |name: &str| field(&raw, name);
@@ -100,12 +178,12 @@ impl HostUser {
             meetings: int(field("meetings")),
             participants: int(field("participants")),
             meeting_minutes: int(field("meeting_minutes")),
-            custom_attributes: field("custom_attributes").cloned(),
+            custom_attributes: field("custom_attributes").map(Value::to_string),
             create_time: timestamp(field("create_time")),
             last_login_time: timestamp(field("last_login_time")),
             last_client_version: text(field("last_client_version")),
             user_id,
-            raw,
+            raw: raw.to_string(),
         })
     }
 }
@@ -232,9 +310,9 @@ impl Source for HostReports {
             .get_json("/report/users", &query, Category::Heavy, cancel)
             .await?;
         let users = std::mem::take(&mut body.users)
-            .into_iter()
+            .iter()
             .enumerate()
-            .map(|(i, raw)| HostUser::from_raw(raw, i))
+            .map(|(i, raw)| HostUser::from_served(raw, i))
             .collect::<Result<Vec<_>, _>>()
             .map(HostColumns::from_rows);
         Ok(ReportPage {
@@ -394,12 +472,11 @@ impl HostColumns {
             c.meetings.push(u.meetings);
             c.participants.push(u.participants);
             c.minutes.push(u.meeting_minutes);
-            c.attributes
-                .push(u.custom_attributes.as_ref().map(Value::to_string));
+            c.attributes.push(u.custom_attributes);
             c.created.push(u.create_time);
             c.logins.push(u.last_login_time);
             c.versions.push(u.last_client_version);
-            c.raws.push(u.raw.to_string());
+            c.raws.push(u.raw);
         }
         c
     }
@@ -469,17 +546,76 @@ mod tests {
         let raw = json!({"id": "u1", "email": "a@b.c", "type": "2", "meetings": 3.0, "participants": null,
             "custom_attributes": [{"key": "k", "name": "n", "value": "v"}], "create_time": "2019-09-13T16:20:30Z",
             "dept": "R&D\u{0}", "extra": {"kept": true}});
-        let user = HostUser::from_raw(raw, 0).unwrap();
+        let served = RawValue::from_string(raw.to_string()).unwrap();
+        let user = HostUser::from_served(&served, 0).unwrap();
         assert_eq!(user.user_type, Some(2));
         assert_eq!(user.meetings, Some(3));
         assert_eq!(user.participants, None);
         assert_eq!(user.dept.as_deref(), Some("R&D\u{FFFD}"));
-        assert!(user.custom_attributes.unwrap().is_array());
+        let attributes: Value = serde_json::from_str(&user.custom_attributes.unwrap()).unwrap();
+        assert!(attributes.is_array());
         assert!(user.create_time.is_some());
-        assert_eq!(user.raw["extra"]["kept"], json!(true));
-        assert_eq!(user.raw["dept"], json!("R&D\u{FFFD}"));
-        assert!(HostUser::from_raw(json!({"email": "x"}), 4)
+        let stored: Value = serde_json::from_str(&user.raw).unwrap();
+        assert_eq!(stored["extra"]["kept"], json!(true));
+        assert_eq!(stored["dept"], json!("R&D\u{FFFD}"));
+        let missing = RawValue::from_string(json!({"email": "x"}).to_string()).unwrap();
+        assert!(HostUser::from_served(&missing, 4)
             .unwrap_err()
             .contains("users[4]"));
+    }
+
+    /// The text path and the tree path type a row alike, whatever shape its fields are served in.
+    #[test]
+    fn served_text_is_typed_as_the_tree_would_be() {
+        let rows = [
+            json!({"id": 42, "email": 7, "user_name": true, "type": 2.0, "meetings": "12", "participants": 1e3,
+                   "meeting_minutes": null, "custom_attributes": null, "create_time": " 2019-09-13T16:20:30Z ",
+                   "last_login_time": 5, "last_client_version": "5.1", "dept": "a\\u0000b"}),
+            json!({"id": "u", "type": "x", "meetings": 1.5, "custom_attributes": {"a": [1, 2]}, "unknown": [{}]}),
+            json!({"id": ""}),
+            json!(["not", "an", "object"]),
+        ];
+        for row in rows {
+            let served = RawValue::from_string(row.to_string()).unwrap();
+            let fast = HostUser::from_served(&served, 1);
+            let slow = HostUser::from_raw(row.clone(), 1);
+            match (fast, slow) {
+                (Ok(f), Ok(s)) => {
+                    assert_eq!(
+                        format!(
+                            "{:?}",
+                            (&f.user_id, &f.email, &f.user_name, f.user_type, &f.dept)
+                        ),
+                        format!(
+                            "{:?}",
+                            (&s.user_id, &s.email, &s.user_name, s.user_type, &s.dept)
+                        )
+                    );
+                    assert_eq!(
+                        (f.meetings, f.participants, f.meeting_minutes),
+                        (s.meetings, s.participants, s.meeting_minutes)
+                    );
+                    assert_eq!(
+                        (f.create_time, f.last_login_time, &f.last_client_version),
+                        (s.create_time, s.last_login_time, &s.last_client_version)
+                    );
+                    let parse = |t: &Option<String>| {
+                        t.as_deref()
+                            .map(|t| serde_json::from_str::<Value>(t).unwrap())
+                    };
+                    assert_eq!(parse(&f.custom_attributes), parse(&s.custom_attributes));
+                    assert_eq!(
+                        serde_json::from_str::<Value>(&f.raw).unwrap(),
+                        serde_json::from_str::<Value>(&s.raw).unwrap()
+                    );
+                }
+                (Err(f), Err(s)) => assert_eq!(f, s),
+                (f, s) => panic!("{row}: {f:?} against {s:?}"),
+            }
+        }
+        // A key served twice: the last one counts, as in the tree.
+        let twice =
+            RawValue::from_string(r#"{"id": "a", "meetings": 1, "meetings": 2}"#.into()).unwrap();
+        assert_eq!(HostUser::from_served(&twice, 0).unwrap().meetings, Some(2));
     }
 }

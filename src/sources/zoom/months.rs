@@ -1,5 +1,6 @@
 //! Zoom's calendar-month windows, horizon and finality (DESIGN §3). "Today" is always the UTC date.
 
+use crate::http::ApiError;
 use crate::sources::build::BuildContext;
 use crate::store::windows::{Edge, PlannedWindow, Reach, Retirement, Window};
 use chrono::{Datelike, Duration, Months, NaiveDate};
@@ -35,8 +36,30 @@ impl MonthWindows {
         }
     }
 
+    /// Whole months only: a report that covers a month as a whole (host reports) cannot be asked for
+    /// part of one.
     pub fn plan(&self, scopes: &[&str]) -> Vec<PlannedWindow> {
-        plan_stream(self.today, self.horizon_days, self.from, self.to, scopes)
+        plan_stream(
+            self.today,
+            self.horizon_days,
+            self.from,
+            self.to,
+            scopes,
+            Straddling::Unreachable,
+        )
+    }
+
+    /// For streams whose rows are per session or per day: the month that straddles the horizon is a
+    /// window of its own from the horizon day to the month's end, since Zoom still serves those days.
+    pub fn plan_from_horizon(&self, scopes: &[&str]) -> Vec<PlannedWindow> {
+        plan_stream(
+            self.today,
+            self.horizon_days,
+            self.from,
+            self.to,
+            scopes,
+            Straddling::FromHorizon,
+        )
     }
 
     pub fn retirement(&self) -> Retirement {
@@ -180,6 +203,38 @@ pub fn check_served_range(
     ))
 }
 
+/// What becomes of the month whose first day is before the horizon and whose last is not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Straddling {
+    /// Recorded unreachable as a whole, like the months before it.
+    Unreachable,
+    /// A window from the horizon day to the month's end, planned only where the month has no window yet.
+    FromHorizon,
+}
+
+/// Whether a window covers only the end of its month: the straddling month of a first collection.
+pub fn is_partial(window_start: NaiveDate) -> bool {
+    window_start.day() != 1
+}
+
+/// `Some(reason)` when `error` is Zoom's refusal of a window that covers only the end of its month (the
+/// straddling month, walked from the horizon day): Zoom answers a range it will not serve with 400 code
+/// 300 (its page-token refusal is told apart before this). Such a window is recorded unreachable with
+/// Zoom's answer instead of failing every run; any other window's refusal still fails.
+pub fn refused_from_day(window: &Window, error: &ApiError) -> Option<String> {
+    match error {
+        ApiError::Rejected { message, .. }
+            if is_partial(window.window_start) && message.starts_with("HTTP 400 (code 300)") =>
+        {
+            Some(format!(
+                "Zoom refused the days from {} on of this month: {error}; not requested again",
+                window.window_start
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// What a Zoom stream plans today: the months from `from`'s (default: the horizon's) to `to`'s (default:
 /// the current one), one window per scope.
 pub fn plan_stream(
@@ -188,38 +243,46 @@ pub fn plan_stream(
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     scopes: &[&str],
+    straddling: Straddling,
 ) -> Vec<PlannedWindow> {
     let horizon = horizon(today, horizon_days);
-    let mut planned = plan_months(today, from.unwrap_or(horizon), horizon, scopes);
+    let mut planned = plan_months(today, from.unwrap_or(horizon), horizon, scopes, straddling);
     if let Some(newest) = to {
-        planned.retain(|w| w.start <= newest);
+        planned.retain(|w| first_of_month(w.start) <= newest);
     }
     planned
 }
 
 /// Month windows from `oldest` (any day in it) to the current month, one per scope. Months starting before
-/// the horizon are unreachable and never requested.
+/// the horizon are unreachable and never requested, except the straddling one with
+/// [`Straddling::FromHorizon`].
 pub fn plan_months(
     today: NaiveDate,
     oldest: NaiveDate,
     horizon: NaiveDate,
     scopes: &[&str],
+    straddling: Straddling,
 ) -> Vec<PlannedWindow> {
     let mut planned = Vec::new();
     let mut month = first_of_month(oldest.min(today));
     while month <= today {
         let end = last_of_month(month);
-        let reach = if month < horizon {
-            Reach::Unreachable(format!(
-                "Zoom serves only the last six months: {month} is before the API horizon {horizon}"
-            ))
+        let (start, reach) = if month >= horizon {
+            (month, Reach::Reachable)
+        } else if end >= horizon && straddling == Straddling::FromHorizon {
+            (horizon, Reach::FromDay)
         } else {
-            Reach::Reachable
+            (
+                month,
+                Reach::Unreachable(format!(
+                    "Zoom serves only the last six months: {month} is before the API horizon {horizon}"
+                )),
+            )
         };
         for scope in scopes {
             planned.push(PlannedWindow {
                 scope: (*scope).to_string(),
-                start: month,
+                start,
                 end,
                 reach: reach.clone(),
             });
@@ -256,6 +319,7 @@ mod tests {
             horizon(today, None),
             horizon(today, None),
             &["active"],
+            Straddling::Unreachable,
         );
         let reachable: Vec<_> = plan
             .iter()
@@ -276,6 +340,48 @@ mod tests {
         assert_eq!(plan[0].start, d("2026-05-01"));
         assert!(matches!(plan[0].reach, Reach::Unreachable(_)));
         assert_eq!(plan.last().map(|w| w.end), Some(d("2026-11-30")));
+    }
+
+    #[test]
+    fn the_straddling_month_is_walked_from_the_horizon_day_where_rows_are_per_day() {
+        let today = d("2026-11-24");
+        let plan = plan_months(
+            today,
+            horizon(today, None),
+            horizon(today, None),
+            &[""],
+            Straddling::FromHorizon,
+        );
+        assert_eq!(plan.len(), 7);
+        assert_eq!(
+            (plan[0].start, plan[0].end, &plan[0].reach),
+            (d("2026-05-25"), d("2026-05-31"), &Reach::FromDay)
+        );
+        assert!(is_partial(plan[0].start) && !is_partial(plan[1].start));
+        assert!(plan[1..].iter().all(|w| w.reach == Reach::Reachable));
+        // A horizon on the 1st leaves no month straddling it.
+        let today = d("2026-12-31");
+        let plan = plan_months(
+            today,
+            horizon(today, None),
+            horizon(today, None),
+            &[""],
+            Straddling::FromHorizon,
+        );
+        assert_eq!(plan[0].start, d("2026-07-01"));
+        assert!(plan.iter().all(|w| w.reach == Reach::Reachable));
+        // Backfill from before the horizon: the older months stay unreachable as a whole.
+        let plan = plan_stream(
+            d("2026-11-24"),
+            None,
+            Some(d("2026-03-10")),
+            Some(d("2026-05-01")),
+            &[""],
+            Straddling::FromHorizon,
+        );
+        let starts: Vec<_> = plan.iter().map(|w| w.start.to_string()).collect();
+        assert_eq!(starts, ["2026-03-01", "2026-04-01", "2026-05-25"]);
+        assert!(matches!(plan[1].reach, Reach::Unreachable(_)));
     }
 
     #[test]

@@ -114,7 +114,7 @@ impl Source for SdkSessions {
     }
 
     fn plan(&self) -> Vec<PlannedWindow> {
-        self.months.plan(&[""])
+        self.months.plan_from_horizon(&[""])
     }
 
     fn is_final(&self, window: &Window, params: &MonthRequest) -> bool {
@@ -130,7 +130,7 @@ impl Source for SdkSessions {
     fn stored_rows(&self, window: &Window) -> Vec<StoredRows> {
         vec![mirror::stored_rows(
             &self.account,
-            mirror::Scope::Month(window.window_start),
+            mirror::Scope::Month(month_of(window)),
         )]
     }
 
@@ -149,7 +149,7 @@ impl Source for SdkSessions {
         mirror::shrink(
             tx,
             &self.account,
-            mirror::Scope::Month(window.window_start),
+            mirror::Scope::Month(month_of(window)),
             walk_id,
             mirror::LastPage::Sessions(&ids),
         )
@@ -208,6 +208,10 @@ impl Source for SdkSessions {
         })
     }
 
+    fn unreachable(&self, window: &Window, error: &ApiError) -> Option<String> {
+        months::refused_from_day(window, error)
+    }
+
     fn inspect(&self, _window: &Window, page: &SessionsPage) -> Result<PageMeta, String> {
         months::check_served_range(
             page.body.from.as_deref(),
@@ -259,7 +263,7 @@ impl Source for SdkSessions {
               WHERE account = $1 AND month = $2 AND walk_id = $3",
         )
         .bind(&self.account)
-        .bind(window.window_start)
+        .bind(month_of(window))
         .bind(walk_id)
         .fetch_one(&mut **tx)
         .await?;
@@ -278,7 +282,7 @@ impl Source for SdkSessions {
                   RETURNING session_id",
                 )
                 .bind(&self.account)
-                .bind(window.window_start)
+                .bind(month_of(window))
                 .bind(walk_id)
                 .fetch_all(&mut **tx)
                 .await?;
@@ -298,7 +302,7 @@ impl Source for SdkSessions {
         let gone = mirror::gone(
             tx,
             &self.account,
-            mirror::Scope::Month(window.window_start),
+            mirror::Scope::Month(month_of(window)),
             walk_id,
         )
         .await?;
@@ -312,6 +316,12 @@ impl Source for SdkSessions {
             is_final,
         }))
     }
+}
+
+/// The calendar month a list window's sessions are stored under: a window walked from the horizon day
+/// covers the end of its month only.
+fn month_of(window: &Window) -> NaiveDate {
+    months::first_of_month(window.window_start)
 }
 
 /// Days after a month settled during which a session Zoom lists without `end_time` holds the month open.
@@ -391,7 +401,7 @@ async fn upsert_sessions(
                end_time_unknown = zoom_sdk_sessions.end_time_unknown AND EXCLUDED.end_time IS NULL",
     )
     .bind(account)
-    .bind(window.window_start)
+    .bind(month_of(window))
     .bind(walk_id)
     .bind(&ids)
     .bind(texts(|s| s.session_name.clone()))
