@@ -304,9 +304,9 @@ async fn session_ids_are_addressed_as_themselves_or_fail_their_window_by_name() 
     }
 
     // The sandbox was asked for exactly the sessions it serves, each named as itself.
-    let served: BTreeSet<String> = reachable_months()
+    let served: BTreeSet<String> = day_months()
         .into_iter()
-        .flat_map(|m| control.sdk_sessions(&specs[0].api_key, m))
+        .flat_map(|(month, from)| sdk_sessions_from(&control, &specs[0].api_key, month, from))
         .filter_map(|s| s["id"].as_str().map(str::to_string))
         .collect();
     let users_requests: Vec<_> = control
