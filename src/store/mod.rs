@@ -80,8 +80,25 @@ pub fn pool(url: &SecretString, max_connections: u32) -> Result<PgPool, StoreErr
     Ok(PgPoolOptions::new()
         .max_connections(max_connections.max(2))
         .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings every connection it hands out: a fifth round trip for each page (ping, BEGIN,
+        // upsert, checkpoint, COMMIT). A connection back from a page a moment ago is alive as far as any
+        // ping can tell; one idle for longer (across a PostgreSQL restart, between runs) is still tested,
+        // and one that died in between fails its statement, which the walker recovers from like any
+        // lost connection.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options))
 }
+
+/// How long a pooled connection may sit idle before it is tested again when handed out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// A pool whose transactions PostgreSQL refuses to let write: for `status` and `check`, which promise to
 /// write nothing, so a mistake in them fails loudly instead of changing the database.

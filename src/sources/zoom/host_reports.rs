@@ -239,14 +239,25 @@ impl Source for HostReports {
     ) -> Result<Option<Shrink>, StoreError> {
         let empty = Vec::new();
         let last_ids = last_page.users.as_ref().map_or(&empty, |c| &c.ids);
+        // One pass over the window's stored rows, then the last page's ids looked up by key: the window can
+        // hold tens of thousands of hosts, so comparing every stored id with every listed one (or
+        // materializing the rows to count them three times) cost more than the page's own upsert.
         let (stored, removed, walked): (i64, i64, i64) = sqlx::query_as(
-            "WITH stored AS (SELECT user_id, walk_id FROM rollcall.zoom_host_report_users
-                              WHERE account = $1 AND month = $2 AND report_type = $3)
-             SELECT (SELECT count(*) FROM stored),
-                    (SELECT count(*) FROM stored
-                      WHERE walk_id IS DISTINCT FROM $4 AND user_id <> ALL($5::text[])),
-                    (SELECT count(*) FROM (SELECT user_id FROM stored WHERE walk_id = $4
-                                           UNION SELECT unnest($5::text[])) AS walked)",
+            "WITH window_rows AS (
+                 SELECT count(*) AS stored,
+                        count(*) FILTER (WHERE walk_id <> $4) AS stale,
+                        count(*) FILTER (WHERE walk_id = $4) AS seen
+                   FROM rollcall.zoom_host_report_users
+                  WHERE account = $1 AND month = $2 AND report_type = $3),
+                  listed AS (
+                 SELECT count(*) FILTER (WHERE walk_id <> $4) AS stale,
+                        count(*) FILTER (WHERE walk_id = $4) AS seen
+                   FROM rollcall.zoom_host_report_users
+                  WHERE account = $1 AND month = $2 AND report_type = $3 AND user_id = ANY($5::text[]))
+             SELECT w.stored,
+                    w.stale - l.stale,
+                    w.seen + (SELECT count(DISTINCT id) FROM unnest($5::text[]) AS id) - l.seen
+               FROM window_rows w, listed l",
         )
         .bind(&self.account)
         .bind(window.window_start)
@@ -364,9 +375,12 @@ impl Source for HostReports {
         last_page: &ReportPage,
         is_final: bool,
     ) -> Result<Result<Finished, String>, StoreError> {
-        let seen: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM rollcall.zoom_host_report_users
-              WHERE account = $1 AND month = $2 AND report_type = $3 AND walk_id = $4",
+        // One pass counts both; the DELETE (a second pass) runs only when the walk left rows behind, which
+        // a first collection and most later walks never do.
+        let (seen, left_behind): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE walk_id = $4), count(*) FILTER (WHERE walk_id <> $4)
+               FROM rollcall.zoom_host_report_users
+              WHERE account = $1 AND month = $2 AND report_type = $3",
         )
         .bind(&self.account)
         .bind(window.window_start)
@@ -376,16 +390,18 @@ impl Source for HostReports {
         .await?;
         // The engine compares `seen` with `total_records` and rolls all of this back if they differ.
         let total = int(last_page.body.total_records.as_ref()).unwrap_or(seen);
-        sqlx::query(
-            "DELETE FROM rollcall.zoom_host_report_users
-              WHERE account = $1 AND month = $2 AND report_type = $3 AND walk_id <> $4",
-        )
-        .bind(&self.account)
-        .bind(window.window_start)
-        .bind(&window.scope)
-        .bind(walk_id)
-        .execute(&mut **tx)
-        .await?;
+        if left_behind > 0 {
+            sqlx::query(
+                "DELETE FROM rollcall.zoom_host_report_users
+                  WHERE account = $1 AND month = $2 AND report_type = $3 AND walk_id <> $4",
+            )
+            .bind(&self.account)
+            .bind(window.window_start)
+            .bind(&window.scope)
+            .bind(walk_id)
+            .execute(&mut **tx)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO rollcall.zoom_host_reports
                (account, month, report_type, from_date, to_date, total_records, total_meetings,
