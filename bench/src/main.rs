@@ -6,6 +6,8 @@
 //! 2. the sandbox alone: how fast it serves those rows over HTTP, so it is known not to be the bottleneck;
 //! 3. `rollcall collect` (release build, rate limits off) against the sandbox: a first run (inserts) and a
 //!    second run of the same, still non-final windows (updates): wall time, rows/s, requests/s, peak RSS.
+//! At the large size the parallel ceiling and rollcall's two runs are repeated in rounds (see `rounds`), each
+//! rollcall run against the ceiling measured just before it, and the median round is printed.
 //!
 //! Usage: bench/run.sh [SIZE ...]   (default 100000 1000000; DATABASE_URL as for the tests)
 //!        bench/run.sh pacing       (the collector's pacing against Zoom's Pro limits; see pacing.rs)
@@ -48,11 +50,30 @@ struct SizeResult {
     accounts: usize,
     ceiling_insert: f64,
     ceiling_update: f64,
+    sandbox_rows_per_sec: f64,
+    rounds: Vec<Round>,
+}
+
+/// One rollcall first and second run, with the parallel ceiling measured just before them.
+struct Round {
     parallel_insert: f64,
     parallel_update: f64,
-    sandbox_rows_per_sec: f64,
     first: Measure,
     second: Measure,
+}
+
+/// Rounds at the large size (`ROLLCALL_BENCH_ROUNDS`, default 3). A shared 2-core machine's speed drifts by
+/// up to a third within minutes (the sandbox alone served 239k to 414k rows/s in one hour, 2026-12-07), so
+/// one ceiling and one rollcall run minutes apart can differ by that much for no reason of their own: each
+/// round pairs a rollcall run with a ceiling measured right before it, and the median round is the figure.
+fn rounds(size: u64) -> anyhow::Result<usize> {
+    match std::env::var("ROLLCALL_BENCH_ROUNDS") {
+        Ok(n) => match n.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => bail!("ROLLCALL_BENCH_ROUNDS must be a positive number, got {n}"),
+        },
+        Err(_) => Ok(if size >= 500_000 { 3 } else { 1 }),
+    }
 }
 
 #[tokio::main]
@@ -154,32 +175,37 @@ async fn run_size(size: u64, admin_url: &str, binary: &PathBuf) -> anyhow::Resul
 
     eprintln!("   ceiling: minimal UNNEST upserts of the same rows");
     let (ceiling_insert, ceiling_update) = ceiling(admin_url, &control, &specs, &months).await?;
-    eprintln!("   parallel ceiling: the same upserts over {PARALLEL} connections at once");
-    let (parallel_insert, parallel_update) =
-        parallel_ceiling(admin_url, &control, &specs, &months).await?;
     eprintln!("   sandbox alone over HTTP");
     let sandbox_rows_per_sec = sandbox_rate(&sandbox, &specs, &months).await?;
-
-    let db = fresh_database(admin_url, "rollcall_bench").await?;
-    let config = write_config(&db.url, &sandbox, &specs)?;
-    eprintln!("   rollcall collect, first run (inserts)");
-    control.clear_requests();
-    let first = collect(binary, &config, &db.pool, &control).await?;
-    eprintln!("   rollcall collect, second run (updates)");
-    control.clear_requests();
-    let second = collect(binary, &config, &db.pool, &control).await?;
-    db.drop_database(admin_url).await;
+    let mut rounds_done = Vec::new();
+    for round in 1..=rounds(size)? {
+        eprintln!("   round {round}: parallel ceiling, the same upserts over {PARALLEL} connections at once");
+        let (parallel_insert, parallel_update) =
+            parallel_ceiling(admin_url, &control, &specs, &months).await?;
+        let db = fresh_database(admin_url, "rollcall_bench").await?;
+        let config = write_config(&db.url, &sandbox, &specs)?;
+        eprintln!("   round {round}: rollcall collect, first run (inserts)");
+        control.clear_requests();
+        let first = collect(binary, &config, &db.pool, &control).await?;
+        eprintln!("   round {round}: rollcall collect, second run (updates)");
+        control.clear_requests();
+        let second = collect(binary, &config, &db.pool, &control).await?;
+        db.drop_database(admin_url).await;
+        rounds_done.push(Round {
+            parallel_insert,
+            parallel_update,
+            first,
+            second,
+        });
+    }
     sandbox.shutdown().await;
     Ok(SizeResult {
         size,
         accounts,
         ceiling_insert,
         ceiling_update,
-        parallel_insert,
-        parallel_update,
         sandbox_rows_per_sec,
-        first,
-        second,
+        rounds: rounds_done,
     })
 }
 
@@ -630,29 +656,61 @@ async fn walk_account(
 
 fn print_table(results: &[SizeResult]) {
     println!();
-    println!("| rows | accounts | pass | ceiling rows/s | parallel ceiling rows/s | rollcall wall s | rollcall rows/s | requests/s | peak RSS MiB | rollcall CPU s | rollcall/ceiling | rollcall/parallel | sandbox alone rows/s |");
-    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| rows | accounts | round | pass | ceiling rows/s | parallel ceiling rows/s | rollcall wall s | rollcall rows/s | requests/s | peak RSS MiB | rollcall CPU s | rollcall/ceiling | rollcall/parallel | sandbox alone rows/s |");
+    println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in results {
-        for (pass, ceiling, parallel, m) in [
-            ("insert", r.ceiling_insert, r.parallel_insert, &r.first),
-            ("update", r.ceiling_update, r.parallel_update, &r.second),
-        ] {
-            let rate = m.rows as f64 / m.seconds;
+        let mut against_parallel = [Vec::new(), Vec::new()];
+        for (i, round) in r.rounds.iter().enumerate() {
+            for (pass, ceiling, parallel, m) in [
+                (
+                    "insert",
+                    r.ceiling_insert,
+                    round.parallel_insert,
+                    &round.first,
+                ),
+                (
+                    "update",
+                    r.ceiling_update,
+                    round.parallel_update,
+                    &round.second,
+                ),
+            ] {
+                let rate = m.rows as f64 / m.seconds;
+                against_parallel[usize::from(pass == "update")].push(rate / parallel);
+                println!(
+                    "| {} | {} | {} | {pass} | {:.0} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} |",
+                    r.size,
+                    r.accounts,
+                    i + 1,
+                    ceiling,
+                    parallel,
+                    m.seconds,
+                    rate,
+                    m.requests as f64 / m.seconds,
+                    m.peak_rss_mib,
+                    m.cpu_seconds,
+                    rate / ceiling,
+                    rate / parallel,
+                    r.sandbox_rows_per_sec
+                );
+            }
+        }
+        if r.rounds.len() > 1 {
+            let [insert, update] = against_parallel.map(median);
             println!(
-                "| {} | {} | {pass} | {:.0} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} |",
+                "\n{} rows, median of {} rounds: rollcall/parallel {insert:.2} on inserts, {update:.2} on updates\n",
                 r.size,
-                r.accounts,
-                ceiling,
-                parallel,
-                m.seconds,
-                rate,
-                m.requests as f64 / m.seconds,
-                m.peak_rss_mib,
-                m.cpu_seconds,
-                rate / ceiling,
-                rate / parallel,
-                r.sandbox_rows_per_sec
+                r.rounds.len()
             );
         }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
