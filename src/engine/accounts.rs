@@ -118,7 +118,12 @@ impl AccountLeases {
     /// Announces `streams` more streams of `account` in this run, before any starts: the lease is released
     /// only once all of them ended, so a stream that runs after another does not hand the account over in
     /// between. Returns the token cancelled if the account's lease is lost.
-    pub fn expect(&self, account: &str, streams: usize, handover: Duration) -> CancellationToken {
+    pub fn announce_streams(
+        &self,
+        account: &str,
+        streams: usize,
+        handover: Duration,
+    ) -> CancellationToken {
         let mut accounts = self.inner.lock();
         let entry = accounts
             .entry(account.to_string())

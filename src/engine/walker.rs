@@ -194,10 +194,10 @@ impl Engine {
         self.ledger.clone()
     }
 
-    /// Announces the `streams` streams of `account` this run will start (see [`AccountLeases::expect`]),
+    /// Announces the `streams` streams of `account` this run will start (see [`AccountLeases::announce_streams`]),
     /// and how long taking the account over from another replica must wait.
     pub fn expect_account(&self, account: &str, streams: usize, handover: Duration) {
-        self.accounts.expect(account, streams, handover);
+        self.accounts.announce_streams(account, streams, handover);
     }
 
     /// Registers the run as a collecting member (see [`AccountLeases::join`]): before any stream starts.
