@@ -6,6 +6,7 @@
 //! 2. the sandbox alone: how fast it serves those rows over HTTP, so it is known not to be the bottleneck;
 //! 3. `rollcall collect` (release build, rate limits off) against the sandbox: a first run (inserts) and a
 //!    second run of the same, still non-final windows (updates): wall time, rows/s, requests/s, peak RSS.
+//!
 //! At the large size the parallel ceiling and rollcall's two runs are repeated in rounds (see `rounds`), each
 //! rollcall run against the ceiling measured just before it, and the median round is printed.
 //!
