@@ -417,6 +417,22 @@ const CEILING_UPSERT: &str = "INSERT INTO host_report_users
         last_client_version = EXCLUDED.last_client_version, raw = EXCLUDED.raw,
         last_seen_at = EXCLUDED.last_seen_at, walk_id = EXCLUDED.walk_id";
 
+/// Every report the workload holds, in the order both ceilings upsert them: account, month, type.
+fn reports<'a>(
+    specs: &'a [ZoomAccountSpec],
+    months: &'a [NaiveDate],
+) -> impl Iterator<Item = (&'a str, NaiveDate, ReportType, &'static str)> + 'a {
+    specs.iter().flat_map(move |spec| {
+        months.iter().flat_map(move |month| {
+            [
+                (ReportType::Active, "active"),
+                (ReportType::Inactive, "inactive"),
+            ]
+            .map(|(t, name)| (spec.account_id.as_str(), *month, t, name))
+        })
+    })
+}
+
 /// The ceiling: rows/s of the insert pass and of the update pass, timing only the database work.
 async fn ceiling(
     admin_url: &str,
@@ -430,22 +446,15 @@ async fn ceiling(
     for _pass in 0..2 {
         let walk = uuid::Uuid::new_v4();
         let (mut rows, mut busy) = (0u64, Duration::ZERO);
-        for spec in specs {
-            for month in months {
-                for (t, name) in [
-                    (ReportType::Active, "active"),
-                    (ReportType::Inactive, "inactive"),
-                ] {
-                    let truth = control.report_truth(&spec.account_id, *month, t);
-                    let batches: Vec<Batch> = truth.users.chunks(PAGE).map(batch).collect();
-                    let started = Instant::now();
-                    for b in &batches {
-                        upsert(&db.pool, &spec.account_id, *month, name, walk, b).await?;
-                        rows += b.ids.len() as u64;
-                    }
-                    busy += started.elapsed();
-                }
+        for (account, month, t, name) in reports(specs, months) {
+            let truth = control.report_truth(account, month, t);
+            let batches: Vec<Batch> = truth.users.chunks(PAGE).map(batch).collect();
+            let started = Instant::now();
+            for b in &batches {
+                upsert(&db.pool, account, month, name, walk, b).await?;
+                rows += b.ids.len() as u64;
             }
+            busy += started.elapsed();
         }
         rates.push(rows as f64 / busy.as_secs_f64());
     }
@@ -510,22 +519,14 @@ async fn parallel_ceiling(
         let walk = uuid::Uuid::new_v4();
         let (mut rows, mut busy) = (0u64, Duration::ZERO);
         let mut round: Vec<Job> = Vec::new();
-        for spec in specs {
-            for month in months {
-                for (t, name) in [
-                    (ReportType::Active, "active"),
-                    (ReportType::Inactive, "inactive"),
-                ] {
-                    let truth = control.report_truth(&spec.account_id, *month, t);
-                    for chunk in truth.users.chunks(PAGE) {
-                        round.push((spec.account_id.clone(), *month, name, batch(chunk)));
-                        if round.len() >= ROUND_BATCHES {
-                            let (n, took) =
-                                parallel_round(&pool, std::mem::take(&mut round), walk).await?;
-                            rows += n;
-                            busy += took;
-                        }
-                    }
+        for (account, month, t, name) in reports(specs, months) {
+            let truth = control.report_truth(account, month, t);
+            for chunk in truth.users.chunks(PAGE) {
+                round.push((account.to_string(), month, name, batch(chunk)));
+                if round.len() >= ROUND_BATCHES {
+                    let (n, took) = parallel_round(&pool, std::mem::take(&mut round), walk).await?;
+                    rows += n;
+                    busy += took;
                 }
             }
         }

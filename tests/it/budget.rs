@@ -4,7 +4,7 @@
 //! `bench/run.sh replicas`; tests assert no timing.)
 
 use crate::common::*;
-use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, ReportType, SandboxConfig, ZoomRateLimits};
+use rollcall_sandbox::{Endpoint, FaultKind, FaultRule, ReportType};
 use std::time::Duration;
 
 /// Low enough that the pacer sets the pace; three processes at this rate each would draw 429s.
@@ -12,26 +12,7 @@ const HEAVY_PER_SECOND: u32 = 20;
 
 /// An account whose Heavy limit the sandbox enforces, and an app collecting it at that limit.
 async fn enforced_account(users: u64) -> (TestApp, rollcall_sandbox::ZoomAccountSpec) {
-    let spec = rollcall_sandbox::ZoomAccountSpec {
-        rate_limits: Some(ZoomRateLimits {
-            heavy_per_second: Some(HEAVY_PER_SECOND),
-            ..ZoomRateLimits::default()
-        }),
-        ..zoom_account("shared", users)
-    };
-    let sandbox = rollcall_sandbox::spawn(SandboxConfig {
-        listen: "127.0.0.1:0".into(),
-        seed: 11,
-        zoom: vec![spec.clone()],
-        ..sandbox_defaults()
-    })
-    .await
-    .expect("start sandbox");
-    let mut app = TestApp::new(sandbox)
-        .await
-        .zoom(std::slice::from_ref(&spec), 10);
-    app.config.zoom[0].plan = Plan::Pro;
-    app.config.zoom[0].limits.heavy_per_second = Some(HEAVY_PER_SECOND);
+    let (mut app, spec) = app_on_enforced_heavy_limit("shared", users, 11, HEAVY_PER_SECOND).await;
     app.config.collector.lease_secs = 6;
     (app, spec)
 }

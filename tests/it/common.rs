@@ -166,6 +166,37 @@ pub fn zoom_account(id: &str, users: u64) -> ZoomAccountSpec {
     }
 }
 
+/// A Pro account whose Heavy limit (`heavy_per_second`) the sandbox enforces with Zoom's 429s, and an app
+/// collecting it at 10 users a page with that limit configured.
+pub async fn app_on_enforced_heavy_limit(
+    id: &str,
+    users: u64,
+    seed: u64,
+    heavy_per_second: u32,
+) -> (TestApp, ZoomAccountSpec) {
+    let spec = ZoomAccountSpec {
+        rate_limits: Some(rollcall_sandbox::ZoomRateLimits {
+            heavy_per_second: Some(heavy_per_second),
+            ..rollcall_sandbox::ZoomRateLimits::default()
+        }),
+        ..zoom_account(id, users)
+    };
+    let sandbox = rollcall_sandbox::spawn(SandboxConfig {
+        listen: "127.0.0.1:0".into(),
+        seed,
+        zoom: vec![spec.clone()],
+        ..sandbox_defaults()
+    })
+    .await
+    .expect("start sandbox");
+    let mut app = TestApp::new(sandbox)
+        .await
+        .zoom(std::slice::from_ref(&spec), 10);
+    app.config.zoom[0].plan = Plan::Pro;
+    app.config.zoom[0].limits.heavy_per_second = Some(heavy_per_second);
+    (app, spec)
+}
+
 pub async fn sandbox(accounts: Vec<ZoomAccountSpec>) -> Sandbox {
     let config = SandboxConfig {
         listen: "127.0.0.1:0".into(),

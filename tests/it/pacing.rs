@@ -3,7 +3,7 @@
 //! `bench/run.sh pacing`, not here: tests assert no timing.)
 
 use crate::common::*;
-use rollcall_sandbox::{Endpoint, SandboxConfig, ZoomRateLimits};
+use rollcall_sandbox::Endpoint;
 
 /// Low enough that the pacer, not the machine, sets the pace of this small walk.
 const HEAVY_PER_SECOND: u32 = 20;
@@ -11,31 +11,12 @@ const HEAVY_PER_SECOND: u32 = 20;
 #[tokio::test(flavor = "multi_thread")]
 async fn paced_at_the_enforced_heavy_limit_a_collection_draws_no_429() {
     // 120 users at 10 a page: about 14 Heavy requests a month, ~80 in all, several seconds at 20/s.
-    let spec = rollcall_sandbox::ZoomAccountSpec {
-        rate_limits: Some(ZoomRateLimits {
-            heavy_per_second: Some(HEAVY_PER_SECOND),
-            ..ZoomRateLimits::default()
-        }),
-        ..zoom_account("paced", 120)
-    };
-    let sandbox = rollcall_sandbox::spawn(SandboxConfig {
-        listen: "127.0.0.1:0".into(),
-        seed: 7,
-        zoom: vec![spec.clone()],
-        ..sandbox_defaults()
-    })
-    .await
-    .expect("start sandbox");
-    let mut app = TestApp::new(sandbox)
-        .await
-        .zoom(std::slice::from_ref(&spec), 10);
-    // The default retries, and the Pro plan's limits but Heavy, which matches what the sandbox enforces.
+    let (mut app, spec) = app_on_enforced_heavy_limit("paced", 120, 7, HEAVY_PER_SECOND).await;
+    // The default retries; the Pro plan's limits but Heavy, which matches what the sandbox enforces.
     app.config.collector = CollectorConfig {
         lease_secs: 30,
         ..CollectorConfig::default()
     };
-    app.config.zoom[0].plan = Plan::Pro;
-    app.config.zoom[0].limits.heavy_per_second = Some(HEAVY_PER_SECOND);
     let (db, control) = (&app.db, app.control());
 
     let collected = app.collect_all().await;
